@@ -1,1 +1,151 @@
+//! The `groundtruth` command line.
 
+mod commands;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// groundtruth: finds faked activity in government apps and measures how
+/// much of the activity is real.
+#[derive(Debug, Parser)]
+#[command(name = "groundtruth", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings flags shared by every command (see `groundtruth-config`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// TOML config file.
+    #[arg(long, global = true, env = "GROUNDTRUTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Override one setting: `section.key=value` (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Lake directory (same as --set lake.dir=DIR).
+    #[arg(long, global = true)]
+    pub lake: Option<PathBuf>,
+    /// Kafka bootstrap servers (same as --set kafka.brokers=...).
+    #[arg(long, global = true)]
+    pub brokers: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a week into a local lake and summarise it (no Kafka needed).
+    Demo(DemoArgs),
+    /// Load events into the lake from Kafka, NDJSON files or the simulator.
+    Ingest(IngestArgs),
+    /// Generate a labelled week of activity with fraud scenarios.
+    Simulate(SimulateArgs),
+    /// Run a read-only SQL query over the lake (tables `events`, `dead_letters`).
+    Sql(SqlArgs),
+    /// The long-running service: consume Kafka into the lake until stopped.
+    Run(RunArgs),
+    /// Lake maintenance.
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// NDJSON files (plain or .gz) to ingest.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Consume the Kafka topics of the config ([kafka]).
+    #[arg(long, conflicts_with_all = ["files", "simulate"])]
+    pub kafka: bool,
+    /// Topic(s) to consume (same as --set kafka.topics=a,b).
+    #[arg(long, requires = "kafka")]
+    pub topic: Vec<String>,
+    /// Consumer group (same as --set kafka.group_id=...).
+    #[arg(long, requires = "kafka")]
+    pub group: Option<String>,
+    /// With --kafka: stop after this many seconds without a message.
+    #[arg(long, value_name = "SECONDS", requires = "kafka")]
+    pub exit_when_idle: Option<f64>,
+    /// Run the simulator in-process with this scenario file (TOML).
+    #[arg(long, value_name = "SCENARIO", conflicts_with = "files")]
+    pub simulate: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Scenario file (TOML); default: the built-in week (pipelines/sim-week.toml).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario file (TOML); default: the built-in week (pipelines/sim-week.toml).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the scenario's number of days.
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Write events to this NDJSON file (`.gz` compresses); `-` = stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Produce events to this Kafka topic instead (created if missing).
+    #[arg(long, value_name = "TOPIC", conflicts_with = "output")]
+    pub kafka_topic: Option<String>,
+    /// Partitions of the topic when it is created.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Write the ground truth to DIR/accounts.csv and DIR/patrols.csv.
+    #[arg(long, value_name = "DIR")]
+    pub labels: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT kind, count(*) FROM events GROUP BY kind".
+    pub query: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Topic(s) to consume (same as --set kafka.topics=a,b).
+    #[arg(long)]
+    pub topic: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Merge every partition's small files now.
+    Compact,
+}
+
+/// Parses the arguments, runs the command, prints any error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

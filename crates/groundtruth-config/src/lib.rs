@@ -1,1 +1,686 @@
+//! Settings, from (later wins) built-in defaults, a TOML file, environment
+//! variables `GROUNDTRUTH_<SECTION>__<KEY>` and `--set section.key=value`
+//! flags. Everything is checked before the program starts; all problems
+//! are reported together, each naming the key and where its value came
+//! from.
+//!
+//! ```toml
+//! [lake]
+//! dir = "data/lake"            # where Parquet files and dead letters go
+//! day_zone = "Asia/Shanghai"   # zone of `event_date` partitions
+//! target_file_rows = 1000000   # compaction merges small files up to this
+//! row_group_rows = 131072
+//! compact_min_files = 8        # small files in a partition before compaction
+//!
+//! [ingest]
+//! max_event_bytes = 1048576    # larger messages are dead letters (too_large)
+//! flush_interval_ms = 1000     # streaming sources write at least this often
+//! flush_max_rows = 500000
+//! flush_max_bytes = 268435456
+//!
+//! [kafka]
+//! brokers = "127.0.0.1:9092"
+//! topics = ["app-events"]
+//! group_id = "groundtruth-ingest"
+//! dlq = true                   # dead letters also to <topic>.dlq
+//! session_timeout_ms = 6000
+//! [kafka.properties]           # any librdkafka property
+//! "socket.keepalive.enable" = "true"
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9898"    # Prometheus /metrics of `groundtruth run`; "" = off
+//!
+//! [log]
+//! level = "info"               # or a tracing filter such as "groundtruth_ingest=debug"
+//! format = "text"              # or "json"
+//! ```
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use groundtruth_event::DayZone;
+use toml::{Table, Value};
+
+/// All settings, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub lake: LakeConfig,
+    pub ingest: IngestConfig,
+    pub kafka: KafkaConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeConfig {
+    pub dir: PathBuf,
+    pub day_zone: DayZone,
+    pub target_file_rows: usize,
+    pub row_group_rows: usize,
+    pub compact_min_files: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    pub max_event_bytes: usize,
+    pub flush_interval_ms: u64,
+    pub flush_max_rows: usize,
+    pub flush_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub dlq: bool,
+    pub session_timeout_ms: u32,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// The defaults, as TOML: also the reference of every key.
+pub const DEFAULTS: &str = r#"
+[lake]
+dir = "data/lake"
+day_zone = "Asia/Shanghai"
+target_file_rows = 1000000
+row_group_rows = 131072
+compact_min_files = 8
+
+[ingest]
+max_event_bytes = 1048576
+flush_interval_ms = 1000
+flush_max_rows = 500000
+flush_max_bytes = 268435456
+
+[kafka]
+brokers = "127.0.0.1:9092"
+topics = ["app-events"]
+group_id = "groundtruth-ingest"
+dlq = true
+session_timeout_ms = 6000
+properties = {}
+
+[metrics]
+listen = "127.0.0.1:9898"
+
+[log]
+level = "info"
+format = "text"
+"#;
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        write!(f, "fix them in the config file, the GROUNDTRUTH_* environment or the --set flags, and start again")
+    }
+}
+
+/// Where the settings come from.
+#[derive(Debug, Default, Clone)]
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    /// `(name, value)` pairs; only `GROUNDTRUTH_*` names are read.
+    pub env: Vec<(String, String)>,
+    /// `section.key=value` overrides from flags.
+    pub overrides: Vec<String>,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Default,
+    File(String),
+    Env(String),
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "file {p}"),
+            Origin::Env(n) => write!(f, "env {n}"),
+            Origin::Flag => write!(f, "--set"),
+        }
+    }
+}
+
+struct Layered {
+    table: Table,
+    origins: BTreeMap<String, Origin>,
+    errors: Vec<String>,
+}
+
+impl Layered {
+    fn merge(&mut self, prefix: &str, src: Table, origin: &Origin) {
+        if prefix == "kafka.properties" {
+            // Property names contain dots: keep them whole.
+            for (k, v) in src {
+                self.origins.insert(format!("{prefix}.{k}"), origin.clone());
+                let props = self.kafka_properties();
+                props.insert(k, v);
+            }
+            return;
+        }
+        for (k, v) in src {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                // `properties` is a free-form map: merge it, but don't look inside.
+                Value::Table(t) => self.merge(&path, t, origin),
+                v => {
+                    self.origins.insert(path.clone(), origin.clone());
+                    self.set(&path, v);
+                }
+            }
+        }
+    }
+
+    fn kafka_properties(&mut self) -> &mut Table {
+        let kafka = self
+            .table
+            .entry("kafka".to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !kafka.is_table() {
+            *kafka = Value::Table(Table::new());
+        }
+        let Value::Table(kafka) = kafka else {
+            unreachable!("made a table above")
+        };
+        let props = kafka
+            .entry("properties".to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !props.is_table() {
+            *props = Value::Table(Table::new());
+        }
+        let Value::Table(props) = props else {
+            unreachable!("made a table above")
+        };
+        props
+    }
+
+    fn set(&mut self, path: &str, v: Value) {
+        let mut parts: Vec<&str> = path.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut t = &mut self.table;
+        for p in parts {
+            let entry = t
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Table(Table::new()));
+            if !entry.is_table() {
+                *entry = Value::Table(Table::new());
+            }
+            match entry {
+                Value::Table(inner) => t = inner,
+                _ => return,
+            }
+        }
+        t.insert(last.to_string(), v);
+    }
+
+    fn get(&self, path: &str) -> Option<&Value> {
+        let mut cur: Option<&Value> = None;
+        let mut t = &self.table;
+        for p in path.split('.') {
+            cur = t.get(p);
+            match cur {
+                Some(Value::Table(inner)) => t = inner,
+                _ => {}
+            }
+        }
+        cur
+    }
+
+    fn origin(&self, path: &str) -> Origin {
+        self.origins.get(path).cloned().unwrap_or(Origin::Default)
+    }
+
+    fn problem(&mut self, path: &str, what: impl fmt::Display) {
+        let origin = self.origin(path);
+        self.errors.push(format!("`{path}` ({origin}): {what}"));
+    }
+}
+
+/// Parses a string from env/flags as a TOML value; bare words are strings.
+fn scalar(text: &str) -> Value {
+    let doc = format!("v = {text}");
+    match doc.parse::<Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| Value::String(text.to_string())),
+        Err(_) => Value::String(text.to_string()),
+    }
+}
+
+fn known_keys() -> Vec<String> {
+    let defaults: Table = DEFAULTS.parse().unwrap_or_default();
+    let mut out = Vec::new();
+    for (section, v) in defaults {
+        if let Value::Table(t) = v {
+            for k in t.keys() {
+                out.push(format!("{section}.{k}"));
+            }
+        }
+    }
+    out
+}
+
+impl Config {
+    /// Built-in defaults only.
+    pub fn defaults() -> Config {
+        Config::load(&Sources::default())
+            .unwrap_or_else(|e| panic!("built-in defaults are invalid: {e}"))
+    }
+
+    /// Reads and validates the settings; lists every problem on failure.
+    pub fn load(src: &Sources<'_>) -> Result<Config, ConfigErrors> {
+        let mut l = Layered {
+            table: Table::new(),
+            origins: BTreeMap::new(),
+            errors: Vec::new(),
+        };
+        let defaults: Table = DEFAULTS
+            .parse()
+            .map_err(|e| ConfigErrors(vec![format!("built-in defaults: {e}")]))?;
+        l.merge("", defaults, &Origin::Default);
+
+        if let Some(path) = src.file {
+            let origin = Origin::File(path.display().to_string());
+            match std::fs::read_to_string(path) {
+                Err(e) => l
+                    .errors
+                    .push(format!("cannot read config file `{}`: {e}", path.display())),
+                Ok(text) => match text.parse::<Table>() {
+                    Err(e) => l.errors.push(format!(
+                        "config file `{}` is not valid TOML: {e}",
+                        path.display()
+                    )),
+                    Ok(t) => l.merge("", t, &origin),
+                },
+            }
+        }
+        let known = known_keys();
+        for (name, value) in &src.env {
+            let Some(rest) = name.strip_prefix("GROUNDTRUTH_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                l.errors.push(format!(
+                    "environment variable `{name}` is not of the form GROUNDTRUTH_<SECTION>__<KEY>"
+                ));
+                continue;
+            };
+            let path = format!("{}.{}", section.to_lowercase(), key.to_lowercase());
+            if let Some(prop) = path.strip_prefix("kafka.properties__") {
+                let prop = prop.replace('_', ".");
+                let mut t = Table::new();
+                t.insert(prop, Value::String(value.clone()));
+                l.merge("kafka.properties", t, &Origin::Env(name.clone()));
+                continue;
+            }
+            l.origins.insert(path.clone(), Origin::Env(name.clone()));
+            l.set(&path, scalar(value));
+        }
+        for o in &src.overrides {
+            let Some((path, value)) = o.split_once('=') else {
+                l.errors
+                    .push(format!("--set `{o}` is not of the form section.key=value"));
+                continue;
+            };
+            let path = path.trim().to_string();
+            l.origins.insert(path.clone(), Origin::Flag);
+            if let Some(prop) = path.strip_prefix("kafka.properties.") {
+                let mut t = Table::new();
+                t.insert(prop.to_string(), Value::String(value.to_string()));
+                l.merge("kafka.properties", t, &Origin::Flag);
+                continue;
+            }
+            l.set(&path, scalar(value.trim()));
+        }
+
+        // Unknown keys.
+        let mut present = Vec::new();
+        for (section, v) in &l.table {
+            match v {
+                Value::Table(t) => present.extend(t.keys().map(|k| format!("{section}.{k}"))),
+                _ => present.push(section.clone()),
+            }
+        }
+        for p in present {
+            if !known.contains(&p) {
+                let origin = l.origin(&p);
+                l.errors.push(format!(
+                    "`{p}` ({origin}): unknown setting; known settings are {}",
+                    known.join(", ")
+                ));
+            }
+        }
+
+        let cfg = Config {
+            lake: LakeConfig {
+                dir: PathBuf::from(string(&mut l, "lake.dir", false)),
+                day_zone: zone(&mut l, "lake.day_zone"),
+                target_file_rows: int(&mut l, "lake.target_file_rows", 1, 1 << 30) as usize,
+                row_group_rows: int(&mut l, "lake.row_group_rows", 1024, 1 << 24) as usize,
+                compact_min_files: int(&mut l, "lake.compact_min_files", 2, 10_000) as usize,
+            },
+            ingest: IngestConfig {
+                max_event_bytes: int(&mut l, "ingest.max_event_bytes", 256, 64 << 20) as usize,
+                flush_interval_ms: int(&mut l, "ingest.flush_interval_ms", 10, 3_600_000) as u64,
+                flush_max_rows: int(&mut l, "ingest.flush_max_rows", 1, 100_000_000) as usize,
+                flush_max_bytes: int(&mut l, "ingest.flush_max_bytes", 1024, 1 << 40) as usize,
+            },
+            kafka: KafkaConfig {
+                brokers: string(&mut l, "kafka.brokers", false),
+                topics: string_list(&mut l, "kafka.topics"),
+                group_id: string(&mut l, "kafka.group_id", false),
+                dlq: boolean(&mut l, "kafka.dlq"),
+                session_timeout_ms: int(&mut l, "kafka.session_timeout_ms", 1000, 3_600_000) as u32,
+                properties: properties(&mut l, "kafka.properties"),
+            },
+            metrics: MetricsConfig {
+                listen: {
+                    let s = string(&mut l, "metrics.listen", true);
+                    if s.is_empty() {
+                        None
+                    } else {
+                        match s.parse::<SocketAddr>() {
+                            Ok(a) => Some(a),
+                            Err(_) => {
+                                l.problem("metrics.listen", format!("`{s}` is not an address like 127.0.0.1:9898 (or \"\" for off)"));
+                                None
+                            }
+                        }
+                    }
+                },
+            },
+            log: LogConfig {
+                level: string(&mut l, "log.level", false),
+                format: match string(&mut l, "log.format", false).as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        l.problem("log.format", format!("`{other}` is not `text` or `json`"));
+                        LogFormat::Text
+                    }
+                },
+            },
+        };
+        if l.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(l.errors))
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    v.type_str()
+}
+
+fn string(l: &mut Layered, path: &str, allow_empty: bool) -> String {
+    match l.get(path).cloned() {
+        Some(Value::String(s)) if allow_empty || !s.trim().is_empty() => s,
+        Some(Value::String(_)) => {
+            l.problem(path, "must not be empty");
+            String::new()
+        }
+        Some(v) => {
+            l.problem(path, format!("expected a string, got {}", type_name(&v)));
+            String::new()
+        }
+        None => String::new(),
+    }
+}
+
+fn int(l: &mut Layered, path: &str, min: i64, max: i64) -> i64 {
+    match l.get(path).cloned() {
+        Some(Value::Integer(n)) if (min..=max).contains(&n) => n,
+        Some(Value::Integer(n)) => {
+            l.problem(path, format!("{n} is outside {min}..={max}"));
+            min
+        }
+        Some(v) => {
+            l.problem(
+                path,
+                format!("expected an integer, got {} `{v}`", type_name(&v)),
+            );
+            min
+        }
+        None => min,
+    }
+}
+
+fn boolean(l: &mut Layered, path: &str) -> bool {
+    match l.get(path).cloned() {
+        Some(Value::Boolean(b)) => b,
+        Some(v) => {
+            l.problem(
+                path,
+                format!("expected true or false, got {} `{v}`", type_name(&v)),
+            );
+            false
+        }
+        None => false,
+    }
+}
+
+fn string_list(l: &mut Layered, path: &str) -> Vec<String> {
+    match l.get(path).cloned() {
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for i in items {
+                match i {
+                    Value::String(s) if !s.is_empty() => out.push(s),
+                    other => l.problem(
+                        path,
+                        format!("every item must be a non-empty string, got `{other}`"),
+                    ),
+                }
+            }
+            if out.is_empty() {
+                l.problem(path, "must name at least one topic");
+            }
+            out
+        }
+        // A single string from env/flags: comma-separated list.
+        Some(Value::String(s)) => {
+            let out: Vec<String> = s
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if out.is_empty() {
+                l.problem(path, "must name at least one topic");
+            }
+            out
+        }
+        Some(v) => {
+            l.problem(
+                path,
+                format!("expected a list of strings, got {}", type_name(&v)),
+            );
+            Vec::new()
+        }
+        None => Vec::new(),
+    }
+}
+
+fn properties(l: &mut Layered, path: &str) -> BTreeMap<String, String> {
+    match l.get(path).cloned() {
+        Some(Value::Table(t)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in t {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k, s);
+                    }
+                    Value::Integer(_) | Value::Boolean(_) | Value::Float(_) => {
+                        out.insert(k, v.to_string());
+                    }
+                    other => l.problem(
+                        &format!("{path}.{k}"),
+                        format!("expected a string, got {}", type_name(&other)),
+                    ),
+                }
+            }
+            out
+        }
+        Some(v) => {
+            l.problem(
+                path,
+                format!(
+                    "expected a table of librdkafka properties, got {}",
+                    type_name(&v)
+                ),
+            );
+            BTreeMap::new()
+        }
+        None => BTreeMap::new(),
+    }
+}
+
+fn zone(l: &mut Layered, path: &str) -> DayZone {
+    let s = string(l, path, false);
+    match DayZone::parse(&s) {
+        Some(z) => z,
+        None => {
+            if !s.is_empty() {
+                l.problem(
+                    path,
+                    format!("`{s}` is not an IANA time zone such as Asia/Shanghai"),
+                );
+            }
+            DayZone::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::defaults();
+        assert_eq!(c.kafka.topics, vec!["app-events"]);
+        assert_eq!(c.lake.day_zone, DayZone::default());
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9898".parse().unwrap()));
+    }
+
+    #[test]
+    fn file_env_and_flags_layer_in_order() {
+        let dir = std::env::temp_dir().join(format!("gt-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gt.toml");
+        std::fs::write(&file, "[lake]\ndir = \"/from/file\"\n[kafka]\nbrokers = \"file:9092\"\ngroup_id = \"g-file\"\n").unwrap();
+        let src = Sources {
+            file: Some(&file),
+            env: vec![
+                ("GROUNDTRUTH_KAFKA__BROKERS".into(), "env:9092".into()),
+                ("GROUNDTRUTH_KAFKA__TOPICS".into(), "a, b".into()),
+                ("PATH".into(), "/bin".into()),
+            ],
+            overrides: vec![
+                "kafka.brokers=flag:9092".into(),
+                "kafka.properties.fetch.wait.max.ms=50".into(),
+            ],
+        };
+        let c = Config::load(&src).unwrap();
+        assert_eq!(c.lake.dir, PathBuf::from("/from/file"));
+        assert_eq!(c.kafka.group_id, "g-file");
+        assert_eq!(c.kafka.brokers, "flag:9092");
+        assert_eq!(c.kafka.topics, vec!["a", "b"]);
+        assert_eq!(
+            c.kafka
+                .properties
+                .get("fetch.wait.max.ms")
+                .map(String::as_str),
+            Some("50")
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn every_error_is_listed_at_once() {
+        let src = Sources {
+            file: None,
+            env: vec![("GROUNDTRUTH_LAKE__TARGET_FILE_ROWS".into(), "lots".into())],
+            overrides: vec![
+                "lake.day_zone=Mars/Olympus".into(),
+                "kafka.session_timeout_ms=5".into(),
+                "kafka.bogus=1".into(),
+                "log.format=xml".into(),
+                "metrics.listen=nowhere".into(),
+                "no-equals-sign".into(),
+            ],
+        };
+        let e = Config::load(&src).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.0.len(), 7, "{text}");
+        for needle in [
+            "lake.target_file_rows",
+            "GROUNDTRUTH_LAKE__TARGET_FILE_ROWS",
+            "Mars/Olympus",
+            "kafka.session_timeout_ms",
+            "kafka.bogus",
+            "log.format",
+            "metrics.listen",
+            "no-equals-sign",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+    }
+
+    #[test]
+    fn bad_file_is_reported() {
+        let dir = std::env::temp_dir().join(format!("gt-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "[lake\n").unwrap();
+        let e = Config::load(&Sources {
+            file: Some(&file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("not valid TOML"), "{e}");
+        let missing = dir.join("missing.toml");
+        let e = Config::load(&Sources {
+            file: Some(&missing),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("cannot read config file"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

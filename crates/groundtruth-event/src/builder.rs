@@ -119,7 +119,8 @@ impl EventBatchBuilder {
     pub fn append(&mut self, e: &RawEvent<'_>, source_len: usize) {
         self.event_id.append_value(&e.event_id);
         self.ts.append_value(e.ts_micros);
-        self.event_date.append_value(local_date(e.ts_micros, self.zone));
+        self.event_date
+            .append_value(local_date(e.ts_micros, self.zone));
         self.app_id.append_value(&e.app_id);
         self.account_id.append_value(&e.account_id);
         self.kind.append_value(e.kind.as_str());
@@ -130,7 +131,8 @@ impl EventBatchBuilder {
         self.app_version.append_option(e.app_version.as_deref());
         self.ip.append_option(e.ip.as_deref());
         self.network_id.append_option(e.network_id.as_deref());
-        self.integrity.append_option(e.integrity.map(|i| i.as_str()));
+        self.integrity
+            .append_option(e.integrity.map(|i| i.as_str()));
         self.lat.append_option(e.lat);
         self.lon.append_option(e.lon);
         self.accuracy_m.append_option(e.accuracy_m);
@@ -145,7 +147,8 @@ impl EventBatchBuilder {
         self.task_id.append_option(a.task_id.as_deref());
         self.point_id.append_option(a.point_id.as_deref());
         self.referrer.append_option(a.referrer.as_deref());
-        self.claimed_region.append_option(a.claimed_region.as_deref());
+        self.claimed_region
+            .append_option(a.claimed_region.as_deref());
         self.registry.append_option(a.registry.as_deref());
         self.record_key.append_option(a.record_key.as_deref());
         self.category.append_option(a.category.as_deref());

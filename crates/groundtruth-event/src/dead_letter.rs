@@ -21,8 +21,13 @@ pub enum SourcePosition {
         offset: i64,
     },
     /// `line` is 1-based.
-    File { path: String, line: u64 },
-    Simulator { seq: u64 },
+    File {
+        path: String,
+        line: u64,
+    },
+    Simulator {
+        seq: u64,
+    },
 }
 
 impl SourcePosition {

@@ -234,7 +234,9 @@ fn parse_object<'de, T: FieldSink<'de> + FieldPaths>(
         sink,
         state: &state,
     };
-    let result = visitor.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    let result = visitor
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
     result.map_err(|e| {
         if let Some(name) = state.duplicate.get() {
             let path = T::path(name);
@@ -368,7 +370,10 @@ fn check_len(field: &'static str, v: &str, min: usize, max: usize) -> Result<(),
         return Err(Reject::invalid(field, "must not be empty"));
     }
     if n > max {
-        return Err(Reject::invalid(field, format!("is {n} characters long, over the limit of {max}")));
+        return Err(Reject::invalid(
+            field,
+            format!("is {n} characters long, over the limit of {max}"),
+        ));
     }
     Ok(())
 }
@@ -419,7 +424,10 @@ impl<'de> Top<'de> {
         let kind_text = required(&mut s[S_KIND], "kind", 64)?;
 
         let kind = EventKind::parse(&kind_text).ok_or_else(|| {
-            Reject::invalid("kind", format!("is `{kind_text}`, not one of the contract's kinds"))
+            Reject::invalid(
+                "kind",
+                format!("is `{kind_text}`, not one of the contract's kinds"),
+            )
         })?;
         let ts = DateTime::parse_from_rfc3339(&ts_text).map_err(|e| {
             Reject::invalid(
@@ -451,7 +459,10 @@ impl<'de> Top<'de> {
         let ip = take_str(&mut s[S_IP], "ip", 64)?;
         if let Some(ip) = &ip {
             if ip.parse::<IpAddr>().is_err() {
-                return Err(Reject::invalid("ip", format!("is `{ip}`, not an IPv4 or IPv6 address")));
+                return Err(Reject::invalid(
+                    "ip",
+                    format!("is `{ip}`, not an IPv4 or IPv6 address"),
+                ));
             }
         }
         let network_id = take_str(&mut s[S_NETWORK_ID], "network_id", 128)?;
@@ -469,8 +480,16 @@ impl<'de> Top<'de> {
 
         let [lat, lon, accuracy_m, speed_mps] = self.nums;
         match (lat, lon) {
-            (Some(_), None) => return Err(Reject::missing("lon").with_detail("`lat` is given, so `lon` is required")),
-            (None, Some(_)) => return Err(Reject::missing("lat").with_detail("`lon` is given, so `lat` is required")),
+            (Some(_), None) => {
+                return Err(
+                    Reject::missing("lon").with_detail("`lat` is given, so `lon` is required")
+                )
+            }
+            (None, Some(_)) => {
+                return Err(
+                    Reject::missing("lat").with_detail("`lon` is given, so `lat` is required")
+                )
+            }
             _ => {}
         }
         if let Some(v) = lat {
@@ -502,14 +521,14 @@ impl<'de> Top<'de> {
                 )));
             }
             if typed_attrs.patrol_id.is_none() {
-                return Err(Reject::missing("attrs.patrol_id").with_detail(format!(
-                    "`{}` events need `attrs.patrol_id`",
-                    kind.as_str()
-                )));
+                return Err(Reject::missing("attrs.patrol_id")
+                    .with_detail(format!("`{}` events need `attrs.patrol_id`", kind.as_str())));
             }
         }
         if kind == EventKind::TrackPoint && lat.is_none() {
-            return Err(Reject::missing("lat").with_detail("`track_point` events need `lat` and `lon`"));
+            return Err(
+                Reject::missing("lat").with_detail("`track_point` events need `lat` and `lon`")
+            );
         }
 
         Ok(RawEvent {
@@ -611,11 +630,15 @@ impl<'de> AttrSlots<'de> {
         }
         if let Some(Int(n)) = self.changed_fields {
             if n < 0 {
-                return Err(Reject::invalid("attrs.changed_fields", format!("must be >= 0, got {n}")));
+                return Err(Reject::invalid(
+                    "attrs.changed_fields",
+                    format!("must be >= 0, got {n}"),
+                ));
             }
         }
         let duration_s = non_negative("attrs.duration_s", self.duration_s)?;
-        let [patrol_id, route_id, task_id, point_id, referrer, claimed_region, registry, record_key, category] = out;
+        let [patrol_id, route_id, task_id, point_id, referrer, claimed_region, registry, record_key, category] =
+            out;
         Ok(Attrs {
             patrol_id,
             route_id,

@@ -67,7 +67,11 @@ pub struct Reject {
 }
 
 impl Reject {
-    pub(crate) fn new(code: RejectCode, field: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        code: RejectCode,
+        field: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
         Reject {
             code,
             field,

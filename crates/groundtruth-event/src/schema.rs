@@ -172,7 +172,10 @@ mod tests {
     fn other_zone() {
         let zone = DayZone::parse("UTC").unwrap();
         let b = DateTime::parse_from_rfc3339("2026-11-01T16:00:00+08:00").unwrap();
-        assert_eq!(date32_to_string(local_date(b.timestamp_micros(), zone)), "2026-11-01");
+        assert_eq!(
+            date32_to_string(local_date(b.timestamp_micros(), zone)),
+            "2026-11-01"
+        );
         assert!(DayZone::parse("Mars/Base").is_none());
     }
 }

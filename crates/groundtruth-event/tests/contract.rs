@@ -45,7 +45,11 @@ fn sample_events_all_decode() {
         kinds.insert(e.kind);
         b.append(&e, line.len());
     }
-    assert_eq!(kinds.len(), EventKind::ALL.len(), "sample shows every kind once");
+    assert_eq!(
+        kinds.len(),
+        EventKind::ALL.len(),
+        "sample shows every kind once"
+    );
     let batch = b.finish().unwrap();
     assert_eq!(batch.num_rows(), SAMPLE.lines().count());
     assert_eq!(batch.schema(), event_schema());
@@ -70,7 +74,14 @@ fn sample_values_land_in_typed_columns() {
 
 #[test]
 fn bad_json() {
-    for line in ["{", "not json", "", "{\"event_id\":\"x\",}", "{} trailing", "{\"a\":1}}"] {
+    for line in [
+        "{",
+        "not json",
+        "",
+        "{\"event_id\":\"x\",}",
+        "{} trailing",
+        "{\"a\":1}}",
+    ] {
         let (code, _, _) = reject(line);
         assert_eq!(code, RejectCode::InvalidJson, "{line:?}");
     }
@@ -151,15 +162,25 @@ fn track_point_needs_patrol_id_and_position() {
     let (code, field, _) = reject(&format!("{base}}}"));
     assert_eq!((code, field), (RejectCode::MissingField, Some("attrs")));
     let (code, field, _) = reject(&format!(r#"{base},"attrs":{{"route_id":"r"}}}}"#));
-    assert_eq!((code, field), (RejectCode::MissingField, Some("attrs.patrol_id")));
+    assert_eq!(
+        (code, field),
+        (RejectCode::MissingField, Some("attrs.patrol_id"))
+    );
     let (code, field, _) = reject(&format!(r#"{base},"attrs":{{"patrol_id":""}}}}"#));
-    assert_eq!((code, field), (RejectCode::InvalidValue, Some("attrs.patrol_id")));
+    assert_eq!(
+        (code, field),
+        (RejectCode::InvalidValue, Some("attrs.patrol_id"))
+    );
     let no_pos = r#"{"event_id":"t","ts":"2026-11-02T09:10:05+08:00","app_id":"r","account_id":"a","kind":"track_point","attrs":{"patrol_id":"p"}}"#;
     let (code, field, _) = reject(no_pos);
     assert_eq!((code, field), (RejectCode::MissingField, Some("lat")));
     let start = r#"{"event_id":"t","ts":"2026-11-02T09:10:05+08:00","app_id":"r","account_id":"a","kind":"patrol_end","attrs":{}}"#;
     assert_eq!(reject(start).1, Some("attrs.patrol_id"));
-    assert!(decode(format!(r#"{base},"attrs":{{"patrol_id":"p"}}}}"#).as_bytes(), &opts()).is_ok());
+    assert!(decode(
+        format!(r#"{base},"attrs":{{"patrol_id":"p"}}}}"#).as_bytes(),
+        &opts()
+    )
+    .is_ok());
 }
 
 #[test]
@@ -176,14 +197,20 @@ fn ten_megabyte_line_is_too_large() {
 fn duplicate_field_is_refused() {
     let line = r#"{"event_id":"e1","event_id":"e2","ts":"2026-11-02T08:01:12+08:00","app_id":"a","account_id":"u","kind":"check_in"}"#;
     let (code, field, _) = reject(line);
-    assert_eq!((code, field), (RejectCode::DuplicateField, Some("event_id")));
+    assert_eq!(
+        (code, field),
+        (RejectCode::DuplicateField, Some("event_id"))
+    );
 }
 
 #[test]
 fn invalid_utf8() {
     let mut bytes = GOOD.as_bytes().to_vec();
     bytes[20] = 0xff;
-    assert_eq!(decode(&bytes, &opts()).unwrap_err().code, RejectCode::InvalidUtf8);
+    assert_eq!(
+        decode(&bytes, &opts()).unwrap_err().code,
+        RejectCode::InvalidUtf8
+    );
 }
 
 #[test]

@@ -1,1 +1,20 @@
+//! Sources into the lake.
+//!
+//! Every source hands raw messages to an [`Ingestor`], which decodes them
+//! ([`groundtruth_event::decode`]), appends good events to the
+//! [`LakeWriter`](groundtruth_lake::LakeWriter) and bad ones to the
+//! dead-letter store, and flushes by size or time. Sources acknowledge
+//! their input (commit Kafka offsets) only after a flush returns.
 
+mod error;
+mod file;
+mod ingestor;
+mod kafka;
+mod sim;
+mod telemetry;
+
+pub use error::IngestError;
+pub use file::{ingest_files, FileIngestStats};
+pub use ingestor::{FlushPolicy, IngestCounts, Ingestor, Outcome};
+pub use kafka::{create_topics, ingest_kafka, KafkaIngestStats, KafkaOptions, KafkaProducerSink};
+pub use sim::{ingest_simulation, LakeSink};

@@ -1,1 +1,32 @@
+//! The lake: accepted events as Parquet files under a data directory,
+//! partitioned by local event date and `app_id`; dead letters beside them;
+//! DataFusion SQL over both.
+//!
+//! ```text
+//! <dir>/events/<YYYY-MM-DD>/<app_id>/part-*.parquet
+//! <dir>/dead_letters/<YYYY-MM-DD>/part-*.parquet   (date received)
+//! <dir>/_tmp/                                      (files being written)
+//! <dir>/_compactions/*.json                        (compaction intents)
+//! <dir>/LOCK                                       (one writer at a time)
+//! ```
+//!
+//! Durability: a file is written under `_tmp`, fsynced, renamed into place
+//! and its directory fsynced before [`LakeWriter::flush`] returns, so a
+//! caller may acknowledge its source (commit Kafka offsets) right after.
+//! Idempotency: the writer keeps the set of `event_id`s in the lake (loaded
+//! at open) and drops any event it already holds.
 
+mod compact;
+mod dedup;
+mod error;
+mod layout;
+mod query;
+mod writer;
+
+pub use compact::CompactStats;
+pub use error::LakeError;
+pub use layout::{escape_app_id, LakeLayout};
+pub use query::{
+    format_batches, open_session, read_only_options, run_sql, OutputFormat, QueryError,
+};
+pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter};

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `groundtruth` binary: everything lives in the library crates.
+
+fn main() -> std::process::ExitCode {
+    groundtruth_cli::main()
+}

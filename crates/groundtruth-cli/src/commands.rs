@@ -1,0 +1,388 @@
+//! The commands.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use groundtruth_config::Config;
+use groundtruth_ingest::{
+    create_topics, ingest_files, ingest_kafka, ingest_simulation, KafkaOptions, KafkaProducerSink,
+};
+use groundtruth_lake::{format_batches, open_session, run_sql, OutputFormat};
+use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
+
+use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
+use crate::{
+    Cli, Command, DemoArgs, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+};
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => {
+            let mut global = cli.global.clone();
+            if global.lake.is_none() {
+                global.lake = Some("data/demo-lake".into());
+            }
+            let cfg = load_config(&global, Vec::new())?;
+            init_logging(&cfg);
+            demo(&cfg, &args)
+        }
+        Command::Ingest(args) => {
+            let mut extra = Vec::new();
+            if !args.topic.is_empty() {
+                extra.push(format!(
+                    "kafka.topics={}",
+                    toml_string(&args.topic.join(","))
+                ));
+            }
+            if let Some(g) = &args.group {
+                extra.push(format!("kafka.group_id={}", toml_string(g)));
+            }
+            let cfg = load_config(&cli.global, extra)?;
+            init_logging(&cfg);
+            ingest(&cfg, &args)
+        }
+        Command::Simulate(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            simulate_cmd(&cfg, &args)
+        }
+        Command::Sql(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            sql(&cfg, &args)
+        }
+        Command::Run(args) => {
+            let mut extra = Vec::new();
+            if !args.topic.is_empty() {
+                extra.push(format!(
+                    "kafka.topics={}",
+                    toml_string(&args.topic.join(","))
+                ));
+            }
+            let cfg = load_config(&cli.global, extra)?;
+            init_logging(&cfg);
+            serve(&cfg, &args)
+        }
+        Command::Lake(LakeCommand::Compact) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            let mut lake = groundtruth_lake::LakeWriter::open(&cfg.lake.dir, lake_options(&cfg))?;
+            let s = lake.compact_all()?;
+            eprintln!(
+                "compacted {} files into {} ({} rows)",
+                s.merged_files, s.output_files, s.rows
+            );
+            Ok(())
+        }
+    }
+}
+
+fn kafka_options(cfg: &Config, exit_when_idle: Option<Duration>) -> KafkaOptions {
+    KafkaOptions {
+        brokers: cfg.kafka.brokers.clone(),
+        topics: cfg.kafka.topics.clone(),
+        group_id: cfg.kafka.group_id.clone(),
+        dlq: cfg.kafka.dlq,
+        session_timeout_ms: cfg.kafka.session_timeout_ms,
+        extra: cfg
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        exit_when_idle,
+    }
+}
+
+/// Sets the returned flag on SIGINT or SIGTERM.
+fn shutdown_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut term) = signal(SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            tracing::info!("shutting down: flushing and committing");
+            f.store(true, Ordering::Relaxed);
+        });
+    });
+    flag
+}
+
+fn ingest(cfg: &Config, args: &IngestArgs) -> Result<()> {
+    if args.kafka {
+        let mut ing = ingestor(cfg, "kafka")?;
+        let idle = args.exit_when_idle.map(Duration::from_secs_f64);
+        let opts = kafka_options(cfg, idle);
+        let stop = shutdown_flag();
+        let s = ingest_kafka(&mut ing, &opts, &stop)?;
+        eprintln!(
+            "ingested {} Kafka messages in {:.1}s ({:.0}/s): {}; {} to the DLQ",
+            s.messages,
+            s.seconds,
+            s.messages as f64 / s.seconds.max(1e-9),
+            s.counts.summary(),
+            s.dlq_produced
+        );
+        return Ok(());
+    }
+    if let Some(path) = &args.simulate {
+        let scenario = load_scenario(Some(path), None, None)?;
+        let mut ing = ingestor(cfg, "simulator")?;
+        let summary = ingest_simulation(&mut ing, &scenario)?;
+        eprintln!(
+            "simulated {} events for {} accounts: {}",
+            summary.events,
+            summary.accounts,
+            ing.totals().summary()
+        );
+        return Ok(());
+    }
+    if args.files.is_empty() {
+        bail!("nothing to ingest: give NDJSON files, --kafka or --simulate SCENARIO (see groundtruth ingest --help)");
+    }
+    for f in &args.files {
+        if !f.is_file() {
+            bail!(
+                "input file `{}` does not exist or is not a file",
+                f.display()
+            );
+        }
+    }
+    let mut ing = ingestor(cfg, "file")?;
+    let s = ingest_files(&mut ing, &args.files, !args.quiet)?;
+    let mb = s.counts.bytes as f64 / 1e6;
+    eprintln!(
+        "ingested {} lines from {} file(s) in {:.2}s ({:.0} events/s, {:.1} MB/s): {}",
+        s.lines,
+        s.files,
+        s.seconds,
+        s.lines as f64 / s.seconds.max(1e-9),
+        mb / s.seconds.max(1e-9),
+        s.counts.summary()
+    );
+    Ok(())
+}
+
+fn load_scenario(path: Option<&Path>, seed: Option<u64>, days: Option<u32>) -> Result<Scenario> {
+    let mut scenario = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read scenario file `{}`", p.display()))?;
+            Scenario::from_toml_str(&text)
+                .with_context(|| format!("scenario file `{}`", p.display()))?
+        }
+        None => Scenario::default_week(),
+    };
+    if let Some(s) = seed {
+        scenario.seed = s;
+    }
+    if let Some(d) = days {
+        scenario.days = d;
+    }
+    scenario
+        .validate()
+        .context("scenario after --seed/--days overrides")?;
+    Ok(scenario)
+}
+
+fn write_labels(dir: &Path, summary: &SimSummary) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create labels directory `{}`", dir.display()))?;
+    let accounts = dir.join("accounts.csv");
+    let patrols = dir.join("patrols.csv");
+    let open = |p: &Path| -> Result<BufWriter<File>> {
+        Ok(BufWriter::new(File::create(p).with_context(|| {
+            format!("cannot create `{}`", p.display())
+        })?))
+    };
+    let mut w = open(&accounts)?;
+    summary.labels.write_accounts_csv(&mut w)?;
+    w.flush()?;
+    let mut w = open(&patrols)?;
+    summary.labels.write_patrols_csv(&mut w)?;
+    w.flush()?;
+    Ok(())
+}
+
+fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
+    let scenario = load_scenario(args.scenario.as_deref(), args.seed, args.days)?;
+    let started = std::time::Instant::now();
+    let summary = if let Some(topic) = &args.kafka_topic {
+        create_topics(&cfg.kafka.brokers, &[(topic.clone(), args.partitions)])?;
+        let extra: Vec<(String, String)> = cfg
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
+        let summary = simulate(&scenario, &mut sink)?;
+        sink.flush(Duration::from_secs(300))?;
+        summary
+    } else {
+        let out = args.output.as_deref().unwrap_or(Path::new("-"));
+        let writer: Box<dyn Write> = if out == Path::new("-") {
+            Box::new(std::io::stdout().lock())
+        } else {
+            let f =
+                File::create(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+            if out.extension().is_some_and(|x| x == "gz") {
+                Box::new(flate2::write::GzEncoder::new(
+                    f,
+                    flate2::Compression::fast(),
+                ))
+            } else {
+                Box::new(f)
+            }
+        };
+        let mut sink = NdjsonSink::new(BufWriter::with_capacity(1 << 20, writer));
+        let summary = simulate(&scenario, &mut sink)?;
+        let mut w = sink.into_inner();
+        w.flush().context("cannot write the simulated events")?;
+        drop(w);
+        summary
+    };
+    if let Some(dir) = &args.labels {
+        write_labels(dir, &summary)?;
+    }
+    eprintln!(
+        "simulated {} events ({} accounts, {} patrols) in {:.1}s",
+        summary.events,
+        summary.accounts,
+        summary.patrols,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the query runtime")?;
+    rt.block_on(async {
+        let ctx = open_session(&cfg.lake.dir).await?;
+        let (schema, batches) = run_sql(&ctx, &args.query).await?;
+        let format = match args.format {
+            Format::Table => OutputFormat::Table,
+            Format::Csv => OutputFormat::Csv,
+            Format::Json => OutputFormat::Json,
+        };
+        let stdout = std::io::stdout().lock();
+        format_batches(&schema, &batches, format, BufWriter::new(stdout))?;
+        Ok(())
+    })
+}
+
+fn serve(cfg: &Config, _args: &RunArgs) -> Result<()> {
+    if let Some(addr) = cfg.metrics.listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr} (metrics.listen)"))?;
+        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+    }
+    let mut ing = ingestor(cfg, "kafka")?;
+    let opts = kafka_options(cfg, None);
+    tracing::info!(brokers = %opts.brokers, topics = ?opts.topics, lake = %cfg.lake.dir.display(), "consuming");
+    let stop = shutdown_flag();
+    let s = ingest_kafka(&mut ing, &opts, &stop)?;
+    tracing::info!(messages = s.messages, summary = %s.counts.summary(), "stopped");
+    Ok(())
+}
+
+fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
+    let scenario = load_scenario(args.scenario.as_deref(), None, None)?;
+    eprintln!(
+        "simulating {} day(s) from {} (seed {}) into the lake at {} ...",
+        scenario.days,
+        scenario.start_date,
+        scenario.seed,
+        cfg.lake.dir.display()
+    );
+    let started = std::time::Instant::now();
+    let mut ing = ingestor(cfg, "simulator")?;
+    let summary = ingest_simulation(&mut ing, &scenario)?;
+    let compacted = ing.lake_mut().compact_all()?;
+    eprintln!(
+        "{} events for {} accounts and {} patrols in {:.1}s: {} ({} small files merged)",
+        summary.events,
+        summary.accounts,
+        summary.patrols,
+        started.elapsed().as_secs_f64(),
+        ing.totals().summary(),
+        compacted.merged_files,
+    );
+    drop(ing);
+    let labels = cfg.lake.dir.join("labels");
+    write_labels(&labels, &summary)?;
+
+    let queries = [
+        (
+            "events per app and day",
+            "SELECT app_id, count(*) AS events, count(DISTINCT account_id) AS accounts, \
+             min(event_date) AS first_day, max(event_date) AS last_day \
+             FROM events GROUP BY app_id ORDER BY events DESC",
+        ),
+        (
+            "events per day",
+            "SELECT event_date, count(*) AS events, count(DISTINCT account_id) AS active_accounts \
+             FROM events GROUP BY event_date ORDER BY event_date",
+        ),
+        (
+            "dead letters by reason",
+            "SELECT reason_code, count(*) AS n FROM dead_letters GROUP BY reason_code ORDER BY n DESC",
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the query runtime")?;
+    rt.block_on(async {
+        let ctx = open_session(&cfg.lake.dir).await?;
+        for (title, q) in queries {
+            let (schema, batches) = run_sql(&ctx, q).await?;
+            println!("\n{title}:");
+            format_batches(
+                &schema,
+                &batches,
+                OutputFormat::Table,
+                std::io::stdout().lock(),
+            )?;
+        }
+        anyhow::Ok(())
+    })?;
+    let lake = cfg.lake.dir.display();
+    println!(
+        "\nThe lake is at {lake} (ground truth in {}). Query it with, e.g.:\n  \
+         groundtruth sql --lake {lake} \"SELECT kind, count(*) FROM events GROUP BY kind\"\n  \
+         groundtruth sql --lake {lake} --format csv \"SELECT * FROM events WHERE kind = 'check_in' LIMIT 20\"",
+        labels.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Decode, route to the lake or the dead-letter store, flush.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use groundtruth_event::{decode, DeadLetter, DecodeOptions, Reject, RejectCode, SourcePosition};
+use groundtruth_lake::{Appended, FlushStats, LakeWriter};
+
+use crate::error::IngestError;
+use crate::telemetry::BatchPersisted;
+
+/// When buffered rows are written out.
+#[derive(Debug, Clone)]
+pub struct FlushPolicy {
+    /// Flush when this many events and dead letters are buffered.
+    pub max_rows: usize,
+    /// Flush when the buffered source messages add up to this many bytes.
+    pub max_bytes: usize,
+    /// Flush at least this often while there is something buffered
+    /// (streaming sources; file ingest ignores it).
+    pub interval: Duration,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy {
+            max_rows: 500_000,
+            max_bytes: 256 << 20,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counts of one run (or since the last flush).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IngestCounts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: BTreeMap<RejectCode, u64>,
+    /// Dead letters already stored (redelivered bad messages).
+    pub duplicate_rejects: u64,
+    pub bytes: u64,
+}
+
+impl IngestCounts {
+    pub fn rejected(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    pub fn rejected_by(&self, code: RejectCode) -> u64 {
+        self.rejected.get(&code).copied().unwrap_or(0)
+    }
+
+    pub fn add(&mut self, o: &IngestCounts) {
+        self.accepted += o.accepted;
+        self.duplicates += o.duplicates;
+        self.duplicate_rejects += o.duplicate_rejects;
+        self.bytes += o.bytes;
+        for (k, v) in &o.rejected {
+            *self.rejected.entry(*k).or_default() += v;
+        }
+    }
+
+    /// `accepted 10, duplicates 0, rejected 2 (invalid_json 1, too_large 1)`
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "accepted {}, duplicates {}, rejected {}",
+            self.accepted,
+            self.duplicates,
+            self.rejected()
+        );
+        if !self.rejected.is_empty() {
+            let parts: Vec<String> = self
+                .rejected
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s.push_str(&format!(" ({})", parts.join(", ")));
+        }
+        s
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    /// A bad event; it was added to the dead-letter store (unless already
+    /// there).
+    Rejected(Reject),
+}
+
+/// Feeds raw messages into a lake.
+pub struct Ingestor {
+    lake: LakeWriter,
+    decode: DecodeOptions,
+    policy: FlushPolicy,
+    source: &'static str,
+    pending: IngestCounts,
+    total: IngestCounts,
+    last_flush: Instant,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl Ingestor {
+    /// `source` names the source in metrics (`kafka`, `file`, `simulator`).
+    pub fn new(
+        lake: LakeWriter,
+        decode: DecodeOptions,
+        policy: FlushPolicy,
+        source: &'static str,
+    ) -> Self {
+        Ingestor {
+            lake,
+            decode,
+            policy,
+            source,
+            pending: IngestCounts::default(),
+            total: IngestCounts::default(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    pub fn lake(&self) -> &LakeWriter {
+        &self.lake
+    }
+
+    pub fn lake_mut(&mut self) -> &mut LakeWriter {
+        &mut self.lake
+    }
+
+    pub fn decode_options(&self) -> &DecodeOptions {
+        &self.decode
+    }
+
+    /// Counts over the whole run, flushed or not.
+    pub fn totals(&self) -> IngestCounts {
+        let mut t = self.total.clone();
+        t.add(&self.pending);
+        t
+    }
+
+    /// Decodes one message and buffers it. `position` is only evaluated
+    /// for bad events.
+    pub fn accept(&mut self, bytes: &[u8], position: impl FnOnce() -> SourcePosition) -> Outcome {
+        self.pending.bytes += bytes.len() as u64;
+        match decode(bytes, &self.decode) {
+            Ok(event) => match self.lake.append_event(&event, bytes.len()) {
+                Appended::New => {
+                    self.pending.accepted += 1;
+                    Outcome::Accepted
+                }
+                Appended::Duplicate => {
+                    self.pending.duplicates += 1;
+                    Outcome::Duplicate
+                }
+            },
+            Err(reject) => {
+                self.reject(bytes, bytes.len(), &position(), &reject);
+                Outcome::Rejected(reject)
+            }
+        }
+    }
+
+    /// Stores a bad message whose bytes were not all kept (e.g. a line
+    /// longer than the limit): `raw` is a prefix of a message of `raw_len`
+    /// bytes.
+    pub fn reject(
+        &mut self,
+        raw: &[u8],
+        raw_len: usize,
+        position: &SourcePosition,
+        reject: &Reject,
+    ) {
+        let dl = DeadLetter {
+            position,
+            raw,
+            raw_len,
+            reject,
+            received_at_micros: now_micros(),
+        };
+        match self.lake.append_dead_letter(&dl) {
+            Appended::New => *self.pending.rejected.entry(reject.code).or_default() += 1,
+            Appended::Duplicate => self.pending.duplicate_rejects += 1,
+        }
+    }
+
+    /// True when the buffer is over the size limits.
+    pub fn over_size(&self) -> bool {
+        self.lake.buffered_rows() >= self.policy.max_rows
+            || self.lake.buffered_bytes() >= self.policy.max_bytes
+    }
+
+    /// True when something is buffered and the flush interval has passed.
+    pub fn interval_due(&self) -> bool {
+        self.lake.buffered_rows() > 0 && self.last_flush.elapsed() >= self.policy.interval
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        self.lake.buffered_rows() > 0
+    }
+
+    /// Makes everything accepted so far durable.
+    pub fn flush(&mut self) -> Result<FlushStats, IngestError> {
+        let started = Instant::now();
+        let stats = self.lake.flush()?;
+        BatchPersisted {
+            source: self.source,
+            counts: &self.pending,
+            files: stats.files,
+            bytes: stats.bytes,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+        .emit();
+        self.total.add(&self.pending);
+        self.pending = IngestCounts::default();
+        self.last_flush = Instant::now();
+        Ok(stats)
+    }
+}

@@ -1,0 +1,390 @@
+//! Kafka: consume `app-events` into the lake with at-least-once offsets,
+//! dead letters also to `<topic>.dlq`; and a producer sink for the
+//! simulator.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use groundtruth_event::SourcePosition;
+use groundtruth_sim::{SimError, SimSink};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::error::IngestError;
+use crate::ingestor::{IngestCounts, Ingestor, Outcome};
+use crate::telemetry::{KafkaTransientError, OffsetsCommitted};
+
+/// Kafka settings of an ingest run.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    /// Also produce dead letters to `<topic>.dlq`.
+    pub dlq: bool,
+    pub session_timeout_ms: u32,
+    /// Extra librdkafka properties for the consumer and producer.
+    pub extra: Vec<(String, String)>,
+    /// Stop after this long without a message and with nothing pending
+    /// (batch runs and tests); `None` runs until `shutdown`.
+    pub exit_when_idle: Option<Duration>,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        KafkaOptions {
+            brokers: "127.0.0.1:9092".into(),
+            topics: vec!["app-events".into()],
+            group_id: "groundtruth-ingest".into(),
+            dlq: true,
+            session_timeout_ms: 6000,
+            extra: Vec::new(),
+            exit_when_idle: None,
+        }
+    }
+}
+
+/// What a Kafka ingest run did.
+#[derive(Debug, Default, Clone)]
+pub struct KafkaIngestStats {
+    pub messages: u64,
+    pub counts: IngestCounts,
+    pub dlq_produced: u64,
+    pub commits: u64,
+    pub seconds: f64,
+}
+
+fn kafka_err<'a>(
+    action: &'static str,
+    brokers: &'a str,
+) -> impl Fn(KafkaError) -> IngestError + 'a {
+    move |source| IngestError::Kafka {
+        action,
+        brokers: brokers.to_string(),
+        source,
+    }
+}
+
+fn client_config(opts: &KafkaOptions) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &opts.brokers);
+    for (k, v) in &opts.extra {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates `topics` (name, partitions) unless they exist.
+pub fn create_topics(brokers: &str, topics: &[(String, i32)]) -> Result<(), IngestError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(kafka_err("admin client creation", brokers))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = futures::executor::block_on(admin.create_topics(&new, &opts))
+        .map_err(kafka_err("topic creation", brokers))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(IngestError::Kafka {
+                    action: "topic creation",
+                    brokers: brokers.to_string(),
+                    source: KafkaError::AdminOp(code),
+                })
+                .inspect_err(|_| tracing::error!(%topic, "cannot create topic"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Consumes `opts.topics` into the ingestor's lake until `shutdown` is set
+/// (or the source is idle, see [`KafkaOptions::exit_when_idle`]).
+///
+/// Offsets are committed only after the lake flush that covers them has
+/// returned and the dead letters among them are acknowledged by the
+/// broker, so a crash at any point re-delivers at most what was not yet
+/// durable; the lake drops re-delivered `event_id`s. While the broker is
+/// unreachable the loop keeps polling (librdkafka reconnects), keeps what
+/// it has and retries the commit.
+pub fn ingest_kafka(
+    ing: &mut Ingestor,
+    opts: &KafkaOptions,
+    shutdown: &AtomicBool,
+) -> Result<KafkaIngestStats, IngestError> {
+    let started = Instant::now();
+    let brokers = opts.brokers.as_str();
+    let consumer: BaseConsumer = client_config(opts)
+        .set("group.id", &opts.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", opts.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (opts.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .create()
+        .map_err(kafka_err("consumer creation", brokers))?;
+    let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_err("subscribe", brokers))?;
+
+    let producer: Option<BaseProducer> = if opts.dlq {
+        let dlq_topics: Vec<(String, i32)> = opts
+            .topics
+            .iter()
+            .map(|t| (format!("{t}.dlq"), 1))
+            .collect();
+        create_topics(brokers, &dlq_topics)?;
+        Some(
+            client_config(opts)
+                .set("message.timeout.ms", "0")
+                .set("linger.ms", "5")
+                .create()
+                .map_err(kafka_err("DLQ producer creation", brokers))?,
+        )
+    } else {
+        None
+    };
+
+    let mut stats = KafkaIngestStats::default();
+    let before = ing.totals();
+    // Next offset to commit per (topic, partition): read but maybe not durable.
+    let mut uncommitted: HashMap<(String, i32), i64> = HashMap::new();
+    let mut durable = false; // `uncommitted` is covered by a completed flush
+    let mut last_message = Instant::now();
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+
+    loop {
+        let stop = shutdown.load(Ordering::Relaxed);
+        match consumer.poll(Duration::from_millis(if stop { 0 } else { 100 })) {
+            Some(Ok(m)) => {
+                last_message = Instant::now();
+                stats.messages += 1;
+                let payload = m.payload().unwrap_or(&[]);
+                let outcome = ing.accept(payload, || SourcePosition::Kafka {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+                if let (Outcome::Rejected(reject), Some(p)) = (&outcome, &producer) {
+                    let dlq = format!("{}.dlq", m.topic());
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "gt-reason-code",
+                            value: Some(reject.code.as_str()),
+                        })
+                        .insert(Header {
+                            key: "gt-reason",
+                            value: Some(reject.detail.as_str()),
+                        })
+                        .insert(Header {
+                            key: "gt-source-topic",
+                            value: Some(m.topic()),
+                        })
+                        .insert(Header {
+                            key: "gt-source-partition",
+                            value: Some(&m.partition().to_string()),
+                        })
+                        .insert(Header {
+                            key: "gt-source-offset",
+                            value: Some(&m.offset().to_string()),
+                        });
+                    let mut record = BaseRecord::to(&dlq).payload(payload).headers(headers);
+                    if let Some(k) = m.key() {
+                        record = record.key(k);
+                    }
+                    send_blocking(p, record);
+                    stats.dlq_produced += 1;
+                }
+                uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                durable = false;
+            }
+            Some(Err(e)) => {
+                if last_error_log.elapsed() > Duration::from_secs(5) {
+                    KafkaTransientError {
+                        action: "poll",
+                        error: &e,
+                    }
+                    .emit();
+                    last_error_log = Instant::now();
+                }
+            }
+            None => {}
+        }
+
+        let idle = opts
+            .exit_when_idle
+            .is_some_and(|d| last_message.elapsed() >= d);
+        if ing.over_size() || ing.interval_due() || ((stop || idle) && ing.has_buffered()) {
+            ing.flush()?;
+            durable = true;
+        } else if !ing.has_buffered() && !uncommitted.is_empty() {
+            durable = true;
+        }
+        if durable && !uncommitted.is_empty() {
+            let dlq_ok = match &producer {
+                Some(p) => p
+                    .flush(Duration::from_secs(if stop { 30 } else { 5 }))
+                    .is_ok(),
+                None => true,
+            };
+            if dlq_ok {
+                let mut tpl = TopicPartitionList::new();
+                for ((topic, partition), offset) in &uncommitted {
+                    // Offsets are known-valid here; add cannot fail.
+                    let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+                }
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => {
+                        OffsetsCommitted {
+                            partitions: uncommitted.len(),
+                        }
+                        .emit();
+                        stats.commits += 1;
+                        uncommitted.clear();
+                    }
+                    Err(e) => {
+                        if last_error_log.elapsed() > Duration::from_secs(5) {
+                            KafkaTransientError {
+                                action: "commit",
+                                error: &e,
+                            }
+                            .emit();
+                            last_error_log = Instant::now();
+                        }
+                    }
+                }
+            }
+        }
+        let settled = !ing.has_buffered() && uncommitted.is_empty();
+        if settled && (stop || idle) {
+            break;
+        }
+        if stop && started.elapsed() > Duration::from_secs(0) && !settled {
+            // Keep retrying the final commit until the broker answers.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let mut counts = ing.totals();
+    counts.accepted -= before.accepted;
+    counts.duplicates -= before.duplicates;
+    counts.duplicate_rejects -= before.duplicate_rejects;
+    counts.bytes -= before.bytes;
+    for (k, v) in before.rejected {
+        if let Some(n) = counts.rejected.get_mut(&k) {
+            *n -= v;
+        }
+    }
+    counts.rejected.retain(|_, v| *v > 0);
+    stats.counts = counts;
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Sends, waiting while librdkafka's queue is full.
+fn send_blocking<
+    'a,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'a, K, P>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                producer.poll(Duration::from_millis(50));
+                record = r;
+            }
+            Err((e, r)) => {
+                KafkaTransientError {
+                    action: "produce",
+                    error: &e,
+                }
+                .emit();
+                std::thread::sleep(Duration::from_millis(200));
+                record = r;
+            }
+        }
+    }
+}
+
+/// A simulator sink that produces each event to a topic, keyed by account.
+pub struct KafkaProducerSink {
+    producer: BaseProducer,
+    topic: String,
+    pub sent: u64,
+}
+
+impl KafkaProducerSink {
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        extra: &[(String, String)],
+    ) -> Result<Self, IngestError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers)
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("message.timeout.ms", "0");
+        for (k, v) in extra {
+            c.set(k, v);
+        }
+        let producer = c
+            .create()
+            .map_err(kafka_err("producer creation", brokers))?;
+        Ok(KafkaProducerSink {
+            producer,
+            topic: topic.to_string(),
+            sent: 0,
+        })
+    }
+
+    /// Sends a raw message (tests use it for malformed ones).
+    pub fn send_raw(&mut self, key: &[u8], payload: &[u8]) {
+        send_blocking(
+            &self.producer,
+            BaseRecord::to(&self.topic).key(key).payload(payload),
+        );
+        self.sent += 1;
+        if self.sent % 1024 == 0 {
+            self.producer.poll(Duration::ZERO);
+        }
+    }
+
+    /// Waits until every message is acknowledged.
+    pub fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|source| IngestError::Kafka {
+                action: "producer flush",
+                brokers: String::new(),
+                source,
+            })
+    }
+}
+
+impl SimSink for KafkaProducerSink {
+    fn event(&mut self, key: &str, json: &[u8]) -> Result<(), SimError> {
+        self.send_raw(key.as_bytes(), json);
+        Ok(())
+    }
+}

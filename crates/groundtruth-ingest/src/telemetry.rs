@@ -1,0 +1,74 @@
+//! Internal telemetry events: each writes its log line and its metrics
+//! together (metric names `groundtruth_<name>_<unit>_total`, low-cardinality
+//! labels only).
+
+use groundtruth_event::RejectCode;
+
+use crate::ingestor::IngestCounts;
+
+/// Emitted after each flush with what the flush made durable.
+pub(crate) struct BatchPersisted<'a> {
+    pub source: &'static str,
+    pub counts: &'a IngestCounts,
+    pub files: usize,
+    pub bytes: u64,
+    pub elapsed_ms: u64,
+}
+
+impl BatchPersisted<'_> {
+    pub(crate) fn emit(&self) {
+        let c = self.counts;
+        tracing::debug!(
+            source = self.source,
+            accepted = c.accepted,
+            duplicates = c.duplicates,
+            rejected = c.rejected(),
+            files = self.files,
+            bytes = self.bytes,
+            elapsed_ms = self.elapsed_ms,
+            "batch persisted"
+        );
+        let src = self.source;
+        metrics::counter!("groundtruth_ingest_events_total", "source" => src, "outcome" => "accepted")
+            .increment(c.accepted);
+        metrics::counter!("groundtruth_ingest_events_total", "source" => src, "outcome" => "duplicate")
+            .increment(c.duplicates);
+        for code in RejectCode::ALL {
+            let n = c.rejected_by(code);
+            if n > 0 {
+                metrics::counter!("groundtruth_ingest_dead_letters_total", "source" => src, "reason" => code.as_str())
+                    .increment(n);
+            }
+        }
+        metrics::counter!("groundtruth_ingest_bytes_total", "source" => src).increment(c.bytes);
+        metrics::counter!("groundtruth_lake_files_written_total").increment(self.files as u64);
+        metrics::counter!("groundtruth_lake_bytes_written_total").increment(self.bytes);
+        metrics::histogram!("groundtruth_lake_flush_seconds")
+            .record(self.elapsed_ms as f64 / 1000.0);
+    }
+}
+
+/// A Kafka error the consumer rides out (broker down, rebalance...).
+pub(crate) struct KafkaTransientError<'a> {
+    pub action: &'static str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl KafkaTransientError<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::warn!(action = self.action, error = %self.error, "Kafka error, retrying");
+        metrics::counter!("groundtruth_kafka_errors_total", "action" => self.action).increment(1);
+    }
+}
+
+/// Offsets committed after a durable flush.
+pub(crate) struct OffsetsCommitted {
+    pub partitions: usize,
+}
+
+impl OffsetsCommitted {
+    pub(crate) fn emit(&self) {
+        tracing::debug!(partitions = self.partitions, "offsets committed");
+        metrics::counter!("groundtruth_kafka_commits_total").increment(1);
+    }
+}

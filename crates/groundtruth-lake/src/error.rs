@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+/// Errors of the lake writer. Each names the file or directory involved.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("cannot {action} `{path}`: {source}; check that the lake directory is writable and the disk not full")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the lake `{path}` is in use by another groundtruth process (it holds `{path}/LOCK`); stop that process or use another --lake directory")]
+    Locked { path: PathBuf },
+    #[error("cannot write Parquet file `{path}`: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("cannot read Parquet file `{path}`: {source}; the file may be damaged: move it out of the lake and re-ingest its source")]
+    ReadParquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("cannot build an Arrow batch: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("compaction intent `{path}` is not valid JSON: {source}; delete it after checking the partition by hand")]
+    Intent {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: &std::path::Path) -> Result<T, LakeError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: &std::path::Path) -> Result<T, LakeError> {
+        self.map_err(|source| LakeError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! Where things live in the lake directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, LakeError};
+
+/// Paths of one lake.
+#[derive(Debug, Clone)]
+pub struct LakeLayout {
+    root: PathBuf,
+}
+
+impl LakeLayout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LakeLayout { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    pub fn dead_letters_dir(&self) -> PathBuf {
+        self.root.join("dead_letters")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("_tmp")
+    }
+
+    pub fn intents_dir(&self) -> PathBuf {
+        self.root.join("_compactions")
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("LOCK")
+    }
+
+    /// Directory of one `(date, app_id)` partition.
+    pub fn event_partition(&self, date: &str, app_id: &str) -> PathBuf {
+        self.events_dir().join(date).join(escape_app_id(app_id))
+    }
+
+    pub fn dead_letter_partition(&self, date: &str) -> PathBuf {
+        self.dead_letters_dir().join(date)
+    }
+
+    /// Creates the directories a writer needs.
+    pub fn create_dirs(&self) -> Result<(), LakeError> {
+        for d in [
+            self.events_dir(),
+            self.dead_letters_dir(),
+            self.tmp_dir(),
+            self.intents_dir(),
+        ] {
+            std::fs::create_dir_all(&d).ctx("create directory", &d)?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes an `app_id` safe as one path component: ASCII letters, digits,
+/// `-`, `_` and `.` are kept, every other byte becomes `%XX`; a leading dot
+/// is escaped too, so `..` cannot climb out of the lake.
+pub fn escape_app_id(app_id: &str) -> String {
+    let mut out = String::with_capacity(app_id.len());
+    for (i, b) in app_id.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Lists `*.parquet` files under `dir`, recursively, sorted.
+pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).ctx("list directory", &d),
+        };
+        for entry in entries {
+            let entry = entry.ctx("list directory", &d)?;
+            let path = entry.path();
+            let ft = entry.file_type().ctx("stat", &path)?;
+            if ft.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// fsyncs a directory so a rename inside it survives a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LakeError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .ctx("fsync directory", dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids_cannot_escape() {
+        assert_eq!(escape_app_id("river-chief"), "river-chief");
+        assert_eq!(escape_app_id("a/b"), "a%2Fb");
+        assert_eq!(escape_app_id(".."), "%2E.");
+        assert_eq!(escape_app_id("智慧"), "%E6%99%BA%E6%85%A7");
+        assert_ne!(escape_app_id("a b"), escape_app_id("a_b"));
+    }
+}

@@ -1,0 +1,174 @@
+//! DataFusion over the lake: tables `events` and `dead_letters`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use groundtruth_event::{dead_letter_schema, event_schema};
+
+use crate::layout::LakeLayout;
+
+/// Errors of a query over the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("cannot open the lake table `{table}` at `{path}`: {source}")]
+    Register {
+        table: &'static str,
+        path: String,
+        source: DataFusionError,
+    },
+    #[error("query failed: {0}")]
+    Sql(#[source] DataFusionError),
+    #[error("cannot write the result as {format}: {source}")]
+    Output {
+        format: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Output format of query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    /// One JSON object per row (NDJSON).
+    Json,
+}
+
+/// Only queries: no DDL, no DML, no `SET`/other statements.
+pub fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+async fn register(
+    ctx: &SessionContext,
+    table: &'static str,
+    dir: &Path,
+    schema: SchemaRef,
+) -> Result<(), QueryError> {
+    let path = dir.display().to_string();
+    let err = |source| QueryError::Register {
+        table,
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(DataFusionError::IoError(e)))?;
+    let abs = std::fs::canonicalize(dir).map_err(|e| err(DataFusionError::IoError(e)))?;
+    let url = ListingTableUrl::parse(format!("{}/", abs.display())).map_err(err)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let provider = ListingTable::try_new(config).map_err(err)?;
+    ctx.register_table(table, Arc::new(provider)).map_err(err)?;
+    Ok(())
+}
+
+/// A session with `events` and `dead_letters` registered over the lake at
+/// `dir` (created empty if missing).
+pub async fn open_session(dir: &Path) -> Result<SessionContext, QueryError> {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(num_cpus());
+    // The lake nests files as <date>/<app>/part-*.parquet without Hive
+    // `key=value` names: list the whole tree.
+    config
+        .options_mut()
+        .execution
+        .listing_table_ignore_subdirectory = false;
+    let ctx = SessionContext::new_with_config(config);
+    let layout = LakeLayout::new(dir);
+    register(&ctx, "events", &layout.events_dir(), event_schema()).await?;
+    register(
+        &ctx,
+        "dead_letters",
+        &layout.dead_letters_dir(),
+        dead_letter_schema(),
+    )
+    .await?;
+    Ok(ctx)
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Runs one read-only SQL query and collects its result.
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    let df = ctx
+        .sql_with_options(sql, read_only_options())
+        .await
+        .map_err(QueryError::Sql)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(QueryError::Sql)?;
+    Ok((schema, batches))
+}
+
+/// Writes a query result in `format`.
+pub fn format_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: OutputFormat,
+    mut out: impl Write,
+) -> Result<(), QueryError> {
+    let wrap = |format: &'static str| {
+        move |e: arrow::error::ArrowError| QueryError::Output {
+            format,
+            source: Box::new(e),
+        }
+    };
+    match format {
+        OutputFormat::Table => {
+            let table = if batches.is_empty() {
+                arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                    schema.clone(),
+                )])
+            } else {
+                arrow::util::pretty::pretty_format_batches(batches)
+            }
+            .map_err(wrap("table"))?;
+            writeln!(out, "{table}").map_err(|e| QueryError::Output {
+                format: "table",
+                source: Box::new(e),
+            })?;
+        }
+        OutputFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            if batches.is_empty() {
+                w.write(&RecordBatch::new_empty(schema.clone()))
+                    .map_err(wrap("csv"))?;
+            }
+            for b in batches {
+                w.write(b).map_err(wrap("csv"))?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                w.write(b).map_err(wrap("json"))?;
+            }
+            w.finish().map_err(wrap("json"))?;
+        }
+    }
+    Ok(())
+}

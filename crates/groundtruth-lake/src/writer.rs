@@ -1,0 +1,374 @@
+//! Buffers accepted events per partition and writes them durably.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use groundtruth_event::{
+    date32_to_string, dead_letter_schema, event_schema, local_date, DayZone, DeadLetter,
+    DeadLetterBatchBuilder, EventBatchBuilder, RawEvent,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::compact::{self, CompactStats};
+use crate::dedup::{load_dead_letter_keys, position_key, KeySet};
+use crate::error::{IoContext, LakeError};
+use crate::layout::{parquet_files, sync_dir, LakeLayout};
+
+/// Tuning of the writer.
+#[derive(Debug, Clone)]
+pub struct LakeOptions {
+    /// Zone of the `event_date` partition (contract: Asia/Shanghai).
+    pub zone: DayZone,
+    /// Files with fewer rows than half of this are merged by compaction,
+    /// up to this many rows per merged file.
+    pub target_file_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// A partition is compacted once it holds this many small files.
+    pub compact_min_files: usize,
+}
+
+impl Default for LakeOptions {
+    fn default() -> Self {
+        LakeOptions {
+            zone: DayZone::default(),
+            target_file_rows: 1_000_000,
+            row_group_rows: 128 * 1024,
+            compact_min_files: 8,
+        }
+    }
+}
+
+/// Outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    New,
+    /// Already in the lake or in the buffer: dropped.
+    Duplicate,
+}
+
+/// What one [`LakeWriter::flush`] did.
+#[derive(Debug, Default, Clone)]
+pub struct FlushStats {
+    pub events: usize,
+    pub dead_letters: usize,
+    pub files: usize,
+    pub bytes: u64,
+    pub compaction: CompactStats,
+}
+
+/// The single writer of a lake directory.
+pub struct LakeWriter {
+    layout: LakeLayout,
+    opts: LakeOptions,
+    _lock: File,
+    /// date → app_id → rows
+    partitions: HashMap<i32, HashMap<String, EventBatchBuilder>>,
+    dead: HashMap<i32, DeadLetterBatchBuilder>,
+    event_ids: KeySet,
+    dead_keys: KeySet,
+    buffered_events: usize,
+    buffered_dead: usize,
+    buffered_bytes: usize,
+    file_prefix: String,
+    seq: u64,
+    /// Set when a flush failed: the buffers and the key sets no longer
+    /// agree with the disk, so the writer refuses further work.
+    poisoned: Option<String>,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl LakeWriter {
+    /// Opens (creating if needed) the lake at `dir`: takes its lock,
+    /// finishes or rolls back interrupted compactions, removes half-written
+    /// files and loads the keys already stored.
+    pub fn open(dir: impl Into<PathBuf>, opts: LakeOptions) -> Result<LakeWriter, LakeError> {
+        let layout = LakeLayout::new(dir);
+        std::fs::create_dir_all(layout.root()).ctx("create directory", layout.root())?;
+        let lock_path = layout.lock_file();
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("open", &lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LakeError::Locked {
+                    path: layout.root().to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).ctx("lock", &lock_path),
+        }
+        layout.create_dirs()?;
+        compact::recover(&layout)?;
+
+        let started = Instant::now();
+        let mut event_ids = KeySet::default();
+        for f in parquet_files(&layout.events_dir())? {
+            event_ids.load_string_column(&f, "event_id")?;
+        }
+        let mut dead_keys = KeySet::default();
+        for f in parquet_files(&layout.dead_letters_dir())? {
+            load_dead_letter_keys(&mut dead_keys, &f)?;
+        }
+        tracing::info!(
+            lake = %layout.root().display(),
+            events = event_ids.len(),
+            dead_letters = dead_keys.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "lake opened"
+        );
+        Ok(LakeWriter {
+            layout,
+            opts,
+            _lock: lock,
+            partitions: HashMap::new(),
+            dead: HashMap::new(),
+            event_ids,
+            dead_keys,
+            buffered_events: 0,
+            buffered_dead: 0,
+            buffered_bytes: 0,
+            file_prefix: format!("part-{:016x}-{}", now_micros(), std::process::id()),
+            seq: 0,
+            poisoned: None,
+        })
+    }
+
+    pub fn layout(&self) -> &LakeLayout {
+        &self.layout
+    }
+
+    pub fn options(&self) -> &LakeOptions {
+        &self.opts
+    }
+
+    /// Number of distinct events stored or buffered.
+    pub fn known_events(&self) -> usize {
+        self.event_ids.len()
+    }
+
+    /// Events and dead letters waiting for [`flush`](Self::flush).
+    pub fn buffered_rows(&self) -> usize {
+        self.buffered_events + self.buffered_dead
+    }
+
+    /// Approximate bytes of source messages waiting for a flush.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Buffers an accepted event unless its `event_id` is already known.
+    pub fn append_event(&mut self, e: &RawEvent<'_>, source_len: usize) -> Appended {
+        if !self.event_ids.insert(KeySet::key(e.event_id.as_bytes())) {
+            return Appended::Duplicate;
+        }
+        let date = local_date(e.ts_micros, self.opts.zone);
+        let apps = self.partitions.entry(date).or_default();
+        let builder = match apps.get_mut(e.app_id.as_ref()) {
+            Some(b) => b,
+            None => apps
+                .entry(e.app_id.to_string())
+                .or_insert_with(|| EventBatchBuilder::new(self.opts.zone)),
+        };
+        builder.append(e, source_len);
+        self.buffered_events += 1;
+        self.buffered_bytes += source_len;
+        Appended::New
+    }
+
+    /// Buffers a dead letter unless the same source position is already
+    /// stored (a redelivered bad message).
+    pub fn append_dead_letter(&mut self, d: &DeadLetter<'_>) -> Appended {
+        let p = d.position;
+        let key = position_key(p.kind(), p.source(), p.partition(), p.offset());
+        if !self.dead_keys.insert(key) {
+            return Appended::Duplicate;
+        }
+        let date = local_date(d.received_at_micros, self.opts.zone);
+        self.dead
+            .entry(date)
+            .or_insert_with(|| DeadLetterBatchBuilder::new(self.opts.zone))
+            .append(d);
+        self.buffered_dead += 1;
+        self.buffered_bytes += d.raw.len().min(groundtruth_event::DEAD_LETTER_RAW_PREFIX);
+        Appended::New
+    }
+
+    /// Writes every buffered row to Parquet, durably (fsync of files and
+    /// directories), then compacts the partitions it touched if they hold
+    /// too many small files. When this returns `Ok`, everything appended so
+    /// far survives a crash.
+    pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
+        if let Some(why) = &self.poisoned {
+            return Err(LakeError::Io {
+                action: "flush (an earlier flush failed; restart to recover from the lake on disk)",
+                path: self.layout.root().to_path_buf(),
+                source: std::io::Error::other(why.clone()),
+            });
+        }
+        let result = self.flush_inner();
+        if let Err(e) = &result {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    fn flush_inner(&mut self) -> Result<FlushStats, LakeError> {
+        let mut stats = FlushStats::default();
+        let mut touched = Vec::new();
+        let partitions = std::mem::take(&mut self.partitions);
+        for (date, apps) in partitions {
+            let day = date32_to_string(date);
+            for (app, mut builder) in apps {
+                if builder.is_empty() {
+                    continue;
+                }
+                let batch = builder.finish()?;
+                let dir = self.layout.event_partition(&day, &app);
+                stats.bytes += self.write_file(&dir, &batch, event_schema())?;
+                stats.events += batch.num_rows();
+                stats.files += 1;
+                touched.push(dir);
+            }
+        }
+        for (date, mut builder) in std::mem::take(&mut self.dead) {
+            if builder.is_empty() {
+                continue;
+            }
+            let batch = builder.finish()?;
+            let dir = self.layout.dead_letter_partition(&date32_to_string(date));
+            stats.bytes += self.write_file(&dir, &batch, dead_letter_schema())?;
+            stats.dead_letters += batch.num_rows();
+            stats.files += 1;
+            touched.push(dir);
+        }
+        self.buffered_events = 0;
+        self.buffered_dead = 0;
+        self.buffered_bytes = 0;
+        for dir in touched {
+            let c = self.compact_partition(&dir)?;
+            stats.compaction.add(&c);
+        }
+        Ok(stats)
+    }
+
+    /// Compacts every partition of the lake that holds small files.
+    pub fn compact_all(&mut self) -> Result<CompactStats, LakeError> {
+        let mut total = CompactStats::default();
+        for root in [self.layout.events_dir(), self.layout.dead_letters_dir()] {
+            let mut dirs: Vec<PathBuf> = parquet_files(&root)?
+                .into_iter()
+                .filter_map(|f| f.parent().map(Path::to_path_buf))
+                .collect();
+            dirs.dedup();
+            for dir in dirs {
+                let c = self.compact_partition_min(&dir, 2)?;
+                total.add(&c);
+            }
+        }
+        Ok(total)
+    }
+
+    fn compact_partition(&mut self, dir: &Path) -> Result<CompactStats, LakeError> {
+        self.compact_partition_min(dir, self.opts.compact_min_files)
+    }
+
+    fn compact_partition_min(
+        &mut self,
+        dir: &Path,
+        min_files: usize,
+    ) -> Result<CompactStats, LakeError> {
+        let name = self.next_file_name();
+        compact::compact_dir(
+            &self.layout,
+            dir,
+            &self.opts,
+            min_files,
+            &name,
+            self.writer_props(),
+        )
+    }
+
+    fn next_file_name(&mut self) -> String {
+        self.seq += 1;
+        format!("{}-{:08}.parquet", self.file_prefix, self.seq)
+    }
+
+    fn writer_props(&self) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(self.opts.row_group_rows))
+            .build()
+    }
+
+    /// Writes `batch` as a new file in `dir` atomically; returns its size.
+    fn write_file(
+        &mut self,
+        dir: &Path,
+        batch: &RecordBatch,
+        schema: SchemaRef,
+    ) -> Result<u64, LakeError> {
+        let name = self.next_file_name();
+        let tmp = self.layout.tmp_dir().join(format!("{name}.tmp"));
+        let props = self.writer_props();
+        write_parquet(&tmp, schema, std::iter::once(Ok(batch.clone())), props)?;
+        publish(&tmp, dir, &name)
+    }
+}
+
+/// Writes batches to a new file at `path` and fsyncs it.
+pub(crate) fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch, LakeError>>,
+    props: WriterProperties,
+) -> Result<(), LakeError> {
+    let file = File::create(path).ctx("create", path)?;
+    let perr = |source| LakeError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(perr)?;
+    for batch in batches {
+        writer.write(&batch?).map_err(perr)?;
+    }
+    let file = writer.into_inner().map_err(perr)?;
+    file.sync_all().ctx("fsync", path)?;
+    Ok(())
+}
+
+/// Moves a finished temp file into `dir` under `name` and makes the rename
+/// durable. Returns the file size.
+pub(crate) fn publish(tmp: &Path, dir: &Path, name: &str) -> Result<u64, LakeError> {
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    let dest = dir.join(name);
+    std::fs::rename(tmp, &dest).ctx("move into place", &dest)?;
+    sync_dir(dir)?;
+    if created {
+        // The new partition directories must survive a crash too.
+        let mut d = dir.parent();
+        for _ in 0..2 {
+            if let Some(p) = d {
+                sync_dir(p)?;
+                d = p.parent();
+            }
+        }
+    }
+    Ok(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0))
+}

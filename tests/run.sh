@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# groundtruth's test command (see README): `tests/run.sh [NEXTEST ARGS...]`.
+#
+# Installs, only when missing, what the tests need:
+#   * Debian packages to build rdkafka's bundled librdkafka (and zlib);
+#   * tansu 0.6.0, the Kafka broker the end-to-end tests start;
+#   * cargo-nextest;
+# then runs `cargo nextest run --workspace --no-fail-fast "$@"` and the doc
+# tests (`cargo test --workspace --doc`). Exits non-zero if anything fails.
+#
+# Works unattended (CI=true, no stdin) as root on a fresh Debian machine with
+# Rust. Compiled artifacts go to a persistent target dir so fresh clones reuse
+# them: CARGO_TARGET_DIR, default ~/.cache/groundtruth/target.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TANSU_VERSION=0.6.0
+# Packages rdkafka-sys needs for its bundled librdkafka (./configure + make,
+# C and C++ compilers) and libz-sys for zlib; pkg-config finds zlib.
+APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev)
+
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
+
+log() { printf '\n==> %s\n' "$*"; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+TIMINGS=()
+# step NAME CMD...: runs CMD, prints and records how long it took, and
+# returns its exit status (without tripping `set -e` in the caller).
+step() {
+    local name=$1 t rc=0
+    shift
+    log "$name"
+    t=$(now)
+    "$@" || rc=$?
+    local took
+    took=$(elapsed "$t")
+    if [[ $rc -eq 0 ]]; then
+        TIMINGS+=("$(printf '%-28s %10s  ok' "$name" "$took")")
+    else
+        TIMINGS+=("$(printf '%-28s %10s  FAILED (exit %d)' "$name" "$took" "$rc")")
+    fi
+    printf '<== %s: %s (exit %d)\n' "$name" "$took" "$rc"
+    return "$rc"
+}
+
+summary() {
+    log "timings"
+    printf '  %s\n' "${TIMINGS[@]}"
+}
+
+install_apt_packages() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        echo "apt packages present: ${APT_PACKAGES[*]}"
+        return 0
+    fi
+    echo "installing apt packages: ${missing[*]}"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null; then sudo=(sudo -n); else
+            echo "error: need root (or sudo) to install: ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # (`|| return`: errexit is off inside functions called from `step ... ||`.)
+    "${sudo[@]}" apt-get update -q </dev/null || return
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || return
+}
+
+tansu_version_ok() {
+    local bin=$1
+    [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qw "$TANSU_VERSION"
+}
+
+install_tansu() {
+    local bin=${TANSU_BIN:-}
+    if [[ -n $bin ]] && tansu_version_ok "$bin"; then
+        echo "using TANSU_BIN=$bin ($("$bin" --version))"
+        return 0
+    fi
+    bin=$(command -v tansu || true)
+    if [[ -n $bin ]] && tansu_version_ok "$bin"; then
+        echo "tansu present: $bin ($("$bin" --version))"
+        export TANSU_BIN=$bin
+        return 0
+    fi
+    echo "installing tansu $TANSU_VERSION (takes a while on first run)"
+    # Own temporary target dir: keep tansu's build out of the project's.
+    # Thin release build: no LTO, parallel codegen (tests need a broker, not
+    # the last few percent of its speed).
+    env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+        cargo install tansu --version "$TANSU_VERSION" \
+        --locked --features dynostore </dev/null || return
+    bin="$CARGO_BIN/tansu"
+    tansu_version_ok "$bin" || {
+        echo "error: $bin --version is not $TANSU_VERSION after install" >&2
+        return 1
+    }
+    export TANSU_BIN=$bin
+}
+
+install_nextest() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest --version | head -n1
+        return 0
+    fi
+    echo "installing cargo-nextest"
+    env -u CARGO_TARGET_DIR cargo install cargo-nextest --locked </dev/null || return
+    cargo nextest --version | head -n1
+}
+
+rc=0
+step "apt packages" install_apt_packages || rc=$?
+step "tansu $TANSU_VERSION" install_tansu || rc=$?
+step "cargo-nextest" install_nextest || rc=$?
+if [[ $rc -ne 0 ]]; then
+    summary
+    echo "error: could not install the test tools" >&2
+    exit "$rc"
+fi
+# install_tansu ran in this shell, so TANSU_BIN is exported for the tests.
+echo "TANSU_BIN=$TANSU_BIN"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundtruth/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+
+step "cargo nextest run" cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+step "doc tests" cargo test --workspace --doc || rc=$?
+
+summary
+exit "$rc"

@@ -1,0 +1,23 @@
+//! Test support for groundtruth's end-to-end tests.
+//!
+//! * [`Broker`]: a real [tansu](https://crates.io/crates/tansu) Kafka broker
+//!   per test (in-memory storage, free loopback port, killed on drop), with
+//!   [`Broker::create_topic`], [`Broker::pause`] / [`Broker::resume`] for
+//!   outage drills.
+//! * [`ChildGuard`], [`kill9`]: run `groundtruth ingest` (or anything) as a
+//!   child process that is killed when the test ends, and SIGKILL it
+//!   mid-stream to test crash recovery.
+//! * [`free_port`]: a free TCP port on 127.0.0.1.
+//! * [`wire`]: a tiny dependency-free Kafka protocol probe (ApiVersions,
+//!   Metadata) used for readiness checks.
+//!
+//! tansu must be installed: `tests/run.sh` does it, or
+//! `cargo install tansu --version 0.6.0 --locked --features dynostore`;
+//! `$TANSU_BIN` overrides where it is looked up.
+
+pub mod broker;
+pub mod process;
+pub mod wire;
+
+pub use broker::{free_port, tansu_bin, Broker, STORAGE_ENGINE, TANSU_VERSION};
+pub use process::{kill9, send_signal, spawn_tied, was_sigkilled, ChildGuard};

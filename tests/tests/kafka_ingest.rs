@@ -1,0 +1,380 @@
+//! End-to-end: simulated and malformed events through a real tansu broker
+//! into the lake, by the real `groundtruth` binary; with kill -9 mid-stream
+//! and a broker outage.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use groundtruth_ingest::KafkaProducerSink;
+use groundtruth_sim::{simulate, Scenario, VecSink};
+use groundtruth_tests::{send_signal, Broker, ChildGuard};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+
+const TOPIC: &str = "app-events";
+
+/// The `groundtruth` binary built beside this test.
+fn groundtruth_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("GROUNDTRUTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/groundtruth
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("groundtruth"))
+        .expect("target dir")
+}
+
+/// `n` simulated events (JSON lines with their account key), in time order.
+fn simulated(n: usize) -> Vec<(String, Vec<u8>)> {
+    let text = include_str!("../../pipelines/sim-small.toml");
+    let mut scenario = Scenario::from_toml_str(text).expect("sim-small.toml");
+    scenario.days = 10;
+    let mut sink = VecSink::default();
+    simulate(&scenario, &mut sink).expect("simulate");
+    assert!(sink.0.len() >= n, "scenario too small: {}", sink.0.len());
+    sink.0.truncate(n);
+    sink.0
+}
+
+/// `n` malformed messages of every class, with the reason code each must get.
+fn malformed(n: usize) -> Vec<(Vec<u8>, &'static str)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("bad-{i}");
+            let (text, code) = match i % 8 {
+                0 => (format!("{{\"event_id\":\"{id}\",\"ts\":"), "invalid_json"),
+                1 => (format!("{{\"event_id\":\"{id}\",\"ts\":\"2026-11-02T08:00:00+08:00\",\"app_id\":\"a\",\"account_id\":\"u\",\"kind\":\"check_in\",\"lat\":123,\"lon\":108}}"), "invalid_value"),
+                2 => (format!("{{\"event_id\":\"{id}\",\"ts\":\"2026-11-02T08:00:00+08:00\",\"app_id\":\"a\",\"account_id\":\"u\",\"kind\":\"teleport\"}}"), "invalid_value"),
+                3 => (format!("{{\"event_id\":\"{id}\",\"ts\":\"2026-11-02T08:00:00+08:00\",\"app_id\":\"a\",\"kind\":\"check_in\"}}"), "missing_field"),
+                4 => (format!("{{\"event_id\":\"{id}\",\"ts\":\"2026-11-02T08:00:00+08:00\",\"app_id\":\"river-chief\",\"account_id\":\"u\",\"kind\":\"track_point\",\"lat\":22.8,\"lon\":108.3}}"), "missing_field"),
+                5 => (format!("{{\"event_id\":\"{id}\",\"ts\":\"2026-11-02T08:00:00+08:00\",\"app_id\":\"a\",\"account_id\":42,\"kind\":\"check_in\"}}"), "wrong_type"),
+                6 => (format!("[\"{id}\"]"), "not_an_object"),
+                _ => (format!("{id} is not JSON at all"), "invalid_json"),
+            };
+            (text.into_bytes(), code)
+        })
+        .collect()
+}
+
+fn event_ids(events: &[(String, Vec<u8>)]) -> HashSet<String> {
+    events
+        .iter()
+        .map(|(_, json)| {
+            let v: serde_json::Value = serde_json::from_slice(json).expect("sim json");
+            v["event_id"].as_str().expect("event_id").to_string()
+        })
+        .collect()
+}
+
+fn produce(broker: &Broker, events: &[(String, Vec<u8>)], bad: &[(Vec<u8>, &str)]) -> Result<()> {
+    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, &[])?;
+    let every = if bad.is_empty() {
+        usize::MAX
+    } else {
+        (events.len() / bad.len()).max(1)
+    };
+    let mut bad_iter = bad.iter();
+    for (i, (key, json)) in events.iter().enumerate() {
+        sink.send_raw(key.as_bytes(), json);
+        if i % every == 0 {
+            if let Some((b, _)) = bad_iter.next() {
+                sink.send_raw(b"bad", b);
+            }
+        }
+    }
+    for (b, _) in bad_iter {
+        sink.send_raw(b"bad", b);
+    }
+    sink.flush(Duration::from_secs(120))?;
+    Ok(())
+}
+
+fn ingest_cmd(broker: &Broker, lake: &Path, group: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(groundtruth_bin());
+    cmd.args(["ingest", "--kafka", "--quiet", "--group", group])
+        .arg("--lake")
+        .arg(lake)
+        .args(["--brokers", &broker.bootstrap()])
+        .args(["--set", "metrics.listen=\"\""])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs an ingest that exits when idle; returns its stderr.
+fn ingest_until_idle(broker: &Broker, lake: &Path, group: &str, extra: &[&str]) -> Result<String> {
+    let mut cmd = ingest_cmd(broker, lake, group, extra);
+    cmd.args(["--exit-when-idle", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = ChildGuard::spawn(cmd)?;
+    let out = child.into_inner().wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(out.status.success(), "ingest failed: {stderr}");
+    Ok(stderr)
+}
+
+fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ctx = groundtruth_lake::open_session(lake).await?;
+        Ok(groundtruth_lake::run_sql(&ctx, sql).await?.1)
+    })
+}
+
+fn count(lake: &Path, sql: &str) -> Result<i64> {
+    let b = query(lake, sql)?;
+    Ok(b.first()
+        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
+        .unwrap_or(0))
+}
+
+fn lake_event_ids(lake: &Path) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for b in query(lake, "SELECT event_id FROM events")? {
+        let c = b.column(0).as_string::<i32>();
+        for i in 0..c.len() {
+            out.insert(c.value(i).to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Exactly the expected event ids, each once.
+fn assert_exactly_once(lake: &Path, expected: &HashSet<String>) -> Result<()> {
+    let rows = count(lake, "SELECT count(*) FROM events")?;
+    let distinct = count(lake, "SELECT count(DISTINCT event_id) FROM events")?;
+    ensure!(
+        rows == distinct,
+        "the lake holds {rows} rows but {distinct} distinct event_ids: duplicates"
+    );
+    let got = lake_event_ids(lake)?;
+    let missing = expected.difference(&got).count();
+    let extra = got.difference(expected).count();
+    ensure!(
+        missing == 0 && extra == 0,
+        "lake: {missing} event_ids missing, {extra} unexpected (of {})",
+        expected.len()
+    );
+    Ok(())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if f()? {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn has_event_files(lake: &Path) -> bool {
+    fn walk(d: &Path) -> bool {
+        std::fs::read_dir(d)
+            .map(|it| {
+                it.flatten().any(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        p.extension().is_some_and(|x| x == "parquet")
+                    }
+                })
+            })
+            .unwrap_or(false)
+    }
+    walk(&lake.join("events"))
+}
+
+#[test]
+fn kafka_100k_events_and_1k_malformed_land_exactly_once() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, 3)?;
+    let events = simulated(100_000);
+    let expected = event_ids(&events);
+    let bad = malformed(1_000);
+    produce(&broker, &events, &bad)?;
+    // Resend 500 events: the sender retried.
+    produce(&broker, &events[..500], &[])?;
+
+    let tmp = tempfile::tempdir()?;
+    let lake = tmp.path().join("lake");
+    let t = Instant::now();
+    let log = ingest_until_idle(&broker, &lake, "e2e", &[])?;
+    eprintln!("ingest took {:.1}s: {log}", t.elapsed().as_secs_f64());
+
+    assert_exactly_once(&lake, &expected)?;
+    ensure!(count(&lake, "SELECT count(*) FROM dead_letters")? == 1000);
+    ensure!(
+        count(
+            &lake,
+            "SELECT count(DISTINCT \"offset\" * 10 + \"partition\") FROM dead_letters"
+        )? == 1000
+    );
+    // Each malformed message got the reason of its class.
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, code) in &bad {
+        *want.entry(code.to_string()).or_default() += 1;
+    }
+    let mut got = BTreeMap::new();
+    for b in query(
+        &lake,
+        "SELECT reason_code, count(*) FROM dead_letters GROUP BY reason_code",
+    )? {
+        for i in 0..b.num_rows() {
+            got.insert(
+                b.column(0).as_string::<i32>().value(i).to_string(),
+                b.column(1).as_primitive::<Int64Type>().value(i),
+            );
+        }
+    }
+    ensure!(
+        got == want,
+        "dead letters by reason: got {got:?}, want {want:?}"
+    );
+    ensure!(count(&lake, "SELECT count(*) FROM dead_letters WHERE source_kind = 'kafka' AND source = 'app-events' AND length(reason) > 10")? == 1000);
+
+    // The same bad messages went to app-events.dlq, with their reason.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "dlq-check")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()?;
+    consumer.subscribe(&["app-events.dlq"])?;
+    let mut dlq = 0;
+    let mut with_reason = 0;
+    let start = Instant::now();
+    while dlq < 1000 && start.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m?;
+            dlq += 1;
+            if m.headers()
+                .is_some_and(|h| h.iter().any(|h| h.key == "gt-reason-code"))
+            {
+                with_reason += 1;
+            }
+        }
+    }
+    ensure!(
+        dlq == 1000 && with_reason == 1000,
+        "DLQ held {dlq} messages ({with_reason} with a reason)"
+    );
+
+    // Offsets were committed: the same group reads nothing new.
+    let log = ingest_until_idle(&broker, &lake, "e2e", &[])?;
+    ensure!(
+        log.contains("ingested 0 Kafka messages"),
+        "re-run of the same group: {log}"
+    );
+    // A new group re-reads everything: the lake still holds each event once.
+    let log = ingest_until_idle(&broker, &lake, "replay", &[])?;
+    ensure!(log.contains("accepted 0,"), "replay by a new group: {log}");
+    assert_exactly_once(&lake, &expected)?;
+    ensure!(count(&lake, "SELECT count(*) FROM dead_letters")? == 1000);
+    Ok(())
+}
+
+#[test]
+fn kafka_kill9_mid_stream_loses_and_duplicates_nothing() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, 3)?;
+    let events = simulated(100_000);
+    let expected = event_ids(&events);
+    let tmp = tempfile::tempdir()?;
+    let lake = tmp.path().join("lake");
+    let fast = ["--set", "ingest.flush_interval_ms=50"];
+
+    produce(&broker, &events[..50_000], &[])?;
+    for round in 0..2 {
+        let mut ingest = ChildGuard::spawn({
+            let mut c = ingest_cmd(&broker, &lake, "crash", &fast);
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+            c
+        })?;
+        let before = if has_event_files(&lake) {
+            count(&lake, "SELECT count(*) FROM events")?
+        } else {
+            0
+        };
+        wait_for("a new flush", Duration::from_secs(60), || {
+            Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? > before)
+        })?;
+        ingest.kill9()?;
+        let at_kill = count(&lake, "SELECT count(*) FROM events")?;
+        eprintln!("round {round}: killed with {at_kill} events in the lake");
+        if round == 0 {
+            produce(&broker, &events[50_000..], &[])?;
+        }
+    }
+    ingest_until_idle(&broker, &lake, "crash", &[])?;
+    assert_exactly_once(&lake, &expected)
+}
+
+#[test]
+fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, 3)?;
+    let events = simulated(60_000);
+    let expected = event_ids(&events);
+    let tmp = tempfile::tempdir()?;
+    let lake = tmp.path().join("lake");
+
+    produce(&broker, &events[..30_000], &[])?;
+    let mut ingest = ChildGuard::spawn({
+        let mut c = ingest_cmd(
+            &broker,
+            &lake,
+            "outage",
+            &["--set", "ingest.flush_interval_ms=200"],
+        );
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    })?;
+    wait_for("first events", Duration::from_secs(60), || {
+        Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? > 0)
+    })?;
+    broker.pause()?;
+    eprintln!(
+        "broker paused with {} events in the lake",
+        count(&lake, "SELECT count(*) FROM events")?
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    broker.resume()?;
+    ensure!(
+        ingest.wait_timeout(Duration::ZERO)?.is_none(),
+        "ingest died during the outage"
+    );
+    produce(&broker, &events[30_000..], &[])?;
+    wait_for("all events", Duration::from_secs(120), || {
+        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
+    })?;
+    // A clean stop commits the offsets.
+    send_signal(ingest.id(), libc::SIGTERM)?;
+    let status = ingest
+        .wait_timeout(Duration::from_secs(60))?
+        .context("ingest did not stop on SIGTERM")?;
+    ensure!(status.success(), "ingest exited with {status}");
+    assert_exactly_once(&lake, &expected)?;
+    let log = ingest_until_idle(&broker, &lake, "outage", &[])?;
+    ensure!(
+        log.contains("ingested 0 Kafka messages"),
+        "offsets were not committed: {log}"
+    );
+    Ok(())
+}

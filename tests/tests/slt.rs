@@ -1,0 +1,176 @@
+//! sqllogictest runner: every `sql/**/*.slt` file runs against a fresh
+//! DataFusion session over a fixture lake built from
+//! `tests/fixtures/lake.ndjson` (one test per file).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
+use groundtruth_event::DecodeOptions;
+use groundtruth_ingest::{ingest_files, FlushPolicy, Ingestor};
+use groundtruth_lake::{open_session, run_sql, LakeOptions, LakeWriter};
+use libtest_mimic::{Arguments, Failed, Trial};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            slt_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "slt") {
+            out.push(p);
+        }
+    }
+}
+
+/// Builds the fixture lake once per process.
+fn fixture_lake() -> &'static Path {
+    static LAKE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("gt-slt-lake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lake = LakeWriter::open(&dir, LakeOptions::default()).expect("open fixture lake");
+        let mut ing = Ingestor::new(
+            lake,
+            DecodeOptions::default(),
+            FlushPolicy::default(),
+            "file",
+        );
+        let fixture = repo().join("tests/fixtures/lake.ndjson");
+        ingest_files(&mut ing, &[fixture], false).expect("ingest fixture");
+        dir
+    })
+}
+
+struct Lake {
+    ctx: SessionContext,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SltError(String);
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => DefaultColumnType::Integer,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => {
+            DefaultColumnType::FloatingPoint
+        }
+        _ => DefaultColumnType::Text,
+    }
+}
+
+fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SltError(e.to_string()))?;
+        for row in 0..b.num_rows() {
+            let mut cells = Vec::with_capacity(formatters.len());
+            for (f, col) in formatters.iter().zip(b.columns()) {
+                let s = f.value(row).to_string();
+                cells.push(if col.is_valid(row) && s.is_empty() {
+                    "(empty)".to_string()
+                } else {
+                    s
+                });
+            }
+            out.push(cells);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Lake {
+    type Error = SltError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let (schema, batches) = run_sql(&self.ctx, sql)
+            .await
+            .map_err(|e| SltError(e.to_string()))?;
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        Ok(DBOutput::Rows {
+            types,
+            rows: rows(&batches)?,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "datafusion"
+    }
+}
+
+fn run_file(path: PathBuf) -> Result<(), Failed> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    rt.block_on(async move {
+        let lake = fixture_lake();
+        let ctx = Arc::new(
+            open_session(lake)
+                .await
+                .map_err(|e| Failed::from(e.to_string()))?,
+        );
+        let mut runner = sqllogictest::Runner::new(move || {
+            let ctx = ctx.clone();
+            async move {
+                Ok(Lake {
+                    ctx: (*ctx).clone(),
+                })
+            }
+        });
+        runner
+            .run_file_async(&path)
+            .await
+            .map_err(|e| Failed::from(format!("{}: {e}", path.display())))
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut files = Vec::new();
+    slt_files(&repo().join("sql"), &mut files);
+    files.sort();
+    let root = repo();
+    let trials = files
+        .into_iter()
+        .map(|p| {
+            let name = p.strip_prefix(&root).unwrap_or(&p).display().to_string();
+            Trial::test(name, move || run_file(p))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
