@@ -75,7 +75,27 @@ fn event_ids(events: &[(String, Vec<u8>)]) -> HashSet<String> {
 }
 
 fn produce(broker: &Broker, events: &[(String, Vec<u8>)], bad: &[(Vec<u8>, &str)]) -> Result<()> {
-    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, &[])?;
+    produce_with(broker, events, bad, &[])
+}
+
+/// One message per record batch: tansu 0.6.0 cannot serve a fetch that
+/// starts inside a batch (see `broker_offsets.rs`), which is where a
+/// consumer restarted after kill -9 resumes.
+fn produce_one_per_batch(broker: &Broker, events: &[(String, Vec<u8>)]) -> Result<()> {
+    let cfg = [
+        ("batch.num.messages".to_string(), "1".to_string()),
+        ("linger.ms".to_string(), "0".to_string()),
+    ];
+    produce_with(broker, events, &[], &cfg)
+}
+
+fn produce_with(
+    broker: &Broker,
+    events: &[(String, Vec<u8>)],
+    bad: &[(Vec<u8>, &str)],
+    cfg: &[(String, String)],
+) -> Result<()> {
+    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, cfg)?;
     let every = if bad.is_empty() {
         usize::MAX
     } else {
@@ -112,8 +132,21 @@ fn ingest_cmd(broker: &Broker, lake: &Path, group: &str, extra: &[&str]) -> Comm
 
 /// Runs an ingest that exits when idle; returns its stderr.
 fn ingest_until_idle(broker: &Broker, lake: &Path, group: &str, extra: &[&str]) -> Result<String> {
+    ingest_until_idle_for(broker, lake, group, extra, 5)
+}
+
+/// As [`ingest_until_idle`], exiting after `idle` seconds without a message.
+/// After a member of the group was killed, `idle` must exceed the session
+/// timeout: the dead member's partitions are reassigned only when it expires.
+fn ingest_until_idle_for(
+    broker: &Broker,
+    lake: &Path,
+    group: &str,
+    extra: &[&str],
+    idle: u32,
+) -> Result<String> {
     let mut cmd = ingest_cmd(broker, lake, group, extra);
-    cmd.args(["--exit-when-idle", "5"])
+    cmd.args(["--exit-when-idle", &idle.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = ChildGuard::spawn(cmd)?;
@@ -300,7 +333,7 @@ fn kafka_kill9_mid_stream_loses_and_duplicates_nothing() -> Result<()> {
     let lake = tmp.path().join("lake");
     let fast = ["--set", "ingest.flush_interval_ms=50"];
 
-    produce(&broker, &events[..50_000], &[])?;
+    produce_one_per_batch(&broker, &events[..50_000])?;
     for round in 0..2 {
         let mut ingest = ChildGuard::spawn({
             let mut c = ingest_cmd(&broker, &lake, "crash", &fast);
@@ -319,10 +352,11 @@ fn kafka_kill9_mid_stream_loses_and_duplicates_nothing() -> Result<()> {
         let at_kill = count(&lake, "SELECT count(*) FROM events")?;
         eprintln!("round {round}: killed with {at_kill} events in the lake");
         if round == 0 {
-            produce(&broker, &events[50_000..], &[])?;
+            produce_one_per_batch(&broker, &events[50_000..])?;
         }
     }
-    ingest_until_idle(&broker, &lake, "crash", &[])?;
+    let log = ingest_until_idle_for(&broker, &lake, "crash", &[], 20)?;
+    eprintln!("final run: {log}");
     assert_exactly_once(&lake, &expected)
 }
 
@@ -336,16 +370,28 @@ fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
     let lake = tmp.path().join("lake");
 
     produce(&broker, &events[..30_000], &[])?;
+    let log_path = tmp.path().join("ingest.log");
     let mut ingest = ChildGuard::spawn({
         let mut c = ingest_cmd(
             &broker,
             &lake,
             "outage",
-            &["--set", "ingest.flush_interval_ms=200"],
+            // The session outlives the outage, so the consumer keeps its
+            // partitions instead of rejoining the group.
+            &[
+                "--set",
+                "ingest.flush_interval_ms=200",
+                "--set",
+                "kafka.session_timeout_ms=60000",
+            ],
         );
-        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        // A pipe nobody reads would fill up and block the ingest: use a file.
+        c.env("RUST_LOG", "info,groundtruth_ingest=debug");
+        c.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path)?);
         c
     })?;
+    let show_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     wait_for("first events", Duration::from_secs(60), || {
         Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? > 0)
     })?;
@@ -363,7 +409,8 @@ fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
     produce(&broker, &events[30_000..], &[])?;
     wait_for("all events", Duration::from_secs(120), || {
         Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
-    })?;
+    })
+    .with_context(|| format!("ingest log:\n{}", show_log()))?;
     // A clean stop commits the offsets.
     send_signal(ingest.id(), libc::SIGTERM)?;
     let status = ingest

@@ -203,6 +203,11 @@ impl Ingestor {
         self.lake.buffered_rows() > 0 && self.last_flush.elapsed() >= self.policy.interval
     }
 
+    /// How often streaming sources flush (and commit).
+    pub fn flush_interval(&self) -> Duration {
+        self.policy.interval
+    }
+
     pub fn has_buffered(&self) -> bool {
         self.lake.buffered_rows() > 0
     }

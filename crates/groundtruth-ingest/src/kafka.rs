@@ -21,6 +21,9 @@ use crate::error::IngestError;
 use crate::ingestor::{IngestCounts, Ingestor, Outcome};
 use crate::telemetry::{KafkaTransientError, OffsetsCommitted};
 
+/// How long a stopping consumer keeps retrying its last commit.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
 /// Kafka settings of an ingest run.
 #[derive(Debug, Clone)]
 pub struct KafkaOptions {
@@ -166,13 +169,21 @@ pub fn ingest_kafka(
     let before = ing.totals();
     // Next offset to commit per (topic, partition): read but maybe not durable.
     let mut uncommitted: HashMap<(String, i32), i64> = HashMap::new();
-    let mut durable = false; // `uncommitted` is covered by a completed flush
+    let mut last_commit = Instant::now();
+    let mut stop_since: Option<Instant> = None;
+    let mut assigned_at: Option<Instant> = None;
     let mut last_message = Instant::now();
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
 
     loop {
         let stop = shutdown.load(Ordering::Relaxed);
-        match consumer.poll(Duration::from_millis(if stop { 0 } else { 100 })) {
+        // Once stopping, read nothing more: only make what was read durable.
+        let polled = if stop {
+            None
+        } else {
+            consumer.poll(Duration::from_millis(100))
+        };
+        match polled {
             Some(Ok(m)) => {
                 last_message = Instant::now();
                 stats.messages += 1;
@@ -213,7 +224,6 @@ pub fn ingest_kafka(
                     stats.dlq_produced += 1;
                 }
                 uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                durable = false;
             }
             Some(Err(e)) => {
                 if last_error_log.elapsed() > Duration::from_secs(5) {
@@ -228,16 +238,28 @@ pub fn ingest_kafka(
             None => {}
         }
 
-        let idle = opts
-            .exit_when_idle
-            .is_some_and(|d| last_message.elapsed() >= d);
+        // The idle clock starts once partitions are assigned: joining a
+        // group after a crashed member can take a session timeout.
+        if assigned_at.is_none() && opts.exit_when_idle.is_some() {
+            if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                assigned_at = Some(Instant::now());
+                last_message = last_message.max(Instant::now());
+            }
+        }
+        let idle = assigned_at.is_some()
+            && opts
+                .exit_when_idle
+                .is_some_and(|d| last_message.elapsed() >= d);
+        let mut flushed = false;
         if ing.over_size() || ing.interval_due() || ((stop || idle) && ing.has_buffered()) {
             ing.flush()?;
-            durable = true;
-        } else if !ing.has_buffered() && !uncommitted.is_empty() {
-            durable = true;
+            flushed = true;
         }
-        if durable && !uncommitted.is_empty() {
+        // Offsets are committed only when nothing read is still buffered
+        // (right after a flush, or when everything read was a duplicate),
+        // and at most once per flush interval otherwise.
+        let commit_due = flushed || stop || idle || last_commit.elapsed() >= ing.flush_interval();
+        if commit_due && !ing.has_buffered() && !uncommitted.is_empty() {
             let dlq_ok = match &producer {
                 Some(p) => p
                     .flush(Duration::from_secs(if stop { 30 } else { 5 }))
@@ -271,12 +293,23 @@ pub fn ingest_kafka(
                     }
                 }
             }
+            last_commit = Instant::now();
         }
         let settled = !ing.has_buffered() && uncommitted.is_empty();
         if settled && (stop || idle) {
             break;
         }
-        if stop && started.elapsed() > Duration::from_secs(0) && !settled {
+        if stop && stop_since.get_or_insert_with(Instant::now).elapsed() > STOP_GRACE {
+            // Everything read is durable in the lake (the flush above ran);
+            // only the commit is missing, so a restart re-reads and drops
+            // those messages as duplicates.
+            tracing::warn!(
+                partitions = uncommitted.len(),
+                "stopping without committing the last offsets: the broker did not answer within {STOP_GRACE:?}"
+            );
+            break;
+        }
+        if stop && !settled {
             // Keep retrying the final commit until the broker answers.
             std::thread::sleep(Duration::from_millis(200));
         }
