@@ -135,6 +135,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/groundtruth/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 
+# The end-to-end tests run the real `groundtruth` binary: nextest builds
+# only test targets, so build the binaries first.
+step "cargo build (binaries)" cargo build --workspace --bins || rc=$?
 step "cargo nextest run" cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
 step "doc tests" cargo test --workspace --doc || rc=$?
 

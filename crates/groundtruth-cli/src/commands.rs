@@ -32,13 +32,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             demo(&cfg, &args)
         }
         Command::Ingest(args) => {
-            let mut extra = Vec::new();
-            if !args.topic.is_empty() {
-                extra.push(format!(
-                    "kafka.topics={}",
-                    toml_string(&args.topic.join(","))
-                ));
-            }
+            let mut extra = topic_overrides(&args.topic);
             if let Some(g) = &args.group {
                 extra.push(format!("kafka.group_id={}", toml_string(g)));
             }
@@ -57,13 +51,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             sql(&cfg, &args)
         }
         Command::Run(args) => {
-            let mut extra = Vec::new();
-            if !args.topic.is_empty() {
-                extra.push(format!(
-                    "kafka.topics={}",
-                    toml_string(&args.topic.join(","))
-                ));
-            }
+            let extra = topic_overrides(&args.topic);
             let cfg = load_config(&cli.global, extra)?;
             init_logging(&cfg);
             serve(&cfg, &args)
@@ -80,6 +68,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--topic` flags as a `kafka.topics` override.
+fn topic_overrides(topics: &[String]) -> Vec<String> {
+    if topics.is_empty() {
+        return Vec::new();
+    }
+    vec![format!("kafka.topics={}", toml_string(&topics.join(",")))]
 }
 
 fn kafka_options(cfg: &Config, exit_when_idle: Option<Duration>) -> KafkaOptions {

@@ -61,6 +61,24 @@ impl IngestCounts {
         }
     }
 
+    /// What was counted after `before` was taken (both from the same run).
+    pub fn since(&self, before: &IngestCounts) -> IngestCounts {
+        let mut rejected = self.rejected.clone();
+        for (k, v) in &before.rejected {
+            if let Some(n) = rejected.get_mut(k) {
+                *n -= v;
+            }
+        }
+        rejected.retain(|_, v| *v > 0);
+        IngestCounts {
+            accepted: self.accepted - before.accepted,
+            duplicates: self.duplicates - before.duplicates,
+            rejected,
+            duplicate_rejects: self.duplicate_rejects - before.duplicate_rejects,
+            bytes: self.bytes - before.bytes,
+        }
+    }
+
     /// `accepted 10, duplicates 0, rejected 2 (invalid_json 1, too_large 1)`
     pub fn summary(&self) -> String {
         let mut s = format!(

@@ -314,18 +314,7 @@ pub fn ingest_kafka(
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let mut counts = ing.totals();
-    counts.accepted -= before.accepted;
-    counts.duplicates -= before.duplicates;
-    counts.duplicate_rejects -= before.duplicate_rejects;
-    counts.bytes -= before.bytes;
-    for (k, v) in before.rejected {
-        if let Some(n) = counts.rejected.get_mut(&k) {
-            *n -= v;
-        }
-    }
-    counts.rejected.retain(|_, v| *v > 0);
-    stats.counts = counts;
+    stats.counts = ing.totals().since(&before);
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }
