@@ -21,3 +21,18 @@ pub mod wire;
 
 pub use broker::{free_port, tansu_bin, Broker, STORAGE_ENGINE, TANSU_VERSION};
 pub use process::{kill9, send_signal, spawn_tied, was_sigkilled, ChildGuard};
+
+/// The `groundtruth` binary built beside the running test
+/// (`target/<profile>/groundtruth`; `$GROUNDTRUTH_BIN` overrides).
+/// `tests/run.sh` builds it before the tests.
+pub fn groundtruth_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("GROUNDTRUTH_BIN") {
+        return std::path::PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/groundtruth
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .map(|d| d.join("groundtruth"))
+        .unwrap_or_else(|| std::path::PathBuf::from("groundtruth"))
+}

@@ -4,17 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{ensure, Result};
-
-fn groundtruth_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("GROUNDTRUTH_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("groundtruth"))
-        .expect("target dir")
-}
+use groundtruth_tests::groundtruth_bin;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -3,7 +3,7 @@
 //! and a broker outage.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,25 +12,12 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use groundtruth_ingest::KafkaProducerSink;
 use groundtruth_sim::{simulate, Scenario, VecSink};
-use groundtruth_tests::{send_signal, Broker, ChildGuard};
+use groundtruth_tests::{groundtruth_bin, send_signal, Broker, ChildGuard};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 
 const TOPIC: &str = "app-events";
-
-/// The `groundtruth` binary built beside this test.
-fn groundtruth_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("GROUNDTRUTH_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/groundtruth
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("groundtruth"))
-        .expect("target dir")
-}
 
 /// `n` simulated events (JSON lines with their account key), in time order.
 fn simulated(n: usize) -> Vec<(String, Vec<u8>)> {

@@ -276,11 +276,16 @@ fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The async runtime DataFusion queries run on.
+fn query_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the query runtime")?;
+        .context("cannot start the query runtime")
+}
+
+fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
+    let rt = query_runtime()?;
     rt.block_on(async {
         let ctx = open_session(&cfg.lake.dir).await?;
         let (schema, batches) = run_sql(&ctx, &args.query).await?;
@@ -355,10 +360,7 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
             "SELECT reason_code, count(*) AS n FROM dead_letters GROUP BY reason_code ORDER BY n DESC",
         ),
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the query runtime")?;
+    let rt = query_runtime()?;
     rt.block_on(async {
         let ctx = open_session(&cfg.lake.dir).await?;
         for (title, q) in queries {
