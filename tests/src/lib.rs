@@ -36,3 +36,18 @@ pub fn groundtruth_bin() -> std::path::PathBuf {
         .map(|d| d.join("groundtruth"))
         .unwrap_or_else(|| std::path::PathBuf::from("groundtruth"))
 }
+
+/// The repository root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `groundtruth ARGS` as a user would (warnings only in the log, no
+/// config file from the environment) and collects its output.
+pub fn run_groundtruth(args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new(groundtruth_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("GROUNDTRUTH_CONFIG")
+        .output()
+}

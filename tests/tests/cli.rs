@@ -1,21 +1,12 @@
 //! The `groundtruth` command line, run as a user would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use anyhow::{ensure, Result};
-use groundtruth_tests::groundtruth_bin;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use groundtruth_tests::{repo, run_groundtruth};
 
 fn run(args: &[&str]) -> Result<Output> {
-    Ok(Command::new(groundtruth_bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("GROUNDTRUTH_CONFIG")
-        .output()?)
+    Ok(run_groundtruth(args)?)
 }
 
 fn text(b: &[u8]) -> String {

@@ -1,6 +1,9 @@
 //! sqllogictest runner: every `sql/**/*.slt` file runs against a fresh
-//! DataFusion session over a fixture lake built from
-//! `tests/fixtures/lake.ndjson` (one test per file).
+//! DataFusion session, with the views of `sql/*.sql` registered, over a
+//! fixture lake built from `tests/fixtures/<stem>.ndjson` when that exists
+//! (`sql/track_steps.slt` -> `tests/fixtures/track_steps.ndjson`), else from
+//! `tests/fixtures/lake.ndjson` (one test per file). A further test checks
+//! that every `.sql` file has its `.slt`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,11 +37,16 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Builds the fixture lake once per process.
-fn fixture_lake() -> &'static Path {
-    static LAKE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    LAKE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("gt-slt-lake-{}", std::process::id()));
+/// Builds the lake of one fixture file (once per process and fixture).
+fn fixture_lake(fixture: &Path) -> PathBuf {
+    static LAKES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut lakes = LAKES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = lakes.iter().find(|(f, _)| f == fixture) {
+        return dir.clone();
+    }
+    let dir = {
+        let stem = fixture.file_stem().unwrap_or_default().to_string_lossy();
+        let dir = std::env::temp_dir().join(format!("gt-slt-{stem}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let lake = LakeWriter::open(&dir, LakeOptions::default()).expect("open fixture lake");
         let mut ing = Ingestor::new(
@@ -47,10 +55,21 @@ fn fixture_lake() -> &'static Path {
             FlushPolicy::default(),
             "file",
         );
-        let fixture = repo().join("tests/fixtures/lake.ndjson");
-        ingest_files(&mut ing, &[fixture], false).expect("ingest fixture");
+        ingest_files(&mut ing, &[fixture.to_path_buf()], false).expect("ingest fixture");
         dir
-    })
+    };
+    lakes.push((fixture.to_path_buf(), dir.clone()));
+    dir
+}
+
+fn fixture_for(slt: &Path) -> PathBuf {
+    let stem = slt.file_stem().unwrap_or_default().to_string_lossy();
+    let own = repo().join(format!("tests/fixtures/{stem}.ndjson"));
+    if own.is_file() {
+        own
+    } else {
+        repo().join("tests/fixtures/lake.ndjson")
+    }
 }
 
 struct Lake {
@@ -138,12 +157,14 @@ fn run_file(path: PathBuf) -> Result<(), Failed> {
         .build()
         .map_err(|e| Failed::from(e.to_string()))?;
     rt.block_on(async move {
-        let lake = fixture_lake();
-        let ctx = Arc::new(
-            open_session(lake)
-                .await
-                .map_err(|e| Failed::from(e.to_string()))?,
-        );
+        let lake = fixture_lake(&fixture_for(&path));
+        let ctx = open_session(&lake)
+            .await
+            .map_err(|e| Failed::from(e.to_string()))?;
+        groundtruth_detect::register_views(&ctx)
+            .await
+            .map_err(|e| Failed::from(e.to_string()))?;
+        let ctx = Arc::new(ctx);
         let mut runner = sqllogictest::Runner::new(move || {
             let ctx = ctx.clone();
             async move {
@@ -165,12 +186,44 @@ fn main() {
     slt_files(&repo().join("sql"), &mut files);
     files.sort();
     let root = repo();
-    let trials = files
+    let mut trials: Vec<Trial> = files
         .into_iter()
         .map(|p| {
             let name = p.strip_prefix(&root).unwrap_or(&p).display().to_string();
             Trial::test(name, move || run_file(p))
         })
         .collect();
+    trials.push(Trial::test(
+        "every sql/*.sql has an .slt and is a registered view",
+        || {
+            let mut missing = Vec::new();
+            for e in
+                std::fs::read_dir(repo().join("sql")).map_err(|e| Failed::from(e.to_string()))?
+            {
+                let p = e.map_err(|e| Failed::from(e.to_string()))?.path();
+                if p.extension().is_some_and(|x| x == "sql") {
+                    let stem = p
+                        .file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    if !p.with_extension("slt").is_file() {
+                        missing.push(format!("{} has no .slt", p.display()));
+                    }
+                    if !groundtruth_detect::VIEWS.iter().any(|v| v.name == stem) {
+                        missing.push(format!(
+                            "{} is not in groundtruth_detect::VIEWS",
+                            p.display()
+                        ));
+                    }
+                }
+            }
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(Failed::from(missing.join("; ")))
+            }
+        },
+    ));
     libtest_mimic::run(&args, trials).exit();
 }

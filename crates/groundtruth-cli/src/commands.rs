@@ -17,7 +17,8 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalCommand, EvalTracksArgs, Format, IngestArgs,
+    LakeCommand, RunArgs, SimulateArgs, SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -55,6 +56,16 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global, extra)?;
             init_logging(&cfg);
             serve(&cfg, &args)
+        }
+        Command::Detect(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            detect(&cfg, &args)
+        }
+        Command::Eval(EvalCommand::Tracks(args)) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            eval_tracks(&args)
         }
         Command::Lake(LakeCommand::Compact) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -288,6 +299,7 @@ fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
     let rt = query_runtime()?;
     rt.block_on(async {
         let ctx = open_session(&cfg.lake.dir).await?;
+        groundtruth_detect::register_views(&ctx).await?;
         let (schema, batches) = run_sql(&ctx, &args.query).await?;
         let format = match args.format {
             Format::Table => OutputFormat::Table,
@@ -373,6 +385,39 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
                 std::io::stdout().lock(),
             )?;
         }
+        let run = groundtruth_detect::run_detectors(&ctx).await?;
+        let findings = cfg.lake.dir.join("findings.ndjson");
+        let mut w = BufWriter::new(
+            File::create(&findings)
+                .with_context(|| format!("cannot create {}", findings.display()))?,
+        );
+        let mut by_class: std::collections::BTreeMap<String, usize> = Default::default();
+        for f in &run.findings {
+            f.write_ndjson(&mut w)?;
+            let class = f.evidence["classification"].as_str().unwrap_or("?");
+            *by_class
+                .entry(format!("{} / {class}", f.detector))
+                .or_default() += 1;
+        }
+        w.flush()?;
+        println!(
+            "
+detectors: {} findings from {} patrols, written to {}",
+            run.findings.len(),
+            run.patrols.len(),
+            findings.display()
+        );
+        for (k, n) in &by_class {
+            println!("  {k}: {n}");
+        }
+        if let Some(f) = run.findings.first() {
+            println!(
+                "  e.g. {} {}: {}",
+                f.detector,
+                f.patrol_ids.join(","),
+                f.reason
+            );
+        }
         anyhow::Ok(())
     })?;
     let lake = cfg.lake.dir.display();
@@ -382,5 +427,88 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
          groundtruth sql --lake {lake} --format csv \"SELECT * FROM events WHERE kind = 'check_in' LIMIT 20\"",
         labels.display()
     );
+    Ok(())
+}
+
+fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
+    for p in &args.input {
+        if !p.is_file() {
+            bail!("input {} is not a readable file", p.display());
+        }
+    }
+    let dead = args.dead_letters.clone().unwrap_or_else(|| {
+        let stem = args
+            .output
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "findings".into());
+        args.output
+            .with_file_name(format!("{stem}.dead-letters.ndjson"))
+    });
+    let scratch = tempfile::Builder::new()
+        .prefix("groundtruth-detect-")
+        .tempdir()
+        .context("cannot create a scratch directory for the detection lake")?;
+    let rt = query_runtime()?;
+    let started = std::time::Instant::now();
+    let s = rt.block_on(groundtruth_detect::detect_files(
+        &args.input,
+        &args.output,
+        &dead,
+        &scratch.path().join("lake"),
+        lake_options(cfg),
+        crate::setup::decode_options(cfg),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ))?;
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &s.run.findings {
+        *by.entry(f.detector.as_str()).or_default() += 1;
+    }
+    eprintln!("{}", s.counts.summary());
+    eprintln!(
+        "{} findings {:?} from {} patrols in {:.1} s; {} bad events written to {}",
+        s.run.findings.len(),
+        by,
+        s.run.patrols.len(),
+        started.elapsed().as_secs_f64(),
+        s.dead_letters,
+        dead.display()
+    );
+    Ok(())
+}
+
+fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
+    let scenario = match &args.scenario {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read scenario {}", p.display()))?;
+            Scenario::from_toml_str(&text).with_context(|| format!("scenario {}", p.display()))?
+        }
+        None => Scenario::default(),
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("groundtruth-eval-")
+        .tempdir()
+        .context("cannot create a scratch directory")?;
+    let rt = query_runtime()?;
+    let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
+        &scenario,
+        args.geolife.as_deref(),
+        scratch.path(),
+    ))?;
+    print!("{}", eval.table());
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&eval)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.details {
+        let mut out = String::new();
+        let geo = eval.geolife.iter().flat_map(|g| g.details.iter());
+        for d in eval.details.iter().chain(geo) {
+            out.push_str(&d.to_string());
+            out.push('\n');
+        }
+        std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     Ok(())
 }

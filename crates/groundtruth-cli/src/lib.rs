@@ -51,6 +51,50 @@ pub enum Command {
     /// Lake maintenance.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Run the detectors over NDJSON event files and write findings (the
+    /// contract's batch command: replay, backfill, evaluation).
+    Detect(DetectArgs),
+    /// Measure the detectors against labelled and real data.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Event files (NDJSON, plain or .gz); repeat or list several.
+    #[arg(long, short, value_name = "EVENTS", required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Where to write the findings, one JSON object per line.
+    #[arg(long, short, value_name = "FINDINGS")]
+    pub output: PathBuf,
+    /// Where to write the bad events with their reasons (NDJSON).
+    /// Default: FINDINGS with `.dead-letters.ndjson` in place of its extension.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letters: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// non_human_track: precision and recall per fraud type on a labelled
+    /// simulation, and the share of real GeoLife people flagged.
+    Tracks(EvalTracksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalTracksArgs {
+    /// Scenario TOML; default: the built-in week.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Directory with the GeoLife files (geolife_sample.txt.gz, demodata_geolife.csv).
+    #[arg(long, value_name = "DIR")]
+    pub geolife: Option<PathBuf>,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write every patrol's scenario, verdicts and features here (NDJSON),
+    /// to look into misses.
+    #[arg(long, value_name = "FILE")]
+    pub details: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

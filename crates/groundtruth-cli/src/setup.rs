@@ -60,13 +60,17 @@ pub(crate) fn lake_options(cfg: &Config) -> LakeOptions {
     }
 }
 
+pub(crate) fn decode_options(cfg: &Config) -> DecodeOptions {
+    DecodeOptions {
+        max_event_bytes: cfg.ingest.max_event_bytes,
+    }
+}
+
 pub(crate) fn ingestor(cfg: &Config, source: &'static str) -> Result<Ingestor> {
     let lake = LakeWriter::open(&cfg.lake.dir, lake_options(cfg))?;
     Ok(Ingestor::new(
         lake,
-        DecodeOptions {
-            max_event_bytes: cfg.ingest.max_event_bytes,
-        },
+        decode_options(cfg),
         FlushPolicy {
             max_rows: cfg.ingest.flush_max_rows,
             max_bytes: cfg.ingest.flush_max_bytes,

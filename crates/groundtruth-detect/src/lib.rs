@@ -1,0 +1,57 @@
+//! Runs the detectors over events with DataFusion.
+//!
+//! Events live in a lake (see `groundtruth-lake`); [`views::register_views`]
+//! adds the SQL views of `sql/`, and [`run_detectors`] runs every detector
+//! over the session and returns contract findings. [`detect_files`] is the
+//! whole `groundtruth detect` command: NDJSON files into a scratch lake, the
+//! detectors, findings and dead letters out.
+
+mod error;
+pub mod eval;
+pub mod files;
+pub mod geolife;
+pub mod tracks;
+pub mod views;
+
+use datafusion::prelude::SessionContext;
+use groundtruth_finding::{sort_findings, Finding};
+
+pub use error::DetectError;
+pub use files::{detect_files, DetectFilesSummary};
+pub use views::{register_views, VIEWS};
+
+/// Everything one detection run produced.
+#[derive(Debug)]
+pub struct DetectRun {
+    pub findings: Vec<Finding>,
+    /// The patrols judged by `non_human_track`, in the order of `tracks.assessments`.
+    pub patrols: Vec<groundtruth_track::Patrol>,
+    pub tracks: groundtruth_track::Report,
+}
+
+/// Runs every detector over the `events` in `ctx` (views are registered
+/// here). Findings come back in canonical order.
+pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectError> {
+    register_views(ctx).await?;
+    let started = std::time::Instant::now();
+    let patrols = tracks::load_patrols(ctx).await?;
+    let loaded = started.elapsed();
+    let report = groundtruth_track::detect(&patrols);
+    tracing::info!(
+        patrols = patrols.len(),
+        fixes = patrols.iter().map(|p| p.fixes.len()).sum::<usize>(),
+        flagged = report.findings.len(),
+        sql_ms = loaded.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "non_human_track done"
+    );
+    let mut findings = report.findings.clone();
+    sort_findings(&mut findings);
+    Ok(DetectRun {
+        findings,
+        patrols,
+        tracks: report,
+    })
+}
+
+pub(crate) use tracks::col as tracks_col;

@@ -1,0 +1,613 @@
+//! Per-patrol kinematic features.
+//!
+//! The pipeline: drop GPS outliers (spikes of one or two fixes that jump away
+//! and straight back), find teleports (jumps that stay), find stops (stay
+//! points), then compute speed, acceleration, turning, sinuosity and shape
+//! statistics over the moving parts. Every constant is in
+//! [`crate::thresholds`] with its source.
+
+use serde::Serialize;
+
+use crate::point::{dist, mean_sd, quantile, restep, Fix, Point};
+use crate::thresholds as th;
+
+/// A jump faster than anything on the ground that the track does not come back from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Jump {
+    /// Event time of the fix after the jump, epoch ms.
+    pub at_ms: i64,
+    pub distance_m: f64,
+    pub seconds: f64,
+    pub speed_mps: f64,
+}
+
+/// A stay point: the track stayed within a small radius for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stop {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// The features of one patrol. Speeds in m/s, distances in metres, angles in
+/// degrees, times in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Features {
+    pub fixes: usize,
+    pub duration_s: f64,
+    /// Fixes dropped as GPS outliers (out and straight back within two fixes).
+    pub gps_outliers: usize,
+    pub teleports: Vec<Jump>,
+    pub fix_interval_median_s: f64,
+    /// Standard deviation over mean of the fix intervals (gaps excluded).
+    pub fix_interval_cv: f64,
+    /// Signal gaps longer than [`th::GAP_S`].
+    pub gaps: usize,
+    pub gap_s: f64,
+    pub path_m: f64,
+    pub net_m: f64,
+    pub straightness: f64,
+    pub radius_of_gyration_m: f64,
+    pub max_excursion_m: f64,
+    /// Distance from the end back to the start over the maximum excursion;
+    /// near 0 for an out-and-back or a loop.
+    pub return_ratio: f64,
+    pub moving_steps: usize,
+    pub speed_median: f64,
+    pub speed_p95: f64,
+    pub speed_max: f64,
+    /// Median absolute deviation of moving speeds over their median.
+    pub speed_mad_ratio: f64,
+    pub accel_p95: f64,
+    pub stops: usize,
+    pub stop_s: f64,
+    pub stop_median_s: f64,
+    pub stops_per_hour: f64,
+    /// Step length of the rediscretised path used for turning and sinuosity.
+    pub rediscretise_m: f64,
+    /// Length of the rediscretised path (steps of `rediscretise_m`): the
+    /// distance covered, without the zig-zag GPS noise adds to `path_m`.
+    pub rediscretised_path_m: f64,
+    pub turn_mean_deg: f64,
+    /// Benhamou (2004) sinuosity `2 / sqrt(p (1 + c) / (1 - c))`, per sqrt(metre).
+    pub sinuosity: f64,
+    /// Median distance of a moving fix from the chord of its neighbours.
+    pub jitter_m: f64,
+    pub accuracy_median_m: Option<f64>,
+    pub accuracy_sd_m: Option<f64>,
+    /// Share of fixes that report an accuracy.
+    pub accuracy_reported_share: f64,
+    /// Short runs faster than [`th::BURST_MPS`] between slow stretches.
+    pub bursts: usize,
+    pub burst_speed_median: f64,
+    /// Times the track came back to its most visited spot after leaving it.
+    pub home_returns: usize,
+    /// Bursts that end at that spot, coming from well away: dashes home.
+    pub home_dashes: usize,
+    pub mock_share: f64,
+}
+
+/// Computes the features of a patrol's points (sorted, distinct times).
+/// `fixes` carries the per-fix flags and accuracy in the same order.
+pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
+    let n_in = points.len();
+    let acc: Vec<f64> = fixes.iter().filter_map(|f| f.accuracy_m).collect();
+    let (accuracy_median_m, accuracy_sd_m) = if acc.is_empty() {
+        (None, None)
+    } else {
+        let mut a = acc.clone();
+        (quantile(&mut a, 0.5), Some(mean_sd(&acc).1))
+    };
+    let acc_med = accuracy_median_m.unwrap_or(th::DEFAULT_ACCURACY_M);
+    let mock_share = if fixes.is_empty() {
+        0.0
+    } else {
+        fixes.iter().filter(|f| f.mock).count() as f64 / fixes.len() as f64
+    };
+
+    let mut pts = points.to_vec();
+    let gps_outliers = drop_spikes(&mut pts);
+    let teleports = find_teleports(&pts);
+    let n = pts.len();
+    let duration_s = if n > 1 {
+        (pts[n - 1].t_ms - pts[0].t_ms) as f64 / 1000.0
+    } else {
+        0.0
+    };
+
+    // Fix intervals.
+    let dts: Vec<f64> = pts.iter().skip(1).map(|p| p.dt_s).collect();
+    let in_track: Vec<f64> = dts.iter().copied().filter(|&d| d <= th::GAP_S).collect();
+    let fix_interval_median_s = quantile(&mut in_track.clone(), 0.5).unwrap_or(0.0);
+    let (m, sd) = mean_sd(&in_track);
+    let fix_interval_cv = if m > 0.0 { sd / m } else { 0.0 };
+    let gaps = dts.iter().filter(|&&d| d > th::GAP_S).count();
+    let gap_s = dts.iter().filter(|&&d| d > th::GAP_S).sum();
+
+    // Stops.
+    let stop_r = th::stop_radius(acc_med);
+    let stop_t = th::stop_min_s(stop_r);
+    let (stops, in_stop) = find_stops(&pts, stop_r, stop_t);
+    let stop_durs: Vec<f64> = stops
+        .iter()
+        .map(|s| (s.end_ms - s.start_ms) as f64 / 1000.0)
+        .collect();
+    let stop_s: f64 = stop_durs.iter().sum();
+    let stop_median_s = quantile(&mut stop_durs.clone(), 0.5).unwrap_or(0.0);
+
+    // Moving steps: not inside one stop, not across a gap, not a teleport.
+    let tele_at: Vec<i64> = teleports.iter().map(|j| j.at_ms).collect();
+    let moving: Vec<usize> = (1..n)
+        .filter(|&i| {
+            let same_stop = in_stop[i].is_some() && in_stop[i] == in_stop[i - 1];
+            !same_stop
+                && pts[i].dt_s > 0.0
+                && pts[i].dt_s <= th::GAP_S
+                && !tele_at.contains(&pts[i].t_ms)
+        })
+        .collect();
+    let speeds: Vec<f64> = moving.iter().map(|&i| pts[i].speed()).collect();
+    let mut sp = speeds.clone();
+    let speed_median = quantile(&mut sp, 0.5).unwrap_or(0.0);
+    let speed_p95 = quantile(&mut sp, 0.95).unwrap_or(0.0);
+    let speed_max = sp.last().copied().unwrap_or(0.0);
+    let mut dev: Vec<f64> = speeds.iter().map(|v| (v - speed_median).abs()).collect();
+    let speed_mad_ratio = if speed_median > 0.0 {
+        quantile(&mut dev, 0.5).unwrap_or(0.0) / speed_median
+    } else {
+        0.0
+    };
+    let mut accel: Vec<f64> = moving
+        .windows(2)
+        .filter(|w| w[1] == w[0] + 1)
+        .map(|w| {
+            let (a, b) = (pts[w[0]], pts[w[1]]);
+            (b.speed() - a.speed()).abs() / ((a.dt_s + b.dt_s) / 2.0)
+        })
+        .collect();
+    let accel_p95 = quantile(&mut accel, 0.95).unwrap_or(0.0);
+
+    // Path over moving steps; shape.
+    let path_m: f64 = moving.iter().map(|&i| pts[i].step_m).sum();
+    let net_m = if n > 1 {
+        dist((pts[0].x, pts[0].y), (pts[n - 1].x, pts[n - 1].y))
+    } else {
+        0.0
+    };
+    let straightness = if path_m > 0.0 {
+        (net_m / path_m).min(1.0)
+    } else {
+        0.0
+    };
+    let (cx, cy) = centroid(&pts);
+    let radius_of_gyration_m = if n > 0 {
+        (pts.iter()
+            .map(|p| (p.x - cx).powi(2) + (p.y - cy).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt()
+    } else {
+        0.0
+    };
+    let max_excursion_m = pts
+        .iter()
+        .map(|p| dist((pts[0].x, pts[0].y), (p.x, p.y)))
+        .fold(0.0, f64::max);
+    let return_ratio = if max_excursion_m > 0.0 {
+        net_m / max_excursion_m
+    } else {
+        0.0
+    };
+
+    // Turning and sinuosity on the rediscretised moving path.
+    let poly = moving_polyline(&pts, &stops, &in_stop, &tele_at);
+    let q = th::rediscretise_m(acc_med);
+    let steps = rediscretise(&poly, q);
+    let (turn_mean_deg, sinuosity) = turning(&steps, q);
+    let rediscretised_path_m = steps.iter().map(|h| h.len() as f64 * q).sum();
+
+    let jitter_m = jitter(&pts, &moving);
+    let runs = bursts(&pts, &moving, &in_stop, acc_med);
+    let burst_speed_median =
+        quantile(&mut runs.iter().map(|r| r.2).collect::<Vec<_>>(), 0.5).unwrap_or(0.0);
+    let (home_returns, home_dashes) = match home(&pts) {
+        Some(h) => {
+            let (r_in, r_out) = th::home_radii(acc_med);
+            let dashes = runs
+                .iter()
+                .filter(|r| {
+                    let (a, b) = (pts[r.0], pts[r.1]);
+                    dist(h, (a.x, a.y)) >= r_out - r_in && dist(h, (b.x, b.y)) <= r_in
+                })
+                .count();
+            (home_returns(&pts, h, acc_med), dashes)
+        }
+        None => (0, 0),
+    };
+    let bursts = runs.len();
+
+    Features {
+        fixes: n_in,
+        duration_s,
+        gps_outliers,
+        teleports,
+        fix_interval_median_s,
+        fix_interval_cv,
+        gaps,
+        gap_s,
+        path_m,
+        net_m,
+        straightness,
+        radius_of_gyration_m,
+        max_excursion_m,
+        return_ratio,
+        moving_steps: moving.len(),
+        speed_median,
+        speed_p95,
+        speed_max,
+        speed_mad_ratio,
+        accel_p95,
+        stops: stops.len(),
+        stop_s,
+        stop_median_s,
+        stops_per_hour: if duration_s > 0.0 {
+            stops.len() as f64 * 3600.0 / duration_s
+        } else {
+            0.0
+        },
+        rediscretise_m: q,
+        rediscretised_path_m,
+        turn_mean_deg,
+        sinuosity,
+        jitter_m,
+        accuracy_median_m,
+        accuracy_sd_m,
+        accuracy_reported_share: if fixes.is_empty() {
+            0.0
+        } else {
+            acc.len() as f64 / fixes.len() as f64
+        },
+        bursts,
+        burst_speed_median,
+        home_returns,
+        home_dashes,
+        mock_share,
+    }
+}
+
+fn centroid(pts: &[Point]) -> (f64, f64) {
+    if pts.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = pts.len() as f64;
+    (
+        pts.iter().map(|p| p.x).sum::<f64>() / n,
+        pts.iter().map(|p| p.y).sum::<f64>() / n,
+    )
+}
+
+/// Is the step from `a` into `b` a jump?
+fn is_jump(a: &Point, b: &Point) -> bool {
+    b.dt_s >= 0.0
+        && b.step_m > th::jump_min_m(a.accuracy_m, b.accuracy_m)
+        && (b.dt_s == 0.0 || b.step_m / b.dt_s > th::MAX_GROUND_MPS)
+}
+
+/// Removes runs of one or two fixes that jump away and come straight back
+/// (multipath, cold starts), and such runs at either end of the track.
+/// Returns how many fixes were dropped.
+fn drop_spikes(pts: &mut Vec<Point>) -> usize {
+    let mut dropped = 0;
+    let mut i = 1;
+    while i < pts.len() {
+        if !is_jump(&pts[i - 1], &pts[i]) {
+            i += 1;
+            continue;
+        }
+        let mut removed = false;
+        for k in 1..=2usize {
+            let back = i + k;
+            if back < pts.len() && is_jump(&pts[back - 1], &pts[back]) {
+                let (a, b) = (pts[i - 1], pts[back]);
+                let d = dist((a.x, a.y), (b.x, b.y));
+                let dt = (b.t_ms - a.t_ms) as f64 / 1000.0;
+                if d <= th::jump_min_m(a.accuracy_m, b.accuracy_m)
+                    || (dt > 0.0 && d / dt <= th::MAX_GROUND_MPS)
+                {
+                    pts.drain(i..back);
+                    restep(pts, i);
+                    dropped += k;
+                    removed = true;
+                    break;
+                }
+            }
+        }
+        if !removed {
+            // A jump within two fixes of either end: drop the short side.
+            if i <= 2 {
+                pts.drain(0..i);
+                restep(pts, 0);
+                dropped += i;
+                i = 1;
+                continue;
+            }
+            if pts.len() - i <= 2 {
+                let k = pts.len() - i;
+                pts.truncate(i);
+                dropped += k;
+                break;
+            }
+            i += 1;
+        }
+    }
+    dropped
+}
+
+fn find_teleports(pts: &[Point]) -> Vec<Jump> {
+    pts.windows(2)
+        .filter(|w| is_jump(&w[0], &w[1]))
+        .map(|w| &w[1])
+        .map(|p| Jump {
+            at_ms: p.t_ms,
+            distance_m: p.step_m,
+            seconds: p.dt_s,
+            speed_mps: if p.dt_s > 0.0 {
+                p.step_m / p.dt_s
+            } else {
+                f64::INFINITY
+            },
+        })
+        .collect()
+}
+
+/// Stay points: maximal runs that stay within `r` metres of their first fix
+/// for at least `min_s` seconds. Returns the stops and, per point, the index
+/// of its stop.
+fn find_stops(pts: &[Point], r: f64, min_s: f64) -> (Vec<Stop>, Vec<Option<usize>>) {
+    let mut stops = Vec::new();
+    let mut in_stop = vec![None; pts.len()];
+    let mut i = 0;
+    while i < pts.len() {
+        let mut j = i + 1;
+        while j < pts.len() && dist((pts[i].x, pts[i].y), (pts[j].x, pts[j].y)) <= r {
+            j += 1;
+        }
+        let span = (pts[j - 1].t_ms - pts[i].t_ms) as f64 / 1000.0;
+        if span >= min_s {
+            let (cx, cy) = centroid(&pts[i..j]);
+            for s in in_stop.iter_mut().take(j).skip(i) {
+                *s = Some(stops.len());
+            }
+            stops.push(Stop {
+                start_ms: pts[i].t_ms,
+                end_ms: pts[j - 1].t_ms,
+                x: cx,
+                y: cy,
+            });
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    (stops, in_stop)
+}
+
+/// The track with each stop collapsed to its centre, split at teleports.
+fn moving_polyline(
+    pts: &[Point],
+    stops: &[Stop],
+    in_stop: &[Option<usize>],
+    tele_at: &[i64],
+) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    let mut last_stop = None;
+    for (p, s) in pts.iter().zip(in_stop) {
+        if tele_at.contains(&p.t_ms) {
+            out.push(Vec::new());
+        }
+        let cur = out.last_mut().expect("non-empty");
+        match s {
+            Some(k) if last_stop == Some(*k) => {}
+            Some(k) => {
+                cur.push((stops[*k].x, stops[*k].y));
+                last_stop = Some(*k);
+            }
+            None => {
+                cur.push((p.x, p.y));
+                last_stop = None;
+            }
+        }
+    }
+    out
+}
+
+/// Rediscretises each polyline into steps of exactly `q` metres
+/// (Bovet & Benhamou 1988), returning the step headings (radians) per part.
+fn rediscretise(parts: &[Vec<(f64, f64)>], q: f64) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for poly in parts {
+        let mut heads = Vec::new();
+        let Some(&first) = poly.first() else {
+            continue;
+        };
+        let mut c = first;
+        let mut k = 1;
+        while k < poly.len() {
+            let v = poly[k];
+            if dist(c, v) < q {
+                k += 1;
+                continue;
+            }
+            // The point on segment (poly[k-1], v) at distance q from c.
+            let a = poly[k - 1];
+            let (dx, dy) = (v.0 - a.0, v.1 - a.1);
+            let (fx, fy) = (a.0 - c.0, a.1 - c.1);
+            let qa = dx * dx + dy * dy;
+            let qb = 2.0 * (fx * dx + fy * dy);
+            let qc = fx * fx + fy * fy - q * q;
+            let disc = (qb * qb - 4.0 * qa * qc).max(0.0);
+            let s = if qa > 0.0 {
+                ((-qb + disc.sqrt()) / (2.0 * qa)).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            let p = (a.0 + s * dx, a.1 + s * dy);
+            heads.push((p.1 - c.1).atan2(p.0 - c.0));
+            c = p;
+        }
+        out.push(heads);
+    }
+    out
+}
+
+/// Mean absolute turning angle (degrees) and Benhamou sinuosity.
+fn turning(parts: &[Vec<f64>], q: f64) -> (f64, f64) {
+    let mut sum_abs = 0.0;
+    let mut sum_cos = 0.0;
+    let mut n = 0usize;
+    for h in parts {
+        for w in h.windows(2) {
+            let mut d = w[1] - w[0];
+            while d > std::f64::consts::PI {
+                d -= std::f64::consts::TAU;
+            }
+            while d < -std::f64::consts::PI {
+                d += std::f64::consts::TAU;
+            }
+            sum_abs += d.abs();
+            sum_cos += d.cos();
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let c = (sum_cos / n as f64).min(0.999_999);
+    let s = 2.0 / (q * (1.0 + c) / (1.0 - c)).sqrt();
+    ((sum_abs / n as f64).to_degrees(), s)
+}
+
+/// Median distance of each moving fix from the chord of its two neighbours.
+fn jitter(pts: &[Point], moving: &[usize]) -> f64 {
+    let mut d: Vec<f64> = moving
+        .windows(2)
+        .filter(|w| w[1] == w[0] + 1 && pts[w[0]].step_m > 1.0 && pts[w[1]].step_m > 1.0)
+        .map(|w| {
+            let (a, b, c) = (pts[w[0] - 1], pts[w[0]], pts[w[1]]);
+            let (dx, dy) = (c.x - a.x, c.y - a.y);
+            let len = (dx * dx + dy * dy).sqrt();
+            if len == 0.0 {
+                dist((a.x, a.y), (b.x, b.y))
+            } else {
+                ((b.x - a.x) * dy - (b.y - a.y) * dx).abs() / len
+            }
+        })
+        .collect();
+    quantile(&mut d, 0.5).unwrap_or(0.0)
+}
+
+/// Counts short fast runs between slow stretches: steps faster than
+/// [`th::BURST_MPS`] lasting at most [`th::BURST_MAX_S`], covering more than
+/// the GPS noise floor, with slow or stopped steps on both sides.
+fn bursts(
+    pts: &[Point],
+    moving: &[usize],
+    in_stop: &[Option<usize>],
+    acc_med: f64,
+) -> Vec<(usize, usize, f64)> {
+    let is_moving = {
+        let mut v = vec![false; pts.len()];
+        for &i in moving {
+            v[i] = true;
+        }
+        v
+    };
+    let slow = |i: usize| -> bool {
+        in_stop[i].is_some() || (is_moving[i] && pts[i].speed() < th::SLOW_MPS)
+    };
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < pts.len() {
+        if !(is_moving[i] && pts[i].speed() > th::BURST_MPS) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < pts.len() && is_moving[i] && pts[i].speed() > th::BURST_MPS {
+            i += 1;
+        }
+        let end = i; // exclusive
+        let secs: f64 = pts[start..end].iter().map(|p| p.dt_s).sum();
+        let net = dist(
+            (pts[start - 1].x, pts[start - 1].y),
+            (pts[end - 1].x, pts[end - 1].y),
+        );
+        let before_slow = start >= 2 && slow(start - 1);
+        let after_slow = end < pts.len() && slow(end);
+        let speed = net / secs.max(1e-9);
+        if secs <= th::BURST_MAX_S
+            && net >= th::burst_min_m(acc_med)
+            && speed <= th::BURST_MAX_MPS
+            && before_slow
+            && after_slow
+        {
+            out.push((start - 1, end - 1, speed));
+        }
+    }
+    out
+}
+
+/// The most visited spot (20 m grid, 3x3 neighbourhood), and how often the
+/// track came back within reach of it after going well away.
+fn home(pts: &[Point]) -> Option<(f64, f64)> {
+    if pts.len() < 3 {
+        return None;
+    }
+    use std::collections::HashMap;
+    let cell = |p: &Point| ((p.x / 20.0).floor() as i64, (p.y / 20.0).floor() as i64);
+    let mut counts: HashMap<(i64, i64), u32> = HashMap::new();
+    for p in pts {
+        *counts.entry(cell(p)).or_default() += 1;
+    }
+    let best = counts
+        .keys()
+        .map(|&(cx, cy)| {
+            let mut s = 0;
+            for dx in -1..=1 {
+                for dy in -1..=1 {
+                    s += counts.get(&(cx + dx, cy + dy)).copied().unwrap_or(0);
+                }
+            }
+            (s, (cx, cy))
+        })
+        .max();
+    let (_, (hx, hy)) = best?;
+    let near: Vec<&Point> = pts
+        .iter()
+        .filter(|p| {
+            let (cx, cy) = cell(p);
+            (cx - hx).abs() <= 1 && (cy - hy).abs() <= 1
+        })
+        .collect();
+    Some((
+        near.iter().map(|p| p.x).sum::<f64>() / near.len() as f64,
+        near.iter().map(|p| p.y).sum::<f64>() / near.len() as f64,
+    ))
+}
+
+fn home_returns(pts: &[Point], home: (f64, f64), acc_med: f64) -> usize {
+    let (r_in, r_out) = th::home_radii(acc_med);
+    let mut away = false;
+    let mut returns = 0;
+    for p in pts {
+        let d = dist(home, (p.x, p.y));
+        if away && d < r_in {
+            returns += 1;
+            away = false;
+        } else if !away && d > r_out {
+            away = true;
+        }
+    }
+    returns
+}

@@ -1,0 +1,325 @@
+//! Replay search: is a patrol a copy of an earlier one?
+//!
+//! Tracks are indexed by the 50 m grid cells they pass through. A later
+//! patrol sharing most of its cells with an earlier one is a *candidate*;
+//! only candidates are compared point by point: first the constant offset
+//! between them is estimated (median of nearest-fix differences), then a
+//! monotone alignment (dynamic time warping that may skip fixes of the
+//! earlier track, so resampling does not matter) measures how far the
+//! offset-corrected fixes lie from the earlier track's. Copied fixes lie
+//! within centimetres; two honest walks of one route lie metres apart
+//! because their GPS errors are independent.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::point::{dist, quantile};
+use crate::thresholds as th;
+
+/// One track as the replay search sees it (points in a shared projection).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayTrack<'a> {
+    pub start_ms: i64,
+    pub xy: &'a [(f64, f64)],
+    pub path_m: f64,
+}
+
+/// A patrol found to replay an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReplayMatch {
+    /// Index of the replaying track.
+    pub track: usize,
+    /// Index of the earlier track it copies.
+    pub source: usize,
+    /// Mean distance of the aligned fixes after removing the offset, metres.
+    pub residual_m: f64,
+    /// Share of the track's fixes within [`th::REPLAY_RESIDUAL_M`] of the source.
+    pub cover: f64,
+    /// The constant offset between the two, metres.
+    pub offset_m: f64,
+    /// Share of the track's grid cells the source also visits.
+    pub shared_cells: f64,
+}
+
+/// Statistics of one search, for telemetry and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ReplayStats {
+    pub indexed: usize,
+    pub candidates: usize,
+    pub matches: usize,
+}
+
+fn cells(xy: &[(f64, f64)], size: f64) -> Vec<(i64, i64)> {
+    let mut c: Vec<(i64, i64)> = xy
+        .iter()
+        .map(|&(x, y)| ((x / size).floor() as i64, (y / size).floor() as i64))
+        .collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+/// Finds, for every track, the earlier track it replays, if any.
+pub fn find_replays(tracks: &[ReplayTrack<'_>]) -> (Vec<ReplayMatch>, ReplayStats) {
+    let mut stats = ReplayStats::default();
+    let eligible = |t: &ReplayTrack<'_>| t.path_m >= th::REPLAY_MIN_PATH_M && t.xy.len() >= 10;
+    let track_cells: Vec<Vec<(i64, i64)>> = tracks
+        .iter()
+        .map(|t| {
+            if eligible(t) {
+                cells(t.xy, th::REPLAY_CELL_M)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let mut index: HashMap<(i64, i64), Vec<u32>> = HashMap::new();
+    for (i, cs) in track_cells.iter().enumerate() {
+        if !cs.is_empty() {
+            stats.indexed += 1;
+        }
+        for c in cs {
+            index.entry(*c).or_default().push(i as u32);
+        }
+    }
+    let mut out = Vec::new();
+    let mut shared: HashMap<u32, u32> = HashMap::new();
+    for (i, cs) in track_cells.iter().enumerate() {
+        if cs.is_empty() {
+            continue;
+        }
+        shared.clear();
+        for c in cs {
+            for &j in &index[c] {
+                if j as usize != i && tracks[j as usize].start_ms < tracks[i].start_ms {
+                    *shared.entry(j).or_default() += 1;
+                }
+            }
+        }
+        let mut cands: Vec<(u32, u32)> = shared
+            .iter()
+            .filter(|(_, &s)| s as f64 >= th::REPLAY_MIN_SHARED * cs.len() as f64)
+            .map(|(&j, &s)| (j, s))
+            .collect();
+        cands.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut best: Option<ReplayMatch> = None;
+        for (j, s) in cands {
+            stats.candidates += 1;
+            if let Some(m) = compare(tracks[i].xy, tracks[j as usize].xy) {
+                if m.0 <= th::REPLAY_RESIDUAL_M
+                    && m.1 >= th::REPLAY_MIN_COVER
+                    && best.is_none_or(|b| m.0 < b.residual_m)
+                {
+                    best = Some(ReplayMatch {
+                        track: i,
+                        source: j as usize,
+                        residual_m: m.0,
+                        cover: m.1,
+                        offset_m: m.2,
+                        shared_cells: s as f64 / cs.len() as f64,
+                    });
+                }
+            }
+        }
+        if let Some(b) = best {
+            stats.matches += 1;
+            out.push(b);
+        }
+    }
+    (out, stats)
+}
+
+/// A grid of points for nearest-neighbour lookups within one cell's reach.
+struct Grid<'a> {
+    size: f64,
+    cells: HashMap<(i64, i64), Vec<u32>>,
+    xy: &'a [(f64, f64)],
+}
+
+impl<'a> Grid<'a> {
+    fn new(xy: &'a [(f64, f64)], size: f64) -> Self {
+        let mut cells: HashMap<(i64, i64), Vec<u32>> = HashMap::new();
+        for (i, &(x, y)) in xy.iter().enumerate() {
+            cells
+                .entry(((x / size).floor() as i64, (y / size).floor() as i64))
+                .or_default()
+                .push(i as u32);
+        }
+        Grid { size, cells, xy }
+    }
+
+    /// The nearest point within about one cell, if any.
+    fn nearest(&self, p: (f64, f64)) -> Option<(f64, f64)> {
+        let (cx, cy) = (
+            (p.0 / self.size).floor() as i64,
+            (p.1 / self.size).floor() as i64,
+        );
+        let mut best: Option<(f64, (f64, f64))> = None;
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                if let Some(v) = self.cells.get(&(cx + dx, cy + dy)) {
+                    for &k in v {
+                        let q = self.xy[k as usize];
+                        let d = dist(p, q);
+                        if best.is_none_or(|b| d < b.0) {
+                            best = Some((d, q));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|b| b.1)
+    }
+}
+
+/// Compares track `a` (later) with `b` (earlier): returns the mean aligned
+/// residual after offset removal, the share of `a`'s fixes matching within
+/// [`th::REPLAY_RESIDUAL_M`], and the offset length.
+pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
+    const MAX_A: usize = 300;
+    let stride = a.len().div_ceil(MAX_A).max(1);
+    let a_s: Vec<(f64, f64)> = a.iter().step_by(stride).copied().collect();
+    let grid = Grid::new(b, 30.0);
+    // Offset: median of the differences to the nearest fix of `b`, refined
+    // a few times (iterative closest point): with fixes metres apart, the
+    // nearest fix before the shift is not always the copied one.
+    let mut off = (0.0, 0.0);
+    for _ in 0..6 {
+        let mut dx = Vec::with_capacity(a_s.len());
+        let mut dy = Vec::with_capacity(a_s.len());
+        for &p in &a_s {
+            let p = (p.0 - off.0, p.1 - off.1);
+            if let Some(q) = grid.nearest(p) {
+                dx.push(p.0 - q.0);
+                dy.push(p.1 - q.1);
+            }
+        }
+        if dx.len() < a_s.len() / 2 {
+            return None;
+        }
+        let step = (quantile(&mut dx, 0.5)?, quantile(&mut dy, 0.5)?);
+        off = (off.0 + step.0, off.1 + step.1);
+        if step.0.abs() + step.1.abs() < 0.01 {
+            break;
+        }
+    }
+    let shifted: Vec<(f64, f64)> = a_s.iter().map(|p| (p.0 - off.0, p.1 - off.1)).collect();
+    let close = shifted
+        .iter()
+        .filter(|&&p| {
+            grid.nearest(p)
+                .is_some_and(|q| dist(p, q) <= th::REPLAY_RESIDUAL_M)
+        })
+        .count();
+    let cover = close as f64 / shifted.len() as f64;
+    if cover < th::REPLAY_MIN_COVER {
+        return Some((f64::INFINITY, cover, dist(off, (0.0, 0.0))));
+    }
+    Some((
+        monotone_alignment(&shifted, b),
+        cover,
+        dist(off, (0.0, 0.0)),
+    ))
+}
+
+/// Mean distance of the best monotone alignment of every point of `a` to a
+/// point of `b` (each `a` point to a `b` point at or after the previous one's).
+pub fn monotone_alignment(a: &[(f64, f64)], b: &[(f64, f64)]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return f64::INFINITY;
+    }
+    let mut prev: Vec<f64> = b.iter().map(|&q| dist(a[0], q)).collect();
+    let mut cur = vec![0.0; b.len()];
+    for &p in &a[1..] {
+        let mut run_min = f64::INFINITY;
+        for (j, &q) in b.iter().enumerate() {
+            run_min = run_min.min(prev[j]);
+            cur[j] = run_min + dist(p, q);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.iter().copied().fold(f64::INFINITY, f64::min) / a.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(seed: u64, n: usize, noise: f64) -> Vec<(f64, f64)> {
+        // A deterministic wiggly path with pseudo-random noise.
+        let mut s = seed;
+        let mut r = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        (0..n)
+            .map(|i| {
+                let t = i as f64 * 7.0;
+                (t + noise * r(), 40.0 * (t / 200.0).sin() + noise * r())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copy_with_offset_and_resampling_is_found() {
+        let orig = walk(1, 400, 8.0);
+        let copy: Vec<(f64, f64)> = orig
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 2)
+            .map(|(_, p)| (p.0 + 3.0, p.1 - 2.0))
+            .collect();
+        let tracks = [
+            ReplayTrack {
+                start_ms: 0,
+                xy: &orig,
+                path_m: 2800.0,
+            },
+            ReplayTrack {
+                start_ms: 86_400_000,
+                xy: &copy,
+                path_m: 2800.0,
+            },
+        ];
+        let (m, stats) = find_replays(&tracks);
+        assert_eq!(m.len(), 1, "{stats:?}");
+        assert_eq!((m[0].track, m[0].source), (1, 0));
+        assert!(m[0].residual_m < 0.1 && (m[0].offset_m - 13f64.sqrt()).abs() < 0.1);
+    }
+
+    #[test]
+    fn independent_walks_of_one_route_are_not_replays() {
+        let a = walk(1, 400, 8.0);
+        let b = walk(2, 400, 8.0);
+        let tracks = [
+            ReplayTrack {
+                start_ms: 0,
+                xy: &a,
+                path_m: 2800.0,
+            },
+            ReplayTrack {
+                start_ms: 86_400_000,
+                xy: &b,
+                path_m: 2800.0,
+            },
+        ];
+        let (m, stats) = find_replays(&tracks);
+        assert!(m.is_empty());
+        assert_eq!(
+            stats.candidates, 1,
+            "same route: a candidate, rejected on comparison"
+        );
+    }
+
+    #[test]
+    fn alignment_is_monotone() {
+        let b: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 0.0)).collect();
+        let fwd: Vec<(f64, f64)> = b.clone();
+        let rev: Vec<(f64, f64)> = b.iter().rev().copied().collect();
+        assert_eq!(monotone_alignment(&fwd, &b), 0.0);
+        assert!(monotone_alignment(&rev, &b) > 2.0);
+    }
+}
