@@ -37,9 +37,14 @@ pub fn groundtruth_bin() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("groundtruth"))
 }
 
-/// The repository root.
+/// The repository root. Read from `CARGO_MANIFEST_DIR` at run time (cargo
+/// and nextest set it for tests): the compile-time value baked into this
+/// library can belong to another checkout sharing the build cache.
 pub fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.join("..")
 }
 
 /// Runs `groundtruth ARGS` as a user would (warnings only in the log, no

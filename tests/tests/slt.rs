@@ -16,12 +16,9 @@ use datafusion::prelude::SessionContext;
 use groundtruth_event::DecodeOptions;
 use groundtruth_ingest::{ingest_files, FlushPolicy, Ingestor};
 use groundtruth_lake::{open_session, run_sql, LakeOptions, LakeWriter};
+use groundtruth_tests::repo;
 use libtest_mimic::{Arguments, Failed, Trial};
 use sqllogictest::{DBOutput, DefaultColumnType};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
