@@ -1,13 +1,7 @@
 //! The `groundtruth` command line, run as a user would.
 
-use std::process::Output;
-
 use anyhow::{ensure, Result};
 use groundtruth_tests::{repo, run_groundtruth};
-
-fn run(args: &[&str]) -> Result<Output> {
-    Ok(run_groundtruth(args)?)
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
@@ -19,7 +13,7 @@ fn ingest_a_file_then_query_it() -> Result<()> {
     let lake = tmp.path().join("lake");
     let lake = lake.to_str().expect("utf-8 path");
     let fixture = repo().join("tests/fixtures/lake.ndjson");
-    let out = run(&[
+    let out = run_groundtruth(&[
         "ingest",
         "--quiet",
         "--lake",
@@ -33,13 +27,13 @@ fn ingest_a_file_then_query_it() -> Result<()> {
         "{err}"
     );
 
-    let out = run(&["sql", "--lake", lake, "SELECT count(*) AS n FROM events"])?;
+    let out = run_groundtruth(&["sql", "--lake", lake, "SELECT count(*) AS n FROM events"])?;
     ensure!(
         out.status.success() && text(&out.stdout).contains("| 16 |"),
         "{}",
         text(&out.stdout)
     );
-    let out = run(&[
+    let out = run_groundtruth(&[
         "sql",
         "--lake",
         lake,
@@ -52,7 +46,7 @@ fn ingest_a_file_then_query_it() -> Result<()> {
         "{}",
         text(&out.stdout)
     );
-    let out = run(&[
+    let out = run_groundtruth(&[
         "sql",
         "--lake",
         lake,
@@ -67,7 +61,7 @@ fn ingest_a_file_then_query_it() -> Result<()> {
     );
 
     // Re-ingesting the same file adds nothing.
-    let out = run(&[
+    let out = run_groundtruth(&[
         "ingest",
         "--quiet",
         "--lake",
@@ -87,16 +81,16 @@ fn bad_input_gets_a_clear_error_and_exit_code() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let lake = tmp.path().join("lake");
     let lake = lake.to_str().expect("utf-8 path");
-    let out = run(&["sql", "--lake", lake, "DROP TABLE events"])?;
+    let out = run_groundtruth(&["sql", "--lake", lake, "DROP TABLE events"])?;
     ensure!(!out.status.success());
     ensure!(
         text(&out.stderr).contains("query failed"),
         "{}",
         text(&out.stderr)
     );
-    let out = run(&["ingest", "--lake", lake, "/no/such/file.ndjson"])?;
+    let out = run_groundtruth(&["ingest", "--lake", lake, "/no/such/file.ndjson"])?;
     ensure!(!out.status.success() && text(&out.stderr).contains("/no/such/file.ndjson"));
-    let out = run(&[
+    let out = run_groundtruth(&[
         "sql",
         "--lake",
         lake,
@@ -126,7 +120,7 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     let scenario = scenario.to_str().expect("path");
     let events = tmp.path().join("events.ndjson.gz");
     let labels = tmp.path().join("labels");
-    let out = run(&[
+    let out = run_groundtruth(&[
         "simulate",
         "--scenario",
         scenario,
@@ -143,7 +137,7 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         .starts_with("patrol_id,account_id,label,scenario\n"));
     // The gzip file ingests.
     let lake = tmp.path().join("lake");
-    let out = run(&[
+    let out = run_groundtruth(&[
         "ingest",
         "--quiet",
         "--lake",
@@ -157,7 +151,7 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     );
 
     let demo_lake = tmp.path().join("demo");
-    let out = run(&[
+    let out = run_groundtruth(&[
         "demo",
         "--scenario",
         scenario,

@@ -1,17 +1,11 @@
 //! `groundtruth detect` (the contract's batch command) and the
 //! non_human_track evaluation held to the bar.
 
-use std::collections::HashSet;
-use std::path::Path;
-use std::process::Output;
-
 use anyhow::{ensure, Context, Result};
 use groundtruth_finding::Finding;
 use groundtruth_tests::{repo, run_groundtruth};
-
-fn run(args: &[&str]) -> Result<Output> {
-    Ok(run_groundtruth(args)?)
-}
+use std::collections::HashSet;
+use std::path::Path;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -23,7 +17,7 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
     let events = tmp.path().join("events.ndjson");
     let labels = tmp.path().join("labels");
     let scenario = repo().join("pipelines/sim-small.toml");
-    let out = run(&[
+    let out = run_groundtruth(&[
         "simulate",
         "--scenario",
         s(&scenario),
@@ -43,7 +37,7 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
     std::fs::write(&events, text)?;
 
     let findings = tmp.path().join("findings.ndjson");
-    let out = run(&["detect", "--input", s(&events), "--output", s(&findings)])?;
+    let out = run_groundtruth(&["detect", "--input", s(&events), "--output", s(&findings)])?;
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     ensure!(out.status.success(), "{err}");
     ensure!(err.contains("rejected 2"), "{err}");
@@ -90,7 +84,7 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
 
     // The same input gives the same findings, byte for byte.
     let again = tmp.path().join("again.ndjson");
-    let out = run(&["detect", "--input", s(&events), "--output", s(&again)])?;
+    let out = run_groundtruth(&["detect", "--input", s(&events), "--output", s(&again)])?;
     ensure!(out.status.success());
     ensure!(
         std::fs::read_to_string(&again)? == body,
@@ -102,7 +96,7 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
 #[test]
 fn detect_explains_a_missing_input() -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let out = run(&[
+    let out = run_groundtruth(&[
         "detect",
         "--input",
         "/nonexistent/events.ndjson",

@@ -387,19 +387,14 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         }
         let run = groundtruth_detect::run_detectors(&ctx).await?;
         let findings = cfg.lake.dir.join("findings.ndjson");
-        let mut w = BufWriter::new(
-            File::create(&findings)
-                .with_context(|| format!("cannot create {}", findings.display()))?,
-        );
+        groundtruth_detect::write_findings(&findings, &run.findings)?;
         let mut by_class: std::collections::BTreeMap<String, usize> = Default::default();
         for f in &run.findings {
-            f.write_ndjson(&mut w)?;
             let class = f.evidence["classification"].as_str().unwrap_or("?");
             *by_class
                 .entry(format!("{} / {class}", f.detector))
                 .or_default() += 1;
         }
-        w.flush()?;
         println!(
             "
 detectors: {} findings from {} patrols, written to {}",

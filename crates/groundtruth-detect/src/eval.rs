@@ -241,7 +241,11 @@ pub async fn evaluate_geolife(dir: &Path, lake_dir: &Path) -> Result<GeolifeResu
         patrols,
         fixes,
         flagged: run.findings.len(),
-        share: ratio(run.findings.len(), patrols.max(1)) * if patrols == 0 { 0.0 } else { 1.0 },
+        share: if patrols == 0 {
+            0.0
+        } else {
+            run.findings.len() as f64 / patrols as f64
+        },
         flags,
         details,
     })

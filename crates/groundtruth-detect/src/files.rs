@@ -4,8 +4,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use groundtruth_event::DecodeOptions;
+use groundtruth_finding::Finding;
 use groundtruth_ingest::{ingest_files, FlushPolicy, IngestCounts, Ingestor};
 use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
 use serde_json::json;
@@ -48,23 +49,28 @@ pub async fn detect_files(
     drop(ing);
     let ctx = open_session(scratch).await?;
     let run = run_detectors(&ctx).await?;
-
-    let tmp = output.with_extension("partial");
-    {
-        let f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-        let mut w = BufWriter::new(f);
-        for finding in &run.findings {
-            finding.write_ndjson(&mut w).map_err(io("write", &tmp))?;
-        }
-        w.flush().map_err(io("write", &tmp))?;
-    }
-    std::fs::rename(&tmp, output).map_err(io("rename into place", output))?;
+    write_findings(output, &run.findings)?;
     let dead = write_dead_letters(&ctx, dead_letters).await?;
     Ok(DetectFilesSummary {
         counts,
         run,
         dead_letters: dead,
     })
+}
+
+/// Writes findings to `path`, one per line, through a `.partial` file
+/// renamed into place, so a reader never sees half a file.
+pub fn write_findings(path: &Path, findings: &[Finding]) -> Result<(), DetectError> {
+    let tmp = path.with_extension("partial");
+    {
+        let f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        let mut w = BufWriter::new(f);
+        for finding in findings {
+            finding.write_ndjson(&mut w).map_err(io("write", &tmp))?;
+        }
+        w.flush().map_err(io("write", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io("rename into place", path))
 }
 
 /// Writes the `dead_letters` table as NDJSON: where the line came from, why
@@ -91,44 +97,19 @@ async fn write_dead_letters(
     let f = std::fs::File::create(path).map_err(io("create", path))?;
     let mut w = BufWriter::new(f);
     let mut n = 0u64;
-    let utf8 = |b: &arrow::array::RecordBatch, name: &'static str| {
-        crate::tracks_col(b, "dead letters", name, &arrow::datatypes::DataType::Utf8)
+    let col = |b: &arrow::array::RecordBatch, name: &'static str, to: DataType| {
+        crate::tracks::col(b, "dead letters", name, &to)
     };
     for b in &batches {
-        let source = utf8(b, "source")?;
-        let code = utf8(b, "reason_code")?;
-        let field = utf8(b, "field")?;
-        let reason = utf8(b, "reason")?;
-        let part = crate::tracks_col(
-            b,
-            "dead letters",
-            "partition",
-            &arrow::datatypes::DataType::Int32,
-        )?;
-        let off = crate::tracks_col(
-            b,
-            "dead letters",
-            "offset",
-            &arrow::datatypes::DataType::Int64,
-        )?;
-        let raw = crate::tracks_col(
-            b,
-            "dead letters",
-            "raw",
-            &arrow::datatypes::DataType::Binary,
-        )?;
-        let raw_len = crate::tracks_col(
-            b,
-            "dead letters",
-            "raw_len",
-            &arrow::datatypes::DataType::Int64,
-        )?;
-        let trunc = crate::tracks_col(
-            b,
-            "dead letters",
-            "raw_truncated",
-            &arrow::datatypes::DataType::Boolean,
-        )?;
+        let source = col(b, "source", DataType::Utf8)?;
+        let code = col(b, "reason_code", DataType::Utf8)?;
+        let field = col(b, "field", DataType::Utf8)?;
+        let reason = col(b, "reason", DataType::Utf8)?;
+        let part = col(b, "partition", DataType::Int32)?;
+        let off = col(b, "offset", DataType::Int64)?;
+        let raw = col(b, "raw", DataType::Binary)?;
+        let raw_len = col(b, "raw_len", DataType::Int64)?;
+        let trunc = col(b, "raw_truncated", DataType::Boolean)?;
         let (source, code, field, reason) = (
             source.as_string::<i32>(),
             code.as_string::<i32>(),

@@ -17,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use groundtruth_finding::{sort_findings, Finding};
 
 pub use error::DetectError;
-pub use files::{detect_files, DetectFilesSummary};
+pub use files::{detect_files, write_findings, DetectFilesSummary};
 pub use views::{register_views, VIEWS};
 
 /// Everything one detection run produced.
@@ -53,5 +53,3 @@ pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectErro
         tracks: report,
     })
 }
-
-pub(crate) use tracks::col as tracks_col;

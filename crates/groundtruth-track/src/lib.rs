@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 pub use classify::{Class, Verdict};
 pub use features::Features;
 pub use modes::{Mode, ModeModel};
-pub use point::{haversine_m, Fix, Point, Projection};
+pub use point::{Fix, Point, Projection};
 pub use replay::{ReplayMatch, ReplayStats};
 
 /// The detector's name in findings.
@@ -151,21 +151,21 @@ pub fn detect(patrols: &[Patrol]) -> Report {
     }
 
     let (modes, mode_model) = {
-        let honest: Vec<&Features> = features.iter().collect();
-        modes::assign_modes(&honest)
+        let population: Vec<&Features> = features.iter().collect();
+        modes::assign_modes(&population)
     };
 
     let mut findings = Vec::new();
     let mut assessments = Vec::with_capacity(patrols.len());
-    for (i, p) in patrols.iter().enumerate() {
+    for (i, f) in features.into_iter().enumerate() {
         let a = Assessment {
-            features: features[i].clone(),
+            features: f,
             mode: modes[i],
             verdicts: std::mem::take(&mut verdicts[i]),
             replay: replay_of[i],
         };
         if a.flagged() {
-            findings.push(finding(p, &points[i], projs[i], &a, patrols));
+            findings.push(finding(i, patrols, &points, &projs, &a));
         }
         assessments.push(a);
     }
@@ -177,7 +177,16 @@ pub fn detect(patrols: &[Patrol]) -> Report {
     }
 }
 
-fn finding(p: &Patrol, pts: &[Point], proj: Projection, a: &Assessment, all: &[Patrol]) -> Finding {
+/// The finding for patrol `i`; `points` and `projs` are every patrol's, so a
+/// replay's source geometry comes from what was already computed.
+fn finding(
+    i: usize,
+    all: &[Patrol],
+    points: &[Vec<Point>],
+    projs: &[Projection],
+    a: &Assessment,
+) -> Finding {
+    let p = &all[i];
     let top = &a.verdicts[0];
     let mut reason = top.reason.clone();
     if a.verdicts.len() > 1 {
@@ -213,11 +222,11 @@ fn finding(p: &Patrol, pts: &[Point], proj: Projection, a: &Assessment, all: &[P
                 "offset_m": m.offset_m,
                 "cover": m.cover,
                 "shared_cells": m.shared_cells,
-                "source_geometry": simplify::geometry(&point::to_points(&src.fixes, proj), proj),
+                "source_geometry": simplify::geometry(&points[m.source], projs[m.source]),
             }),
         );
     }
-    ev.insert("geometry".into(), simplify::geometry(pts, proj));
+    ev.insert("geometry".into(), simplify::geometry(&points[i], projs[i]));
     let start = p.fixes.first().map_or(0, |f| f.t_ms);
     let end = p.fixes.last().map_or(0, |f| f.t_ms);
     let mut devices = p.devices.clone();

@@ -17,16 +17,6 @@ pub struct Fix {
     pub mock: bool,
 }
 
-/// Great-circle distance in metres (haversine). The SQL in
-/// `sql/track_steps.sql` uses the same formula.
-pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * a.clamp(0.0, 1.0).sqrt().asin()
-}
-
 /// An equirectangular projection around a reference latitude: metres east
 /// and north. Accurate to well under 1% over the tens of kilometres a patrol
 /// spans, and comparable between tracks that share the reference.
@@ -146,14 +136,7 @@ pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn haversine_matches_known_distance() {
-        // One degree of latitude is ~111.2 km.
-        let d = haversine_m(22.0, 108.0, 23.0, 108.0);
-        assert!((d - 111_195.0).abs() < 10.0, "{d}");
-        assert_eq!(haversine_m(1.0, 2.0, 1.0, 2.0), 0.0);
-    }
+    use groundtruth_sim::haversine_m;
 
     #[test]
     fn projection_agrees_with_haversine_locally() {
