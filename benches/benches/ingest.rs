@@ -23,22 +23,9 @@ use groundtruth_ingest::{
 };
 use groundtruth_lake::{LakeOptions, LakeWriter};
 use groundtruth_sim::{simulate, NdjsonSink, Scenario};
+use groundtruth_tests::peak_rss_mb;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 struct Figure {
     name: &'static str,

@@ -56,3 +56,18 @@ pub fn run_groundtruth(args: &[&str]) -> std::io::Result<std::process::Output> {
         .env_remove("GROUNDTRUTH_CONFIG")
         .output()
 }
+
+/// Peak resident memory of this process so far (VmHWM), MB; 0 where
+/// `/proc` is missing.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -4,7 +4,7 @@
 use anyhow::{ensure, Context, Result};
 use groundtruth_finding::Finding;
 use groundtruth_tests::{repo, run_groundtruth};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 fn s(p: &Path) -> &str {
@@ -55,9 +55,9 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
         }
     }
     // Every faked patrol is flagged and no honest one.
-    let labels = std::fs::read_to_string(labels.join("patrols.csv"))?;
+    let patrols = std::fs::read_to_string(labels.join("patrols.csv"))?;
     let mut fake = HashSet::new();
-    for l in labels.lines().skip(1) {
+    for l in patrols.lines().skip(1) {
         let c: Vec<&str> = l.split(',').collect();
         if c[2] == "non_human_track" {
             fake.insert(c[0].to_string());
@@ -65,6 +65,33 @@ fn detect_over_a_simulated_file_writes_contract_findings() -> Result<()> {
     }
     ensure!(!fake.is_empty());
     ensure!(flagged == fake, "flagged {flagged:?}, faked {fake:?}");
+
+    // The behaviour detectors name exactly the labelled accounts (a farm's
+    // operator fakes colleagues' accounts, not their own, so is not named).
+    let accounts = std::fs::read_to_string(labels.join("accounts.csv"))?;
+    for det in [
+        "phone_farm",
+        "bulk_check_in",
+        "registration_farm",
+        "record_churn",
+        "report_inflation",
+    ] {
+        let want: BTreeSet<String> = accounts
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|c| c[1] == det && c[2] != "farm_operator")
+            .map(|c| c[0].to_string())
+            .collect();
+        let got: BTreeSet<String> = body
+            .lines()
+            .map(|l| serde_json::from_str::<Finding>(l).expect("checked above"))
+            .filter(|f| f.detector == det)
+            .flat_map(|f| f.accounts)
+            .collect();
+        ensure!(!want.is_empty(), "sim-small has no {det}");
+        ensure!(got == want, "{det}: flagged {got:?}, labelled {want:?}");
+    }
 
     // Bad events are in the dead-letter output with their reasons.
     let dead = std::fs::read_to_string(tmp.path().join("findings.dead-letters.ndjson"))?;
@@ -158,6 +185,49 @@ fn non_human_track_meets_the_bar() -> Result<()> {
             );
         }
         None => println!("shared/data not found: GeoLife check skipped"),
+    }
+    Ok(())
+}
+
+/// The bar for the behaviour detectors: account-level precision of
+/// at least 0.95 and recall of at least 0.90 per detector over the scenario
+/// matrix (seeds and sizes, farms of 8 to 60 phones, 5% to 40% camouflage, every honest
+/// look-alike), three days per scenario to keep CI quick.
+#[test]
+fn behaviour_detectors_meet_the_bar() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let scenarios = groundtruth_detect::eval_behaviour::matrix(3);
+    let rt = tokio::runtime::Runtime::new()?;
+    let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+        &scenarios,
+        tmp.path(),
+    ))?;
+    println!("{}", eval.table());
+    ensure!(eval.totals.len() == 5);
+    for t in &eval.totals {
+        ensure!(
+            t.positives >= 5,
+            "too few {} accounts: {}",
+            t.detector,
+            t.positives
+        );
+        ensure!(t.recall >= 0.90, "{} recall {:.3}", t.detector, t.recall);
+        ensure!(
+            t.precision >= 0.95,
+            "{} precision {:.3}",
+            t.detector,
+            t.precision
+        );
+    }
+    // Every honest look-alike is in the matrix and none is flagged.
+    for r in &eval.rows {
+        ensure!(
+            r.false_by_scenario.is_empty(),
+            "{} on {} flagged honest accounts: {:?}",
+            r.detector,
+            r.scenario,
+            r.false_by_scenario
+        );
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! sqllogictest runner: every `sql/**/*.slt` file runs against a fresh
 //! DataFusion session, with the views of `sql/*.sql` registered, over a
 //! fixture lake built from `tests/fixtures/<stem>.ndjson` when that exists
-//! (`sql/track_steps.slt` -> `tests/fixtures/track_steps.ndjson`), else from
-//! `tests/fixtures/lake.ndjson` (one test per file). A further test checks
+//! (`sql/track_steps.slt` -> `tests/fixtures/track_steps.ndjson`), or the one
+//! its `# fixture: NAME` line names, else from `tests/fixtures/lake.ndjson`
+//! (one test per file). A further test checks
 //! that every `.sql` file has its `.slt`.
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,15 @@ fn fixture_lake(fixture: &Path) -> PathBuf {
 }
 
 fn fixture_for(slt: &Path) -> PathBuf {
+    // A `# fixture: NAME` line names a shared fixture (tests/fixtures/NAME).
+    let text = std::fs::read_to_string(slt).unwrap_or_default();
+    if let Some(name) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# fixture: "))
+        .map(str::trim)
+    {
+        return repo().join("tests/fixtures").join(name);
+    }
     let stem = slt.file_stem().unwrap_or_default().to_string_lossy();
     let own = repo().join(format!("tests/fixtures/{stem}.ndjson"));
     if own.is_file() {

@@ -17,8 +17,8 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, DetectArgs, EvalCommand, EvalTracksArgs, Format, IngestArgs,
-    LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs, Format,
+    IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -66,6 +66,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
             eval_tracks(&args)
+        }
+        Command::Eval(EvalCommand::Behaviour(args)) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            eval_behaviour(&args)
         }
         Command::Lake(LakeCommand::Compact) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -390,10 +395,11 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         groundtruth_detect::write_findings(&findings, &run.findings)?;
         let mut by_class: std::collections::BTreeMap<String, usize> = Default::default();
         for f in &run.findings {
-            let class = f.evidence["classification"].as_str().unwrap_or("?");
-            *by_class
-                .entry(format!("{} / {class}", f.detector))
-                .or_default() += 1;
+            let key = match f.evidence.get("classification").and_then(|c| c.as_str()) {
+                Some(class) => format!("{} / {class}", f.detector),
+                None => f.detector.clone(),
+            };
+            *by_class.entry(key).or_default() += 1;
         }
         println!(
             "
@@ -405,13 +411,12 @@ detectors: {} findings from {} patrols, written to {}",
         for (k, n) in &by_class {
             println!("  {k}: {n}");
         }
-        if let Some(f) = run.findings.first() {
-            println!(
-                "  e.g. {} {}: {}",
-                f.detector,
-                f.patrol_ids.join(","),
-                f.reason
-            );
+        // One example per detector.
+        let mut shown = std::collections::BTreeSet::new();
+        for f in &run.findings {
+            if shown.insert(f.detector.as_str()) {
+                println!("  e.g. {}: {}", f.detector, f.reason);
+            }
         }
         anyhow::Ok(())
     })?;
@@ -472,19 +477,55 @@ fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
     Ok(())
 }
 
-fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
-    let scenario = match &args.scenario {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read scenario {}", p.display()))?;
-            Scenario::from_toml_str(&text).with_context(|| format!("scenario {}", p.display()))?
-        }
-        None => Scenario::default(),
+fn read_scenario(p: &std::path::Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read scenario {}", p.display()))?;
+    Scenario::from_toml_str(&text).with_context(|| format!("scenario {}", p.display()))
+}
+
+fn eval_behaviour(args: &EvalBehaviourArgs) -> Result<()> {
+    let scenarios = if args.scenario.is_empty() {
+        groundtruth_detect::eval_behaviour::matrix(args.days)
+    } else {
+        args.scenario
+            .iter()
+            .map(|p| read_scenario(p))
+            .collect::<Result<Vec<_>>>()?
     };
-    let scratch = tempfile::Builder::new()
+    for s in &scenarios {
+        s.validate()
+            .with_context(|| format!("scenario {}", s.name))?;
+    }
+    let scratch = eval_scratch()?;
+    let eval = query_runtime()?.block_on(
+        groundtruth_detect::eval_behaviour::evaluate_behaviour(&scenarios, scratch.path()),
+    )?;
+    print!("{}", eval.table());
+    write_json(args.json.as_deref(), &eval)
+}
+
+fn eval_scratch() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
         .prefix("groundtruth-eval-")
         .tempdir()
-        .context("cannot create a scratch directory")?;
+        .context("cannot create a scratch directory")
+}
+
+/// Writes `value` as pretty JSON to `path` when one is given.
+fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, serde_json::to_vec_pretty(value)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
+    let scenario = match &args.scenario {
+        Some(p) => read_scenario(p)?,
+        None => Scenario::default(),
+    };
+    let scratch = eval_scratch()?;
     let rt = query_runtime()?;
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
@@ -492,10 +533,7 @@ fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
         scratch.path(),
     ))?;
     print!("{}", eval.table());
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&eval)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
+    write_json(args.json.as_deref(), &eval)?;
     if let Some(p) = &args.details {
         let mut out = String::new();
         let geo = eval.geolife.iter().flat_map(|g| g.details.iter());

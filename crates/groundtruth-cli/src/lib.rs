@@ -78,6 +78,23 @@ pub enum EvalCommand {
     /// non_human_track: precision and recall per fraud type on a labelled
     /// simulation, and the share of real GeoLife people flagged.
     Tracks(EvalTracksArgs),
+    /// phone_farm, bulk_check_in, registration_farm, record_churn,
+    /// report_inflation: account-level precision and recall per detector
+    /// over a matrix of simulated scenarios with every honest look-alike.
+    Behaviour(EvalBehaviourArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalBehaviourArgs {
+    /// Scenario TOML files to run instead of the built-in matrix (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Vec<PathBuf>,
+    /// Days per scenario of the built-in matrix (2-7).
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -253,9 +253,8 @@ impl Layered {
         let mut t = &self.table;
         for p in path.split('.') {
             cur = t.get(p);
-            match cur {
-                Some(Value::Table(inner)) => t = inner,
-                _ => {}
+            if let Some(Value::Table(inner)) = cur {
+                t = inner;
             }
         }
         cur

@@ -82,7 +82,22 @@ pub struct TrackEval {
     pub details: Vec<serde_json::Value>,
 }
 
-fn ratio(a: usize, b: usize) -> f64 {
+/// Simulates `scenario` into a new lake at `dir`; returns the labels.
+pub fn simulate_into(
+    scenario: &Scenario,
+    dir: &Path,
+) -> Result<groundtruth_sim::SimSummary, DetectError> {
+    let lake = LakeWriter::open(dir, LakeOptions::default())?;
+    let mut ing = Ingestor::new(
+        lake,
+        DecodeOptions::default(),
+        FlushPolicy::default(),
+        "simulator",
+    );
+    Ok(ingest_simulation(&mut ing, scenario)?)
+}
+
+pub(crate) fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         1.0
     } else {
@@ -97,15 +112,7 @@ pub async fn evaluate_tracks(
     scratch: &Path,
 ) -> Result<TrackEval, DetectError> {
     let sim_dir = scratch.join("sim");
-    let lake = LakeWriter::open(&sim_dir, LakeOptions::default())?;
-    let mut ing = Ingestor::new(
-        lake,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        "simulator",
-    );
-    let summary = ingest_simulation(&mut ing, scenario)?;
-    drop(ing);
+    let summary = simulate_into(scenario, &sim_dir)?;
     let ctx = open_session(&sim_dir).await?;
     let started = std::time::Instant::now();
     let run = run_detectors(&ctx).await?;

@@ -6,8 +6,10 @@
 //! whole `groundtruth detect` command: NDJSON files into a scratch lake, the
 //! detectors, findings and dead letters out.
 
+pub mod behaviour;
 mod error;
 pub mod eval;
+pub mod eval_behaviour;
 pub mod files;
 pub mod geolife;
 pub mod tracks;
@@ -27,6 +29,10 @@ pub struct DetectRun {
     /// The patrols judged by `non_human_track`, in the order of `tracks.assessments`.
     pub patrols: Vec<groundtruth_track::Patrol>,
     pub tracks: groundtruth_track::Report,
+    /// Each behaviour detector's findings and time (also in `findings`).
+    pub behaviour: Vec<groundtruth_behaviour::DetectorRun>,
+    /// Seconds spent in the behaviour views' SQL.
+    pub behaviour_sql_s: f64,
 }
 
 /// Runs every detector over the `events` in `ctx` (views are registered
@@ -45,11 +51,26 @@ pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectErro
         total_ms = started.elapsed().as_millis() as u64,
         "non_human_track done"
     );
+    let started = std::time::Instant::now();
+    let input = behaviour::load_input(ctx).await?;
+    let behaviour_sql_s = started.elapsed().as_secs_f64();
+    let behaviour = groundtruth_behaviour::detect(&input);
+    for run in &behaviour {
+        tracing::info!(
+            detector = run.detector,
+            flagged = run.findings.len(),
+            ms = (run.seconds * 1000.0) as u64,
+            "detector done"
+        );
+    }
     let mut findings = report.findings.clone();
+    findings.extend(behaviour.iter().flat_map(|r| r.findings.iter().cloned()));
     sort_findings(&mut findings);
     Ok(DetectRun {
         findings,
         patrols,
         tracks: report,
+        behaviour,
+        behaviour_sql_s,
     })
 }

@@ -225,26 +225,25 @@ pub fn ingest_kafka(
                 }
                 uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
             }
-            Some(Err(e)) => {
-                if last_error_log.elapsed() > Duration::from_secs(5) {
-                    KafkaTransientError {
-                        action: "poll",
-                        error: &e,
-                    }
-                    .emit();
-                    last_error_log = Instant::now();
+            Some(Err(e)) if last_error_log.elapsed() > Duration::from_secs(5) => {
+                KafkaTransientError {
+                    action: "poll",
+                    error: &e,
                 }
+                .emit();
+                last_error_log = Instant::now();
             }
-            None => {}
+            Some(Err(_)) | None => {}
         }
 
         // The idle clock starts once partitions are assigned: joining a
         // group after a crashed member can take a session timeout.
-        if assigned_at.is_none() && opts.exit_when_idle.is_some() {
-            if consumer.assignment().is_ok_and(|a| a.count() > 0) {
-                assigned_at = Some(Instant::now());
-                last_message = last_message.max(Instant::now());
-            }
+        if assigned_at.is_none()
+            && opts.exit_when_idle.is_some()
+            && consumer.assignment().is_ok_and(|a| a.count() > 0)
+        {
+            assigned_at = Some(Instant::now());
+            last_message = last_message.max(Instant::now());
         }
         let idle = assigned_at.is_some()
             && opts
@@ -387,7 +386,7 @@ impl KafkaProducerSink {
             BaseRecord::to(&self.topic).key(key).payload(payload),
         );
         self.sent += 1;
-        if self.sent % 1024 == 0 {
+        if self.sent.is_multiple_of(1024) {
             self.producer.poll(Duration::ZERO);
         }
     }

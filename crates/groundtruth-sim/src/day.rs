@@ -981,6 +981,12 @@ fn farms_day(w: &mut World, d: &mut Day<'_>, rng: &mut ChaCha8Rng) {
             let sec = base_sec + sweep as f64 * 13.0 * 3600.0 + gauss(rng, 120.0);
             let mut t = d.at(sec);
             for p in 0..w.farms[f].phones.len() {
+                if rng.random::<f64>() < pf.skip_share {
+                    continue;
+                }
+                if p > 0 && rng.random::<f64>() < pf.pause_share {
+                    t += rng.random_range(180_000..600_000);
+                }
                 let farm = &w.farms[f];
                 let (o, dev, pos) = farm.phones[p];
                 let c = Ctx {

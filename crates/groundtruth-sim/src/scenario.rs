@@ -164,6 +164,10 @@ pub struct PhoneFarm {
     pub session_s: [u32; 2],
     /// Share of farm accounts that also have genuine activity on their own phone. Default `0.3`.
     pub camouflage_share: f64,
+    /// Chance the operator skips a phone in a sweep. Default `0.05`.
+    pub skip_share: f64,
+    /// Chance the operator is interrupted for 3-10 minutes between two phones. Default `0.03`.
+    pub pause_share: f64,
 }
 
 /// One device checking in many accounts at machine-regular times.
@@ -372,6 +376,8 @@ impl Default for PhoneFarm {
             sweeps_per_day: 1,
             session_s: [60, 180],
             camouflage_share: 0.3,
+            skip_share: 0.05,
+            pause_share: 0.03,
         }
     }
 }
@@ -687,6 +693,8 @@ impl Scenario {
                 "fraud.phone_farm.camouflage_share",
                 f.phone_farm.camouflage_share,
             );
+            c.prob("fraud.phone_farm.skip_share", f.phone_farm.skip_share);
+            c.prob("fraud.phone_farm.pause_share", f.phone_farm.pause_share);
         }
         if f.bulk_check_in.enabled {
             c.min(

@@ -1,0 +1,327 @@
+//! `registration_farm`: new accounts bought from a promoter.
+//!
+//! Promoters are paid per registration (about 1 RMB), so they produce them
+//! in bursts: many "new residents" through one referrer within a short time,
+//! typed on a handful of phones or emulators from a handful of addresses,
+//! and the accounts never come back. A community worker registering elderly
+//! residents at a help desk does a few a day on her own phone, and those
+//! residents then use the app.
+//!
+//! From the `registrations` view, per source (the referrer, or the device
+//! when there is none):
+//! 1. **Bursts**: registrations follow each other within [`BURST_GAP_S`].
+//! 2. A burst of at least [`MIN_BURST`] is flagged when at least two of:
+//!    - *reused phones*: at least [`REUSE`] registrations per device (each
+//!      resident registers on their own phone);
+//!    - *reused addresses*: at least 2 x [`REUSE`] per IP address;
+//!    - *emulators*: attestation `virtual` or `none` on a share of at least
+//!      [`EMULATOR_SHARE`];
+//!    - *never came back*: of the accounts the data saw for a day or more
+//!      after registering, so few returned that the binomial chance of so
+//!      few at the return rate of all other registrations is below
+//!      [`NO_RETURN_P`].
+
+use std::collections::BTreeSet;
+
+use groundtruth_finding::{rfc3339_ms, Finding};
+use serde_json::{json, Map};
+
+use crate::{round2, Draft};
+
+/// Detector name (contract).
+pub const DETECTOR: &str = "registration_farm";
+
+/// Longest pause inside a burst, seconds: a promoter's stall or session.
+pub const BURST_GAP_S: f64 = 1800.0;
+
+/// Fewest registrations in a flagged burst.
+pub const MIN_BURST: usize = 10;
+
+/// Registrations per device that count as reuse.
+pub const REUSE: f64 = 3.0;
+
+/// Share of emulator or unattested registrations that counts.
+pub const EMULATOR_SHARE: f64 = 0.2;
+
+/// Chance threshold of the "never came back" test.
+pub const NO_RETURN_P: f64 = 1e-4;
+
+/// Time after registration before "did not come back" is read, seconds.
+pub const RETURN_HORIZON_S: f64 = 86_400.0;
+
+/// One row of `registrations`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub event_id: String,
+    pub app_id: String,
+    pub account_id: String,
+    /// The referrer, or `device:<id>` when there is none.
+    pub source: String,
+    pub referrer: Option<String>,
+    pub device_id: Option<String>,
+    pub ip: Option<String>,
+    pub integrity: Option<String>,
+    pub claimed_region: Option<String>,
+    pub t_us: i64,
+    /// Active on a later local day (`None` when unknown).
+    pub returned: Option<bool>,
+    pub observed_s: f64,
+    pub since_source_prev_s: Option<f64>,
+}
+
+impl Registration {
+    fn observed(&self) -> bool {
+        self.observed_s >= RETURN_HORIZON_S && self.returned.is_some()
+    }
+}
+
+/// ln P(X <= k) for X ~ Binomial(n, p).
+pub fn binomial_ln_cdf(k: usize, n: usize, p: f64) -> f64 {
+    if k >= n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return f64::NEG_INFINITY;
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, i) incrementally; log-sum-exp over i = 0..=k.
+    let mut terms = Vec::with_capacity(k + 1);
+    let mut ln_c = 0.0;
+    for i in 0..=k {
+        if i > 0 {
+            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        terms.push(ln_c + i as f64 * lp + (n - i) as f64 * lq);
+    }
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+}
+
+/// Runs the detector. `rows` ordered by (app_id, source, t_us).
+pub fn detect(rows: &[Registration]) -> Vec<Finding> {
+    // Bursts.
+    let mut bursts: Vec<&[Registration]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=rows.len() {
+        let split = i == rows.len()
+            || rows[i].app_id != rows[i - 1].app_id
+            || rows[i].source != rows[i - 1].source
+            || rows[i].since_source_prev_s.is_none_or(|g| g > BURST_GAP_S);
+        if split {
+            bursts.push(&rows[start..i]);
+            start = i;
+        }
+    }
+    let observed = rows.iter().filter(|r| r.observed()).count();
+    let returned = rows
+        .iter()
+        .filter(|r| r.observed() && r.returned == Some(true))
+        .count();
+    bursts
+        .into_iter()
+        .filter(|b| b.len() >= MIN_BURST)
+        .filter_map(|b| judge(b, observed, returned))
+        .collect()
+}
+
+fn judge(b: &[Registration], all_observed: usize, all_returned: usize) -> Option<Finding> {
+    let n = b.len();
+    let devices: BTreeSet<&str> = b.iter().filter_map(|r| r.device_id.as_deref()).collect();
+    let no_device = b.iter().filter(|r| r.device_id.is_none()).count();
+    let ips: BTreeSet<&str> = b.iter().filter_map(|r| r.ip.as_deref()).collect();
+    let no_ip = b.iter().filter(|r| r.ip.is_none()).count();
+    let per_device = n as f64 / (devices.len() + no_device).max(1) as f64;
+    let per_ip = n as f64 / (ips.len() + no_ip).max(1) as f64;
+    let emulated = b
+        .iter()
+        .filter(|r| matches!(r.integrity.as_deref(), Some("virtual" | "none")))
+        .count();
+    let emulated_share = emulated as f64 / n as f64;
+    let seen: Vec<&Registration> = b.iter().filter(|r| r.observed()).collect();
+    let came_back = seen.iter().filter(|r| r.returned == Some(true)).count();
+    // Return rate of everyone else.
+    let (others_n, others_back) = (all_observed - seen.len(), all_returned - came_back);
+    let base_rate = (others_back as f64 + 1.0) / (others_n as f64 + 2.0);
+    let ln_p_return = binomial_ln_cdf(came_back, seen.len(), base_rate);
+    let no_return = !seen.is_empty() && ln_p_return < NO_RETURN_P.ln();
+
+    let signals = [
+        (per_device >= REUSE, "reused phones"),
+        (per_ip >= 2.0 * REUSE, "reused addresses"),
+        (emulated_share >= EMULATOR_SHARE, "emulators"),
+        (no_return, "never came back"),
+    ];
+    let hits: Vec<&str> = signals.iter().filter(|s| s.0).map(|s| s.1).collect();
+    if hits.len() < 2 {
+        return None;
+    }
+    let first = &b[0];
+    let start = b.iter().map(|r| r.t_us).min().unwrap_or(0);
+    let end = b.iter().map(|r| r.t_us).max().unwrap_or(0);
+    let minutes = (end - start) as f64 / 60e6;
+    let who = match &first.referrer {
+        Some(r) => format!("referrer {r}"),
+        None => first.source.clone(),
+    };
+    let mut reason = format!(
+        "{n} new accounts were registered through {who} in {minutes:.0} minutes on {} phone{} from {} address{}.",
+        devices.len() + no_device,
+        if devices.len() + no_device == 1 { "" } else { "s" },
+        ips.len() + no_ip,
+        if ips.len() + no_ip == 1 { "" } else { "es" },
+    );
+    if emulated > 0 {
+        reason.push_str(&format!(
+            " {emulated} came from emulators or unattested phones."
+        ));
+    }
+    if !seen.is_empty() {
+        reason.push_str(&format!(
+            " {came_back} of {} came back on a later day (others: {:.0}%).",
+            seen.len(),
+            base_rate * 100.0
+        ));
+    }
+    let score = (0.6 + 0.1 * hits.len() as f64).min(0.99);
+
+    let mut ev = Map::new();
+    ev.insert("app_id".into(), json!(first.app_id));
+    ev.insert("referrer".into(), json!(first.referrer));
+    ev.insert("signals".into(), json!(hits));
+    ev.insert("registrations".into(), json!(n));
+    ev.insert("minutes".into(), json!(round2(minutes)));
+    ev.insert("devices".into(), json!(devices.len() + no_device));
+    ev.insert("ips".into(), json!(ips.iter().collect::<Vec<_>>()));
+    ev.insert("per_device".into(), json!(round2(per_device)));
+    ev.insert("per_ip".into(), json!(round2(per_ip)));
+    ev.insert("emulated".into(), json!(emulated));
+    ev.insert("observed".into(), json!(seen.len()));
+    ev.insert("came_back".into(), json!(came_back));
+    ev.insert("others_return_rate".into(), json!(round2(base_rate)));
+    ev.insert(
+        "claimed_regions".into(),
+        json!(b
+            .iter()
+            .filter_map(|r| r.claimed_region.as_deref())
+            .collect::<BTreeSet<_>>()),
+    );
+    // Registration times (for the burst histogram).
+    ev.insert(
+        "times".into(),
+        json!(b
+            .iter()
+            .map(|r| rfc3339_ms(r.t_us / 1000))
+            .collect::<Vec<_>>()),
+    );
+    let accounts: BTreeSet<String> = b.iter().map(|r| r.account_id.clone()).collect();
+    Some(
+        Draft {
+            accounts: accounts.into_iter().collect(),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            span_us: (start, end),
+            score,
+            reason,
+            evidence: ev,
+        }
+        .finding(
+            DETECTOR,
+            &[&first.app_id, &first.source, &rfc3339_ms(start / 1000)],
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reg(
+        i: usize,
+        source: &str,
+        dev: &str,
+        t_s: i64,
+        prev: Option<f64>,
+        back: bool,
+    ) -> Registration {
+        Registration {
+            event_id: format!("e{i}"),
+            app_id: "resident-service".into(),
+            account_id: format!("r{i}"),
+            source: source.into(),
+            referrer: Some(source.into()),
+            device_id: Some(dev.into()),
+            ip: Some(format!("10.0.0.{}", i % 3)),
+            integrity: Some("basic".into()),
+            claimed_region: Some("450102".into()),
+            t_us: t_s * 1_000_000,
+            returned: Some(back),
+            observed_s: 5.0 * 86_400.0,
+            since_source_prev_s: prev,
+        }
+    }
+
+    #[test]
+    fn farm_burst_flagged_help_desk_not() {
+        let mut rows = Vec::new();
+        // Help desk: 4 a day for 5 days on one phone, residents come back.
+        for d in 0..5 {
+            for k in 0..4 {
+                let i = d * 4 + k;
+                let t = d as i64 * 86_400 + 33_000 + k as i64 * 3_000;
+                let prev = (i > 0).then_some(if k == 0 { 80_000.0 } else { 3_000.0 });
+                rows.push(reg(i, "staff-1", "desk", t, prev, i % 3 != 0));
+            }
+        }
+        // Farm: 40 in 40 minutes on 4 phones, nobody comes back.
+        for k in 0..40 {
+            let i = 100 + k;
+            rows.push(reg(
+                i,
+                "PR1",
+                &format!("fd{}", k % 4),
+                50_000 + k as i64 * 60,
+                (k > 0).then_some(60.0),
+                false,
+            ));
+        }
+        // Honest residents: one each, most come back.
+        for k in 0..60 {
+            let i = 200 + k;
+            rows.push(reg(
+                i,
+                &format!("device:h{k}"),
+                &format!("h{k}"),
+                40_000 + k as i64 * 900,
+                None,
+                k % 4 != 0,
+            ));
+        }
+        rows.sort_by(|a, b| (&a.app_id, &a.source, a.t_us).cmp(&(&b.app_id, &b.source, b.t_us)));
+        let f = detect(&rows);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts.len(), 40);
+        assert!(f[0].evidence["signals"].as_array().unwrap().len() >= 2);
+        f[0].validate().unwrap();
+    }
+
+    #[test]
+    fn binomial_cdf_known_values() {
+        // P(X <= 0 | 10, 0.5) = 1/1024
+        assert!((binomial_ln_cdf(0, 10, 0.5) - (1.0f64 / 1024.0).ln()).abs() < 1e-9);
+        // P(X <= 5 | 10, 0.5) = 638/1024
+        assert!((binomial_ln_cdf(5, 10, 0.5) - (638.0f64 / 1024.0).ln()).abs() < 1e-9);
+        assert_eq!(binomial_ln_cdf(10, 10, 0.3), 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn binomial_cdf_is_a_monotone_probability(n in 1usize..300, p in 0.01f64..0.99, k in 0usize..300) {
+            let k = k.min(n);
+            let a = binomial_ln_cdf(k, n, p);
+            prop_assert!(a <= 1e-9);
+            if k < n {
+                prop_assert!(binomial_ln_cdf(k + 1, n, p) >= a - 1e-9);
+            }
+        }
+    }
+}
