@@ -29,6 +29,9 @@
 //! 4. The signature is reported with the figures: days, order consistency
 //!    across days (Kendall's τ), phones that only ever served one account on
 //!    one network (from `device_profile`).
+//!
+//! Farms whose phones run at the same time (a script, several hands) are
+//! found by [`crate::coactive`] and reported under the same name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -189,9 +192,6 @@ fn kendall_tau(a: &[&str], b: &[&str]) -> Option<f64> {
 /// Runs the detector.
 pub fn detect(sessions: &[ChainSession], devices: &[DeviceProfile]) -> Vec<Finding> {
     let found = chains(sessions);
-    if found.is_empty() {
-        return Vec::new();
-    }
     // Join chains on one network that share accounts.
     let mut uf = UnionFind::new(found.len());
     let mut by_account: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
@@ -215,10 +215,17 @@ pub fn detect(sessions: &[ChainSession], devices: &[DeviceProfile]) -> Vec<Findi
     }
     let profiles: HashMap<&str, &DeviceProfile> =
         devices.iter().map(|d| (d.device_id.as_str(), d)).collect();
-    groups
+    let mut out: Vec<Finding> = groups
         .into_values()
         .filter_map(|g| group_finding(&g, &found, sessions, &profiles))
-        .collect()
+        .collect();
+    let named: BTreeSet<&str> = out
+        .iter()
+        .flat_map(|f| f.accounts.iter().map(String::as_str))
+        .collect();
+    let racks = crate::coactive::detect(sessions, devices, &named);
+    out.extend(racks);
+    out
 }
 
 fn group_finding(
@@ -400,10 +407,18 @@ fn group_finding(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sess(net: &str, acct: &str, dev: &str, start_s: i64, end_s: i64, day: i32) -> ChainSession {
+    /// A session for tests (start and end in seconds).
+    pub(crate) fn sess(
+        net: &str,
+        acct: &str,
+        dev: &str,
+        start_s: i64,
+        end_s: i64,
+        day: i32,
+    ) -> ChainSession {
         ChainSession {
             app_id: "zhiguitong".into(),
             account_id: acct.into(),
@@ -415,6 +430,22 @@ mod tests {
             end_us: end_s * 1_000_000,
             gap_s: None,
             event_date: day,
+        }
+    }
+
+    /// An office of 20 colleagues studying at 09:00 together on its Wi-Fi.
+    pub(crate) fn office(v: &mut Vec<ChainSession>, day: i32) {
+        let d0 = day as i64 * 86_400;
+        for p in 0..20 {
+            let s = d0 + 32_400 + (p * 37) % 200;
+            v.push(sess(
+                "wifi-office",
+                &format!("o{p}"),
+                &format!("od{p}"),
+                s,
+                s + 400 + p * 11,
+                day,
+            ));
         }
     }
 
@@ -468,18 +499,7 @@ mod tests {
                 ));
                 t += len + 5 + (p % 4) * 3;
             }
-            // Office: 20 colleagues studying at 09:00 together.
-            for p in 0..20 {
-                let s = d0 + 32_400 + (p * 37) % 200;
-                v.push(sess(
-                    "wifi-office",
-                    &format!("o{p}"),
-                    &format!("od{p}"),
-                    s,
-                    s + 400 + p * 11,
-                    day,
-                ));
-            }
+            office(&mut v, day);
             // Family: three accounts on one phone, one after another.
             let s = d0 + 70_000;
             for (k, a) in ["m", "n", "p"].iter().enumerate() {

@@ -6,7 +6,7 @@
 //!
 //! | detector | view(s) | module |
 //! |---|---|---|
-//! | `phone_farm` | `session_chain`, `device_profile` | [`farm`] |
+//! | `phone_farm` | `session_chain`, `device_profile` | [`farm`] (serial chains), [`coactive`] (racks run together) |
 //! | `bulk_check_in` | `check_ins` | [`checkin`] |
 //! | `registration_farm` | `registrations` | [`registration`] |
 //! | `record_churn` | `record_churn_daily` | [`churn`] |
@@ -20,6 +20,7 @@
 pub mod baseline;
 pub mod checkin;
 pub mod churn;
+pub mod coactive;
 pub mod farm;
 pub mod registration;
 pub mod reports;

@@ -74,7 +74,8 @@ pub struct BehaviourEval {
 }
 
 /// The evaluation matrix: the default week varied in seed, size, farm size
-/// and camouflage, look-alikes and fraud sizes. `days` shortens every
+/// and camouflage (where a scenario has several farms, one is an automated
+/// rack whose phones run at once), look-alikes and fraud sizes. `days` shortens every
 /// scenario (CI runs a quicker matrix).
 pub fn matrix(days: u32) -> Vec<Scenario> {
     // (name, seed, officials, farms, phones, camouflage, sweeps, bulk ops,
@@ -190,6 +191,8 @@ pub fn matrix(days: u32) -> Vec<Scenario> {
             f.phone_farm.phones = k.4;
             f.phone_farm.camouflage_share = k.5;
             f.phone_farm.sweeps_per_day = k.6;
+            // Where there are several farms, one is a rack run by a script.
+            f.phone_farm.racks = u32::from(k.3 >= 2);
             f.bulk_check_in.operators = k.7;
             f.bulk_check_in.accounts = k.8;
             let (n, dev, ips, min) = k.9;

@@ -980,11 +980,16 @@ fn farms_day(w: &mut World, d: &mut Day<'_>, rng: &mut ChaCha8Rng) {
         for sweep in 0..pf.sweeps_per_day {
             let sec = base_sec + sweep as f64 * 13.0 * 3600.0 + gauss(rng, 120.0);
             let mut t = d.at(sec);
+            let rack = (f as u32) < pf.racks;
+            let t0 = t;
             for p in 0..w.farms[f].phones.len() {
                 if rng.random::<f64>() < pf.skip_share {
                     continue;
                 }
-                if p > 0 && rng.random::<f64>() < pf.pause_share {
+                if rack {
+                    // A script starts every phone within 90 s.
+                    t = t0 + rng.random_range(0..90_000);
+                } else if p > 0 && rng.random::<f64>() < pf.pause_share {
                     t += rng.random_range(180_000..600_000);
                 }
                 let farm = &w.farms[f];

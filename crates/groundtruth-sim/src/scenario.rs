@@ -168,6 +168,9 @@ pub struct PhoneFarm {
     pub skip_share: f64,
     /// Chance the operator is interrupted for 3-10 minutes between two phones. Default `0.03`.
     pub pause_share: f64,
+    /// How many of the farms are automated racks: a script runs all their phones at once
+    /// (within 90 s) instead of one person working them in turn. Default `0`.
+    pub racks: u32,
 }
 
 /// One device checking in many accounts at machine-regular times.
@@ -378,6 +381,7 @@ impl Default for PhoneFarm {
             camouflage_share: 0.3,
             skip_share: 0.05,
             pause_share: 0.03,
+            racks: 0,
         }
     }
 }
@@ -695,6 +699,11 @@ impl Scenario {
             );
             c.prob("fraud.phone_farm.skip_share", f.phone_farm.skip_share);
             c.prob("fraud.phone_farm.pause_share", f.phone_farm.pause_share);
+            c.max(
+                "fraud.phone_farm.racks",
+                f.phone_farm.racks,
+                f.phone_farm.farms,
+            );
         }
         if f.bulk_check_in.enabled {
             c.min(
