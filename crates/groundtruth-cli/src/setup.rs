@@ -77,5 +77,6 @@ pub(crate) fn ingestor(cfg: &Config, source: &'static str) -> Result<Ingestor> {
             interval: Duration::from_millis(cfg.ingest.flush_interval_ms),
         },
         source,
-    ))
+    )
+    .with_lateness_s(cfg.ingest.allowed_lateness_s))
 }

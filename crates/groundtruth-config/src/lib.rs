@@ -17,6 +17,7 @@
 //! flush_interval_ms = 1000     # streaming sources write at least this often
 //! flush_max_rows = 500000
 //! flush_max_bytes = 268435456
+//! allowed_lateness_s = 21600   # events older than the newest minus this are late (counted, still kept)
 //!
 //! [kafka]
 //! brokers = "127.0.0.1:9092"
@@ -68,6 +69,8 @@ pub struct IngestConfig {
     pub flush_interval_ms: u64,
     pub flush_max_rows: usize,
     pub flush_max_bytes: usize,
+    /// Seconds of event-time disorder accepted before an event counts as late.
+    pub allowed_lateness_s: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +114,7 @@ max_event_bytes = 1048576
 flush_interval_ms = 1000
 flush_max_rows = 500000
 flush_max_bytes = 268435456
+allowed_lateness_s = 21600
 
 [kafka]
 brokers = "127.0.0.1:9092"
@@ -398,6 +402,7 @@ impl Config {
                 flush_interval_ms: int(&mut l, "ingest.flush_interval_ms", 10, 3_600_000) as u64,
                 flush_max_rows: int(&mut l, "ingest.flush_max_rows", 1, 100_000_000) as usize,
                 flush_max_bytes: int(&mut l, "ingest.flush_max_bytes", 1024, 1 << 40) as usize,
+                allowed_lateness_s: int(&mut l, "ingest.allowed_lateness_s", 0, 30 * 86_400),
             },
             kafka: KafkaConfig {
                 brokers: string(&mut l, "kafka.brokers", false),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use groundtruth_event::{decode, DeadLetter, DecodeOptions, Reject, RejectCode, SourcePosition};
 use groundtruth_lake::{Appended, FlushStats, LakeWriter};
+use groundtruth_window::{Arrival, Watermark};
 
 use crate::error::IngestError;
 use crate::telemetry::BatchPersisted;
@@ -40,6 +41,11 @@ pub struct IngestCounts {
     /// Dead letters already stored (redelivered bad messages).
     pub duplicate_rejects: u64,
     pub bytes: u64,
+    /// Accepted events that arrived behind the watermark (event time older
+    /// than the latest seen minus the allowed lateness). They are in the
+    /// lake like any other; windows that already closed miss them, so a
+    /// re-scan over the lake picks them up.
+    pub late: u64,
 }
 
 impl IngestCounts {
@@ -56,6 +62,7 @@ impl IngestCounts {
         self.duplicates += o.duplicates;
         self.duplicate_rejects += o.duplicate_rejects;
         self.bytes += o.bytes;
+        self.late += o.late;
         for (k, v) in &o.rejected {
             *self.rejected.entry(*k).or_default() += v;
         }
@@ -76,6 +83,7 @@ impl IngestCounts {
             rejected,
             duplicate_rejects: self.duplicate_rejects - before.duplicate_rejects,
             bytes: self.bytes - before.bytes,
+            late: self.late - before.late,
         }
     }
 
@@ -94,6 +102,9 @@ impl IngestCounts {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             s.push_str(&format!(" ({})", parts.join(", ")));
+        }
+        if self.late > 0 {
+            s.push_str(&format!(", late {}", self.late));
         }
         s
     }
@@ -118,7 +129,11 @@ pub struct Ingestor {
     pending: IngestCounts,
     total: IngestCounts,
     last_flush: Instant,
+    watermark: Watermark,
 }
+
+/// Default allowed lateness: phones upload hours late.
+pub const DEFAULT_LATENESS_S: i64 = 6 * 3600;
 
 fn now_micros() -> i64 {
     SystemTime::now()
@@ -143,7 +158,19 @@ impl Ingestor {
             pending: IngestCounts::default(),
             total: IngestCounts::default(),
             last_flush: Instant::now(),
+            watermark: Watermark::new(DEFAULT_LATENESS_S * 1_000_000),
         }
+    }
+
+    /// Sets the allowed lateness (seconds) of the watermark.
+    pub fn with_lateness_s(mut self, seconds: i64) -> Self {
+        self.watermark = Watermark::new(seconds.saturating_mul(1_000_000));
+        self
+    }
+
+    /// Event time so far: latest event time seen minus the allowed lateness.
+    pub fn watermark(&self) -> &Watermark {
+        &self.watermark
     }
 
     pub fn lake(&self) -> &LakeWriter {
@@ -173,6 +200,9 @@ impl Ingestor {
             Ok(event) => match self.lake.append_event(&event, bytes.len()) {
                 Appended::New => {
                     self.pending.accepted += 1;
+                    if let Arrival::Late { .. } = self.watermark.observe(event.ts_micros) {
+                        self.pending.late += 1;
+                    }
                     Outcome::Accepted
                 }
                 Appended::Duplicate => {
@@ -237,6 +267,7 @@ impl Ingestor {
         BatchPersisted {
             source: self.source,
             counts: &self.pending,
+            watermark_us: self.watermark.current(),
             files: stats.files,
             bytes: stats.bytes,
             elapsed_ms: started.elapsed().as_millis() as u64,
@@ -246,5 +277,54 @@ impl Ingestor {
         self.pending = IngestCounts::default();
         self.last_flush = Instant::now();
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groundtruth_lake::LakeOptions;
+
+    fn event(id: &str, ts: &str) -> Vec<u8> {
+        format!(
+            r#"{{"event_id":"{id}","ts":"{ts}","app_id":"a","account_id":"u","kind":"session_start"}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn late_events_are_counted_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeWriter::open(dir.path(), LakeOptions::default()).unwrap();
+        let mut ing = Ingestor::new(
+            lake,
+            DecodeOptions::default(),
+            FlushPolicy::default(),
+            "file",
+        )
+        .with_lateness_s(3600);
+        let pos = || SourcePosition::File {
+            path: "t".into(),
+            line: 1,
+        };
+        // In order, then 30 minutes back (within the hour), then 2 hours back.
+        for (id, ts) in [
+            ("e1", "2026-11-02T10:00:00+08:00"),
+            ("e2", "2026-11-02T12:00:00+08:00"),
+            ("e3", "2026-11-02T11:30:00+08:00"),
+            ("e4", "2026-11-02T10:00:01+08:00"),
+        ] {
+            assert_eq!(ing.accept(&event(id, ts), pos), Outcome::Accepted);
+        }
+        let t = ing.totals();
+        assert_eq!((t.accepted, t.late), (4, 1));
+        assert!(t.summary().ends_with(", late 1"), "{}", t.summary());
+        // 12:00 +08:00 minus one hour.
+        assert_eq!(
+            ing.watermark().current(),
+            Some(1_793_592_000 * 1_000_000 - 3_600 * 1_000_000)
+        );
+        // The late event is in the lake like the others.
+        assert_eq!(ing.flush().unwrap().events, 4);
     }
 }

@@ -10,6 +10,8 @@ use crate::ingestor::IngestCounts;
 pub(crate) struct BatchPersisted<'a> {
     pub source: &'static str,
     pub counts: &'a IngestCounts,
+    /// Event-time watermark after the batch, epoch microseconds.
+    pub watermark_us: Option<i64>,
     pub files: usize,
     pub bytes: u64,
     pub elapsed_ms: u64,
@@ -23,6 +25,7 @@ impl BatchPersisted<'_> {
             accepted = c.accepted,
             duplicates = c.duplicates,
             rejected = c.rejected(),
+            late = c.late,
             files = self.files,
             bytes = self.bytes,
             elapsed_ms = self.elapsed_ms,
@@ -41,6 +44,17 @@ impl BatchPersisted<'_> {
             }
         }
         metrics::counter!("groundtruth_ingest_bytes_total", "source" => src).increment(c.bytes);
+        metrics::counter!("groundtruth_ingest_late_events_total", "source" => src)
+            .increment(c.late);
+        if let Some(w) = self.watermark_us {
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            metrics::gauge!("groundtruth_watermark_seconds", "source" => src).set(w as f64 / 1e6);
+            // How far event time lags the wall clock (includes the lateness).
+            metrics::gauge!("groundtruth_watermark_delay_seconds", "source" => src)
+                .set((now_us - w) as f64 / 1e6);
+        }
         metrics::counter!("groundtruth_lake_files_written_total").increment(self.files as u64);
         metrics::counter!("groundtruth_lake_bytes_written_total").increment(self.bytes);
         metrics::histogram!("groundtruth_lake_flush_seconds")
