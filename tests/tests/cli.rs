@@ -1,6 +1,6 @@
 //! The `groundtruth` command line, run as a user would.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use groundtruth_tests::{repo, run_groundtruth};
 
 fn text(b: &[u8]) -> String {
@@ -165,5 +165,19 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         "{stdout}"
     );
     ensure!(stdout.contains("2026-11-02"), "{stdout}");
+    // The demo scores every detector against the simulator's ground truth:
+    // on sim-small each finds exactly its labelled accounts.
+    let table = stdout
+        .split("against the ground truth")
+        .nth(1)
+        .with_context(|| format!("no ground-truth table in {stdout}"))?;
+    for det in groundtruth_finding::DETECTORS {
+        let row = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(det))
+            .with_context(|| format!("no {det} row in {stdout}"))?;
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        ensure!(cells[4] == "1.000" && cells[5] == "1.000", "{det}: {row}");
+    }
     Ok(())
 }

@@ -101,7 +101,7 @@ fn finding(app: &str, account: &str, registry: Option<&str>, ds: &[(&ChurnDay, f
     let end = ds.iter().map(|d| d.0.last_us).max().unwrap_or(0);
     let reg = registry.unwrap_or("registry");
     let reason = format!(
-        "On {} day{} this account's {reg} work was mostly churn: {re} records deleted and entered again (as few as {recs} distinct records a day) and {noop} updates that changed nothing, {:.0}% of {ops} operations; peers churn {peer_median:.0} a day.",
+        "On {} day{} this account's {reg} work was mostly churn: {re} deletions and re-entries of the same records (at most {recs} distinct records a day) and {noop} updates that changed nothing, {:.0}% of {ops} operations; peers churn {peer_median:.0} a day.",
         ds.len(),
         if ds.len() == 1 { "" } else { "s" },
         100.0 * (re + noop) as f64 / ops.max(1) as f64,

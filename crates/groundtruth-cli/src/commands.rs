@@ -418,6 +418,24 @@ detectors: {} findings from {} patrols, written to {}",
                 println!("  e.g. {}: {}", f.detector, f.reason);
             }
         }
+        // Against the simulator's ground truth, account by account.
+        let rows = groundtruth_detect::eval_behaviour::score_accounts(
+            &scenario.name,
+            &groundtruth_finding::DETECTORS,
+            &summary.labels,
+            &run.findings,
+        );
+        println!("\nagainst the ground truth (accounts):");
+        println!(
+            "  {:<18} {:>9} {:>8} {:>8} {:>10} {:>7}",
+            "detector", "labelled", "flagged", "correct", "precision", "recall"
+        );
+        for r in &rows {
+            println!(
+                "  {:<18} {:>9} {:>8} {:>8} {:>10.3} {:>7.3}",
+                r.detector, r.positives, r.flagged, r.true_positives, r.precision, r.recall
+            );
+        }
         anyhow::Ok(())
     })?;
     let lake = cfg.lake.dir.display();

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
+use groundtruth_finding::Finding;
 use groundtruth_lake::open_session;
 use groundtruth_sim::Scenario;
 use serde::Serialize;
@@ -230,27 +231,12 @@ pub async fn evaluate_behaviour(
         let summary = simulate_into(sc, &dir)?;
         let ctx = open_session(&dir).await?;
         let run = run_detectors(&ctx).await?;
-        let labels: BTreeMap<&str, (&str, &str)> = summary
-            .labels
-            .accounts
-            .iter()
-            .map(|a| {
-                (
-                    a.account_id.as_str(),
-                    (a.label.as_str(), a.scenario.as_str()),
-                )
-            })
-            .collect();
-        for det in DETECTORS {
-            let flagged: BTreeSet<&str> = run
-                .findings
-                .iter()
-                .filter(|f| f.detector == det)
-                .flat_map(|f| f.accounts.iter().map(String::as_str))
-                .collect();
-            let findings = run.findings.iter().filter(|f| f.detector == det).count();
-            rows.push(score(&sc.name, det, &labels, &flagged, findings));
-        }
+        rows.extend(score_accounts(
+            &sc.name,
+            &DETECTORS,
+            &summary.labels,
+            &run.findings,
+        ));
         runs.push(ScenarioRun {
             scenario: sc.name.clone(),
             seed: sc.seed,
@@ -294,10 +280,31 @@ pub async fn evaluate_behaviour(
     Ok(BehaviourEval { runs, rows, totals })
 }
 
+/// Account-level figures of each of `detectors` on one labelled run.
+pub fn score_accounts(
+    scenario: &str,
+    detectors: &[&str],
+    labels: &groundtruth_sim::Labels,
+    findings: &[Finding],
+) -> Vec<Row> {
+    let labels = labels.account_map();
+    detectors
+        .iter()
+        .map(|det| {
+            let mine: Vec<&Finding> = findings.iter().filter(|f| f.detector == *det).collect();
+            let flagged: BTreeSet<&str> = mine
+                .iter()
+                .flat_map(|f| f.accounts.iter().map(String::as_str))
+                .collect();
+            score(scenario, det, &labels, &flagged, mine.len())
+        })
+        .collect()
+}
+
 fn score(
     scenario: &str,
     det: &str,
-    labels: &BTreeMap<&str, (&str, &str)>,
+    labels: &std::collections::HashMap<&str, (&str, &str)>,
     flagged: &BTreeSet<&str>,
     findings: usize,
 ) -> Row {

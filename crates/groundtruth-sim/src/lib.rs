@@ -148,6 +148,19 @@ fn csv_field(w: &mut impl std::io::Write, s: &str) -> std::io::Result<()> {
 }
 
 impl Labels {
+    /// `account_id` -> (label, scenario).
+    pub fn account_map(&self) -> std::collections::HashMap<&str, (&str, &str)> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                (
+                    a.account_id.as_str(),
+                    (a.label.as_str(), a.scenario.as_str()),
+                )
+            })
+            .collect()
+    }
+
     /// `account_id,label,scenario` with a header line.
     pub fn write_accounts_csv(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
         writeln!(w, "account_id,label,scenario")?;

@@ -485,17 +485,7 @@ fn tracks_are_physically_sane() {
 fn fraud_signatures_are_present() {
     let (sink, summary) = run(&small());
     let p = parse_all(&sink);
-    let label: HashMap<&str, (&str, &str)> = summary
-        .labels
-        .accounts
-        .iter()
-        .map(|a| {
-            (
-                a.account_id.as_str(),
-                (a.label.as_str(), a.scenario.as_str()),
-            )
-        })
-        .collect();
+    let label = summary.labels.account_map();
     let lab = |v: &Value| label[v["account_id"].as_str().unwrap()];
     // bulk check-in: one device, identical coordinates, many accounts
     let mut dev_accounts: HashMap<&str, HashSet<&str>> = HashMap::new();
