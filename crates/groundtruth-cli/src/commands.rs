@@ -246,12 +246,7 @@ fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let summary = if let Some(topic) = &args.kafka_topic {
         create_topics(&cfg.kafka.brokers, &[(topic.clone(), args.partitions)])?;
-        let extra: Vec<(String, String)> = cfg
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let extra = kafka_properties(cfg);
         let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
         let summary = simulate(&scenario, &mut sink)?;
         sink.flush(Duration::from_secs(300))?;
@@ -492,7 +487,43 @@ fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
         s.dead_letters,
         dead.display()
     );
+    if let Some(topic) = &args.findings_topic {
+        let n = publish_findings(cfg, topic, &s.run.findings)?;
+        eprintln!("published {n} findings to Kafka topic {topic}");
+    }
     Ok(())
+}
+
+/// The extra librdkafka properties of the config.
+fn kafka_properties(cfg: &Config) -> Vec<(String, String)> {
+    cfg.kafka
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Produces `findings` to `topic` (contract JSON, key = `finding_id`) and
+/// waits until the broker has them all.
+fn publish_findings(
+    cfg: &Config,
+    topic: &str,
+    findings: &[groundtruth_finding::Finding],
+) -> Result<usize> {
+    create_topics(&cfg.kafka.brokers, &[(topic.to_string(), 3)])?;
+    let extra = kafka_properties(cfg);
+    let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
+    for f in findings {
+        let json = serde_json::to_vec(f)?;
+        sink.send_raw(f.finding_id.as_bytes(), &json);
+    }
+    sink.flush(Duration::from_secs(120)).with_context(|| {
+        format!(
+            "not every finding reached topic {topic} at {} within 120 s; the findings file is complete, re-run to publish (ids are stable)",
+            cfg.kafka.brokers
+        )
+    })?;
+    Ok(findings.len())
 }
 
 fn read_scenario(p: &std::path::Path) -> Result<Scenario> {

@@ -71,6 +71,11 @@ pub struct DetectArgs {
     /// Default: FINDINGS with `.dead-letters.ndjson` in place of its extension.
     #[arg(long, value_name = "FILE")]
     pub dead_letters: Option<PathBuf>,
+    /// Also publish every finding to this Kafka topic (created if missing;
+    /// brokers from `kafka.brokers`), keyed by `finding_id` so a compacted
+    /// topic keeps one message per finding however often it is re-run.
+    #[arg(long, value_name = "TOPIC")]
+    pub findings_topic: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

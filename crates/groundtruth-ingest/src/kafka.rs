@@ -347,7 +347,8 @@ fn send_blocking<
     }
 }
 
-/// A simulator sink that produces each event to a topic, keyed by account.
+/// A producer to one topic: the simulator's sink (events keyed by account)
+/// and the findings publisher (keyed by `finding_id`).
 pub struct KafkaProducerSink {
     producer: BaseProducer,
     topic: String,
