@@ -37,6 +37,29 @@ impl Robust {
     }
 }
 
+/// Days of peers a day's baseline looks back over (that day included).
+pub const LOOKBACK_DAYS: i32 = 7;
+
+/// For each day in `values` (day, value), the baseline of the values of
+/// that day and the [`LOOKBACK_DAYS`] - 1 before it. Only the past and the
+/// day itself count, so a day's verdict does not change when later days
+/// arrive: a live pipeline can give it when the day closes and a batch run
+/// gives the same.
+pub fn trailing(values: &[(i32, f64)]) -> std::collections::BTreeMap<i32, Robust> {
+    let days: std::collections::BTreeSet<i32> = values.iter().map(|v| v.0).collect();
+    days.into_iter()
+        .filter_map(|d| {
+            Robust::of(
+                values
+                    .iter()
+                    .filter(|v| v.0 <= d && v.0 > d - LOOKBACK_DAYS)
+                    .map(|v| v.1),
+            )
+            .map(|r| (d, r))
+        })
+        .collect()
+}
+
 fn median_in_place(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -60,6 +83,19 @@ mod tests {
         assert_eq!(r.upper(5.0, 0.0), 3.0 + 5.0 * 1.4826);
         assert_eq!(r.upper(5.0, 50.0), 50.0);
         assert!(Robust::of([f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn trailing_baselines_ignore_later_days() {
+        let mut v: Vec<(i32, f64)> = (0..10).map(|d| (d, 1.0)).collect();
+        v.push((9, 1000.0));
+        let t = trailing(&v);
+        assert_eq!(t[&0].n, 1);
+        assert_eq!(t[&6].n, 7);
+        assert_eq!(t[&8].n, 7);
+        // Day 9's outlier does not reach day 8.
+        assert_eq!(t[&8].median, 1.0);
+        assert_eq!(t[&9].n, 8);
     }
 
     proptest! {

@@ -4,7 +4,8 @@
 //!
 //! From `record_churn_daily` (per account, registry and day): the day's
 //! churn is its re-entries plus its no-op updates. The baseline is every
-//! account's days in the same app and registry: a day is flagged when its
+//! account's days in the same app and registry over the week up to that day
+//! ([`crate::baseline::trailing`]): a day is flagged when its
 //! churn is above the peers' median by [`K_SIGMA`] robust standard
 //! deviations and at least [`MIN_CHURN`], and churn is at least
 //! [`MIN_SHARE`] of the day's operations. A census clean-up (many real
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use groundtruth_finding::Finding;
 use serde_json::{json, Map};
 
-use crate::baseline::Robust;
+use crate::baseline::trailing;
 use crate::{date_string, round2, Draft};
 
 /// Detector name (contract).
@@ -71,11 +72,16 @@ pub fn detect(days: &[ChurnDay]) -> Vec<Finding> {
     type Flagged<'a> = BTreeMap<(&'a str, &'a str, Option<&'a str>), Vec<(&'a ChurnDay, f64)>>;
     let mut flagged: Flagged<'_> = BTreeMap::new();
     for ((app, registry), ds) in &peers {
-        let Some(base) = Robust::of(ds.iter().map(|d| d.churn())) else {
-            continue;
-        };
-        let limit = base.upper(K_SIGMA, MIN_CHURN);
+        let bases = trailing(
+            &ds.iter()
+                .map(|d| (d.event_date, d.churn()))
+                .collect::<Vec<_>>(),
+        );
         for d in ds {
+            let Some(base) = bases.get(&d.event_date) else {
+                continue;
+            };
+            let limit = base.upper(K_SIGMA, MIN_CHURN);
             let c = d.churn();
             if c >= limit && c >= MIN_SHARE * d.ops as f64 {
                 flagged

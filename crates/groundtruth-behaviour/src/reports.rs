@@ -4,7 +4,8 @@
 //! From `reports_daily` (per account and day): a near-copy is a report of the
 //! same category from the same spot within the hour of the account's
 //! previous one (`reports` view). The baseline is every account's days in
-//! the same app and kind of day (weekday, weekend): a day is flagged when
+//! the same app and kind of day (weekday, weekend) over the week up to that
+//! day ([`crate::baseline::trailing`]): a day is flagged when
 //! its near-copies are [`K_SIGMA`] robust standard deviations above the
 //! peers' median, at least [`MIN_COPIES`], and at least [`MIN_SHARE`] of the
 //! day's reports. A unit with a genuinely bad week files more reports, but
@@ -16,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use groundtruth_finding::Finding;
 use serde_json::{json, Map};
 
-use crate::baseline::Robust;
+use crate::baseline::{trailing, Robust};
 use crate::{date_string, is_weekend, round2, Draft};
 
 /// Detector name (contract).
@@ -58,11 +59,16 @@ pub fn detect(days: &[ReportDay]) -> Vec<Finding> {
     }
     let mut flagged: BTreeMap<(&str, &str), Vec<(&ReportDay, Robust)>> = BTreeMap::new();
     for ((app, _), ds) in &peers {
-        let Some(base) = Robust::of(ds.iter().map(|d| d.near_copies as f64)) else {
-            continue;
-        };
-        let limit = base.upper(K_SIGMA, MIN_COPIES);
+        let bases = trailing(
+            &ds.iter()
+                .map(|d| (d.event_date, d.near_copies as f64))
+                .collect::<Vec<_>>(),
+        );
         for d in ds {
+            let Some(&base) = bases.get(&d.event_date) else {
+                continue;
+            };
+            let limit = base.upper(K_SIGMA, MIN_COPIES);
             let c = d.near_copies as f64;
             if c >= limit && c >= MIN_SHARE * d.reports as f64 {
                 flagged
@@ -90,12 +96,15 @@ pub fn detect(days: &[ReportDay]) -> Vec<Finding> {
                 .map(|(d, _)| region_day[&(d.region.as_deref(), d.event_date)] - 1)
                 .max()
                 .unwrap_or(0);
+            // The account's usual day: its unflagged days before the first flagged one.
+            let first = ds[0].0.event_date;
             let own_other_days: Vec<f64> = days
                 .iter()
                 .filter(|d| {
                     d.app_id == app
                         && d.account_id == account
-                        && !ds.iter().any(|(f, _)| f.event_date == d.event_date)
+                        && d.event_date < first
+                        && d.event_date > first - crate::baseline::LOOKBACK_DAYS
                 })
                 .map(|d| d.reports as f64)
                 .collect();
@@ -129,7 +138,7 @@ fn finding(
         ds[0].1.median,
     );
     if let Some(u) = usual {
-        reason.push_str(&format!(" On its other days it filed {u:.1} a day."));
+        reason.push_str(&format!(" In the days before it filed {u:.1} a day."));
     }
     if peers_same_day > 0 {
         reason.push_str(&format!(
