@@ -203,8 +203,7 @@ fn judge(
             }))
             .collect::<Vec<_>>()),
     );
-    let key = members.iter().copied().collect::<Vec<_>>().join(",");
-    let first = date_string(*days.first()?);
+    let first_member = *members.first()?;
     Some(
         Draft {
             accounts: members.iter().map(|a| a.to_string()).collect(),
@@ -214,7 +213,10 @@ fn judge(
             reason,
             evidence: ev,
         }
-        .finding(DETECTOR, &[net, &first, "simultaneous", &key]),
+        .finding(
+            DETECTOR,
+            &[net, "simultaneous", &rfc3339_ms(start / 1000), first_member],
+        ),
     )
 }
 

@@ -329,7 +329,7 @@ fn group_finding(
     score += 0.09 * static_share;
     let score = score.min(0.99);
 
-    let first_day = *days.first()?;
+    let first_start_us = sessions[chains[0].sessions[0]].start_us;
     let mut reason = format!(
         "{} accounts were worked one after another on one network ({}) on {} day{}: {} sessions that never overlapped, each starting within {:.0} s of the previous one's end.",
         members.len(),
@@ -392,7 +392,6 @@ fn group_finding(
         })
         .collect();
     ev.insert("timeline".into(), Value::Array(timeline));
-    let members_key = members.join(",");
     Some(
         Draft {
             accounts: members,
@@ -402,7 +401,12 @@ fn group_finding(
             reason,
             evidence: ev,
         }
-        .finding(DETECTOR, &[&net_key, &date_string(first_day), &members_key]),
+        // Keyed by where and when the farm was first seen: stable while
+        // later days add chains (a live pipeline upserts the same finding).
+        .finding(
+            DETECTOR,
+            &[&net_key, "serial", &rfc3339_ms(first_start_us / 1000)],
+        ),
     )
 }
 
@@ -527,8 +531,13 @@ pub(crate) mod tests {
         assert_eq!(f.evidence["static_phones"], json!(10));
         assert!(f.score > 0.95);
         f.validate().unwrap();
-        // Same input, same id.
+        // Same input, same id; and the same id before the third day came
+        // (a live pipeline upserts one finding as the farm goes on).
         assert_eq!(detect(&v, &devices)[0].finding_id, f.finding_id);
+        let two_days = chain_order(v.iter().filter(|s| s.event_date < 2).cloned().collect());
+        let earlier = detect(&two_days, &devices);
+        assert_eq!(earlier.len(), 1);
+        assert_eq!(earlier[0].finding_id, f.finding_id);
     }
 
     #[test]
