@@ -265,10 +265,10 @@ fn group_finding(
     let mut days: BTreeSet<i32> = BTreeSet::new();
     let (mut start, mut end) = (i64::MAX, i64::MIN);
     let mut n_sessions = 0usize;
-    let mut overlaps_max_gap: f64 = 0.0;
+    let mut max_gap_s: f64 = 0.0;
     let mut durations = Vec::new();
     for c in &chains {
-        overlaps_max_gap = overlaps_max_gap.max(c.max_gap_s);
+        max_gap_s = max_gap_s.max(c.max_gap_s);
         for &i in &c.sessions {
             let s = &sessions[i];
             if !member_set.contains(s.account_id.as_str()) {
@@ -337,7 +337,7 @@ fn group_finding(
         days.len(),
         if days.len() == 1 { "" } else { "s" },
         n_sessions,
-        overlaps_max_gap.ceil(),
+        max_gap_s.ceil(),
     );
     if let Some(t) = order_tau.filter(|t| *t >= 0.8) {
         reason.push_str(&format!(
@@ -363,7 +363,7 @@ fn group_finding(
     );
     ev.insert("chains".into(), json!(chains.len()));
     ev.insert("sessions".into(), json!(n_sessions));
-    ev.insert("max_gap_s".into(), json!(round2(overlaps_max_gap)));
+    ev.insert("max_gap_s".into(), json!(round2(max_gap_s)));
     ev.insert("median_session_s".into(), json!(round2(median_session_s)));
     ev.insert("order_tau".into(), json!(order_tau.map(round2)));
     ev.insert("static_phones".into(), json!(static_phones));

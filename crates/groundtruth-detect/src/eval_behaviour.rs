@@ -244,9 +244,9 @@ pub async fn evaluate_behaviour(
             accounts: summary.accounts,
             sql_s: run.behaviour_sql_s,
             detector_s: run
-                .behaviour
+                .behaviour_s
                 .iter()
-                .map(|r| (r.detector.to_string(), r.seconds))
+                .map(|(d, s)| (d.to_string(), *s))
                 .collect(),
         });
         // Free the scenario's lake before the next one.

@@ -28,9 +28,11 @@ pub struct DetectRun {
     pub findings: Vec<Finding>,
     /// The patrols judged by `non_human_track`, in the order of `tracks.assessments`.
     pub patrols: Vec<groundtruth_track::Patrol>,
+    /// The track detector's assessments and statistics (its findings were
+    /// moved into `findings`).
     pub tracks: groundtruth_track::Report,
-    /// Each behaviour detector's findings and time (also in `findings`).
-    pub behaviour: Vec<groundtruth_behaviour::DetectorRun>,
+    /// Seconds each behaviour detector took (its findings are in `findings`).
+    pub behaviour_s: Vec<(&'static str, f64)>,
     /// Seconds spent in the behaviour views' SQL.
     pub behaviour_sql_s: f64,
 }
@@ -42,7 +44,7 @@ pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectErro
     let started = std::time::Instant::now();
     let patrols = tracks::load_patrols(ctx).await?;
     let loaded = started.elapsed();
-    let report = groundtruth_track::detect(&patrols);
+    let mut report = groundtruth_track::detect(&patrols);
     tracing::info!(
         patrols = patrols.len(),
         fixes = patrols.iter().map(|p| p.fixes.len()).sum::<usize>(),
@@ -54,23 +56,24 @@ pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectErro
     let started = std::time::Instant::now();
     let input = behaviour::load_input(ctx).await?;
     let behaviour_sql_s = started.elapsed().as_secs_f64();
-    let behaviour = groundtruth_behaviour::detect(&input);
-    for run in &behaviour {
+    let mut findings = std::mem::take(&mut report.findings);
+    let mut behaviour_s = Vec::new();
+    for run in groundtruth_behaviour::detect(&input) {
         tracing::info!(
             detector = run.detector,
             flagged = run.findings.len(),
             ms = (run.seconds * 1000.0) as u64,
             "detector done"
         );
+        behaviour_s.push((run.detector, run.seconds));
+        findings.extend(run.findings);
     }
-    let mut findings = report.findings.clone();
-    findings.extend(behaviour.iter().flat_map(|r| r.findings.iter().cloned()));
     sort_findings(&mut findings);
     Ok(DetectRun {
         findings,
         patrols,
         tracks: report,
-        behaviour,
+        behaviour_s,
         behaviour_sql_s,
     })
 }

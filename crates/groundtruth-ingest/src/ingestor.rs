@@ -135,7 +135,7 @@ pub struct Ingestor {
 /// Default allowed lateness: phones upload hours late.
 pub const DEFAULT_LATENESS_S: i64 = 6 * 3600;
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)

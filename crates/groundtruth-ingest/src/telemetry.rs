@@ -47,9 +47,7 @@ impl BatchPersisted<'_> {
         metrics::counter!("groundtruth_ingest_late_events_total", "source" => src)
             .increment(c.late);
         if let Some(w) = self.watermark_us {
-            let now_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as i64);
+            let now_us = crate::ingestor::now_micros();
             metrics::gauge!("groundtruth_watermark_seconds", "source" => src).set(w as f64 / 1e6);
             // How far event time lags the wall clock (includes the lateness).
             metrics::gauge!("groundtruth_watermark_delay_seconds", "source" => src)
