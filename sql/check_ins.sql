@@ -6,8 +6,9 @@
 -- A duty point's place is learnt from the data: the median over the accounts
 -- claiming that point_id in that app of each account's median position (so
 -- one device stamping many copies counts once per account, and a minority
--- of far-away accounts does not move it); point_accounts is how many. from_point_m is the great-circle distance to it (NULL when
--- the check-in has no position or no point).
+-- of far-away accounts does not move it); point_accounts is how many.
+-- from_point_m is the great-circle distance to it, metres (haversine_m;
+-- NULL when the check-in has no position or no point).
 -- same_spot_*: check-ins, accounts and days at exactly this (lat, lon); phone
 -- GPS never repeats a fix to the last digit, so more than one is a copy.
 CREATE OR REPLACE VIEW check_ins AS
@@ -55,12 +56,7 @@ SELECT c.event_id, c.app_id, c.account_id, c.device_id, c.region, c.point_id,
        c.network_id, c.ip, c.ts, c.t_us, c.event_date,
        c.lat, c.lon, c.accuracy_m, c.mock_location,
        p.point_accounts,
-       CASE WHEN p.point_lat IS NOT NULL AND c.lat IS NOT NULL THEN
-           2 * 6371008.8 * asin(sqrt(least(1.0,
-               power(sin(radians(c.lat - p.point_lat) / 2), 2)
-               + cos(radians(p.point_lat)) * cos(radians(c.lat))
-                 * power(sin(radians(c.lon - p.point_lon) / 2), 2))))
-       END AS from_point_m,
+       haversine_m(p.point_lat, p.point_lon, c.lat, c.lon) AS from_point_m,
        COALESCE(s.same_spot_check_ins, 0) AS same_spot_check_ins,
        COALESCE(s.same_spot_accounts, 0) AS same_spot_accounts,
        COALESCE(s.same_spot_days, 0) AS same_spot_days,

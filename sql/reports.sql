@@ -27,12 +27,7 @@ ordered AS (
 ),
 measured AS (
     SELECT *,
-           CASE WHEN prev_lat IS NOT NULL AND lat IS NOT NULL THEN
-               2 * 6371008.8 * asin(sqrt(least(1.0,
-                   power(sin(radians(lat - prev_lat) / 2), 2)
-                   + cos(radians(prev_lat)) * cos(radians(lat))
-                     * power(sin(radians(lon - prev_lon) / 2), 2))))
-           END AS from_prev_m
+           haversine_m(prev_lat, prev_lon, lat, lon) AS from_prev_m
     FROM ordered
 )
 SELECT event_id, app_id, account_id, region, registry, category, session_id,

@@ -42,13 +42,7 @@ ordered AS (
 steps AS (
     SELECT *,
            (t_us - prev_t_us) / 1e6 AS dt,
-           -- haversine; least() ignores NULLs, so the first fix is handled apart
-           CASE WHEN prev_lat IS NOT NULL THEN
-               2 * 6371008.8 * asin(sqrt(least(1.0,
-                   power(sin(radians(lat - prev_lat) / 2), 2)
-                   + cos(radians(prev_lat)) * cos(radians(lat))
-                     * power(sin(radians(lon - prev_lon) / 2), 2))))
-           END AS dist,
+           haversine_m(prev_lat, prev_lon, lat, lon) AS dist,
            degrees(atan2(
                sin(radians(lon - prev_lon)) * cos(radians(lat)),
                cos(radians(prev_lat)) * sin(radians(lat))

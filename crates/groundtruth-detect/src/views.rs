@@ -1,5 +1,11 @@
-//! The SQL views in `sql/`, compiled into the binary.
+//! The SQL views in `sql/`, compiled into the binary, and the SQL function
+//! they share: `haversine_m(lat1, lon1, lat2, lon2)`.
 
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Float64Array};
+use arrow::datatypes::{DataType, Float64Type};
+use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
 
 use crate::error::DetectError;
@@ -57,6 +63,7 @@ pub const VIEWS: &[View] = &[
 
 /// Creates every view in `ctx` (which must have the `events` table).
 pub async fn register_views(ctx: &SessionContext) -> Result<(), DetectError> {
+    register_functions(ctx);
     for v in VIEWS {
         ctx.sql(v.sql)
             .await
@@ -72,4 +79,65 @@ pub async fn register_views(ctx: &SessionContext) -> Result<(), DetectError> {
             })?;
     }
     Ok(())
+}
+
+/// Mean Earth radius (IUGG), metres.
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Great-circle distance in metres between two WGS84 points (haversine).
+pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let a = ((p2 - p1) / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
+    // Rounding can push `a` a hair above 1 for antipodes.
+    2.0 * EARTH_RADIUS_M * a.min(1.0).sqrt().asin()
+}
+
+/// Adds `haversine_m(lat1, lon1, lat2, lon2)` (Float64 degrees -> metres;
+/// NULL when any argument is NULL) to `ctx`.
+pub fn register_functions(ctx: &SessionContext) {
+    let f = Arc::new(|args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let cols: Vec<&Float64Array> = arrays
+            .iter()
+            .map(|a| a.as_primitive::<Float64Type>())
+            .collect();
+        let out: Float64Array = (0..cols[0].len())
+            .map(|i| {
+                if cols.iter().any(|c| c.is_null(i)) {
+                    None
+                } else {
+                    Some(haversine_m(
+                        cols[0].value(i),
+                        cols[1].value(i),
+                        cols[2].value(i),
+                        cols[3].value(i),
+                    ))
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    });
+    ctx.register_udf(create_udf(
+        "haversine_m",
+        vec![DataType::Float64; 4],
+        DataType::Float64,
+        Volatility::Immutable,
+        f,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::haversine_m;
+
+    #[test]
+    fn haversine_known_distances() {
+        // 0.0001 degree of latitude is 11.12 m.
+        assert!((haversine_m(22.8, 108.3, 22.8001, 108.3) - 11.119).abs() < 0.01);
+        assert_eq!(haversine_m(22.8, 108.3, 22.8, 108.3), 0.0);
+        // Antipodes: half the circumference, not NaN.
+        let half = std::f64::consts::PI * 6_371_008.8;
+        assert!((haversine_m(0.0, 0.0, 0.0, 180.0) - half).abs() < 1.0);
+    }
 }
