@@ -11,37 +11,19 @@
 //! default 500000; `BENCH_KAFKA=0` skips the Kafka part). Results are
 //! printed and written to `target/bench-ingest.json`.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use groundtruth_benches::{plain_consumer, simulate_ndjson, Figure};
 use groundtruth_event::{decode, DayZone, DecodeOptions, EventBatchBuilder};
 use groundtruth_ingest::{
     ingest_files, ingest_kafka, FlushPolicy, Ingestor, KafkaOptions, KafkaProducerSink,
 };
 use groundtruth_lake::{LakeOptions, LakeWriter};
-use groundtruth_sim::{simulate, NdjsonSink, Scenario};
 use groundtruth_tests::peak_rss_mb;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
-struct Figure {
-    name: &'static str,
-    events: u64,
-    bytes: u64,
-    seconds: f64,
-}
-
-impl Figure {
-    fn eps(&self) -> f64 {
-        self.events as f64 / self.seconds
-    }
-    fn mbps(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.seconds
-    }
-}
 
 fn decode_only(path: &Path) -> Result<Figure> {
     let started = Instant::now();
@@ -87,36 +69,6 @@ fn file_to_lake(path: &Path, lake: &Path) -> Result<Figure> {
     })
 }
 
-fn plain_consumer(bootstrap: &str, topic: &str, expected: u64) -> Result<Figure> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "bench-plain")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()?;
-    consumer.subscribe(&[topic])?;
-    // Time from the first message, so the group join is not counted.
-    let (mut n, mut bytes) = (0u64, 0u64);
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while n < expected && Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m?;
-            first.get_or_insert_with(Instant::now);
-            n += 1;
-            bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len) as u64;
-        }
-    }
-    let seconds = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    Ok(Figure {
-        name: "Kafka: plain rdkafka consumer",
-        events: n,
-        bytes,
-        seconds,
-    })
-}
-
 fn kafka_to_lake(bootstrap: &str, topic: &str, lake: &Path) -> Result<Figure> {
     let writer = LakeWriter::open(lake, LakeOptions::default())?;
     let mut ing = Ingestor::new(
@@ -151,31 +103,7 @@ fn main() -> Result<()> {
         .unwrap_or(500_000);
     let tmp = tempfile::tempdir()?;
     let input = tmp.path().join("events.ndjson");
-    let mut scenario = Scenario::default_week();
-    // Scale the week to about n events (~500k per default week).
-    scenario.days = ((n as f64 / 71_000.0).ceil() as u32).max(1);
-    {
-        let f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&input)?);
-        struct Cap<W: Write> {
-            inner: NdjsonSink<W>,
-            left: usize,
-        }
-        impl<W: Write> groundtruth_sim::SimSink for Cap<W> {
-            fn event(&mut self, key: &str, json: &[u8]) -> Result<(), groundtruth_sim::SimError> {
-                if self.left == 0 {
-                    return Ok(());
-                }
-                self.left -= 1;
-                self.inner.event(key, json)
-            }
-        }
-        let mut sink = Cap {
-            inner: NdjsonSink::new(f),
-            left: n,
-        };
-        simulate(&scenario, &mut sink)?;
-        sink.inner.into_inner().flush()?;
-    }
+    simulate_ndjson(n, &input)?;
     let size = std::fs::metadata(&input)?.len();
     println!("input: {n} simulated events, {:.1} MB", size as f64 / 1e6);
 

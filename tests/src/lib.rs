@@ -60,10 +60,20 @@ pub fn run_groundtruth(args: &[&str]) -> std::io::Result<std::process::Output> {
 /// Peak resident memory of this process so far (VmHWM), MB; 0 where
 /// `/proc` is missing.
 pub fn peak_rss_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// This process's resident memory now, MB.
+pub fn rss_mb() -> f64 {
+    proc_status_mb("VmRSS:")
+}
+
+/// A `kB` line of `/proc/self/status`, in MB (0 when unreadable).
+fn proc_status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|kb| kb.parse::<f64>().ok())

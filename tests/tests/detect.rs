@@ -200,6 +200,7 @@ fn behaviour_detectors_meet_the_bar() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
         &scenarios,
+        &groundtruth_config::Config::defaults().schedule(),
         tmp.path(),
     ))?;
     println!("{}", eval.table());

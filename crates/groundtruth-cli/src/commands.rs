@@ -70,7 +70,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Eval(EvalCommand::Behaviour(args)) => {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
-            eval_behaviour(&args)
+            eval_behaviour(&cfg, &args)
         }
         Command::Lake(LakeCommand::Compact) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -312,7 +312,7 @@ fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
     })
 }
 
-fn serve(cfg: &Config, _args: &RunArgs) -> Result<()> {
+fn serve(cfg: &Config, args: &RunArgs) -> Result<()> {
     if let Some(addr) = cfg.metrics.listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
@@ -320,12 +320,46 @@ fn serve(cfg: &Config, _args: &RunArgs) -> Result<()> {
             .with_context(|| format!("cannot serve metrics on {addr} (metrics.listen)"))?;
         tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
     }
-    let mut ing = ingestor(cfg, "kafka")?;
-    let opts = kafka_options(cfg, None);
-    tracing::info!(brokers = %opts.brokers, topics = ?opts.topics, lake = %cfg.lake.dir.display(), "consuming");
+    let mut ing = ingestor(cfg, "kafka")?.without_late_count();
+    let drain = match args.drain_when_idle {
+        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => bail!("--drain-when-idle {s}: expected seconds >= 0"),
+        None => None,
+    };
+    let opts = groundtruth_live::LiveOptions {
+        kafka: kafka_options(cfg, drain),
+        state_dir: args
+            .state
+            .clone()
+            .unwrap_or_else(|| cfg.live.state_dir.clone()),
+        lake_dir: cfg.lake.dir.clone(),
+        zone: cfg.lake.day_zone,
+        schedule: cfg.schedule(),
+        findings_topic: cfg.live.findings_topic.clone(),
+    };
+    tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), "consuming");
     let stop = shutdown_flag();
-    let s = ingest_kafka(&mut ing, &opts, &stop)?;
-    tracing::info!(messages = s.messages, summary = %s.counts.summary(), "stopped");
+    let s = groundtruth_live::run_live(&mut ing, &opts, &stop)?;
+    let mut lat = s.latencies_s.clone();
+    lat.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    eprintln!(
+        "{} messages in {:.1} s: {}; {} windows closed, {} re-scanned, {} findings stored ({} published), {} events late for a closed window; detection latency p50 {:.3} s, p99 {:.3} s",
+        s.messages,
+        s.seconds,
+        s.counts.summary(),
+        s.windows_closed,
+        s.rescans,
+        s.findings_stored,
+        s.findings_published,
+        s.late_for_closed,
+        pct(0.5),
+        pct(0.99),
+    );
     Ok(())
 }
 
@@ -385,11 +419,14 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
                 std::io::stdout().lock(),
             )?;
         }
-        let run = groundtruth_detect::run_detectors(&ctx).await?;
+        let (set, closes) =
+            groundtruth_detect::run_all_closes(&cfg.lake.dir, &cfg.schedule(), cfg.lake.day_zone)
+                .await?;
+        let found = set.into_findings();
         let findings = cfg.lake.dir.join("findings.ndjson");
-        groundtruth_detect::write_findings(&findings, &run.findings)?;
+        groundtruth_detect::write_findings(&findings, &found)?;
         let mut by_class: std::collections::BTreeMap<String, usize> = Default::default();
-        for f in &run.findings {
+        for f in &found {
             let key = match f.evidence.get("classification").and_then(|c| c.as_str()) {
                 Some(class) => format!("{} / {class}", f.detector),
                 None => f.detector.clone(),
@@ -398,9 +435,9 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         }
         println!(
             "
-detectors: {} findings from {} patrols, written to {}",
-            run.findings.len(),
-            run.patrols.len(),
+detectors: {} findings from {} windows judged in event time, written to {}",
+            found.len(),
+            closes.iter().filter(|c| !c.empty).count(),
             findings.display()
         );
         for (k, n) in &by_class {
@@ -408,7 +445,7 @@ detectors: {} findings from {} patrols, written to {}",
         }
         // One example per detector.
         let mut shown = std::collections::BTreeSet::new();
-        for f in &run.findings {
+        for f in &found {
             if shown.insert(f.detector.as_str()) {
                 println!("  e.g. {}: {}", f.detector, f.reason);
             }
@@ -418,7 +455,7 @@ detectors: {} findings from {} patrols, written to {}",
             &scenario.name,
             &groundtruth_finding::DETECTORS,
             &summary.labels,
-            &run.findings,
+            &found,
         );
         println!("\nagainst the ground truth (accounts):");
         println!(
@@ -471,24 +508,25 @@ fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
         &scratch.path().join("lake"),
         lake_options(cfg),
         crate::setup::decode_options(cfg),
+        &cfg.schedule(),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     ))?;
     let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
-    for f in &s.run.findings {
+    for f in &s.findings {
         *by.entry(f.detector.as_str()).or_default() += 1;
     }
     eprintln!("{}", s.counts.summary());
     eprintln!(
-        "{} findings {:?} from {} patrols in {:.1} s; {} bad events written to {}",
-        s.run.findings.len(),
+        "{} findings {:?} from {} windows in {:.1} s; {} bad events written to {}",
+        s.findings.len(),
         by,
-        s.run.patrols.len(),
+        s.closes.iter().filter(|c| !c.empty).count(),
         started.elapsed().as_secs_f64(),
         s.dead_letters,
         dead.display()
     );
     if let Some(topic) = &args.findings_topic {
-        let n = publish_findings(cfg, topic, &s.run.findings)?;
+        let n = publish_findings(cfg, topic, &s.findings)?;
         eprintln!("published {n} findings to Kafka topic {topic}");
     }
     Ok(())
@@ -532,7 +570,7 @@ fn read_scenario(p: &std::path::Path) -> Result<Scenario> {
     Scenario::from_toml_str(&text).with_context(|| format!("scenario {}", p.display()))
 }
 
-fn eval_behaviour(args: &EvalBehaviourArgs) -> Result<()> {
+fn eval_behaviour(cfg: &Config, args: &EvalBehaviourArgs) -> Result<()> {
     let scenarios = if args.scenario.is_empty() {
         groundtruth_detect::eval_behaviour::matrix(args.days)
     } else {
@@ -546,9 +584,12 @@ fn eval_behaviour(args: &EvalBehaviourArgs) -> Result<()> {
             .with_context(|| format!("scenario {}", s.name))?;
     }
     let scratch = eval_scratch()?;
-    let eval = query_runtime()?.block_on(
-        groundtruth_detect::eval_behaviour::evaluate_behaviour(&scenarios, scratch.path()),
-    )?;
+    let eval =
+        query_runtime()?.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+            &scenarios,
+            &cfg.schedule(),
+            scratch.path(),
+        ))?;
     print!("{}", eval.table());
     write_json(args.json.as_deref(), &eval)
 }

@@ -46,7 +46,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run a read-only SQL query over the lake (tables `events`, `dead_letters`).
     Sql(SqlArgs),
-    /// The long-running service: consume Kafka into the lake until stopped.
+    /// The live service: Kafka into the lake, detectors on window close,
+    /// findings to the store and the `findings` topic, until stopped.
     Run(RunArgs),
     /// Lake maintenance.
     #[command(subcommand)]
@@ -196,6 +197,14 @@ pub struct RunArgs {
     /// Topic(s) to consume (same as --set kafka.topics=a,b).
     #[arg(long)]
     pub topic: Vec<String>,
+    /// Checkpoint and findings store directory (same as --set live.state_dir=DIR).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// A bounded run (backfills, tests): once the topics are drained and
+    /// quiet for SECONDS, close every window that holds data, as at the
+    /// end of a file, and exit.
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_when_idle: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

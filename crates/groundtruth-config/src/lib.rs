@@ -31,6 +31,21 @@
 //! [metrics]
 //! listen = "127.0.0.1:9898"    # Prometheus /metrics of `groundtruth run`; "" = off
 //!
+//! [live]                       # `groundtruth run`
+//! state_dir = "data/state"     # checkpoint and findings store
+//! findings_topic = "findings"  # Kafka topic of findings; "" = off
+//!
+//! # When each detector judges (see groundtruth-window's Schedule): daily
+//! # windows from local midnight, closed when the watermark passes
+//! # end + delay_s, seeing lookback_s of context before the window.
+//! [windows]
+//! non_human_track = { size_s = 86400, lookback_s = 86400, delay_s = 3600 }
+//! phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+//! bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+//! record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+//! report_inflation = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+//! registration_farm = { size_s = 86400, lookback_s = 518400, delay_s = 90000 }
+//!
 //! [log]
 //! level = "info"               # or a tracing filter such as "groundtruth_ingest=debug"
 //! format = "text"              # or "json"
@@ -42,6 +57,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use groundtruth_event::DayZone;
+use groundtruth_window::{DetectorWindow, Schedule};
 use toml::{Table, Value};
 
 /// All settings, validated.
@@ -51,7 +67,26 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub kafka: KafkaConfig,
     pub metrics: MetricsConfig,
+    pub live: LiveConfig,
+    /// Each detector's windows, by detector name.
+    pub windows: BTreeMap<String, DetectorWindow>,
     pub log: LogConfig,
+}
+
+/// `groundtruth run`: where its state lives, where findings go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    pub state_dir: PathBuf,
+    /// Kafka topic of findings (`None`: not published).
+    pub findings_topic: Option<String>,
+}
+
+impl Config {
+    /// The detectors' windows, grouped, aligned to local midnight of
+    /// `lake.day_zone` (its offset now; the contract's zone has no DST).
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(&self.windows, self.lake.day_zone.utc_offset_s())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +161,18 @@ properties = {}
 
 [metrics]
 listen = "127.0.0.1:9898"
+
+[live]
+state_dir = "data/state"
+findings_topic = "findings"
+
+[windows]
+non_human_track = { size_s = 86400, lookback_s = 86400, delay_s = 3600 }
+phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+report_inflation = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+registration_farm = { size_s = 86400, lookback_s = 518400, delay_s = 90000 }
 
 [log]
 level = "info"
@@ -428,6 +475,12 @@ impl Config {
                     }
                 },
             },
+            live: LiveConfig {
+                state_dir: PathBuf::from(string(&mut l, "live.state_dir", false)),
+                findings_topic: Some(string(&mut l, "live.findings_topic", true))
+                    .filter(|t| !t.is_empty()),
+            },
+            windows: windows(&mut l),
             log: LogConfig {
                 level: string(&mut l, "log.level", false),
                 format: match string(&mut l, "log.format", false).as_str() {
@@ -446,6 +499,40 @@ impl Config {
             Err(ConfigErrors(l.errors))
         }
     }
+}
+
+/// `[windows.<detector>]`: every contract detector, each with valid sizes.
+fn windows(l: &mut Layered) -> BTreeMap<String, DetectorWindow> {
+    let mut out = BTreeMap::new();
+    let names: Vec<String> = match l.get("windows") {
+        Some(Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    for name in names {
+        let path = format!("windows.{name}");
+        let Some(Value::Table(t)) = l.get(&path).cloned() else {
+            l.problem(&path, "expected a table { size_s, lookback_s, delay_s }");
+            continue;
+        };
+        for k in t.keys() {
+            if !["size_s", "lookback_s", "delay_s"].contains(&k.as_str()) {
+                l.problem(
+                    &format!("{path}.{k}"),
+                    "unknown setting; a window has size_s, lookback_s and delay_s",
+                );
+            }
+        }
+        let w = DetectorWindow {
+            size_s: int(l, &format!("{path}.size_s"), 1, 7 * 86_400),
+            lookback_s: int(l, &format!("{path}.lookback_s"), 0, 90 * 86_400),
+            delay_s: int(l, &format!("{path}.delay_s"), 0, 30 * 86_400),
+        };
+        for e in w.validate(&name) {
+            l.problem(&path, e.problem);
+        }
+        out.insert(name, w);
+    }
+    out
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -664,6 +751,61 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
+    }
+
+    #[test]
+    fn windows_are_read_per_detector_and_checked() {
+        let c = Config::defaults();
+        let s = c.schedule();
+        assert_eq!(s.utc_offset_s, 8 * 3600);
+        assert_eq!(c.windows.len(), 6);
+        assert_eq!(c.windows["registration_farm"].delay_s, 90_000);
+        let src = Sources {
+            file: None,
+            env: Vec::new(),
+            overrides: vec![
+                "windows.phone_farm.size_s=3600".into(),
+                "windows.bulk_check_in.size_s=7000".into(),
+                "windows.record_churn.lookback_s=-5".into(),
+                "windows.report_inflation.sizes=1".into(),
+                "windows.phone_farms.size_s=60".into(),
+            ],
+        };
+        let e = Config::load(&src).unwrap_err().0;
+        let all = e.join("\n");
+        assert_eq!(e.len(), 4, "{all}");
+        for needle in [
+            "windows.bulk_check_in",
+            "must divide a day",
+            "windows.record_churn.lookback_s",
+            "windows.report_inflation.sizes",
+            "windows.phone_farms",
+        ] {
+            assert!(all.contains(needle), "{needle} missing in {all}");
+        }
+        let ok = Config::load(&Sources {
+            file: None,
+            env: Vec::new(),
+            overrides: vec!["windows.phone_farm.size_s=3600".into()],
+        })
+        .unwrap();
+        assert_eq!(ok.windows["phone_farm"].size_s, 3600);
+        assert_eq!(ok.windows["phone_farm"].lookback_s, 518_400);
+        assert_eq!(ok.schedule().groups.len(), 4);
+    }
+
+    #[test]
+    fn the_live_pipeline_file_loads_and_matches_the_built_in_windows() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/live.toml");
+        let c = Config::load(&Sources {
+            file: Some(&file),
+            env: Vec::new(),
+            overrides: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(c.windows, Config::defaults().windows);
+        assert_eq!(c.live.findings_topic.as_deref(), Some("findings"));
+        assert_eq!(c.kafka.group_id, "groundtruth-live");
     }
 
     #[test]

@@ -368,12 +368,31 @@ async fn report_days(ctx: &SessionContext) -> Result<Vec<ReportDay>, DetectError
 
 /// Reads every behaviour view (views must be registered).
 pub async fn load_input(ctx: &SessionContext) -> Result<Input, DetectError> {
-    Ok(Input {
-        sessions: sessions(ctx).await?,
-        devices: devices(ctx).await?,
-        check_ins: check_ins(ctx).await?,
-        registrations: registrations(ctx).await?,
-        churn_days: churn_days(ctx).await?,
-        report_days: report_days(ctx).await?,
-    })
+    load_input_for(ctx, &|_| true).await
+}
+
+/// Loads only the views the `wanted` detectors read.
+pub async fn load_input_for(
+    ctx: &SessionContext,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Input, DetectError> {
+    use groundtruth_behaviour::{checkin, churn, farm, registration, reports};
+    let mut input = Input::default();
+    if wanted(farm::DETECTOR) {
+        input.sessions = sessions(ctx).await?;
+        input.devices = devices(ctx).await?;
+    }
+    if wanted(checkin::DETECTOR) {
+        input.check_ins = check_ins(ctx).await?;
+    }
+    if wanted(registration::DETECTOR) {
+        input.registrations = registrations(ctx).await?;
+    }
+    if wanted(churn::DETECTOR) {
+        input.churn_days = churn_days(ctx).await?;
+    }
+    if wanted(reports::DETECTOR) {
+        input.report_days = report_days(ctx).await?;
+    }
+    Ok(input)
 }

@@ -9,16 +9,20 @@ use groundtruth_event::DecodeOptions;
 use groundtruth_finding::Finding;
 use groundtruth_ingest::{ingest_files, FlushPolicy, IngestCounts, Ingestor};
 use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
+use groundtruth_window::Schedule;
 use serde_json::json;
 
+use crate::closes::{run_all_closes, CloseRun};
 use crate::error::DetectError;
-use crate::{run_detectors, DetectRun};
 
 /// What `detect_files` did.
 #[derive(Debug)]
 pub struct DetectFilesSummary {
     pub counts: IngestCounts,
-    pub run: DetectRun,
+    /// Every finding, upserted across the windows, in canonical order.
+    pub findings: Vec<Finding>,
+    /// The windows judged, in horizon order.
+    pub closes: Vec<CloseRun>,
     pub dead_letters: u64,
 }
 
@@ -31,8 +35,10 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 }
 
 /// Ingests `inputs` into a scratch lake at `scratch` (which must be empty or
-/// absent), runs the detectors, writes findings to `output` and the bad
-/// events to `dead_letters` (NDJSON each).
+/// absent), judges every window of `schedule` in event time as the live
+/// service does (see [`crate::closes`]), writes findings to `output` and
+/// the bad events to `dead_letters` (NDJSON each).
+#[allow(clippy::too_many_arguments)]
 pub async fn detect_files(
     inputs: &[PathBuf],
     output: &Path,
@@ -40,20 +46,24 @@ pub async fn detect_files(
     scratch: &Path,
     lake: LakeOptions,
     decode: DecodeOptions,
+    schedule: &Schedule,
     progress: bool,
 ) -> Result<DetectFilesSummary, DetectError> {
+    let zone = lake.zone;
     let lake = LakeWriter::open(scratch, lake)?;
     let mut ing = Ingestor::new(lake, decode, FlushPolicy::default(), "file");
     ingest_files(&mut ing, inputs, progress)?;
     let counts = ing.totals();
     drop(ing);
+    let (set, closes) = run_all_closes(scratch, schedule, zone).await?;
+    let findings = set.into_findings();
+    write_findings(output, &findings)?;
     let ctx = open_session(scratch).await?;
-    let run = run_detectors(&ctx).await?;
-    write_findings(output, &run.findings)?;
     let dead = write_dead_letters(&ctx, dead_letters).await?;
     Ok(DetectFilesSummary {
         counts,
-        run,
+        findings,
+        closes,
         dead_letters: dead,
     })
 }

@@ -7,6 +7,7 @@
 //! detectors, findings and dead letters out.
 
 pub mod behaviour;
+pub mod closes;
 mod error;
 pub mod eval;
 pub mod eval_behaviour;
@@ -18,6 +19,7 @@ pub mod views;
 use datafusion::prelude::SessionContext;
 use groundtruth_finding::{sort_findings, Finding};
 
+pub use closes::{run_all_closes, run_close, CloseRun, FindingSet};
 pub use error::DetectError;
 pub use files::{detect_files, write_findings, DetectFilesSummary};
 pub use views::{register_views, VIEWS};

@@ -119,6 +119,17 @@ impl DayZone {
     pub fn name(&self) -> &'static str {
         self.0.name()
     }
+
+    /// Seconds east of UTC now (windows align to local midnight by it).
+    pub fn utc_offset_s(&self) -> i64 {
+        let now = chrono::Utc::now().naive_utc();
+        i64::from(
+            self.0
+                .offset_from_utc_datetime(&now)
+                .fix()
+                .local_minus_utc(),
+        )
+    }
 }
 
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;

@@ -130,6 +130,7 @@ pub struct Ingestor {
     total: IngestCounts,
     last_flush: Instant,
     watermark: Watermark,
+    count_late: bool,
 }
 
 /// Default allowed lateness: phones upload hours late.
@@ -159,7 +160,16 @@ impl Ingestor {
             total: IngestCounts::default(),
             last_flush: Instant::now(),
             watermark: Watermark::new(DEFAULT_LATENESS_S * 1_000_000),
+            count_late: true,
         }
+    }
+
+    /// Stops counting events behind this ingestor's single watermark: the
+    /// live service keeps one per partition and counts the events that
+    /// miss a closed window instead.
+    pub fn without_late_count(mut self) -> Self {
+        self.count_late = false;
+        self
     }
 
     /// Sets the allowed lateness (seconds) of the watermark.
@@ -195,24 +205,39 @@ impl Ingestor {
     /// Decodes one message and buffers it. `position` is only evaluated
     /// for bad events.
     pub fn accept(&mut self, bytes: &[u8], position: impl FnOnce() -> SourcePosition) -> Outcome {
+        self.accept_timed(bytes, position).0
+    }
+
+    /// [`Ingestor::accept`], also giving the event time (epoch µs) of a
+    /// valid event, new or duplicate.
+    pub fn accept_timed(
+        &mut self,
+        bytes: &[u8],
+        position: impl FnOnce() -> SourcePosition,
+    ) -> (Outcome, Option<i64>) {
         self.pending.bytes += bytes.len() as u64;
         match decode(bytes, &self.decode) {
-            Ok(event) => match self.lake.append_event(&event, bytes.len()) {
-                Appended::New => {
-                    self.pending.accepted += 1;
-                    if let Arrival::Late { .. } = self.watermark.observe(event.ts_micros) {
-                        self.pending.late += 1;
+            Ok(event) => {
+                let ts = Some(event.ts_micros);
+                match self.lake.append_event(&event, bytes.len()) {
+                    Appended::New => {
+                        self.pending.accepted += 1;
+                        if self.count_late {
+                            if let Arrival::Late { .. } = self.watermark.observe(event.ts_micros) {
+                                self.pending.late += 1;
+                            }
+                        }
+                        (Outcome::Accepted, ts)
                     }
-                    Outcome::Accepted
+                    Appended::Duplicate => {
+                        self.pending.duplicates += 1;
+                        (Outcome::Duplicate, ts)
+                    }
                 }
-                Appended::Duplicate => {
-                    self.pending.duplicates += 1;
-                    Outcome::Duplicate
-                }
-            },
+            }
             Err(reject) => {
                 self.reject(bytes, bytes.len(), &position(), &reject);
-                Outcome::Rejected(reject)
+                (Outcome::Rejected(reject), None)
             }
         }
     }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use groundtruth_event::SourcePosition;
 use groundtruth_sim::{SimError, SimSink};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -128,47 +128,13 @@ pub fn ingest_kafka(
     shutdown: &AtomicBool,
 ) -> Result<KafkaIngestStats, IngestError> {
     let started = Instant::now();
-    let brokers = opts.brokers.as_str();
-    let consumer: BaseConsumer = client_config(opts)
-        .set("group.id", &opts.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", opts.session_timeout_ms.to_string())
-        .set(
-            "heartbeat.interval.ms",
-            (opts.session_timeout_ms / 3).max(100).to_string(),
-        )
-        .create()
-        .map_err(kafka_err("consumer creation", brokers))?;
-    let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(kafka_err("subscribe", brokers))?;
-
-    let producer: Option<BaseProducer> = if opts.dlq {
-        let dlq_topics: Vec<(String, i32)> = opts
-            .topics
-            .iter()
-            .map(|t| (format!("{t}.dlq"), 1))
-            .collect();
-        create_topics(brokers, &dlq_topics)?;
-        Some(
-            client_config(opts)
-                .set("message.timeout.ms", "0")
-                .set("linger.ms", "5")
-                .create()
-                .map_err(kafka_err("DLQ producer creation", brokers))?,
-        )
-    } else {
-        None
-    };
+    let consumer = subscribed_consumer(opts, false)?;
+    let producer = dlq_producer(opts)?;
 
     let mut stats = KafkaIngestStats::default();
     let before = ing.totals();
     // Next offset to commit per (topic, partition): read but maybe not durable.
-    let mut uncommitted: HashMap<(String, i32), i64> = HashMap::new();
+    let mut uncommitted = Uncommitted::new();
     let mut last_commit = Instant::now();
     let mut stop_since: Option<Instant> = None;
     let mut assigned_at: Option<Instant> = None;
@@ -194,33 +160,7 @@ pub fn ingest_kafka(
                     offset: m.offset(),
                 });
                 if let (Outcome::Rejected(reject), Some(p)) = (&outcome, &producer) {
-                    let dlq = format!("{}.dlq", m.topic());
-                    let headers = OwnedHeaders::new()
-                        .insert(Header {
-                            key: "gt-reason-code",
-                            value: Some(reject.code.as_str()),
-                        })
-                        .insert(Header {
-                            key: "gt-reason",
-                            value: Some(reject.detail.as_str()),
-                        })
-                        .insert(Header {
-                            key: "gt-source-topic",
-                            value: Some(m.topic()),
-                        })
-                        .insert(Header {
-                            key: "gt-source-partition",
-                            value: Some(&m.partition().to_string()),
-                        })
-                        .insert(Header {
-                            key: "gt-source-offset",
-                            value: Some(&m.offset().to_string()),
-                        });
-                    let mut record = BaseRecord::to(&dlq).payload(payload).headers(headers);
-                    if let Some(k) = m.key() {
-                        record = record.key(k);
-                    }
-                    send_blocking(p, record);
+                    send_dead_letter(p, &m, reject);
                     stats.dlq_produced += 1;
                 }
                 uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
@@ -265,32 +205,8 @@ pub fn ingest_kafka(
                     .is_ok(),
                 None => true,
             };
-            if dlq_ok {
-                let mut tpl = TopicPartitionList::new();
-                for ((topic, partition), offset) in &uncommitted {
-                    // Offsets are known-valid here; add cannot fail.
-                    let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-                }
-                match consumer.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => {
-                        OffsetsCommitted {
-                            partitions: uncommitted.len(),
-                        }
-                        .emit();
-                        stats.commits += 1;
-                        uncommitted.clear();
-                    }
-                    Err(e) => {
-                        if last_error_log.elapsed() > Duration::from_secs(5) {
-                            KafkaTransientError {
-                                action: "commit",
-                                error: &e,
-                            }
-                            .emit();
-                            last_error_log = Instant::now();
-                        }
-                    }
-                }
+            if dlq_ok && commit_offsets(&consumer, &mut uncommitted, &mut last_error_log) {
+                stats.commits += 1;
             }
             last_commit = Instant::now();
         }
@@ -316,6 +232,151 @@ pub fn ingest_kafka(
     stats.counts = ing.totals().since(&before);
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Offsets read but not yet committed: next offset per (topic, partition).
+pub type Uncommitted = HashMap<(String, i32), i64>;
+
+/// The consumers' librdkafka context: errors go to the log, except the
+/// end-of-partition notices the live service asks for (they are how it
+/// knows a partition is caught up, not a fault).
+pub struct IngestContext;
+
+impl ClientContext for IngestContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        tracing::error!(%error, reason, "librdkafka error");
+    }
+}
+
+impl ConsumerContext for IngestContext {}
+
+/// The consumer type of every ingest path.
+pub type IngestConsumer = BaseConsumer<IngestContext>;
+
+/// A consumer of `opts.topics` in group `opts.group_id` that commits only
+/// when told (see [`commit_offsets`]) and starts new groups at the earliest
+/// offset. With `partition_eof`, `poll` reports reaching the end of each
+/// partition (`KafkaError::PartitionEOF`).
+pub fn subscribed_consumer(
+    opts: &KafkaOptions,
+    partition_eof: bool,
+) -> Result<IngestConsumer, IngestError> {
+    let brokers = opts.brokers.as_str();
+    let consumer: IngestConsumer = client_config(opts)
+        .set("group.id", &opts.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", partition_eof.to_string())
+        .set("session.timeout.ms", opts.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (opts.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .create_with_context(IngestContext)
+        .map_err(kafka_err("consumer creation", brokers))?;
+    let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_err("subscribe", brokers))?;
+    Ok(consumer)
+}
+
+/// The producer of `<topic>.dlq` (topics created), when `opts.dlq`.
+pub fn dlq_producer(opts: &KafkaOptions) -> Result<Option<BaseProducer>, IngestError> {
+    if !opts.dlq {
+        return Ok(None);
+    }
+    let brokers = opts.brokers.as_str();
+    let dlq_topics: Vec<(String, i32)> = opts
+        .topics
+        .iter()
+        .map(|t| (format!("{t}.dlq"), 1))
+        .collect();
+    create_topics(brokers, &dlq_topics)?;
+    Ok(Some(
+        client_config(opts)
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(kafka_err("DLQ producer creation", brokers))?,
+    ))
+}
+
+/// Produces a refused message to `<topic>.dlq` with the reason and its
+/// source position in headers.
+pub fn send_dead_letter<M: Message>(p: &BaseProducer, m: &M, reject: &groundtruth_event::Reject) {
+    let dlq = format!("{}.dlq", m.topic());
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "gt-reason-code",
+            value: Some(reject.code.as_str()),
+        })
+        .insert(Header {
+            key: "gt-reason",
+            value: Some(reject.detail.as_str()),
+        })
+        .insert(Header {
+            key: "gt-source-topic",
+            value: Some(m.topic()),
+        })
+        .insert(Header {
+            key: "gt-source-partition",
+            value: Some(&m.partition().to_string()),
+        })
+        .insert(Header {
+            key: "gt-source-offset",
+            value: Some(&m.offset().to_string()),
+        });
+    let mut record = BaseRecord::to(&dlq)
+        .payload(m.payload().unwrap_or(&[]))
+        .headers(headers);
+    if let Some(k) = m.key() {
+        record = record.key(k);
+    }
+    send_blocking(p, record);
+}
+
+/// Commits `uncommitted` synchronously; clears it and returns true on
+/// success, logs (at most every 5 s, via `last_error_log`) and returns
+/// false when the broker does not answer.
+pub fn commit_offsets(
+    consumer: &IngestConsumer,
+    uncommitted: &mut Uncommitted,
+    last_error_log: &mut Instant,
+) -> bool {
+    if uncommitted.is_empty() {
+        return true;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in uncommitted.iter() {
+        // Offsets are known-valid here; add cannot fail.
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            OffsetsCommitted {
+                partitions: uncommitted.len(),
+            }
+            .emit();
+            uncommitted.clear();
+            true
+        }
+        Err(e) => {
+            if last_error_log.elapsed() > Duration::from_secs(5) {
+                KafkaTransientError {
+                    action: "commit",
+                    error: &e,
+                }
+                .emit();
+                *last_error_log = Instant::now();
+            }
+            false
+        }
+    }
 }
 
 /// Sends, waiting while librdkafka's queue is full.

@@ -16,5 +16,9 @@ mod telemetry;
 pub use error::IngestError;
 pub use file::{ingest_files, FileIngestStats};
 pub use ingestor::{FlushPolicy, IngestCounts, Ingestor, Outcome};
-pub use kafka::{create_topics, ingest_kafka, KafkaIngestStats, KafkaOptions, KafkaProducerSink};
+pub use kafka::{
+    commit_offsets, create_topics, dlq_producer, ingest_kafka, send_dead_letter,
+    subscribed_consumer, IngestConsumer, IngestContext, KafkaIngestStats, KafkaOptions,
+    KafkaProducerSink, Uncommitted,
+};
 pub use sim::{ingest_simulation, LakeSink};

@@ -27,6 +27,7 @@ pub use compact::CompactStats;
 pub use error::LakeError;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
-    format_batches, open_session, read_only_options, run_sql, OutputFormat, QueryError,
+    format_batches, open_range_session, open_session, read_only_options, run_sql, OutputFormat,
+    QueryError,
 };
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter};

@@ -80,16 +80,7 @@ async fn register(
 /// A session with `events` and `dead_letters` registered over the lake at
 /// `dir` (created empty if missing).
 pub async fn open_session(dir: &Path) -> Result<SessionContext, QueryError> {
-    let mut config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_target_partitions(num_cpus());
-    // The lake nests files as <date>/<app>/part-*.parquet without Hive
-    // `key=value` names: list the whole tree.
-    config
-        .options_mut()
-        .execution
-        .listing_table_ignore_subdirectory = false;
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config(session_config());
     let layout = LakeLayout::new(dir);
     register(&ctx, "events", &layout.events_dir(), event_schema()).await?;
     register(
@@ -100,6 +91,64 @@ pub async fn open_session(dir: &Path) -> Result<SessionContext, QueryError> {
     )
     .await?;
     Ok(ctx)
+}
+
+/// A session whose `events` are the lake's events with event time in
+/// `[from_us, to_us)`, read only from the date partitions `dates` (the local
+/// days that span can touch). Returns `None` when none of those partitions
+/// exists (nothing to read).
+pub async fn open_range_session(
+    dir: &Path,
+    dates: &[String],
+    from_us: i64,
+    to_us: i64,
+) -> Result<Option<SessionContext>, QueryError> {
+    let layout = LakeLayout::new(dir);
+    let events = layout.events_dir();
+    let err = |source| QueryError::Register {
+        table: "events",
+        path: events.display().to_string(),
+        source,
+    };
+    let mut urls = Vec::new();
+    for d in dates {
+        let p = events.join(d);
+        if p.is_dir() {
+            let abs = std::fs::canonicalize(&p).map_err(|e| err(DataFusionError::IoError(e)))?;
+            urls.push(ListingTableUrl::parse(format!("{}/", abs.display())).map_err(err)?);
+        }
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let ctx = SessionContext::new_with_config(session_config());
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(event_schema());
+    let provider = ListingTable::try_new(config).map_err(err)?;
+    ctx.register_table("lake_events", Arc::new(provider))
+        .map_err(err)?;
+    let view = format!(
+        "CREATE VIEW events AS SELECT * FROM lake_events \
+         WHERE CAST(ts AS BIGINT) >= {from_us} AND CAST(ts AS BIGINT) < {to_us}"
+    );
+    ctx.sql(&view).await.map_err(QueryError::Sql)?;
+    Ok(Some(ctx))
+}
+
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(num_cpus());
+    // The lake nests files as <date>/<app>/part-*.parquet without Hive
+    // `key=value` names: list the whole tree.
+    config
+        .options_mut()
+        .execution
+        .listing_table_ignore_subdirectory = false;
+    config
 }
 
 fn num_cpus() -> usize {

@@ -13,10 +13,12 @@
 //! offsets, and a restart from the checkpoint followed by the rest of the
 //! input emits exactly what an uninterrupted run would (tested).
 
+mod schedule;
 mod spec;
 mod state;
 mod watermark;
 
+pub use schedule::{Close, DetectorWindow, Group, Progress, Schedule};
 pub use spec::{SpecError, WindowKind, WindowSpec};
 pub use state::{CheckpointError, Closed, Partial, Windows};
 pub use watermark::{Arrival, Watermark};

@@ -1,0 +1,166 @@
+//! The live service (`groundtruth run`) from the broker, all detectors on,
+//! beside a plain rdkafka consumer draining the same topic in the same run:
+//!
+//! * sustained throughput (events/s from the first to the last message
+//!   read, window closes included) and its ratio to the plain consumer
+//!   (target ≥ 80%);
+//! * detection latency: from the watermark passing a window's horizon to
+//!   its findings stored, p50 and p99 (target p99 ≤ 2 s);
+//! * resident memory sampled through the run (start, middle, end: flat).
+//!
+//! `cargo bench -p groundtruth-benches --bench live` (env `BENCH_EVENTS`,
+//! default 1000000: about 14 simulated days). Writes `target/bench-live.json`.
+
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use groundtruth_benches::{plain_consumer, simulate_ndjson};
+use groundtruth_event::DecodeOptions;
+use groundtruth_ingest::{FlushPolicy, Ingestor, KafkaOptions, KafkaProducerSink};
+use groundtruth_lake::{LakeOptions, LakeWriter};
+use groundtruth_live::{run_live, LiveOptions};
+use groundtruth_tests::rss_mb;
+
+const TOPIC: &str = "bench-live";
+
+/// The region of an event line (the message key: a detector's evidence
+/// stays on one partition).
+fn region(line: &[u8]) -> &[u8] {
+    let pat = b"\"region\":\"";
+    line.windows(pat.len())
+        .position(|w| w == pat)
+        .and_then(|i| {
+            let rest = &line[i + pat.len()..];
+            rest.iter().position(|&b| b == b'"').map(|e| &rest[..e])
+        })
+        .unwrap_or(b"")
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn main() -> Result<()> {
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("events.ndjson");
+    simulate_ndjson(n, &input)?;
+    let broker = groundtruth_tests::Broker::start()?;
+    broker.create_topic(TOPIC, 3)?;
+    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, &[])?;
+    let t = Instant::now();
+    for line in BufReader::new(std::fs::File::open(&input)?).split(b'\n') {
+        let line = line?;
+        sink.send_raw(region(&line), &line);
+    }
+    sink.flush(Duration::from_secs(1800))?;
+    println!("produced {n} messages in {:.1}s", t.elapsed().as_secs_f64());
+
+    let plain = plain_consumer(&broker.bootstrap(), TOPIC, n as u64)?;
+
+    // Memory, sampled every 250 ms while the service runs.
+    let samples: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (samples, done) = (samples.clone(), done.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(mut s) = samples.lock() {
+                    s.push((t.elapsed().as_secs_f64(), rss_mb()));
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let cfg = groundtruth_config::Config::defaults();
+    let lake = tmp.path().join("lake");
+    let mut ing = Ingestor::new(
+        LakeWriter::open(&lake, LakeOptions::default())?,
+        DecodeOptions::default(),
+        FlushPolicy::default(),
+        "kafka",
+    )
+    .with_lateness_s(cfg.ingest.allowed_lateness_s)
+    .without_late_count();
+    let opts = LiveOptions {
+        kafka: KafkaOptions {
+            brokers: broker.bootstrap(),
+            topics: vec![TOPIC.into()],
+            group_id: "bench-live".into(),
+            exit_when_idle: Some(Duration::from_secs(2)),
+            ..KafkaOptions::default()
+        },
+        state_dir: tmp.path().join("state"),
+        lake_dir: lake,
+        zone: cfg.lake.day_zone,
+        schedule: cfg.schedule(),
+        findings_topic: Some("findings".into()),
+    };
+    let s = run_live(&mut ing, &opts, &AtomicBool::new(false))?;
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let live_eps = s.messages as f64 / s.read_s;
+    let ratio = live_eps / plain.eps();
+    let mut lat = s.latencies_s.clone();
+    lat.sort_by(f64::total_cmp);
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples.get(i).map_or(f64::NAN, |s| s.1)
+    };
+    println!(
+        "\nplain consumer: {:.0} msg/s ({} in {:.1} s)",
+        plain.eps(),
+        plain.events,
+        plain.seconds
+    );
+    println!(
+        "live service:   {:.0} events/s ({} read in {:.1} s; {} windows closed, {} findings) = {:.0}% of plain (target ≥ 80%)",
+        live_eps,
+        s.messages,
+        s.read_s,
+        s.windows_closed,
+        s.findings_stored,
+        ratio * 100.0
+    );
+    println!(
+        "detection latency after the watermark passes: p50 {:.3} s, p99 {:.3} s, max {:.3} s over {} windows (target p99 ≤ 2 s)",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        lat.len()
+    );
+    println!(
+        "RSS: start {:.0} MB, 25% {:.0}, middle {:.0}, 75% {:.0}, end {:.0} MB",
+        at(0.02),
+        at(0.25),
+        at(0.5),
+        at(0.75),
+        at(1.0)
+    );
+    let json = serde_json::json!({
+        "events": n,
+        "plain_eps": plain.eps(),
+        "live_eps": live_eps,
+        "live_vs_plain": ratio,
+        "windows_closed": s.windows_closed,
+        "findings": s.findings_stored,
+        "latency_p50_s": pct(&lat, 0.5),
+        "latency_p99_s": pct(&lat, 0.99),
+        "rss_mb": {"start": at(0.02), "q25": at(0.25), "middle": at(0.5), "q75": at(0.75), "end": at(1.0)},
+    });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-live.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

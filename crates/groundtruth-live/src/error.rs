@@ -1,0 +1,36 @@
+use std::path::PathBuf;
+
+/// What stopped the live service.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot {action} {path}: {source}; check the state directory (`live.state_dir`) is writable")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path} is unreadable ({source}); it was written by another version or damaged: move it away to start over from the Kafka offsets")]
+    Checkpoint {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Ingest(#[from] groundtruth_ingest::IngestError),
+    #[error(transparent)]
+    Detect(#[from] groundtruth_detect::DetectError),
+    #[error("cannot start the detection runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+pub(crate) fn io<'a>(
+    action: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> LiveError + 'a {
+    move |source| LiveError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}

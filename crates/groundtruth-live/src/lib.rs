@@ -1,0 +1,39 @@
+//! `groundtruth-live`: the long-running service (`groundtruth run`).
+//!
+//! Kafka `app-events` → [`Ingestor`](groundtruth_ingest::Ingestor) → the
+//! lake; a per-partition event-time watermark ([`clock`]); when it passes a
+//! window's horizon the window's detectors run over the lake
+//! ([`groundtruth_detect::run_close`]) and the findings go to the store
+//! ([`store`]), the `findings` topic and the log.
+//!
+//! Guarantees, and why they hold:
+//! * **No event lost**: offsets are committed only after the lake flush
+//!   that holds their events; a restart re-reads the rest and the lake
+//!   drops the `event_id`s it has.
+//! * **Exact findings across crashes**: a window runs only right after a
+//!   flush, reads only events older than its horizon, and is marked done in
+//!   the [`checkpoint`] only after its findings are stored (fsync) and
+//!   acknowledged by Kafka. A crash before that re-runs the window over the
+//!   same lake and stores the same findings again, which the store upserts
+//!   by `finding_id`.
+//! * **Batch equals stream**: `groundtruth detect` runs the same windows
+//!   over a file; everything a window reads is fixed once the watermark has
+//!   passed its horizon, so any arrival order within the allowed lateness
+//!   gives the same findings.
+//! * **Late events** (behind the watermark) are in the lake and counted;
+//!   the closed windows whose context holds them are re-scanned after the
+//!   next regular close (daily windows: daily) and when a bounded run
+//!   drains.
+
+pub mod checkpoint;
+pub mod clock;
+mod error;
+mod service;
+pub mod store;
+mod telemetry;
+
+pub use checkpoint::Checkpoint;
+pub use clock::PartitionClock;
+pub use error::LiveError;
+pub use service::{run_live, LiveOptions, LiveStats};
+pub use store::{current_findings, FindingsStore};

@@ -1,0 +1,460 @@
+//! `groundtruth run`: the Kafka loop of the live service.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use groundtruth_detect::{run_close, CloseRun};
+use groundtruth_event::{DayZone, SourcePosition};
+use groundtruth_finding::Finding;
+use groundtruth_ingest::{
+    commit_offsets, create_topics, dlq_producer, send_dead_letter, subscribed_consumer,
+    IngestCounts, Ingestor, KafkaOptions, KafkaProducerSink, Outcome, Uncommitted,
+};
+use groundtruth_window::{Close, Schedule};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::LiveError;
+use crate::store::FindingsStore;
+use crate::telemetry::{LateForClosedWindow, StreamState, WindowClosed};
+
+/// Settings of the live service.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Source topics and consumer group; `exit_when_idle` makes a bounded
+    /// run: once the topics are drained and quiet that long, every window
+    /// holding data is closed (as at the end of a file) and the run ends.
+    pub kafka: KafkaOptions,
+    pub state_dir: PathBuf,
+    pub lake_dir: PathBuf,
+    pub zone: DayZone,
+    pub schedule: Schedule,
+    /// Kafka topic the findings are published to (keyed by `finding_id`).
+    pub findings_topic: Option<String>,
+}
+
+/// What a run of the service did.
+#[derive(Debug, Default, Clone)]
+pub struct LiveStats {
+    pub messages: u64,
+    pub counts: IngestCounts,
+    pub windows_closed: u64,
+    pub rescans: u64,
+    /// Findings stored (new or newer versions).
+    pub findings_stored: u64,
+    pub findings_published: u64,
+    /// Accepted events that fell in an already closed window.
+    pub late_for_closed: u64,
+    /// Wall seconds from the watermark passing a window's horizon to its
+    /// findings being stored, per window closed.
+    pub latencies_s: Vec<f64>,
+    /// Seconds from the first to the last message read (throughput; the
+    /// group join before the first message is not counted).
+    pub read_s: f64,
+    pub seconds: f64,
+}
+
+/// How often the assignment is read and the state gauges set.
+const POSITION_EVERY: Duration = Duration::from_millis(100);
+
+/// Runs the service until `shutdown` (or, with `exit_when_idle`, until the
+/// topics are drained). See the crate documentation for the guarantees.
+pub fn run_live(
+    ing: &mut Ingestor,
+    opts: &LiveOptions,
+    shutdown: &AtomicBool,
+) -> Result<LiveStats, LiveError> {
+    let started = Instant::now();
+    let lateness_us = ing.watermark().lateness_us();
+    let mut cp = Checkpoint::load(&opts.state_dir, lateness_us)?;
+    let mut store = FindingsStore::open(&opts.state_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(LiveError::Runtime)?;
+    let brokers = opts.kafka.brokers.as_str();
+    let consumer = subscribed_consumer(&opts.kafka, true)?;
+    let dlq = dlq_producer(&opts.kafka)?;
+    let mut publisher = match &opts.findings_topic {
+        Some(t) => {
+            create_topics(brokers, &[(t.clone(), 1)])?;
+            Some(KafkaProducerSink::new(brokers, t, &opts.kafka.extra)?)
+        }
+        None => None,
+    };
+    let lag = LagReporter::start(&opts.kafka);
+    tracing::info!(
+        state = %opts.state_dir.display(),
+        windows_closed = cp.windows_closed,
+        groups = opts.schedule.groups.len(),
+        "live service started"
+    );
+
+    let mut stats = LiveStats::default();
+    let before = ing.totals();
+    let mut uncommitted = Uncommitted::new();
+    let mut last_message = Instant::now();
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let mut last_position = Instant::now() - POSITION_EVERY;
+    let mut pending: Vec<String> = Vec::new();
+    // Partitions read to their end (librdkafka's partition EOF) and not
+    // given a message since: they do not hold event time back.
+    let mut caught_up: BTreeSet<(String, i32)> = BTreeSet::new();
+    let mut assigned = false;
+    let mut passed_at: Option<Instant> = None;
+    let mut checkpoint_bytes = 0;
+    let mut stop_since: Option<Instant> = None;
+    let mut first_message: Option<Instant> = None;
+
+    loop {
+        let stop = shutdown.load(Ordering::Relaxed);
+        let polled = if stop {
+            None
+        } else {
+            consumer.poll(Duration::from_millis(100))
+        };
+        match polled {
+            Some(Ok(m)) => {
+                last_message = Instant::now();
+                stats.messages += 1;
+                stats.read_s = first_message
+                    .get_or_insert_with(Instant::now)
+                    .elapsed()
+                    .as_secs_f64();
+                let (outcome, ts) =
+                    ing.accept_timed(m.payload().unwrap_or(&[]), || SourcePosition::Kafka {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    });
+                if let (Outcome::Rejected(reject), Some(p)) = (&outcome, &dlq) {
+                    send_dead_letter(p, &m, reject);
+                }
+                let tp = format!("{}/{}", m.topic(), m.partition());
+                if let Some(t) = ts {
+                    cp.clock.observe(&tp, t);
+                    // Duplicates too: after a crash the first events come
+                    // back as duplicates of what the lake already holds.
+                    cp.first_event_us = Some(cp.first_event_us.map_or(t, |f| f.min(t)));
+                    if outcome == Outcome::Accepted {
+                        let seen = opts.schedule.closed_windows_seeing(&cp.progress, t);
+                        if !seen.is_empty() {
+                            stats.late_for_closed += 1;
+                            LateForClosedWindow {
+                                windows: seen.len(),
+                            }
+                            .emit();
+                            for c in seen {
+                                let name = opts.schedule.groups[c.group].name.clone();
+                                cp.rescan.insert((name, c.span.start_us));
+                            }
+                        }
+                    }
+                }
+                caught_up.remove(&(m.topic().to_string(), m.partition()));
+                uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                cp.offsets.insert(tp, m.offset() + 1);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                // The error names only the partition: every subscribed
+                // topic's partition `p` is at its end.
+                for t in &opts.kafka.topics {
+                    caught_up.insert((t.clone(), p));
+                }
+            }
+            Some(Err(e)) if last_error_log.elapsed() > Duration::from_secs(5) => {
+                tracing::warn!(error = %e, "Kafka poll failed; retrying");
+                last_error_log = Instant::now();
+            }
+            Some(Err(_)) | None => {}
+        }
+
+        if last_position.elapsed() >= POSITION_EVERY {
+            last_position = Instant::now();
+            let assignment: Vec<(String, i32)> = consumer
+                .assignment()
+                .map(|a| {
+                    a.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assigned = !assignment.is_empty();
+            lag.positions(&assignment, &cp);
+            pending = assignment
+                .iter()
+                .filter(|tp| !caught_up.contains(*tp))
+                .map(|(t, p)| format!("{t}/{p}"))
+                .collect();
+            StreamState {
+                watermark_us: cp.clock.watermark(pending.iter().map(String::as_str)),
+                checkpoint_bytes,
+                rescan_pending: cp.rescan.len(),
+                partitions: assignment.len(),
+                caught_up: assignment.len() - pending.len(),
+            }
+            .emit();
+        }
+        let drain = opts
+            .kafka
+            .exit_when_idle
+            .is_some_and(|d| assigned && pending.is_empty() && last_message.elapsed() >= d);
+        let wm = if drain {
+            Some(i64::MAX)
+        } else if assigned {
+            cp.clock.watermark(pending.iter().map(String::as_str))
+        } else {
+            None
+        };
+        let due: Vec<Close> = match (wm, cp.first_event_us, cp.clock.latest_event()) {
+            (Some(wm), Some(first), Some(last)) => opts.schedule.due(&cp.progress, first, last, wm),
+            _ => Vec::new(),
+        };
+        if !due.is_empty() && passed_at.is_none() {
+            passed_at = Some(Instant::now());
+        }
+
+        // Make everything read durable before a window reads the lake.
+        let mut flushed = false;
+        if ing.over_size()
+            || ing.interval_due()
+            || ((!due.is_empty() || stop || drain) && ing.has_buffered())
+        {
+            ing.flush()?;
+            flushed = true;
+        }
+        if flushed || ((stop || drain) && !uncommitted.is_empty()) {
+            checkpoint_bytes = cp.save(&opts.state_dir)?;
+            let dlq_ok = dlq.as_ref().is_none_or(|p| {
+                rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
+            });
+            if dlq_ok {
+                commit_offsets(&consumer, &mut uncommitted, &mut last_error_log);
+            }
+        }
+        let closing = !due.is_empty() && !ing.has_buffered();
+        if closing {
+            for close in &due {
+                let run =
+                    rt.block_on(run_close(&opts.lake_dir, &opts.schedule, close, opts.zone))?;
+                let latency = passed_at.map(|t| t.elapsed().as_secs_f64());
+                deliver(
+                    &run,
+                    false,
+                    latency,
+                    &mut store,
+                    publisher.as_mut(),
+                    &mut stats,
+                )?;
+                cp.progress.insert(
+                    opts.schedule.groups[close.group].name.clone(),
+                    close.span.end_us,
+                );
+                cp.windows_closed += 1;
+                cp.findings_stored = store.len() as u64;
+                stats.windows_closed += 1;
+                if let Some(l) = latency {
+                    stats.latencies_s.push(l);
+                }
+                checkpoint_bytes = cp.save(&opts.state_dir)?;
+            }
+            passed_at = None;
+        }
+        // Re-scans follow the regular closes (daily windows: daily) and
+        // the end of a bounded run.
+        if (closing || drain) && !cp.rescan.is_empty() && !ing.has_buffered() {
+            rescan(
+                &rt,
+                opts,
+                &mut cp,
+                &mut store,
+                publisher.as_mut(),
+                &mut stats,
+            )?;
+        }
+
+        let settled = !ing.has_buffered() && uncommitted.is_empty();
+        if settled && (stop || drain) {
+            break;
+        }
+        if stop && stop_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(30) {
+            tracing::warn!("stopping without committing the last offsets: the broker did not answer within 30 s");
+            break;
+        }
+        if stop && !settled {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    lag.stop();
+    cp.save(&opts.state_dir)?;
+    stats.counts = ing.totals().since(&before);
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Re-judges the closed windows that late events touched.
+fn rescan(
+    rt: &tokio::runtime::Runtime,
+    opts: &LiveOptions,
+    cp: &mut Checkpoint,
+    store: &mut FindingsStore,
+    publisher: Option<&mut KafkaProducerSink>,
+    stats: &mut LiveStats,
+) -> Result<(), LiveError> {
+    let mut publisher = publisher;
+    while let Some((name, start)) = cp.rescan.pop_first() {
+        let Some(g) = opts.schedule.groups.iter().position(|g| g.name == name) else {
+            continue; // the pipeline file changed: that group is gone
+        };
+        let close = opts.schedule.close(g, start);
+        let run = rt.block_on(run_close(&opts.lake_dir, &opts.schedule, &close, opts.zone))?;
+        deliver(&run, true, None, store, publisher.as_deref_mut(), stats)?;
+        stats.rescans += 1;
+        cp.findings_stored = store.len() as u64;
+        cp.save(&opts.state_dir)?;
+    }
+    Ok(())
+}
+
+/// Stores a window's findings, publishes the new or changed ones (acked
+/// before the window counts as done), logs them.
+fn deliver(
+    run: &CloseRun,
+    rescan: bool,
+    latency_s: Option<f64>,
+    store: &mut FindingsStore,
+    publisher: Option<&mut KafkaProducerSink>,
+    stats: &mut LiveStats,
+) -> Result<(), LiveError> {
+    let stored: Vec<&Finding> = store.store(run.close.span.end_us, &run.findings)?;
+    stats.findings_stored += stored.len() as u64;
+    if let Some(p) = publisher {
+        for f in &stored {
+            let mut json = Vec::new();
+            if f.write_ndjson(&mut json).is_ok() {
+                while json.last() == Some(&b'\n') {
+                    json.pop();
+                }
+                p.send_raw(f.finding_id.as_bytes(), &json);
+                stats.findings_published += 1;
+            }
+        }
+        while let Err(e) = p.flush(Duration::from_secs(30)) {
+            tracing::warn!(error = %e, "findings not yet acknowledged by Kafka; retrying");
+        }
+    }
+    for f in &stored {
+        tracing::info!(
+            finding_id = %f.finding_id,
+            detector = %f.detector,
+            accounts = f.accounts.len(),
+            score = f.score,
+            reason = %f.reason,
+            "finding"
+        );
+    }
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &stored {
+        *by.entry(f.detector.as_str()).or_default() += 1;
+    }
+    WindowClosed {
+        group: &run
+            .detector_s
+            .iter()
+            .map(|(d, _)| d.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+        rescan,
+        window_start_us: run.close.span.start_us,
+        findings: run.findings.len(),
+        stored: stored.len(),
+        by_detector: by.into_iter().collect(),
+        seconds: run.seconds,
+        latency_s,
+    }
+    .emit();
+    Ok(())
+}
+
+/// Sets `groundtruth_consumer_lag_messages{partition}` every few seconds
+/// from a thread of its own: asking the broker for a partition's high
+/// watermark is a round trip the consuming loop must not wait for.
+struct LagReporter {
+    positions: Positions,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Per `topic/partition`: (topic, partition, next offset to read).
+type Positions = Arc<Mutex<BTreeMap<String, (String, i32, i64)>>>;
+
+/// How often the lag gauges are refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+impl LagReporter {
+    fn start(kafka: &KafkaOptions) -> LagReporter {
+        let positions: Positions = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("bootstrap.servers", &kafka.brokers);
+        for (k, v) in &kafka.extra {
+            cfg.set(k, v);
+        }
+        let client: Option<rdkafka::consumer::BaseConsumer> = cfg.create().ok();
+        let thread = client.map(|client| {
+            let (positions, stop) = (positions.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut last = Instant::now() - LAG_EVERY;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if last.elapsed() < LAG_EVERY {
+                        continue;
+                    }
+                    last = Instant::now();
+                    let now: Vec<(String, (String, i32, i64))> = positions
+                        .lock()
+                        .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default();
+                    for (tp, (topic, partition, next)) in now {
+                        if let Ok((_, high)) =
+                            client.fetch_watermarks(&topic, partition, Duration::from_secs(2))
+                        {
+                            metrics::gauge!("groundtruth_consumer_lag_messages", "partition" => tp)
+                                .set((high - next).max(0) as f64);
+                        }
+                    }
+                }
+            })
+        });
+        LagReporter {
+            positions,
+            stop,
+            thread,
+        }
+    }
+
+    /// The next offset to read of each assigned partition.
+    fn positions(&self, assignment: &[(String, i32)], cp: &Checkpoint) {
+        if let Ok(mut p) = self.positions.lock() {
+            p.clear();
+            for (t, part) in assignment {
+                let tp = format!("{t}/{part}");
+                let next = cp.offsets.get(&tp).copied().unwrap_or(0);
+                p.insert(tp, (t.clone(), *part, next));
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
