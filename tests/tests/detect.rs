@@ -149,6 +149,7 @@ fn non_human_track_meets_the_bar() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
+        &groundtruth_config::Config::defaults().schedule(),
         geolife.as_deref(),
         tmp.path(),
     ))?;

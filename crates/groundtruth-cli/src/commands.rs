@@ -65,7 +65,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Eval(EvalCommand::Tracks(args)) => {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
-            eval_tracks(&args)
+            eval_tracks(&cfg, &args)
         }
         Command::Eval(EvalCommand::Behaviour(args)) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -610,7 +610,7 @@ fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> 
     Ok(())
 }
 
-fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
+fn eval_tracks(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     let scenario = match &args.scenario {
         Some(p) => read_scenario(p)?,
         None => Scenario::default(),
@@ -619,6 +619,7 @@ fn eval_tracks(args: &EvalTracksArgs) -> Result<()> {
     let rt = query_runtime()?;
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
+        &cfg.schedule(),
         args.geolife.as_deref(),
         scratch.path(),
     ))?;

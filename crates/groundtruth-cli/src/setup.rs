@@ -57,6 +57,7 @@ pub(crate) fn lake_options(cfg: &Config) -> LakeOptions {
         target_file_rows: cfg.lake.target_file_rows,
         row_group_rows: cfg.lake.row_group_rows,
         compact_min_files: cfg.lake.compact_min_files,
+        ..LakeOptions::default()
     }
 }
 

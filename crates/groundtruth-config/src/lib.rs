@@ -39,7 +39,7 @@
 //! # windows from local midnight, closed when the watermark passes
 //! # end + delay_s, seeing lookback_s of context before the window.
 //! [windows]
-//! non_human_track = { size_s = 86400, lookback_s = 86400, delay_s = 3600 }
+//! non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -167,7 +167,7 @@ state_dir = "data/state"
 findings_topic = "findings"
 
 [windows]
-non_human_track = { size_s = 86400, lookback_s = 86400, delay_s = 3600 }
+non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -791,7 +791,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.windows["phone_farm"].size_s, 3600);
         assert_eq!(ok.windows["phone_farm"].lookback_s, 518_400);
-        assert_eq!(ok.schedule().groups.len(), 4);
+        assert_eq!(ok.schedule().groups.len(), 3);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct CloseRun {
     pub seconds: f64,
     /// The window had no events: nothing was run.
     pub empty: bool,
+    /// `non_human_track`'s judgement of every patrol that ends in the
+    /// window, flagged or not (for evaluation).
+    pub patrols: Vec<(groundtruth_track::Patrol, groundtruth_track::Assessment)>,
 }
 
 /// The local dates (`YYYY-MM-DD`, lake partitions) that `[from, to)` touches.
@@ -63,6 +66,7 @@ pub async fn run_close(
         detector_s: Vec::new(),
         seconds: 0.0,
         empty: true,
+        patrols: Vec::new(),
     };
     // No partition for the window's own days: nothing can end in it.
     let own = dates_between(close.span.start_us, close.span.end_us, zone);
@@ -79,7 +83,9 @@ pub async fn run_close(
     let mut findings = Vec::new();
     if wanted(groundtruth_track::DETECTOR) {
         let t = Instant::now();
-        findings.extend(judge_tracks(&ctx).await?);
+        let (found, patrols) = judge_tracks(&ctx, close).await?;
+        findings.extend(found);
+        run.patrols = patrols;
         run.detector_s.push((
             groundtruth_track::DETECTOR.to_string(),
             t.elapsed().as_secs_f64(),
@@ -114,9 +120,32 @@ pub async fn run_close(
     Ok(run)
 }
 
-async fn judge_tracks(ctx: &SessionContext) -> Result<Vec<Finding>, DetectError> {
+/// Patrols judged against the window's context (replays are searched among
+/// all its patrols); the assessments of those ending in the window.
+async fn judge_tracks(
+    ctx: &SessionContext,
+    close: &Close,
+) -> Result<
+    (
+        Vec<Finding>,
+        Vec<(groundtruth_track::Patrol, groundtruth_track::Assessment)>,
+    ),
+    DetectError,
+> {
     let patrols = tracks::load_patrols(ctx).await?;
-    Ok(groundtruth_track::detect(&patrols).findings)
+    let report = groundtruth_track::detect(&patrols);
+    let ends_inside = |p: &groundtruth_track::Patrol| {
+        p.fixes.last().is_some_and(|f| {
+            let t = f.t_ms * 1000;
+            close.span.start_us <= t && t < close.span.end_us
+        })
+    };
+    let judged = patrols
+        .into_iter()
+        .zip(report.assessments)
+        .filter(|(p, _)| ends_inside(p))
+        .collect();
+    Ok((report.findings, judged))
 }
 
 /// Findings upserted by `finding_id`: a later close's version of a finding

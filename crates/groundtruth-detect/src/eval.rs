@@ -13,6 +13,7 @@ use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
 use groundtruth_sim::Scenario;
 use serde::Serialize;
 
+use crate::closes::run_all_closes;
 use crate::error::DetectError;
 use crate::run_detectors;
 
@@ -108,16 +109,19 @@ pub(crate) fn ratio(a: usize, b: usize) -> f64 {
 /// Runs the evaluation. `scratch` is an empty directory for the lakes.
 pub async fn evaluate_tracks(
     scenario: &Scenario,
+    schedule: &groundtruth_window::Schedule,
     geolife_dir: Option<&Path>,
     scratch: &Path,
 ) -> Result<TrackEval, DetectError> {
     let sim_dir = scratch.join("sim");
     let summary = simulate_into(scenario, &sim_dir)?;
-    let ctx = open_session(&sim_dir).await?;
     let started = std::time::Instant::now();
-    let run = run_detectors(&ctx).await?;
+    let (_, closes) = run_all_closes(&sim_dir, schedule, LakeOptions::default().zone).await?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    let fixes: usize = run.patrols.iter().map(|p| p.fixes.len()).sum();
+    // Each patrol as judged by the window it ends in.
+    let judged_patrols: Vec<&(groundtruth_track::Patrol, groundtruth_track::Assessment)> =
+        closes.iter().flat_map(|c| &c.patrols).collect();
+    let fixes: usize = judged_patrols.iter().map(|(p, _)| p.fixes.len()).sum();
 
     let labels: HashMap<(&str, &str), &groundtruth_sim::PatrolLabel> = summary
         .labels
@@ -128,7 +132,7 @@ pub async fn evaluate_tracks(
     // (scenario, flagged, top class)
     let mut judged: Vec<(&str, bool, Option<&'static str>)> = Vec::new();
     let mut details = Vec::new();
-    for (p, a) in run.patrols.iter().zip(&run.tracks.assessments) {
+    for (p, a) in judged_patrols.iter().map(|(p, a)| (p, a)) {
         let scen = labels
             .get(&(p.account_id.as_str(), p.patrol_id.as_str()))
             .map_or("unlabelled", |l| l.scenario.as_str());
@@ -188,7 +192,7 @@ pub async fn evaluate_tracks(
         overall_precision: ratio(tp, flagged_n),
         overall_recall: ratio(tp, fraud_n),
         geolife,
-        patrols_per_s: run.patrols.len() as f64 / secs,
+        patrols_per_s: judged_patrols.len() as f64 / secs,
         fixes_per_s: fixes as f64 / secs,
         details,
     })

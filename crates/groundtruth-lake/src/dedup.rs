@@ -1,7 +1,7 @@
 //! The set of keys already in the lake (event ids, dead-letter positions),
 //! held as 128-bit hashes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
@@ -45,6 +45,14 @@ impl KeySet {
     /// Inserts; false when the key was already there.
     pub(crate) fn insert(&mut self, key: u128) -> bool {
         self.keys.insert(key)
+    }
+
+    pub(crate) fn contains(&self, key: u128) -> bool {
+        self.keys.contains(&key)
+    }
+
+    pub(crate) fn remove(&mut self, key: u128) {
+        self.keys.remove(&key);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -138,4 +146,109 @@ pub(crate) fn load_dead_letter_keys(set: &mut KeySet, path: &Path) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The event ids the writer checks new events against, bounded: the ids of
+/// the latest `keep_days` local days (by event date) are held in memory, so
+/// memory follows the recent traffic, not the lake's history. An event of
+/// an older day (a phone uploading very late) is checked against the ids
+/// of its own day, read from the lake on demand and dropped at the next
+/// flush, and against the recent ones. So an `event_id` is never stored
+/// twice for one day, nor twice within `keep_days`.
+pub(crate) struct EventKeys {
+    recent: KeySet,
+    by_date: BTreeMap<i32, Vec<u128>>,
+    old: HashMap<i32, KeySet>,
+    keep_days: i32,
+}
+
+impl EventKeys {
+    pub(crate) fn new(keep_days: i32) -> Self {
+        EventKeys {
+            recent: KeySet::default(),
+            by_date: BTreeMap::new(),
+            old: HashMap::new(),
+            keep_days: keep_days.max(1),
+        }
+    }
+
+    /// Ids held in memory (recent days and loaded old ones).
+    pub(crate) fn len(&self) -> usize {
+        self.recent.len() + self.old.values().map(KeySet::len).sum::<usize>()
+    }
+
+    fn newest(&self) -> Option<i32> {
+        self.by_date.keys().next_back().copied()
+    }
+
+    /// True when `date` is among the days held in memory.
+    fn is_recent(&self, date: i32) -> bool {
+        self.by_date.contains_key(&date) || self.newest().is_none_or(|n| date > n - self.keep_days)
+    }
+
+    /// Days whose ids a writer opening the lake loads: the newest
+    /// `keep_days` of `dates`.
+    pub(crate) fn days_to_load(&self, dates: &[i32]) -> Vec<i32> {
+        let Some(&newest) = dates.iter().max() else {
+            return Vec::new();
+        };
+        dates
+            .iter()
+            .copied()
+            .filter(|&d| d > newest - self.keep_days)
+            .collect()
+    }
+
+    /// Records the ids of a stored day (at open).
+    pub(crate) fn load_day(&mut self, date: i32, ids: KeySet) {
+        let v = self.by_date.entry(date).or_default();
+        for k in ids.keys {
+            if self.recent.insert(k) {
+                v.push(k);
+            }
+        }
+    }
+
+    /// Inserts the id of an event of local day `date`; false when it is a
+    /// duplicate. `load` reads the stored ids of an old day.
+    pub(crate) fn insert(
+        &mut self,
+        date: i32,
+        key: u128,
+        load: impl FnOnce(i32) -> Result<KeySet, LakeError>,
+    ) -> Result<bool, LakeError> {
+        if self.is_recent(date) {
+            if !self.recent.insert(key) {
+                return Ok(false);
+            }
+            self.by_date.entry(date).or_default().push(key);
+            return Ok(true);
+        }
+        if self.recent.contains(key) {
+            return Ok(false);
+        }
+        let day = match self.old.entry(date) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(load(date)?),
+        };
+        Ok(day.insert(key))
+    }
+
+    /// After a flush: forgets the days that fell out of the recent window
+    /// and the old days loaded on demand.
+    pub(crate) fn evict(&mut self) {
+        self.old.clear();
+        let Some(newest) = self.newest() else {
+            return;
+        };
+        let keep_from = newest - self.keep_days + 1;
+        let stale: Vec<i32> = self.by_date.range(..keep_from).map(|(d, _)| *d).collect();
+        for d in stale {
+            if let Some(keys) = self.by_date.remove(&d) {
+                for k in keys {
+                    self.recent.remove(k);
+                }
+            }
+        }
+    }
 }

@@ -30,4 +30,4 @@ pub use query::{
     format_batches, open_range_session, open_session, read_only_options, run_sql, OutputFormat,
     QueryError,
 };
-pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter};
+pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::compact::{self, CompactStats};
-use crate::dedup::{load_dead_letter_keys, position_key, KeySet};
+use crate::dedup::{load_dead_letter_keys, position_key, EventKeys, KeySet};
 use crate::error::{IoContext, LakeError};
 use crate::layout::{parquet_files, sync_dir, LakeLayout};
 
@@ -32,6 +32,9 @@ pub struct LakeOptions {
     pub row_group_rows: usize,
     /// A partition is compacted once it holds this many small files.
     pub compact_min_files: usize,
+    /// Local days of event ids held in memory for deduplication (older
+    /// days are read from the lake when an event for them arrives).
+    pub dedup_days: i32,
 }
 
 impl Default for LakeOptions {
@@ -41,6 +44,7 @@ impl Default for LakeOptions {
             target_file_rows: 1_000_000,
             row_group_rows: 128 * 1024,
             compact_min_files: 8,
+            dedup_days: 8,
         }
     }
 }
@@ -71,7 +75,7 @@ pub struct LakeWriter {
     /// date → app_id → rows
     partitions: HashMap<i32, HashMap<String, EventBatchBuilder>>,
     dead: HashMap<i32, DeadLetterBatchBuilder>,
-    event_ids: KeySet,
+    event_ids: EventKeys,
     dead_keys: KeySet,
     buffered_events: usize,
     buffered_dead: usize,
@@ -81,7 +85,16 @@ pub struct LakeWriter {
     /// Set when a flush failed: the buffers and the key sets no longer
     /// agree with the disk, so the writer refuses further work.
     poisoned: Option<String>,
+    /// Readers in this process hold it shared while they query; compaction
+    /// (which replaces files) only runs when it can take it exclusively,
+    /// and is otherwise put off to a later flush.
+    gate: ReadGate,
+    deferred: Vec<PathBuf>,
 }
+
+/// Shared by the lake writer and the readers of the same process: see
+/// [`LakeWriter::read_gate`].
+pub type ReadGate = std::sync::Arc<std::sync::RwLock<()>>;
 
 fn now_micros() -> i64 {
     SystemTime::now()
@@ -117,9 +130,11 @@ impl LakeWriter {
         compact::recover(&layout)?;
 
         let started = Instant::now();
-        let mut event_ids = KeySet::default();
-        for f in parquet_files(&layout.events_dir())? {
-            event_ids.load_string_column(&f, "event_id")?;
+        let mut event_ids = EventKeys::new(opts.dedup_days);
+        let dates = stored_dates(&layout)?;
+        for d in event_ids.days_to_load(&dates) {
+            let ids = load_day_ids(&layout, d)?;
+            event_ids.load_day(d, ids);
         }
         let mut dead_keys = KeySet::default();
         for f in parquet_files(&layout.dead_letters_dir())? {
@@ -146,7 +161,17 @@ impl LakeWriter {
             file_prefix: format!("part-{:016x}-{}", now_micros(), std::process::id()),
             seq: 0,
             poisoned: None,
+            gate: ReadGate::default(),
+            deferred: Vec::new(),
         })
+    }
+
+    /// Hold this shared (`read()`) while querying the lake from another
+    /// thread: new files appear atomically, but compaction replaces small
+    /// files by a merged one, and waits (to a later flush) while any
+    /// reader holds the gate.
+    pub fn read_gate(&self) -> ReadGate {
+        self.gate.clone()
     }
 
     pub fn layout(&self) -> &LakeLayout {
@@ -157,7 +182,8 @@ impl LakeWriter {
         &self.opts
     }
 
-    /// Number of distinct events stored or buffered.
+    /// Event ids held in memory for deduplication (the latest
+    /// `dedup_days` days' events, stored or buffered).
     pub fn known_events(&self) -> usize {
         self.event_ids.len()
     }
@@ -174,10 +200,24 @@ impl LakeWriter {
 
     /// Buffers an accepted event unless its `event_id` is already known.
     pub fn append_event(&mut self, e: &RawEvent<'_>, source_len: usize) -> Appended {
-        if !self.event_ids.insert(KeySet::key(e.event_id.as_bytes())) {
-            return Appended::Duplicate;
-        }
         let date = local_date(e.ts_micros, self.opts.zone);
+        let layout = &self.layout;
+        match self
+            .event_ids
+            .insert(date, KeySet::key(e.event_id.as_bytes()), |d| {
+                load_day_ids(layout, d)
+            }) {
+            Ok(true) => {}
+            Ok(false) => return Appended::Duplicate,
+            Err(err) => {
+                // The day's ids could not be read: keep the event, and
+                // refuse to flush (a restart reloads and retries).
+                self.poisoned = Some(format!(
+                    "cannot read the stored event ids of {} to deduplicate: {err}",
+                    date32_to_string(date)
+                ));
+            }
+        }
         let apps = self.partitions.entry(date).or_default();
         let builder = match apps.get_mut(e.app_id.as_ref()) {
             Some(b) => b,
@@ -260,10 +300,26 @@ impl LakeWriter {
         self.buffered_events = 0;
         self.buffered_dead = 0;
         self.buffered_bytes = 0;
+        touched.append(&mut self.deferred);
+        touched.sort();
+        touched.dedup();
+        let gate = self.gate.clone();
+        let exclusive = match gate.try_write() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if exclusive.is_none() {
+            // A reader is querying: compact these partitions next time.
+            self.deferred = touched;
+            self.event_ids.evict();
+            return Ok(stats);
+        }
         for dir in touched {
             let c = self.compact_partition(&dir)?;
             stats.compaction.add(&c);
         }
+        self.event_ids.evict();
         Ok(stats)
     }
 
@@ -371,4 +427,39 @@ pub(crate) fn publish(tmp: &Path, dir: &Path, name: &str) -> Result<u64, LakeErr
         }
     }
     Ok(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0))
+}
+
+/// The local dates (days since 1970) that have an events partition.
+fn stored_dates(layout: &LakeLayout) -> Result<Vec<i32>, LakeError> {
+    let dir = layout.events_dir();
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).ctx("list", &dir),
+    };
+    for entry in entries {
+        let entry = entry.ctx("list", &dir)?;
+        let name = entry.file_name();
+        if let Some(d) = name
+            .to_str()
+            .and_then(|n| chrono::NaiveDate::parse_from_str(n, "%Y-%m-%d").ok())
+            .map(|d| chrono::Datelike::num_days_from_ce(&d))
+        {
+            out.push(d - 719_163);
+        }
+    }
+    Ok(out)
+}
+
+/// The event ids stored for one local date (every app).
+fn load_day_ids(layout: &LakeLayout, date: i32) -> Result<KeySet, LakeError> {
+    let mut ids = KeySet::default();
+    let dir = layout.events_dir().join(date32_to_string(date));
+    if dir.is_dir() {
+        for f in parquet_files(&dir)? {
+            ids.load_string_column(&f, "event_id")?;
+        }
+    }
+    Ok(ids)
 }

@@ -16,6 +16,15 @@ fn event(i: usize, app: &str, day: u32) -> String {
     )
 }
 
+/// The lake holds `n` events, each once.
+fn assert_stored_once(lake: &std::path::Path, n: i64) {
+    assert_eq!(count(lake, "SELECT count(*) FROM events"), n);
+    assert_eq!(
+        count(lake, "SELECT count(DISTINCT event_id) FROM events"),
+        n
+    );
+}
+
 fn append(w: &mut LakeWriter, lines: impl IntoIterator<Item = String>) -> (usize, usize) {
     let (mut new, mut dup) = (0, 0);
     for l in lines {
@@ -111,11 +120,7 @@ fn event_ids_are_stored_once_across_restarts() {
         (100, 0)
     );
     w.flush().unwrap();
-    assert_eq!(count(tmp.path(), "SELECT count(*) FROM events"), 600);
-    assert_eq!(
-        count(tmp.path(), "SELECT count(DISTINCT event_id) FROM events"),
-        600
-    );
+    assert_stored_once(tmp.path(), 600);
 }
 
 #[test]
@@ -182,15 +187,86 @@ fn small_files_are_compacted_without_losing_rows() {
     assert!(merged >= 8, "merged {merged}");
     let n = files(&tmp.path().join("events")).len();
     assert!(n <= 4, "{n} files left");
-    assert_eq!(count(tmp.path(), "SELECT count(*) FROM events"), 300);
-    assert_eq!(
-        count(tmp.path(), "SELECT count(DISTINCT event_id) FROM events"),
-        300
-    );
+    assert_stored_once(tmp.path(), 300);
     // Force: everything small merges into one file.
     w.compact_all().unwrap();
     assert_eq!(files(&tmp.path().join("events")).len(), 1);
     assert_eq!(count(tmp.path(), "SELECT count(*) FROM events"), 300);
+}
+
+#[test]
+fn dedup_memory_follows_recent_days_and_old_days_are_still_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = LakeOptions {
+        dedup_days: 2,
+        ..LakeOptions::default()
+    };
+    let mut w = LakeWriter::open(tmp.path(), opts.clone()).unwrap();
+    // Ten days of 100 events each, flushed day by day.
+    for day in 1..=10u32 {
+        let ids = (day as usize * 100)..(day as usize + 1) * 100;
+        assert_eq!(append(&mut w, ids.map(|i| event(i, "x", day))).0, 100);
+        w.flush().unwrap();
+        assert!(w.known_events() <= 200, "day {day}: {}", w.known_events());
+    }
+    // A phone re-sends events of day 3 (long evicted): still duplicates.
+    assert_eq!(
+        append(&mut w, (300..400).map(|i| event(i, "x", 3))),
+        (0, 100)
+    );
+    // New events of an old day are new.
+    assert_eq!(
+        append(&mut w, (5000..5010).map(|i| event(i, "x", 3))),
+        (10, 0)
+    );
+    w.flush().unwrap();
+    assert!(w.known_events() <= 200);
+    drop(w);
+    // A restart loads only the recent days, and still drops old re-sends.
+    let mut w = LakeWriter::open(tmp.path(), opts).unwrap();
+    assert_eq!(w.known_events(), 200);
+    assert_eq!(
+        append(&mut w, (100..200).map(|i| event(i, "y", 1))),
+        (0, 100)
+    );
+    assert_eq!(
+        append(&mut w, (1000..1100).map(|i| event(i, "x", 10))),
+        (0, 100)
+    );
+    w.flush().unwrap();
+    assert_stored_once(tmp.path(), 1010);
+}
+
+#[test]
+fn compaction_waits_while_a_reader_holds_the_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = LakeOptions {
+        target_file_rows: 1000,
+        compact_min_files: 4,
+        ..LakeOptions::default()
+    };
+    let mut w = LakeWriter::open(tmp.path(), opts).unwrap();
+    let gate = w.read_gate();
+    {
+        // A window close is reading the lake: files only accumulate.
+        let _reading = gate.read().unwrap();
+        for round in 0..6 {
+            append(
+                &mut w,
+                (round * 30..(round + 1) * 30).map(|i| event(i, "x", 2)),
+            );
+            assert_eq!(w.flush().unwrap().compaction.merged_files, 0);
+        }
+        assert_eq!(files(&tmp.path().join("events")).len(), 6);
+    }
+    // The reader is done: the next flush compacts what was put off.
+    append(&mut w, (180..210).map(|i| event(i, "x", 2)));
+    assert!(w.flush().unwrap().compaction.merged_files >= 4);
+    assert!(files(&tmp.path().join("events")).len() <= 2);
+    assert_eq!(
+        count(tmp.path(), "SELECT count(DISTINCT event_id) FROM events"),
+        210
+    );
 }
 
 /// Builds the state a crash leaves mid-compaction: inputs, a merged output

@@ -2,18 +2,19 @@
 //!
 //! Kafka `app-events` → [`Ingestor`](groundtruth_ingest::Ingestor) → the
 //! lake; a per-partition event-time watermark ([`clock`]); when it passes a
-//! window's horizon the window's detectors run over the lake
-//! ([`groundtruth_detect::run_close`]) and the findings go to the store
-//! ([`store`]), the `findings` topic and the log.
+//! window's horizon the window goes to a detection worker thread, which
+//! runs its detectors over the lake ([`groundtruth_detect::run_close`])
+//! and sends the findings to the store ([`store`]), the `findings` topic
+//! and the log, while the consuming loop keeps reading.
 //!
 //! Guarantees, and why they hold:
 //! * **No event lost**: offsets are committed only after the lake flush
 //!   that holds their events; a restart re-reads the rest and the lake
 //!   drops the `event_id`s it has.
-//! * **Exact findings across crashes**: a window runs only right after a
-//!   flush, reads only events older than its horizon, and is marked done in
-//!   the [`checkpoint`] only after its findings are stored (fsync) and
-//!   acknowledged by Kafka. A crash before that re-runs the window over the
+//! * **Exact findings across crashes**: a window is handed to the worker
+//!   only right after a flush, reads only events older than its horizon, and
+//!   is marked done in the [`checkpoint`] only after its findings are stored
+//!   (fsync) and acknowledged by Kafka. A crash before that re-runs the window over the
 //!   same lake and stores the same findings again, which the store upserts
 //!   by `finding_id`.
 //! * **Batch equals stream**: `groundtruth detect` runs the same windows

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use groundtruth_detect::{run_close, CloseRun};
@@ -13,7 +13,7 @@ use groundtruth_ingest::{
     commit_offsets, create_topics, dlq_producer, send_dead_letter, subscribed_consumer,
     IngestCounts, Ingestor, KafkaOptions, KafkaProducerSink, Outcome, Uncommitted,
 };
-use groundtruth_window::{Close, Schedule};
+use groundtruth_window::{Close, Progress, Schedule};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -53,6 +53,9 @@ pub struct LiveStats {
     /// Wall seconds from the watermark passing a window's horizon to its
     /// findings being stored, per window closed.
     pub latencies_s: Vec<f64>,
+    /// Seconds each window's detection took (SQL and detectors, without
+    /// the time it waited behind other windows).
+    pub detect_s: Vec<f64>,
     /// Seconds from the first to the last message read (throughput; the
     /// group join before the first message is not counted).
     pub read_s: f64,
@@ -61,6 +64,88 @@ pub struct LiveStats {
 
 /// How often the assignment is read and the state gauges set.
 const POSITION_EVERY: Duration = Duration::from_millis(100);
+
+/// The worker's job queue, its reports, its thread.
+type Worker = (
+    mpsc::Sender<Job>,
+    mpsc::Receiver<Result<Done, LiveError>>,
+    std::thread::JoinHandle<()>,
+);
+
+/// A window handed to the detection worker.
+struct Job {
+    close: Close,
+    /// A re-scan of a closed window (late events), not its first close.
+    rescan: bool,
+    /// When the watermark passed the window's horizon.
+    passed_at: Instant,
+}
+
+/// What the worker reports back for a job.
+struct Done {
+    close: Close,
+    rescan: bool,
+    latency_s: f64,
+    /// Seconds the window's detection took (without waiting in the queue).
+    detect_s: f64,
+    stored: u64,
+    published: u64,
+    findings_total: u64,
+}
+
+/// The detection worker: runs windows in the order they are sent, stores
+/// and publishes their findings, reports each back. It runs beside the
+/// consuming loop (which keeps reading and flushing), holding the lake's
+/// read gate while it queries so compaction waits for it.
+fn spawn_worker(
+    opts: &LiveOptions,
+    gate: groundtruth_lake::ReadGate,
+    mut store: FindingsStore,
+    mut publisher: Option<KafkaProducerSink>,
+) -> Result<Worker, LiveError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(LiveError::Runtime)?;
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let (lake, schedule, zone) = (opts.lake_dir.clone(), opts.schedule.clone(), opts.zone);
+    let handle = std::thread::Builder::new()
+        .name("gt-detect".into())
+        .spawn(move || {
+            for job in job_rx {
+                let result = (|| {
+                    let run = {
+                        let _reading = gate.read().unwrap_or_else(|p| p.into_inner());
+                        rt.block_on(run_close(&lake, &schedule, &job.close, zone))?
+                    };
+                    let latency_s = job.passed_at.elapsed().as_secs_f64();
+                    let (stored, published) = deliver(
+                        &run,
+                        job.rescan,
+                        (!job.rescan).then_some(latency_s),
+                        &mut store,
+                        publisher.as_mut(),
+                    )?;
+                    Ok(Done {
+                        close: job.close,
+                        rescan: job.rescan,
+                        latency_s,
+                        detect_s: run.seconds,
+                        stored,
+                        published,
+                        findings_total: store.len() as u64,
+                    })
+                })();
+                let failed = result.is_err();
+                if done_tx.send(result).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(LiveError::Runtime)?;
+    Ok((job_tx, done_rx, handle))
+}
 
 /// Runs the service until `shutdown` (or, with `exit_when_idle`, until the
 /// topics are drained). See the crate documentation for the guarantees.
@@ -72,21 +157,18 @@ pub fn run_live(
     let started = Instant::now();
     let lateness_us = ing.watermark().lateness_us();
     let mut cp = Checkpoint::load(&opts.state_dir, lateness_us)?;
-    let mut store = FindingsStore::open(&opts.state_dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(LiveError::Runtime)?;
+    let store = FindingsStore::open(&opts.state_dir)?;
     let brokers = opts.kafka.brokers.as_str();
     let consumer = subscribed_consumer(&opts.kafka, true)?;
     let dlq = dlq_producer(&opts.kafka)?;
-    let mut publisher = match &opts.findings_topic {
+    let publisher = match &opts.findings_topic {
         Some(t) => {
             create_topics(brokers, &[(t.clone(), 1)])?;
             Some(KafkaProducerSink::new(brokers, t, &opts.kafka.extra)?)
         }
         None => None,
     };
+    let (jobs, done, worker) = spawn_worker(opts, ing.lake().read_gate(), store, publisher)?;
     let lag = LagReporter::start(&opts.kafka);
     tracing::info!(
         state = %opts.state_dir.display(),
@@ -106,234 +188,273 @@ pub fn run_live(
     // given a message since: they do not hold event time back.
     let mut caught_up: BTreeSet<(String, i32)> = BTreeSet::new();
     let mut assigned = false;
-    let mut passed_at: Option<Instant> = None;
     let mut checkpoint_bytes = 0;
     let mut stop_since: Option<Instant> = None;
     let mut first_message: Option<Instant> = None;
+    // Windows handed to the worker and not yet reported done: they count as
+    // closed (for what is due and for lateness) but the checkpoint only
+    // records them once their findings are stored.
+    let mut inflight: Progress = Progress::new();
+    let mut jobs_out = 0usize;
+    let mut rescans_out: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut closed_since_rescan = false;
 
-    loop {
-        let stop = shutdown.load(Ordering::Relaxed);
-        let polled = if stop {
-            None
-        } else {
-            consumer.poll(Duration::from_millis(100))
-        };
-        match polled {
-            Some(Ok(m)) => {
-                last_message = Instant::now();
-                stats.messages += 1;
-                stats.read_s = first_message
-                    .get_or_insert_with(Instant::now)
-                    .elapsed()
-                    .as_secs_f64();
-                let (outcome, ts) =
-                    ing.accept_timed(m.payload().unwrap_or(&[]), || SourcePosition::Kafka {
-                        topic: m.topic().to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    });
-                if let (Outcome::Rejected(reject), Some(p)) = (&outcome, &dlq) {
-                    send_dead_letter(p, &m, reject);
+    let result = (|| -> Result<(), LiveError> {
+        loop {
+            let stop = shutdown.load(Ordering::Relaxed);
+            let polled = if stop {
+                None
+            } else {
+                consumer.poll(Duration::from_millis(if jobs_out > 0 { 20 } else { 100 }))
+            };
+            // Windows the worker finished.
+            loop {
+                let d = match done.try_recv() {
+                    Ok(d) => d?,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) if jobs_out > 0 => {
+                        return Err(LiveError::Runtime(std::io::Error::other(
+                            "the detection worker stopped unexpectedly",
+                        )));
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                };
+                jobs_out -= 1;
+                let name = opts.schedule.groups[d.close.group].name.clone();
+                if d.rescan {
+                    rescans_out.remove(&(name.clone(), d.close.span.start_us));
+                    cp.rescan.remove(&(name, d.close.span.start_us));
+                    stats.rescans += 1;
+                } else {
+                    let p = cp.progress.entry(name).or_insert(d.close.span.end_us);
+                    *p = (*p).max(d.close.span.end_us);
+                    cp.windows_closed += 1;
+                    stats.windows_closed += 1;
+                    stats.latencies_s.push(d.latency_s);
+                    stats.detect_s.push(d.detect_s);
+                    closed_since_rescan = true;
                 }
-                let tp = format!("{}/{}", m.topic(), m.partition());
-                if let Some(t) = ts {
-                    cp.clock.observe(&tp, t);
-                    // Duplicates too: after a crash the first events come
-                    // back as duplicates of what the lake already holds.
-                    cp.first_event_us = Some(cp.first_event_us.map_or(t, |f| f.min(t)));
-                    if outcome == Outcome::Accepted {
-                        let seen = opts.schedule.closed_windows_seeing(&cp.progress, t);
+                stats.findings_stored += d.stored;
+                stats.findings_published += d.published;
+                cp.findings_stored = d.findings_total;
+                checkpoint_bytes = cp.save(&opts.state_dir)?;
+            }
+            match polled {
+                Some(Ok(m)) => {
+                    last_message = Instant::now();
+                    stats.messages += 1;
+                    stats.read_s = first_message
+                        .get_or_insert_with(Instant::now)
+                        .elapsed()
+                        .as_secs_f64();
+                    let (outcome, ts) =
+                        ing.accept_timed(m.payload().unwrap_or(&[]), || SourcePosition::Kafka {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                        });
+                    if let (Outcome::Rejected(reject), Some(p)) = (&outcome, &dlq) {
+                        send_dead_letter(p, &m, reject);
+                    }
+                    let tp = format!("{}/{}", m.topic(), m.partition());
+                    if let Some(t) = ts {
+                        cp.clock.observe(&tp, t);
+                        // Duplicates too: after a crash the first events come
+                        // back as duplicates of what the lake already holds.
+                        cp.first_event_us = Some(cp.first_event_us.map_or(t, |f| f.min(t)));
+                        // A duplicate may be an event flushed just before a
+                        // crash, before its re-scan was checkpointed: judging
+                        // its windows again is harmless (same lake, same
+                        // findings), missing them is not.
+                        let closed = merged(&cp.progress, &inflight);
+                        let seen = opts.schedule.closed_windows_seeing(&closed, t);
                         if !seen.is_empty() {
-                            stats.late_for_closed += 1;
-                            LateForClosedWindow {
-                                windows: seen.len(),
+                            if outcome == Outcome::Accepted {
+                                stats.late_for_closed += 1;
+                                LateForClosedWindow {
+                                    windows: seen.len(),
+                                }
+                                .emit();
                             }
-                            .emit();
                             for c in seen {
                                 let name = opts.schedule.groups[c.group].name.clone();
                                 cp.rescan.insert((name, c.span.start_us));
                             }
                         }
                     }
+                    caught_up.remove(&(m.topic().to_string(), m.partition()));
+                    uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                    cp.offsets.insert(tp, m.offset() + 1);
                 }
-                caught_up.remove(&(m.topic().to_string(), m.partition()));
-                uncommitted.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                cp.offsets.insert(tp, m.offset() + 1);
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                // The error names only the partition: every subscribed
-                // topic's partition `p` is at its end.
-                for t in &opts.kafka.topics {
-                    caught_up.insert((t.clone(), p));
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    // The error names only the partition: every subscribed
+                    // topic's partition `p` is at its end.
+                    for t in &opts.kafka.topics {
+                        caught_up.insert((t.clone(), p));
+                    }
                 }
+                Some(Err(e)) if last_error_log.elapsed() > Duration::from_secs(5) => {
+                    tracing::warn!(error = %e, "Kafka poll failed; retrying");
+                    last_error_log = Instant::now();
+                }
+                Some(Err(_)) | None => {}
             }
-            Some(Err(e)) if last_error_log.elapsed() > Duration::from_secs(5) => {
-                tracing::warn!(error = %e, "Kafka poll failed; retrying");
-                last_error_log = Instant::now();
-            }
-            Some(Err(_)) | None => {}
-        }
 
-        if last_position.elapsed() >= POSITION_EVERY {
-            last_position = Instant::now();
-            let assignment: Vec<(String, i32)> = consumer
-                .assignment()
-                .map(|a| {
-                    a.elements()
-                        .iter()
-                        .map(|e| (e.topic().to_string(), e.partition()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            assigned = !assignment.is_empty();
-            lag.positions(&assignment, &cp);
-            pending = assignment
-                .iter()
-                .filter(|tp| !caught_up.contains(*tp))
-                .map(|(t, p)| format!("{t}/{p}"))
-                .collect();
-            StreamState {
-                watermark_us: cp.clock.watermark(pending.iter().map(String::as_str)),
-                checkpoint_bytes,
-                rescan_pending: cp.rescan.len(),
-                partitions: assignment.len(),
-                caught_up: assignment.len() - pending.len(),
-            }
-            .emit();
-        }
-        let drain = opts
-            .kafka
-            .exit_when_idle
-            .is_some_and(|d| assigned && pending.is_empty() && last_message.elapsed() >= d);
-        let wm = if drain {
-            Some(i64::MAX)
-        } else if assigned {
-            cp.clock.watermark(pending.iter().map(String::as_str))
-        } else {
-            None
-        };
-        let due: Vec<Close> = match (wm, cp.first_event_us, cp.clock.latest_event()) {
-            (Some(wm), Some(first), Some(last)) => opts.schedule.due(&cp.progress, first, last, wm),
-            _ => Vec::new(),
-        };
-        if !due.is_empty() && passed_at.is_none() {
-            passed_at = Some(Instant::now());
-        }
-
-        // Make everything read durable before a window reads the lake.
-        let mut flushed = false;
-        if ing.over_size()
-            || ing.interval_due()
-            || ((!due.is_empty() || stop || drain) && ing.has_buffered())
-        {
-            ing.flush()?;
-            flushed = true;
-        }
-        if flushed || ((stop || drain) && !uncommitted.is_empty()) {
-            checkpoint_bytes = cp.save(&opts.state_dir)?;
-            let dlq_ok = dlq.as_ref().is_none_or(|p| {
-                rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
-            });
-            if dlq_ok {
-                commit_offsets(&consumer, &mut uncommitted, &mut last_error_log);
-            }
-        }
-        let closing = !due.is_empty() && !ing.has_buffered();
-        if closing {
-            for close in &due {
-                let run =
-                    rt.block_on(run_close(&opts.lake_dir, &opts.schedule, close, opts.zone))?;
-                let latency = passed_at.map(|t| t.elapsed().as_secs_f64());
-                deliver(
-                    &run,
-                    false,
-                    latency,
-                    &mut store,
-                    publisher.as_mut(),
-                    &mut stats,
-                )?;
-                cp.progress.insert(
-                    opts.schedule.groups[close.group].name.clone(),
-                    close.span.end_us,
-                );
-                cp.windows_closed += 1;
-                cp.findings_stored = store.len() as u64;
-                stats.windows_closed += 1;
-                if let Some(l) = latency {
-                    stats.latencies_s.push(l);
+            if last_position.elapsed() >= POSITION_EVERY {
+                last_position = Instant::now();
+                let assignment: Vec<(String, i32)> = consumer
+                    .assignment()
+                    .map(|a| {
+                        a.elements()
+                            .iter()
+                            .map(|e| (e.topic().to_string(), e.partition()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assigned = !assignment.is_empty();
+                lag.positions(&assignment, &cp);
+                pending = assignment
+                    .iter()
+                    .filter(|tp| !caught_up.contains(*tp))
+                    .map(|(t, p)| format!("{t}/{p}"))
+                    .collect();
+                StreamState {
+                    watermark_us: cp.clock.watermark(pending.iter().map(String::as_str)),
+                    checkpoint_bytes,
+                    rescan_pending: cp.rescan.len(),
+                    partitions: assignment.len(),
+                    caught_up: assignment.len() - pending.len(),
                 }
+                .emit();
+            }
+            let drain = opts
+                .kafka
+                .exit_when_idle
+                .is_some_and(|d| assigned && pending.is_empty() && last_message.elapsed() >= d);
+            let wm = if drain {
+                Some(i64::MAX)
+            } else if assigned {
+                cp.clock.watermark(pending.iter().map(String::as_str))
+            } else {
+                None
+            };
+            let closed = merged(&cp.progress, &inflight);
+            let due: Vec<Close> = match (wm, cp.first_event_us, cp.clock.latest_event()) {
+                (Some(wm), Some(first), Some(last)) => opts.schedule.due(&closed, first, last, wm),
+                _ => Vec::new(),
+            };
+
+            // The watermark has passed these windows' horizons now.
+            let passed_at = Instant::now();
+            // Make everything read durable before a window reads the lake.
+            let mut flushed = false;
+            if ing.over_size()
+                || ing.interval_due()
+                || ((!due.is_empty() || stop || drain) && ing.has_buffered())
+            {
+                ing.flush()?;
+                flushed = true;
+            }
+            if flushed || ((stop || drain) && !uncommitted.is_empty()) {
                 checkpoint_bytes = cp.save(&opts.state_dir)?;
+                let dlq_ok = dlq.as_ref().is_none_or(|p| {
+                    rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
+                });
+                if dlq_ok {
+                    commit_offsets(&consumer, &mut uncommitted, &mut last_error_log);
+                }
             }
-            passed_at = None;
-        }
-        // Re-scans follow the regular closes (daily windows: daily) and
-        // the end of a bounded run.
-        if (closing || drain) && !cp.rescan.is_empty() && !ing.has_buffered() {
-            rescan(
-                &rt,
-                opts,
-                &mut cp,
-                &mut store,
-                publisher.as_mut(),
-                &mut stats,
-            )?;
-        }
+            if !due.is_empty() && !ing.has_buffered() {
+                for close in due {
+                    let name = opts.schedule.groups[close.group].name.clone();
+                    let e = inflight.entry(name).or_insert(close.span.end_us);
+                    *e = (*e).max(close.span.end_us);
+                    send(&jobs, close, false, passed_at)?;
+                    jobs_out += 1;
+                }
+            }
+            // Re-scans follow the regular closes (daily windows: daily) and
+            // the end of a bounded run.
+            if (closed_since_rescan || drain) && jobs_out == 0 && !ing.has_buffered() {
+                closed_since_rescan = false;
+                let queued: Vec<(String, i64)> = cp
+                    .rescan
+                    .iter()
+                    .filter(|k| !rescans_out.contains(*k))
+                    .cloned()
+                    .collect();
+                for (name, start) in queued {
+                    let Some(g) = opts.schedule.groups.iter().position(|g| g.name == name) else {
+                        cp.rescan.remove(&(name, start)); // the pipeline file changed
+                        continue;
+                    };
+                    send(&jobs, opts.schedule.close(g, start), true, passed_at)?;
+                    rescans_out.insert((name, start));
+                    jobs_out += 1;
+                }
+            }
 
-        let settled = !ing.has_buffered() && uncommitted.is_empty();
-        if settled && (stop || drain) {
-            break;
+            let settled = !ing.has_buffered() && uncommitted.is_empty() && jobs_out == 0;
+            if settled && (stop || (drain && cp.rescan.is_empty())) {
+                return Ok(());
+            }
+            if stop
+                && stop_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(30)
+            {
+                tracing::warn!("stopping with work outstanding: offsets not committed or windows not judged are redone at the next start");
+                return Ok(());
+            }
+            if stop && !settled {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        if stop && stop_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(30) {
-            tracing::warn!("stopping without committing the last offsets: the broker did not answer within 30 s");
-            break;
-        }
-        if stop && !settled {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    })();
+    drop(jobs);
+    let _ = worker.join();
     lag.stop();
+    result?;
     cp.save(&opts.state_dir)?;
     stats.counts = ing.totals().since(&before);
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }
 
-/// Re-judges the closed windows that late events touched.
-fn rescan(
-    rt: &tokio::runtime::Runtime,
-    opts: &LiveOptions,
-    cp: &mut Checkpoint,
-    store: &mut FindingsStore,
-    publisher: Option<&mut KafkaProducerSink>,
-    stats: &mut LiveStats,
+fn send(
+    jobs: &mpsc::Sender<Job>,
+    close: Close,
+    rescan: bool,
+    passed_at: Instant,
 ) -> Result<(), LiveError> {
-    let mut publisher = publisher;
-    while let Some((name, start)) = cp.rescan.pop_first() {
-        let Some(g) = opts.schedule.groups.iter().position(|g| g.name == name) else {
-            continue; // the pipeline file changed: that group is gone
-        };
-        let close = opts.schedule.close(g, start);
-        let run = rt.block_on(run_close(&opts.lake_dir, &opts.schedule, &close, opts.zone))?;
-        deliver(&run, true, None, store, publisher.as_deref_mut(), stats)?;
-        stats.rescans += 1;
-        cp.findings_stored = store.len() as u64;
-        cp.save(&opts.state_dir)?;
+    jobs.send(Job {
+        close,
+        rescan,
+        passed_at,
+    })
+    .map_err(|_| LiveError::Runtime(std::io::Error::other("the detection worker stopped")))
+}
+
+/// Progress with the windows in flight counted as closed.
+fn merged(progress: &Progress, inflight: &Progress) -> Progress {
+    let mut out = progress.clone();
+    for (k, v) in inflight {
+        let e = out.entry(k.clone()).or_insert(*v);
+        *e = (*e).max(*v);
     }
-    Ok(())
+    out
 }
 
 /// Stores a window's findings, publishes the new or changed ones (acked
-/// before the window counts as done), logs them.
+/// before the window counts as done), logs them. Returns (stored,
+/// published).
 fn deliver(
     run: &CloseRun,
     rescan: bool,
     latency_s: Option<f64>,
     store: &mut FindingsStore,
     publisher: Option<&mut KafkaProducerSink>,
-    stats: &mut LiveStats,
-) -> Result<(), LiveError> {
+) -> Result<(u64, u64), LiveError> {
     let stored: Vec<&Finding> = store.store(run.close.span.end_us, &run.findings)?;
-    stats.findings_stored += stored.len() as u64;
+    let mut published = 0;
     if let Some(p) = publisher {
         for f in &stored {
             let mut json = Vec::new();
@@ -342,7 +463,7 @@ fn deliver(
                     json.pop();
                 }
                 p.send_raw(f.finding_id.as_bytes(), &json);
-                stats.findings_published += 1;
+                published += 1;
             }
         }
         while let Err(e) = p.flush(Duration::from_secs(30)) {
@@ -379,7 +500,7 @@ fn deliver(
         latency_s,
     }
     .emit();
-    Ok(())
+    Ok((stored.len() as u64, published))
 }
 
 /// Sets `groundtruth_consumer_lag_messages{partition}` every few seconds
