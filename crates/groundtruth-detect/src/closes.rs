@@ -110,12 +110,12 @@ pub async fn run_close(
     sort_findings(&mut findings);
     run.findings = findings;
     run.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
+    tracing::debug!(
         group = %group.name,
         window_start = %groundtruth_finding::rfc3339_ms(close.span.start_us / 1000),
         findings = run.findings.len(),
         ms = (run.seconds * 1000.0) as u64,
-        "window closed"
+        "window judged"
     );
     Ok(run)
 }
