@@ -240,7 +240,35 @@ fn live_equals_batch_with_arrival_shuffled_within_lateness() -> Result<()> {
         "{log}"
     );
     ensure!(log.contains(" 0 events late for a closed window"), "{log}");
-    same(&expected, &live_findings(tmp.path())?)
+    same(&expected, &live_findings(tmp.path())?)?;
+    // `groundtruth findings` shows the store: all of it, or one detector's.
+    let state = s(&tmp.path().join("state"));
+    let out = run_groundtruth(&["findings", "--state", &state, "--format", "json"])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).lines().count();
+    ensure!(
+        listed == expected.len(),
+        "{listed} listed of {}",
+        expected.len()
+    );
+    let farms = expected
+        .iter()
+        .filter(|f| f.detector == "phone_farm")
+        .count();
+    let out = run_groundtruth(&["findings", "--state", &state, "--detector", "phone_farm"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        err.contains(&format!("{farms} of {} findings", expected.len())),
+        "{err}"
+    );
+    let out = run_groundtruth(&["findings", "--state", &state, "--detector", "dog"])?;
+    ensure!(!out.status.success());
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("unknown"));
+    Ok(())
 }
 
 #[test]

@@ -17,8 +17,8 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs, Format,
-    IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs,
+    FindingsArgs, FindingsFormat, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -56,6 +56,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global, extra)?;
             init_logging(&cfg);
             serve(&cfg, &args)
+        }
+        Command::Findings(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            findings(&cfg, &args)
         }
         Command::Detect(args) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -359,6 +364,56 @@ fn serve(cfg: &Config, args: &RunArgs) -> Result<()> {
         s.late_for_closed,
         pct(0.5),
         pct(0.99),
+    );
+    Ok(())
+}
+
+fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| cfg.live.state_dir.clone());
+    if !state.is_dir() {
+        bail!(
+            "{} is not a state directory of `groundtruth run` (set --state or live.state_dir)",
+            state.display()
+        );
+    }
+    for d in &args.detector {
+        if !groundtruth_finding::DETECTORS.contains(&d.as_str()) {
+            bail!(
+                "--detector {d}: unknown; the detectors are {:?}",
+                groundtruth_finding::DETECTORS
+            );
+        }
+    }
+    let all = groundtruth_live::current_findings(&state)?;
+    let shown: Vec<_> = all
+        .iter()
+        .filter(|f| args.detector.is_empty() || args.detector.contains(&f.detector))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for f in &shown {
+        match args.format {
+            FindingsFormat::Json => f.write_ndjson(&mut out)?,
+            FindingsFormat::Table => writeln!(
+                out,
+                "{}  {:<18} {:.2}  {} .. {}  {} account(s)  {}",
+                f.finding_id,
+                f.detector,
+                f.score,
+                f.window_start,
+                f.window_end,
+                f.accounts.len(),
+                f.reason
+            )?,
+        }
+    }
+    eprintln!(
+        "{} of {} findings in {}",
+        shown.len(),
+        all.len(),
+        state.display()
     );
     Ok(())
 }

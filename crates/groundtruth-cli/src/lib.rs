@@ -55,6 +55,8 @@ pub enum Command {
     /// Run the detectors over NDJSON event files and write findings (the
     /// contract's batch command: replay, backfill, evaluation).
     Detect(DetectArgs),
+    /// The live service's current findings (its store, upserted by id).
+    Findings(FindingsArgs),
     /// Measure the detectors against labelled and real data.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -181,6 +183,25 @@ pub struct SimulateArgs {
 pub enum Format {
     Table,
     Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    /// State directory of `groundtruth run` (same as --set live.state_dir=DIR).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Only this detector's findings (repeatable).
+    #[arg(long)]
+    pub detector: Vec<String>,
+    /// `table`: one line per finding; `json`: the contract's JSON, one per line.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FindingsFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FindingsFormat {
+    Table,
     Json,
 }
 
