@@ -358,8 +358,13 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     let expected = batch(tmp.path(), &events.file)?;
     produce_one_per_batch(&broker, &shuffled(&events.lines, 1800, 11))?;
     let log = tmp.path().join("run.log");
+    let metrics_port = groundtruth_tests::free_port();
     let mut svc = ChildGuard::spawn({
         let mut c = run_cmd(&broker, tmp.path(), 5.0);
+        c.args([
+            "--set",
+            &format!("metrics.listen=\"127.0.0.1:{metrics_port}\""),
+        ]);
         // The session outlives the outage, so the consumer keeps its
         // partitions (as in kafka_ingest's outage test: tansu 0.6.0 does
         // not bring a member whose session expired back into the group).
@@ -381,7 +386,16 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     broker.pause()?;
     std::thread::sleep(Duration::from_secs(20));
     broker.resume()?;
-    let status = svc.wait_timeout(Duration::from_secs(150))?;
+    // Scrape /metrics until the run ends.
+    let mut seen = String::new();
+    let t = Instant::now();
+    while svc.wait_timeout(Duration::ZERO)?.is_none() && t.elapsed() < Duration::from_secs(150) {
+        if let Some(body) = scrape(metrics_port) {
+            seen.push_str(&body);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = svc.wait_timeout(Duration::from_secs(10))?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(40).collect();
     ensure!(
@@ -390,7 +404,32 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     );
     eprintln!("{}", tail.first().unwrap_or(&""));
     lake_holds_each_once(tmp.path(), events.lines.len())?;
+    for name in [
+        "groundtruth_ingest_events_total",
+        "groundtruth_live_watermark_seconds",
+        "groundtruth_live_watermark_delay_seconds",
+        "groundtruth_live_partitions_caught_up",
+        "groundtruth_live_state_bytes",
+        "groundtruth_consumer_lag_messages{partition=\"app-events/0\"}",
+        "groundtruth_windows_closed_total",
+        "groundtruth_findings_total",
+        "groundtruth_detection_latency_seconds",
+    ] {
+        ensure!(seen.contains(name), "/metrics never showed {name}");
+    }
     same(&expected, &live_findings(tmp.path())?)
+}
+
+/// GET /metrics on 127.0.0.1:`port`, the body if it answered.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    Some(body)
 }
 
 fn has_parquet(dir: &Path) -> bool {
