@@ -607,8 +607,7 @@ fn publish_findings(
     let extra = kafka_properties(cfg);
     let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
     for f in findings {
-        let json = serde_json::to_vec(f)?;
-        sink.send_raw(f.finding_id.as_bytes(), &json);
+        sink.send_finding(f)?;
     }
     sink.flush(Duration::from_secs(120)).with_context(|| {
         format!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
-use groundtruth_event::{local_date, DayZone};
+use groundtruth_event::{date32_to_string, local_date, DayZone};
 use groundtruth_finding::{sort_findings, Finding};
 use groundtruth_lake::open_range_session;
 use groundtruth_window::{Close, Progress, Schedule};
@@ -37,9 +37,7 @@ pub struct CloseRun {
 pub fn dates_between(from_us: i64, to_us: i64, zone: DayZone) -> Vec<String> {
     let first = local_date(from_us, zone);
     let last = local_date(to_us.saturating_sub(1), zone);
-    (first..=last)
-        .map(groundtruth_behaviour::date_string)
-        .collect()
+    (first..=last).map(date32_to_string).collect()
 }
 
 /// Event time (epoch µs) of an RFC 3339 string.

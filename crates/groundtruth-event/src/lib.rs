@@ -22,7 +22,9 @@ pub use dead_letter::{DeadLetter, DeadLetterBatchBuilder, SourcePosition};
 pub use decode::{decode, Attrs, DecodeOptions, RawEvent};
 pub use kind::{EventKind, Integrity};
 pub use reject::{Reject, RejectCode};
-pub use schema::{date32_to_string, dead_letter_schema, event_schema, local_date, DayZone};
+pub use schema::{
+    date32_to_string, dead_letter_schema, event_schema, local_date, string_to_date32, DayZone,
+};
 
 /// Largest message accepted by default (bytes). Larger messages are
 /// dead-lettered as `too_large`, with only a prefix of the raw bytes kept.

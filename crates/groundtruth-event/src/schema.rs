@@ -163,9 +163,26 @@ pub fn date32_to_string(days: i32) -> String {
         .unwrap_or_else(|| format!("day{days}"))
 }
 
+/// The Arrow `Date32` value of `YYYY-MM-DD` (the inverse of
+/// [`date32_to_string`]), if it is one.
+pub fn string_to_date32(text: &str) -> Option<i32> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .map(|d| chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_FROM_CE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_round_trip_through_text() {
+        for days in [0, 20_759, -365, 40_000] {
+            assert_eq!(string_to_date32(&date32_to_string(days)), Some(days));
+        }
+        assert_eq!(string_to_date32("2026-11-02"), Some(20_759));
+        assert_eq!(string_to_date32("_tmp"), None);
+    }
 
     #[test]
     fn shanghai_day_starts_at_16_utc() {

@@ -453,6 +453,14 @@ impl KafkaProducerSink {
         }
     }
 
+    /// Sends a finding in the contract's JSON, keyed by its `finding_id`
+    /// (a compacted topic keeps one message per finding).
+    pub fn send_finding(&mut self, f: &groundtruth_finding::Finding) -> serde_json::Result<()> {
+        let json = serde_json::to_vec(f)?;
+        self.send_raw(f.finding_id.as_bytes(), &json);
+        Ok(())
+    }
+
     /// Waits until every message is acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), IngestError> {
         self.producer

@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use groundtruth_event::{
-    date32_to_string, dead_letter_schema, event_schema, local_date, DayZone, DeadLetter,
-    DeadLetterBatchBuilder, EventBatchBuilder, RawEvent,
+    date32_to_string, dead_letter_schema, event_schema, local_date, string_to_date32, DayZone,
+    DeadLetter, DeadLetterBatchBuilder, EventBatchBuilder, RawEvent,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -441,12 +441,8 @@ fn stored_dates(layout: &LakeLayout) -> Result<Vec<i32>, LakeError> {
     for entry in entries {
         let entry = entry.ctx("list", &dir)?;
         let name = entry.file_name();
-        if let Some(d) = name
-            .to_str()
-            .and_then(|n| chrono::NaiveDate::parse_from_str(n, "%Y-%m-%d").ok())
-            .map(|d| chrono::Datelike::num_days_from_ce(&d))
-        {
-            out.push(d - 719_163);
+        if let Some(d) = name.to_str().and_then(string_to_date32) {
+            out.push(d);
         }
     }
     Ok(out)

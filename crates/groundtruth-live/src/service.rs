@@ -122,6 +122,7 @@ fn spawn_worker(
                     let latency_s = job.passed_at.elapsed().as_secs_f64();
                     let (stored, published) = deliver(
                         &run,
+                        &schedule.groups[job.close.group].name,
                         job.rescan,
                         (!job.rescan).then_some(latency_s),
                         &mut store,
@@ -191,10 +192,10 @@ pub fn run_live(
     let mut checkpoint_bytes = 0;
     let mut stop_since: Option<Instant> = None;
     let mut first_message: Option<Instant> = None;
-    // Windows handed to the worker and not yet reported done: they count as
-    // closed (for what is due and for lateness) but the checkpoint only
-    // records them once their findings are stored.
-    let mut inflight: Progress = Progress::new();
+    // Per group, the end of the last window closed or handed to the worker:
+    // what is due next and what counts as late. The checkpoint's progress
+    // only records a window once its findings are stored.
+    let mut dispatched: Progress = cp.progress.clone();
     let mut jobs_out = 0usize;
     let mut rescans_out: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut closed_since_rescan = false;
@@ -266,8 +267,7 @@ pub fn run_live(
                         // crash, before its re-scan was checkpointed: judging
                         // its windows again is harmless (same lake, same
                         // findings), missing them is not.
-                        let closed = merged(&cp.progress, &inflight);
-                        let seen = opts.schedule.closed_windows_seeing(&closed, t);
+                        let seen = opts.schedule.closed_windows_seeing(&dispatched, t);
                         if !seen.is_empty() {
                             if outcome == Outcome::Accepted {
                                 stats.late_for_closed += 1;
@@ -338,9 +338,10 @@ pub fn run_live(
             } else {
                 None
             };
-            let closed = merged(&cp.progress, &inflight);
             let due: Vec<Close> = match (wm, cp.first_event_us, cp.clock.latest_event()) {
-                (Some(wm), Some(first), Some(last)) => opts.schedule.due(&closed, first, last, wm),
+                (Some(wm), Some(first), Some(last)) => {
+                    opts.schedule.due(&dispatched, first, last, wm)
+                }
                 _ => Vec::new(),
             };
 
@@ -367,7 +368,7 @@ pub fn run_live(
             if !due.is_empty() && !ing.has_buffered() {
                 for close in due {
                     let name = opts.schedule.groups[close.group].name.clone();
-                    let e = inflight.entry(name).or_insert(close.span.end_us);
+                    let e = dispatched.entry(name).or_insert(close.span.end_us);
                     *e = (*e).max(close.span.end_us);
                     send(&jobs, close, false, passed_at)?;
                     jobs_out += 1;
@@ -433,21 +434,12 @@ fn send(
     .map_err(|_| LiveError::Runtime(std::io::Error::other("the detection worker stopped")))
 }
 
-/// Progress with the windows in flight counted as closed.
-fn merged(progress: &Progress, inflight: &Progress) -> Progress {
-    let mut out = progress.clone();
-    for (k, v) in inflight {
-        let e = out.entry(k.clone()).or_insert(*v);
-        *e = (*e).max(*v);
-    }
-    out
-}
-
 /// Stores a window's findings, publishes the new or changed ones (acked
 /// before the window counts as done), logs them. Returns (stored,
 /// published).
 fn deliver(
     run: &CloseRun,
+    group: &str,
     rescan: bool,
     latency_s: Option<f64>,
     store: &mut FindingsStore,
@@ -457,13 +449,11 @@ fn deliver(
     let mut published = 0;
     if let Some(p) = publisher {
         for f in &stored {
-            let mut json = Vec::new();
-            if f.write_ndjson(&mut json).is_ok() {
-                while json.last() == Some(&b'\n') {
-                    json.pop();
+            match p.send_finding(f) {
+                Ok(()) => published += 1,
+                Err(e) => {
+                    tracing::error!(finding_id = %f.finding_id, error = %e, "cannot encode a finding for Kafka; it is in the store")
                 }
-                p.send_raw(f.finding_id.as_bytes(), &json);
-                published += 1;
             }
         }
         while let Err(e) = p.flush(Duration::from_secs(30)) {
@@ -485,12 +475,7 @@ fn deliver(
         *by.entry(f.detector.as_str()).or_default() += 1;
     }
     WindowClosed {
-        group: &run
-            .detector_s
-            .iter()
-            .map(|(d, _)| d.as_str())
-            .collect::<Vec<_>>()
-            .join("+"),
+        group,
         rescan,
         window_start_us: run.close.span.start_us,
         findings: run.findings.len(),

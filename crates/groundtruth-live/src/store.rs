@@ -10,7 +10,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use groundtruth_finding::{sort_findings, Finding};
+use groundtruth_detect::FindingSet;
+use groundtruth_finding::Finding;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io, LiveError};
@@ -135,22 +136,15 @@ pub fn current_findings(state_dir: &Path) -> Result<Vec<Finding>, LiveError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("open", &path)(e)),
     };
-    let mut by_id: BTreeMap<String, (i64, Finding)> = BTreeMap::new();
+    let mut set = FindingSet::default();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io("read", &path))?;
         let Ok(l) = serde_json::from_str::<Line>(&line) else {
             break;
         };
-        match by_id.get(&l.finding.finding_id) {
-            Some((end, _)) if *end > l.window_end_us => {}
-            _ => {
-                by_id.insert(l.finding.finding_id.clone(), (l.window_end_us, l.finding));
-            }
-        }
+        set.upsert(l.window_end_us, l.finding);
     }
-    let mut v: Vec<Finding> = by_id.into_values().map(|(_, f)| f).collect();
-    sort_findings(&mut v);
-    Ok(v)
+    Ok(set.into_findings())
 }
 
 #[cfg(test)]

@@ -23,6 +23,12 @@ pub use spec::{SpecError, WindowKind, WindowSpec};
 pub use state::{CheckpointError, Closed, Partial, Windows};
 pub use watermark::{Arrival, Watermark};
 
+/// Start of the window of `step_us` that holds `t_us`, windows aligned to
+/// local midnight of a zone `off_us` east of UTC.
+pub(crate) fn align_us(t_us: i64, step_us: i64, off_us: i64) -> i64 {
+    (t_us + off_us).div_euclid(step_us) * step_us - off_us
+}
+
 /// A window's span in event time, epoch microseconds, `[start, end)`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,

@@ -124,9 +124,11 @@ impl Schedule {
 
     /// Start of the window of group `g` that holds `t_us`.
     pub fn window_start(&self, g: usize, t_us: i64) -> i64 {
-        let size = self.groups[g].window.size_s * US;
-        let off = self.utc_offset_s * US;
-        (t_us + off).div_euclid(size) * size - off
+        crate::align_us(
+            t_us,
+            self.groups[g].window.size_s * US,
+            self.utc_offset_s * US,
+        )
     }
 
     /// The close of group `g`'s window starting at `start_us`.

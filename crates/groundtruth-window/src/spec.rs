@@ -83,7 +83,7 @@ impl WindowSpec {
     /// empty for session windows (they depend on the other events).
     pub fn fixed_windows(&self, t_us: i64) -> Vec<Span> {
         let off = self.utc_offset_s * US;
-        let align = |t: i64, step: i64| (t + off).div_euclid(step) * step - off;
+        let align = |t: i64, step: i64| crate::align_us(t, step, off);
         match self.kind {
             WindowKind::Tumbling { size_s } => {
                 let size = size_s * US;
