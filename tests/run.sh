@@ -3,6 +3,8 @@
 #
 # Installs, only when missing, what the tests need:
 #   * Debian packages to build rdkafka's bundled librdkafka (and zlib);
+#   * PostgreSQL (Debian's server package): the review-store tests start
+#     their own server on a free port as the `postgres` user;
 #   * tansu 0.6.0, the Kafka broker the end-to-end tests start;
 #   * cargo-nextest;
 # then runs `cargo nextest run --workspace --no-fail-fast "$@"` and the doc
@@ -18,7 +20,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TANSU_VERSION=0.6.0
 # Packages rdkafka-sys needs for its bundled librdkafka (./configure + make,
 # C and C++ compilers) and libz-sys for zlib; pkg-config finds zlib.
-APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev)
+# postgresql: the server the review API tests run against.
+APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql)
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac

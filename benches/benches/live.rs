@@ -95,6 +95,9 @@ fn main() -> Result<()> {
     )
     .with_lateness_s(cfg.ingest.allowed_lateness_s)
     .without_late_count();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let opts = LiveOptions {
         kafka: KafkaOptions {
             brokers: broker.bootstrap(),
@@ -108,6 +111,15 @@ fn main() -> Result<()> {
         zone: cfg.lake.day_zone,
         schedule: cfg.schedule(),
         findings_topic: Some("findings".into()),
+        store: rt.block_on(groundtruth_store::ReviewStore::open(
+            &tmp.path()
+                .join("state")
+                .join("review.db")
+                .display()
+                .to_string(),
+            &Default::default(),
+        ))?,
+        runtime: rt.handle().clone(),
     };
     let s = run_live(&mut ing, &opts, &AtomicBool::new(false))?;
     done.store(true, Ordering::Relaxed);

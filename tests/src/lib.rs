@@ -7,6 +7,8 @@
 //! * [`ChildGuard`], [`kill9`]: run `groundtruth ingest` (or anything) as a
 //!   child process that is killed when the test ends, and SIGKILL it
 //!   mid-stream to test crash recovery.
+//! * [`Postgres`]: a real PostgreSQL server (Debian's package) on a free
+//!   port, a fresh database per test.
 //! * [`free_port`]: a free TCP port on 127.0.0.1.
 //! * [`wire`]: a tiny dependency-free Kafka protocol probe (ApiVersions,
 //!   Metadata) used for readiness checks.
@@ -16,10 +18,13 @@
 //! `$TANSU_BIN` overrides where it is looked up.
 
 pub mod broker;
+pub mod http;
+pub mod postgres;
 pub mod process;
 pub mod wire;
 
 pub use broker::{free_port, tansu_bin, Broker, STORAGE_ENGINE, TANSU_VERSION};
+pub use postgres::Postgres;
 pub use process::{kill9, send_signal, spawn_tied, was_sigkilled, ChildGuard};
 
 /// The `groundtruth` binary built beside the running test

@@ -151,15 +151,35 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     );
 
     let demo_lake = tmp.path().join("demo");
-    let out = run_groundtruth(&[
+    let demo_state = tmp.path().join("demo-state");
+    // The front door: the demo simulates, detects, stores the findings,
+    // then serves the review API and prints where and with which tokens.
+    let mut cmd = std::process::Command::new(groundtruth_tests::groundtruth_bin());
+    cmd.args([
         "demo",
         "--scenario",
         scenario,
+        "--listen",
+        "127.0.0.1:0",
         "--lake",
-        demo_lake.to_str().expect("path"),
-    ])?;
-    let stdout = text(&out.stdout);
-    ensure!(out.status.success(), "{}", text(&out.stderr));
+    ])
+    .arg(&demo_lake)
+    .arg("--state")
+    .arg(&demo_state)
+    .env("RUST_LOG", "warn")
+    .env_remove("GROUNDTRUTH_CONFIG")
+    .stdout(std::process::Stdio::piped());
+    let mut demo = groundtruth_tests::ChildGuard::spawn(cmd)?;
+    let reader = std::io::BufReader::new(demo.stdout.take().context("demo stdout")?);
+    let mut stdout = String::new();
+    for line in std::io::BufRead::lines(reader) {
+        let line = line?;
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.starts_with("Ctrl-C stops") {
+            break;
+        }
+    }
     ensure!(
         stdout.contains("events per app and day") && stdout.contains("zhiguitong"),
         "{stdout}"
@@ -179,5 +199,128 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         let cells: Vec<&str> = row.split_whitespace().collect();
         ensure!(cells[4] == "1.000" && cells[5] == "1.000", "{det}: {row}");
     }
+    let addr: std::net::SocketAddr = stdout
+        .split("serving at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .with_context(|| format!("no address in {stdout}"))?
+        .parse()?;
+    let token_of = |role: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(role))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("gt_")))
+            .map(String::from)
+    };
+    let admin = token_of("admin").with_context(|| format!("no admin token in {stdout}"))?;
+    let inspector =
+        token_of("inspector").with_context(|| format!("no inspector token in {stdout}"))?;
+    let all = groundtruth_tests::http::request(
+        addr,
+        "GET",
+        "/api/v1/cases?limit=500",
+        Some(&admin),
+        None,
+    )?;
+    ensure!(all.status == 200, "{}", all.text());
+    let n_all = all.json()["items"].as_array().map_or(0, Vec::len);
+    ensure!(n_all > 0, "the demo store has no cases: {}", all.text());
+    let mine = groundtruth_tests::http::request(
+        addr,
+        "GET",
+        "/api/v1/cases?limit=500",
+        Some(&inspector),
+        None,
+    )?;
+    ensure!(mine.status == 200, "{}", mine.text());
+    let n_mine = mine.json()["items"].as_array().map_or(0, Vec::len);
+    ensure!(
+        n_mine > 0 && n_mine < n_all,
+        "the scoped inspector sees {n_mine} of {n_all} cases"
+    );
+    let bad =
+        groundtruth_tests::http::request(addr, "GET", "/api/v1/cases", Some("gt_nope"), None)?;
+    ensure!(bad.status == 401, "{}", bad.text());
+    groundtruth_tests::send_signal(demo.id(), libc::SIGTERM)?;
+    let status = demo
+        .wait_timeout(std::time::Duration::from_secs(20))?
+        .context("the demo did not stop on SIGTERM")?;
+    ensure!(status.success(), "demo exited with {status}");
+    // The store outlives the demo: `groundtruth findings` reads it ...
+    let out = run_groundtruth(&["findings", "--state", demo_state.to_str().expect("path")])?;
+    ensure!(out.status.success(), "{}", text(&out.stderr));
+    ensure!(
+        text(&out.stdout).lines().count() >= n_all,
+        "{}",
+        text(&out.stdout)
+    );
+    // ... and `groundtruth serve` serves it alone, with the lake behind the
+    // timelines; a token made with `groundtruth token create` signs in.
+    let out = run_groundtruth(&[
+        "token",
+        "create",
+        "--role",
+        "inspector",
+        "--region",
+        "45",
+        "--subject",
+        "li",
+        "--state",
+        demo_state.to_str().expect("path"),
+    ])?;
+    ensure!(out.status.success(), "{}", text(&out.stderr));
+    let li = text(&out.stdout).trim().to_string();
+    let port = groundtruth_tests::free_port();
+    let mut cmd = std::process::Command::new(groundtruth_tests::groundtruth_bin());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--lake"])
+        .arg(&demo_lake)
+        .arg("--state")
+        .arg(&demo_state)
+        .args(["--set", "metrics.listen=\"\""])
+        .env("RUST_LOG", "warn")
+        .env_remove("GROUNDTRUTH_CONFIG");
+    let mut serve = groundtruth_tests::ChildGuard::spawn(cmd)?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let t = std::time::Instant::now();
+    let farm = loop {
+        match groundtruth_tests::http::request(
+            addr,
+            "GET",
+            "/api/v1/cases?detector=phone_farm&limit=1",
+            Some(&li),
+            None,
+        ) {
+            Ok(r) if r.status == 200 => break r.json(),
+            Ok(r) => anyhow::bail!("serve answered {}: {}", r.status, r.text()),
+            Err(_) if t.elapsed() < std::time::Duration::from_secs(30) => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => return Err(e.context("serve never answered")),
+        }
+    };
+    let id = farm["items"][0]["case_id"]
+        .as_i64()
+        .with_context(|| format!("no phone_farm case: {farm}"))?;
+    let tl = groundtruth_tests::http::request(
+        addr,
+        "GET",
+        &format!("/api/v1/cases/{id}/timeline"),
+        Some(&li),
+        None,
+    )?;
+    ensure!(tl.status == 200, "{}", tl.text());
+    let events = tl.json()["events"].as_array().map_or(0, Vec::len);
+    ensure!(events > 0, "the farm's timeline is empty: {}", tl.text());
+    let m = groundtruth_tests::http::request(addr, "GET", "/metrics", None, None)?;
+    ensure!(
+        m.text().contains("groundtruth_api_requests_total"),
+        "{}",
+        m.text()
+    );
+    groundtruth_tests::send_signal(serve.id(), libc::SIGTERM)?;
+    let status = serve
+        .wait_timeout(std::time::Duration::from_secs(20))?
+        .context("serve did not stop on SIGTERM")?;
+    ensure!(status.success(), "serve exited with {status}");
     Ok(())
 }

@@ -144,6 +144,8 @@ fn run_cmd(broker: &Broker, dir: &Path, drain_s: f64) -> Command {
         "--set",
         "metrics.listen=\"\"",
         "--set",
+        "api.listen=\"\"",
+        "--set",
         "ingest.flush_interval_ms=200",
         "run",
         "--state",
@@ -182,8 +184,18 @@ fn lake_holds_each_once(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The live service's findings: its review store (`state/review.db`).
 fn live_findings(dir: &Path) -> Result<Vec<Finding>> {
-    Ok(groundtruth_live::current_findings(&dir.join("state"))?)
+    let url = dir.join("state").join("review.db").display().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = groundtruth_store::ReviewStore::open(&url, &Default::default()).await?;
+        let all = store.current_findings(&[]).await?;
+        store.close().await;
+        Ok(all)
+    })
 }
 
 /// The two sets are equal, finding for finding; on failure names the
@@ -359,11 +371,31 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     produce_one_per_batch(&broker, &shuffled(&events.lines, 1800, 11))?;
     let log = tmp.path().join("run.log");
     let metrics_port = groundtruth_tests::free_port();
+    let api_port = groundtruth_tests::free_port();
+    // An inspector's token, made before the service starts.
+    let out = run_groundtruth(&[
+        "token",
+        "create",
+        "--role",
+        "inspector",
+        "--region",
+        "45",
+        "--state",
+        &s(&tmp.path().join("state")),
+    ])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let mut svc = ChildGuard::spawn({
         let mut c = run_cmd(&broker, tmp.path(), 5.0);
         c.args([
             "--set",
             &format!("metrics.listen=\"127.0.0.1:{metrics_port}\""),
+            "--set",
+            &format!("api.listen=\"127.0.0.1:{api_port}\""),
         ]);
         // The session outlives the outage, so the consumer keeps its
         // partitions (as in kafka_ingest's outage test: tansu 0.6.0 does
@@ -386,15 +418,33 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     broker.pause()?;
     std::thread::sleep(Duration::from_secs(20));
     broker.resume()?;
-    // Scrape /metrics until the run ends.
+    // Scrape /metrics, and ask the review API the service serves beside
+    // the pipeline, until the run ends.
     let mut seen = String::new();
+    let mut api_answers = Vec::new();
+    let api: std::net::SocketAddr = ([127, 0, 0, 1], api_port).into();
     let t = Instant::now();
     while svc.wait_timeout(Duration::ZERO)?.is_none() && t.elapsed() < Duration::from_secs(150) {
         if let Some(body) = scrape(metrics_port) {
             seen.push_str(&body);
         }
+        for path in ["/readyz", "/api/v1/cases?limit=5"] {
+            if let Ok(r) = groundtruth_tests::http::request(api, "GET", path, Some(&token), None) {
+                api_answers.push((path, r.status));
+            }
+        }
         std::thread::sleep(Duration::from_millis(300));
     }
+    for path in ["/readyz", "/api/v1/cases?limit=5"] {
+        ensure!(
+            api_answers.iter().any(|(p, s)| *p == path && *s == 200),
+            "the review API never answered {path} during the run: {api_answers:?}"
+        );
+    }
+    ensure!(
+        api_answers.iter().all(|(_, s)| *s == 200),
+        "the review API failed during the run: {api_answers:?}"
+    );
     let status = svc.wait_timeout(Duration::from_secs(10))?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(40).collect();

@@ -15,10 +15,11 @@ use groundtruth_ingest::{
 use groundtruth_lake::{format_batches, open_session, run_sql, OutputFormat};
 use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 
+use crate::review;
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs,
-    FindingsArgs, FindingsFormat, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs, Format,
+    IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -55,12 +56,22 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let extra = topic_overrides(&args.topic);
             let cfg = load_config(&cli.global, extra)?;
             init_logging(&cfg);
-            serve(&cfg, &args)
+            run_service(&cfg, &args)
         }
         Command::Findings(args) => {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
-            findings(&cfg, &args)
+            review::findings(&cfg, &args)
+        }
+        Command::Serve(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            review::serve(&cfg, &args)
+        }
+        Command::Token(cmd) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            review::token(&cfg, &cmd)
         }
         Command::Detect(args) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -117,7 +128,7 @@ fn kafka_options(cfg: &Config, exit_when_idle: Option<Duration>) -> KafkaOptions
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM.
-fn shutdown_flag() -> Arc<AtomicBool> {
+pub(crate) fn shutdown_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     std::thread::spawn(move || {
@@ -292,8 +303,8 @@ fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The async runtime DataFusion queries run on.
-fn query_runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime DataFusion queries (and the API) run on.
+pub(crate) fn query_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -317,14 +328,28 @@ fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
     })
 }
 
-fn serve(cfg: &Config, args: &RunArgs) -> Result<()> {
-    if let Some(addr) = cfg.metrics.listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("cannot serve metrics on {addr} (metrics.listen)"))?;
-        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
-    }
+fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
+    let rt = query_runtime()?;
+    let state_dir = review::state_dir(cfg, args.state.as_deref());
+    let stop = shutdown_flag();
+    // The API stops when the service stops (signal, or a drained bounded run).
+    let api_stop = Arc::new(AtomicBool::new(false));
+    let (store, api) = rt.block_on(async {
+        let metrics = review::install_metrics(cfg)?;
+        let store = review::open_store(cfg, &state_dir).await?;
+        let api = match cfg.api.listen {
+            Some(addr) => Some(
+                review::start_api(
+                    addr,
+                    review::api_state(cfg, store.clone(), Some(metrics)),
+                    api_stop.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        anyhow::Ok((store, api))
+    })?;
     let mut ing = ingestor(cfg, "kafka")?.without_late_count();
     let drain = match args.drain_when_idle {
         Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
@@ -333,18 +358,21 @@ fn serve(cfg: &Config, args: &RunArgs) -> Result<()> {
     };
     let opts = groundtruth_live::LiveOptions {
         kafka: kafka_options(cfg, drain),
-        state_dir: args
-            .state
-            .clone()
-            .unwrap_or_else(|| cfg.live.state_dir.clone()),
+        state_dir,
         lake_dir: cfg.lake.dir.clone(),
         zone: cfg.lake.day_zone,
         schedule: cfg.schedule(),
         findings_topic: cfg.live.findings_topic.clone(),
+        store,
+        runtime: rt.handle().clone(),
     };
-    tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), "consuming");
-    let stop = shutdown_flag();
-    let s = groundtruth_live::run_live(&mut ing, &opts, &stop)?;
+    tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), store = %opts.store.url(), "consuming");
+    let result = groundtruth_live::run_live(&mut ing, &opts, &stop);
+    api_stop.store(true, Ordering::Relaxed);
+    if let Some((_, task)) = api {
+        let _ = rt.block_on(task);
+    }
+    let s = result?;
     let mut lat = s.latencies_s.clone();
     lat.sort_by(f64::total_cmp);
     let pct = |q: f64| {
@@ -364,56 +392,6 @@ fn serve(cfg: &Config, args: &RunArgs) -> Result<()> {
         s.late_for_closed,
         pct(0.5),
         pct(0.99),
-    );
-    Ok(())
-}
-
-fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
-    let state = args
-        .state
-        .clone()
-        .unwrap_or_else(|| cfg.live.state_dir.clone());
-    if !state.is_dir() {
-        bail!(
-            "{} is not a state directory of `groundtruth run` (set --state or live.state_dir)",
-            state.display()
-        );
-    }
-    for d in &args.detector {
-        if !groundtruth_finding::DETECTORS.contains(&d.as_str()) {
-            bail!(
-                "--detector {d}: unknown; the detectors are {:?}",
-                groundtruth_finding::DETECTORS
-            );
-        }
-    }
-    let all = groundtruth_live::current_findings(&state)?;
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|f| args.detector.is_empty() || args.detector.contains(&f.detector))
-        .collect();
-    let mut out = std::io::stdout().lock();
-    for f in &shown {
-        match args.format {
-            FindingsFormat::Json => f.write_ndjson(&mut out)?,
-            FindingsFormat::Table => writeln!(
-                out,
-                "{}  {:<18} {:.2}  {} .. {}  {} account(s)  {}",
-                f.finding_id,
-                f.detector,
-                f.score,
-                f.window_start,
-                f.window_end,
-                f.accounts.len(),
-                f.reason
-            )?,
-        }
-    }
-    eprintln!(
-        "{} of {} findings in {}",
-        shown.len(),
-        all.len(),
-        state.display()
     );
     Ok(())
 }
@@ -462,7 +440,7 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         ),
     ];
     let rt = query_runtime()?;
-    rt.block_on(async {
+    let versioned = rt.block_on(async {
         let ctx = open_session(&cfg.lake.dir).await?;
         for (title, q) in queries {
             let (schema, batches) = run_sql(&ctx, q).await?;
@@ -477,6 +455,7 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         let (set, closes) =
             groundtruth_detect::run_all_closes(&cfg.lake.dir, &cfg.schedule(), cfg.lake.day_zone)
                 .await?;
+        let versioned = set.versioned();
         let found = set.into_findings();
         let findings = cfg.lake.dir.join("findings.ndjson");
         groundtruth_detect::write_findings(&findings, &found)?;
@@ -523,7 +502,7 @@ detectors: {} findings from {} windows judged in event time, written to {}",
                 r.detector, r.positives, r.flagged, r.true_positives, r.precision, r.recall
             );
         }
-        anyhow::Ok(())
+        anyhow::Ok(versioned)
     })?;
     let lake = cfg.lake.dir.display();
     println!(
@@ -532,7 +511,120 @@ detectors: {} findings from {} windows judged in event time, written to {}",
          groundtruth sql --lake {lake} --format csv \"SELECT * FROM events WHERE kind = 'check_in' LIMIT 20\"",
         labels.display()
     );
-    Ok(())
+    demo_review(cfg, args, &rt, versioned)
+}
+
+/// The demo's review side: the findings into a review store, a token per
+/// role, and (unless --no-serve) the review API until Ctrl-C.
+fn demo_review(
+    cfg: &Config,
+    args: &DemoArgs,
+    rt: &tokio::runtime::Runtime,
+    versioned: Vec<(i64, groundtruth_finding::Finding)>,
+) -> Result<()> {
+    use groundtruth_store::{NewToken, Principal, Role, Scope};
+    let state = args
+        .state
+        .clone()
+        .unwrap_or_else(|| "data/demo-state".into());
+    let listen = match &args.listen {
+        Some(s) => Some(review::parse_listen(s)?),
+        None => cfg.api.listen,
+    };
+    let stop = shutdown_flag();
+    rt.block_on(async {
+        let store = review::open_store(cfg, &state).await?;
+        let mut by_version: std::collections::BTreeMap<i64, Vec<groundtruth_finding::Finding>> =
+            Default::default();
+        for (v, f) in versioned {
+            by_version.entry(v).or_default().push(f);
+        }
+        let mut opened = 0;
+        for (v, fs) in &by_version {
+            opened += store.upsert_findings(*v, fs).await?.cases_opened;
+        }
+        let page = store
+            .list_cases(
+                &Scope::nationwide(),
+                &groundtruth_store::CaseQuery {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        // The city with the most cases, for a scoped inspector.
+        let mut cities: std::collections::BTreeMap<String, usize> = Default::default();
+        for c in &page.items {
+            if c.region.len() >= 4 {
+                *cities.entry(c.region[..4].to_string()).or_default() += 1;
+            }
+        }
+        let city = cities
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(c, _)| c)
+            .unwrap_or_default();
+        let cli = Principal {
+            subject: "demo".into(),
+            ..Principal::system()
+        };
+        let mut tokens = Vec::new();
+        for (role, region) in [
+            (Role::Admin, String::new()),
+            (Role::Inspector, city.clone()),
+            (Role::Analyst, String::new()),
+        ] {
+            let region = Scope::parse(&region)?;
+            let subject = review::default_subject(role, &region);
+            let (secret, _) = store
+                .create_token(
+                    &cli,
+                    &NewToken {
+                        subject: subject.clone(),
+                        role,
+                        region: region.clone(),
+                        ttl_s: None,
+                    },
+                )
+                .await?;
+            tokens.push((role, region, subject, secret));
+        }
+        println!(
+            "\nreview store: {} ({} findings, {} cases, {} new)",
+            store.url(),
+            store.finding_count().await?,
+            page.items.len(),
+            opened
+        );
+        let Some(addr) = listen.filter(|_| !args.no_serve) else {
+            println!("tokens (Authorization: Bearer ...):");
+            for (role, region, subject, secret) in &tokens {
+                println!("  {role:<9} {:<11} {subject:<16} {secret}", region.to_string());
+            }
+            return anyhow::Ok(());
+        };
+        let metrics = review::install_metrics(cfg)?;
+        let (bound, task) = review::start_api(
+            addr,
+            review::api_state(cfg, store, Some(metrics)),
+            stop,
+        )
+        .await?;
+        println!("\nThe review API is serving at http://{bound}/api/v1 (OpenAPI: http://{bound}/api/v1/openapi.json).");
+        println!("Sign in with a token (Authorization: Bearer ...):");
+        for (role, region, subject, secret) in &tokens {
+            println!("  {role:<9} {:<11} {subject:<16} {secret}", region.to_string());
+        }
+        if let Some((_, _, _, secret)) = tokens.get(1) {
+            println!(
+                "e.g.  curl -H 'Authorization: Bearer {secret}' 'http://{bound}/api/v1/cases?limit=5'"
+            );
+        }
+        println!("Ctrl-C stops.");
+        let _ = std::io::stdout().flush();
+        task.await.context("the API server task failed")?;
+        anyhow::Ok(())
+    })
 }
 
 fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The `groundtruth` command line.
 
 mod commands;
+mod review;
 mod setup;
 
 use std::path::PathBuf;
@@ -55,8 +56,13 @@ pub enum Command {
     /// Run the detectors over NDJSON event files and write findings (the
     /// contract's batch command: replay, backfill, evaluation).
     Detect(DetectArgs),
-    /// The live service's current findings (its store, upserted by id).
+    /// The current findings of the review store (upserted by id).
     Findings(FindingsArgs),
+    /// Serve the review API over an existing review store and lake.
+    Serve(ServeArgs),
+    /// Create, list and revoke the API's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure the detectors against labelled and real data.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -152,6 +158,68 @@ pub struct DemoArgs {
     /// Scenario file (TOML); default: the built-in week (pipelines/sim-week.toml).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Review store directory (default data/demo-state).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Address of the review API (default api.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Summarise and exit instead of serving the API.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of the review store (same as --set live.state_dir=DIR).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Address to serve on (same as --set api.listen=ADDR).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown only once).
+    Create(TokenCreateArgs),
+    /// List the tokens (never their secrets).
+    List(TokenStateArgs),
+    /// Revoke a token by its id (tok_...).
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenStateArgs {
+    /// Directory of the review store (same as --set live.state_dir=DIR).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// inspector, analyst, admin or unit.
+    #[arg(long)]
+    pub role: String,
+    /// Division-code prefix the token may see: 45 (province), 4501 (city),
+    /// 450102 (district), or "" for nationwide.
+    #[arg(long)]
+    pub region: String,
+    /// Who holds it (default: the role and region, e.g. inspector-4501).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Lifetime in seconds (default: until revoked).
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<i64>,
+    #[command(flatten)]
+    pub store: TokenStateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    pub token_id: String,
+    #[command(flatten)]
+    pub store: TokenStateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -188,7 +256,8 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct FindingsArgs {
-    /// State directory of `groundtruth run` (same as --set live.state_dir=DIR).
+    /// State directory of `groundtruth run`, where the review store is by
+    /// default (same as --set live.state_dir=DIR).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Only this detector's findings (repeatable).

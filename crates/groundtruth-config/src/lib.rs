@@ -32,8 +32,18 @@
 //! listen = "127.0.0.1:9898"    # Prometheus /metrics of `groundtruth run`; "" = off
 //!
 //! [live]                       # `groundtruth run`
-//! state_dir = "data/state"     # checkpoint and findings store
+//! state_dir = "data/state"     # checkpoint (and the SQLite review store by default)
 //! findings_topic = "findings"  # Kafka topic of findings; "" = off
+//!
+//! [store]                      # the review store: findings, cases, verdicts, audit, tokens
+//! url = ""                     # "" = SQLite file <live.state_dir>/review.db; a file path,
+//!                              # sqlite:PATH or postgres://user:password@host:5432/db
+//! max_connections = 8
+//!
+//! [api]                        # the review API of `groundtruth run` / `serve`
+//! listen = "127.0.0.1:8080"    # "" = no API in `groundtruth run`
+//! max_body_bytes = 1048576     # larger request bodies get 413
+//! request_timeout_ms = 30000   # slower requests get 408
 //!
 //! # When each detector judges (see groundtruth-window's Schedule): daily
 //! # windows from local midnight, closed when the watermark passes
@@ -68,6 +78,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub metrics: MetricsConfig,
     pub live: LiveConfig,
+    pub store: StoreConfig,
+    pub api: ApiConfig,
     /// Each detector's windows, by detector name.
     pub windows: BTreeMap<String, DetectorWindow>,
     pub log: LogConfig,
@@ -81,7 +93,32 @@ pub struct LiveConfig {
     pub findings_topic: Option<String>,
 }
 
+/// The review store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// `None`: the SQLite file `review.db` in the state directory.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+/// The review API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// `None`: `groundtruth run` serves no API.
+    pub listen: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
 impl Config {
+    /// The review store's URL for the state directory `state_dir`.
+    pub fn store_url(&self, state_dir: &Path) -> String {
+        self.store
+            .url
+            .clone()
+            .unwrap_or_else(|| state_dir.join("review.db").display().to_string())
+    }
+
     /// The detectors' windows, grouped, aligned to local midnight of
     /// `lake.day_zone` (its offset now; the contract's zone has no DST).
     pub fn schedule(&self) -> Schedule {
@@ -165,6 +202,15 @@ listen = "127.0.0.1:9898"
 [live]
 state_dir = "data/state"
 findings_topic = "findings"
+
+[store]
+url = ""
+max_connections = 8
+
+[api]
+listen = "127.0.0.1:8080"
+max_body_bytes = 1048576
+request_timeout_ms = 30000
 
 [windows]
 non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -460,25 +506,23 @@ impl Config {
                 properties: properties(&mut l, "kafka.properties"),
             },
             metrics: MetricsConfig {
-                listen: {
-                    let s = string(&mut l, "metrics.listen", true);
-                    if s.is_empty() {
-                        None
-                    } else {
-                        match s.parse::<SocketAddr>() {
-                            Ok(a) => Some(a),
-                            Err(_) => {
-                                l.problem("metrics.listen", format!("`{s}` is not an address like 127.0.0.1:9898 (or \"\" for off)"));
-                                None
-                            }
-                        }
-                    }
-                },
+                listen: socket(&mut l, "metrics.listen", "127.0.0.1:9898"),
             },
             live: LiveConfig {
                 state_dir: PathBuf::from(string(&mut l, "live.state_dir", false)),
                 findings_topic: Some(string(&mut l, "live.findings_topic", true))
                     .filter(|t| !t.is_empty()),
+            },
+            store: StoreConfig {
+                url: Some(string(&mut l, "store.url", true))
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty()),
+                max_connections: int(&mut l, "store.max_connections", 1, 1000) as u32,
+            },
+            api: ApiConfig {
+                listen: socket(&mut l, "api.listen", "127.0.0.1:8080"),
+                max_body_bytes: int(&mut l, "api.max_body_bytes", 1024, 1 << 30) as usize,
+                request_timeout_ms: int(&mut l, "api.request_timeout_ms", 100, 3_600_000) as u64,
             },
             windows: windows(&mut l),
             log: LogConfig {
@@ -533,6 +577,24 @@ fn windows(l: &mut Layered) -> BTreeMap<String, DetectorWindow> {
         out.insert(name, w);
     }
     out
+}
+
+/// An address to listen on, or `None` for "".
+fn socket(l: &mut Layered, path: &str, example: &str) -> Option<SocketAddr> {
+    let s = string(l, path, true);
+    if s.is_empty() {
+        return None;
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            l.problem(
+                path,
+                format!("`{s}` is not an address like {example} (or \"\" for off)"),
+            );
+            None
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -806,6 +868,37 @@ mod tests {
         assert_eq!(c.windows, Config::defaults().windows);
         assert_eq!(c.live.findings_topic.as_deref(), Some("findings"));
         assert_eq!(c.kafka.group_id, "groundtruth-live");
+    }
+
+    #[test]
+    fn store_and_api_settings() {
+        let c = Config::defaults();
+        assert_eq!(c.store.url, None);
+        assert_eq!(
+            c.store_url(Path::new("/var/gt")),
+            "/var/gt/review.db".to_string()
+        );
+        assert_eq!(c.api.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let c = Config::load(&Sources {
+            overrides: vec![
+                "store.url=\"postgres://gt@db:5432/review\"".into(),
+                "api.listen=\"\"".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.store_url(Path::new("x")), "postgres://gt@db:5432/review");
+        assert_eq!(c.api.listen, None);
+        let e = Config::load(&Sources {
+            overrides: vec![
+                "api.listen=everywhere".into(),
+                "api.max_body_bytes=1".into(),
+                "store.max_connections=0".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.0.len(), 3, "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use groundtruth_lake::open_range_session;
 use groundtruth_window::{Close, Progress, Schedule};
 
 use crate::error::DetectError;
-use crate::{behaviour, register_views, tracks};
+use crate::{behaviour, register_views, scope, tracks};
 
 /// What one close produced.
 #[derive(Debug, Clone)]
@@ -105,6 +105,7 @@ pub async fn run_close(
     findings.retain(|f| {
         micros(&f.window_end).is_some_and(|t| close.span.start_us <= t && t < close.span.end_us)
     });
+    scope::annotate(&ctx, &mut findings).await?;
     sort_findings(&mut findings);
     run.findings = findings;
     run.seconds = started.elapsed().as_secs_f64();
@@ -172,6 +173,12 @@ impl FindingSet {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// Each finding with the end of the close that produced its version
+    /// (what a store upserts by).
+    pub fn versioned(&self) -> Vec<(i64, Finding)> {
+        self.by_id.values().cloned().collect()
     }
 
     /// The findings in canonical order.

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod eval_behaviour;
 pub mod files;
 pub mod geolife;
+pub mod scope;
 pub mod tracks;
 pub mod views;
 

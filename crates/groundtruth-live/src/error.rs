@@ -20,6 +20,8 @@ pub enum LiveError {
     Ingest(#[from] groundtruth_ingest::IngestError),
     #[error(transparent)]
     Detect(#[from] groundtruth_detect::DetectError),
+    #[error("findings could not be stored: {0}")]
+    Store(#[from] groundtruth_store::StoreError),
     #[error("cannot start the detection runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }

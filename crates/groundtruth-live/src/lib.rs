@@ -4,7 +4,7 @@
 //! lake; a per-partition event-time watermark ([`clock`]); when it passes a
 //! window's horizon the window goes to a detection worker thread, which
 //! runs its detectors over the lake ([`groundtruth_detect::run_close`])
-//! and sends the findings to the store ([`store`]), the `findings` topic
+//! and sends the findings to the review store ([`groundtruth_store`]), the `findings` topic
 //! and the log, while the consuming loop keeps reading.
 //!
 //! Guarantees, and why they hold:
@@ -13,8 +13,8 @@
 //!   drops the `event_id`s it has.
 //! * **Exact findings across crashes**: a window is handed to the worker
 //!   only right after a flush, reads only events older than its horizon, and
-//!   is marked done in the [`checkpoint`] only after its findings are stored
-//!   (fsync) and acknowledged by Kafka. A crash before that re-runs the window over the
+//!   is marked done in the [`checkpoint`] only after its findings are
+//!   committed to the review store and acknowledged by Kafka. A crash before that re-runs the window over the
 //!   same lake and stores the same findings again, which the store upserts
 //!   by `finding_id`.
 //! * **Batch equals stream**: `groundtruth detect` runs the same windows
@@ -30,11 +30,9 @@ pub mod checkpoint;
 pub mod clock;
 mod error;
 mod service;
-pub mod store;
 mod telemetry;
 
 pub use checkpoint::Checkpoint;
 pub use clock::PartitionClock;
 pub use error::LiveError;
 pub use service::{run_live, LiveOptions, LiveStats};
-pub use store::{current_findings, FindingsStore};

@@ -20,7 +20,6 @@ use rdkafka::message::Message;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::LiveError;
-use crate::store::FindingsStore;
 use crate::telemetry::{LateForClosedWindow, StreamState, WindowClosed};
 
 /// Settings of the live service.
@@ -36,6 +35,11 @@ pub struct LiveOptions {
     pub schedule: Schedule,
     /// Kafka topic the findings are published to (keyed by `finding_id`).
     pub findings_topic: Option<String>,
+    /// The review store the findings go to (upserted by id).
+    pub store: groundtruth_store::ReviewStore,
+    /// The runtime the store's connections and the detectors' queries run
+    /// on (the worker thread blocks on it).
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// What a run of the service did.
@@ -100,13 +104,10 @@ struct Done {
 fn spawn_worker(
     opts: &LiveOptions,
     gate: groundtruth_lake::ReadGate,
-    mut store: FindingsStore,
     mut publisher: Option<KafkaProducerSink>,
 ) -> Result<Worker, LiveError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(LiveError::Runtime)?;
+    let rt = opts.runtime.clone();
+    let store = opts.store.clone();
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel();
     let (lake, schedule, zone) = (opts.lake_dir.clone(), opts.schedule.clone(), opts.zone);
@@ -125,9 +126,11 @@ fn spawn_worker(
                         &schedule.groups[job.close.group].name,
                         job.rescan,
                         (!job.rescan).then_some(latency_s),
-                        &mut store,
+                        &rt,
+                        &store,
                         publisher.as_mut(),
                     )?;
+                    let findings_total = rt.block_on(store.finding_count())?;
                     Ok(Done {
                         close: job.close,
                         rescan: job.rescan,
@@ -135,7 +138,7 @@ fn spawn_worker(
                         detect_s: run.seconds,
                         stored,
                         published,
-                        findings_total: store.len() as u64,
+                        findings_total,
                     })
                 })();
                 let failed = result.is_err();
@@ -158,7 +161,6 @@ pub fn run_live(
     let started = Instant::now();
     let lateness_us = ing.watermark().lateness_us();
     let mut cp = Checkpoint::load(&opts.state_dir, lateness_us)?;
-    let store = FindingsStore::open(&opts.state_dir)?;
     let brokers = opts.kafka.brokers.as_str();
     let consumer = subscribed_consumer(&opts.kafka, true)?;
     let dlq = dlq_producer(&opts.kafka)?;
@@ -169,7 +171,7 @@ pub fn run_live(
         }
         None => None,
     };
-    let (jobs, done, worker) = spawn_worker(opts, ing.lake().read_gate(), store, publisher)?;
+    let (jobs, done, worker) = spawn_worker(opts, ing.lake().read_gate(), publisher)?;
     let lag = LagReporter::start(&opts.kafka);
     tracing::info!(
         state = %opts.state_dir.display(),
@@ -437,15 +439,18 @@ fn send(
 /// Stores a window's findings, publishes the new or changed ones (acked
 /// before the window counts as done), logs them. Returns (stored,
 /// published).
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     run: &CloseRun,
     group: &str,
     rescan: bool,
     latency_s: Option<f64>,
-    store: &mut FindingsStore,
+    rt: &tokio::runtime::Handle,
+    store: &groundtruth_store::ReviewStore,
     publisher: Option<&mut KafkaProducerSink>,
 ) -> Result<(u64, u64), LiveError> {
-    let stored: Vec<&Finding> = store.store(run.close.span.end_us, &run.findings)?;
+    let outcome = rt.block_on(store.upsert_findings(run.close.span.end_us, &run.findings))?;
+    let stored: Vec<&Finding> = outcome.stored.iter().map(|&i| &run.findings[i]).collect();
     let mut published = 0;
     if let Some(p) = publisher {
         for f in &stored {

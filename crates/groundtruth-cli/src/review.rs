@@ -1,0 +1,279 @@
+//! The review side of the CLI: the store, the API server, tokens.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use groundtruth_api::{ApiLimits, ApiState, LakeAccess};
+use groundtruth_config::Config;
+use groundtruth_store::{NewToken, Principal, ReviewStore, Role, Scope, StoreOptions};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::{FindingsArgs, FindingsFormat, ServeArgs, TokenCommand};
+
+/// The state directory: the flag, else `live.state_dir`.
+pub(crate) fn state_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .unwrap_or_else(|| cfg.live.state_dir.clone())
+}
+
+/// Opens (creating and migrating if needed) the review store.
+pub(crate) async fn open_store(cfg: &Config, state_dir: &Path) -> Result<ReviewStore> {
+    let url = cfg.store_url(state_dir);
+    let opts = StoreOptions {
+        max_connections: cfg.store.max_connections,
+        ..StoreOptions::default()
+    };
+    ReviewStore::open(&url, &opts).await.with_context(|| {
+        "opening the review store (store.url, or review.db in the state directory)"
+    })
+}
+
+/// Installs the Prometheus recorder (with its own listener when
+/// `metrics.listen` is set); the handle serves the API's `/metrics`. Call
+/// inside the runtime.
+pub(crate) fn install_metrics(cfg: &Config) -> Result<PrometheusHandle> {
+    let recorder = match cfg.metrics.listen {
+        Some(addr) => {
+            let (recorder, exporter) = PrometheusBuilder::new()
+                .with_http_listener(addr)
+                .build()
+                .with_context(|| format!("cannot serve metrics on {addr} (metrics.listen)"))?;
+            tokio::spawn(async move {
+                if let Err(e) = exporter.await {
+                    tracing::error!(error = ?e, "the metrics listener stopped");
+                }
+            });
+            tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+            recorder
+        }
+        // The recorder alone: the API serves /metrics.
+        None => PrometheusBuilder::new().build_recorder(),
+    };
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("a metrics recorder is already installed")?;
+    // Histograms are drained by upkeep; without the exporter's own task
+    // (no metrics.listen) it runs here.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+pub(crate) fn api_state(
+    cfg: &Config,
+    store: ReviewStore,
+    metrics: Option<PrometheusHandle>,
+) -> ApiState {
+    ApiState {
+        store,
+        lake: Some(LakeAccess {
+            dir: cfg.lake.dir.clone(),
+            zone: cfg.lake.day_zone,
+        }),
+        metrics,
+        limits: ApiLimits {
+            max_body_bytes: cfg.api.max_body_bytes,
+            request_timeout: Duration::from_millis(cfg.api.request_timeout_ms),
+        },
+    }
+}
+
+/// Binds `addr` and serves the API on the current runtime until `stop` is
+/// set. Returns the address actually bound (port 0 picks one).
+pub(crate) async fn start_api(
+    addr: SocketAddr,
+    state: ApiState,
+    stop: Arc<AtomicBool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} for the review API (api.listen): is another process using it?"
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    let app = groundtruth_api::router(state);
+    let task = tokio::spawn(async move {
+        let until = async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = groundtruth_api::serve(listener, app, until).await {
+            tracing::error!(error = %e, "the review API stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "review API at http://{bound}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+    Ok((bound, task))
+}
+
+pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("--listen {s}: expected an address like 127.0.0.1:8080"))
+}
+
+/// `groundtruth serve`.
+pub(crate) fn serve(cfg: &Config, args: &ServeArgs) -> Result<()> {
+    let addr = match &args.listen {
+        Some(s) => parse_listen(s)?,
+        None => cfg
+            .api
+            .listen
+            .context("no address to serve on: set api.listen or --listen")?,
+    };
+    let state = state_dir(cfg, args.state.as_deref());
+    let rt = crate::commands::query_runtime()?;
+    let stop = crate::commands::shutdown_flag();
+    rt.block_on(async {
+        let metrics = install_metrics(cfg)?;
+        let store = open_store(cfg, &state).await?;
+        eprintln!(
+            "serving the review API on http://{addr}/api/v1 over the store {} and the lake {} (Ctrl-C stops)",
+            store.url(),
+            cfg.lake.dir.display()
+        );
+        let (_, task) = start_api(addr, api_state(cfg, store, Some(metrics)), stop).await?;
+        task.await.context("the API server task failed")?;
+        anyhow::Ok(())
+    })
+}
+
+/// `groundtruth token ...`.
+pub(crate) fn token(cfg: &Config, cmd: &TokenCommand) -> Result<()> {
+    let rt = crate::commands::query_runtime()?;
+    rt.block_on(async {
+        match cmd {
+            TokenCommand::Create(a) => {
+                let store = open_store(cfg, &state_dir(cfg, a.store.state.as_deref())).await?;
+                let role = Role::parse(&a.role)?;
+                let region = Scope::parse(&a.region)?;
+                let subject = a
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| default_subject(role, &region));
+                let (secret, info) = store
+                    .create_token(
+                        &Principal {
+                            subject: "cli".into(),
+                            ..Principal::system()
+                        },
+                        &NewToken {
+                            subject,
+                            role,
+                            region,
+                            ttl_s: a.ttl,
+                        },
+                    )
+                    .await?;
+                eprintln!(
+                    "created {} for {} ({} of {}{}); the secret is shown only now:",
+                    info.token_id,
+                    info.subject,
+                    info.role,
+                    info.region,
+                    info.expires_at
+                        .as_deref()
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+                println!("{secret}");
+            }
+            TokenCommand::List(a) => {
+                let store = open_store(cfg, &state_dir(cfg, a.state.as_deref())).await?;
+                let mut out = std::io::stdout().lock();
+                for t in store.list_tokens(&Scope::nationwide()).await? {
+                    writeln!(
+                        out,
+                        "{}  {:<10} {:<10} {:<20} created {} by {}{}",
+                        t.token_id,
+                        t.role.as_str(),
+                        t.region.to_string(),
+                        t.subject,
+                        t.created_at,
+                        t.created_by,
+                        match (&t.revoked_at, &t.expires_at) {
+                            (Some(r), _) => format!("  REVOKED {r}"),
+                            (None, Some(e)) => format!("  expires {e}"),
+                            _ => String::new(),
+                        }
+                    )?;
+                }
+            }
+            TokenCommand::Revoke(a) => {
+                let store = open_store(cfg, &state_dir(cfg, a.store.state.as_deref())).await?;
+                let t = store
+                    .revoke_token(
+                        &Principal {
+                            subject: "cli".into(),
+                            ..Principal::system()
+                        },
+                        &a.token_id,
+                    )
+                    .await?;
+                eprintln!("revoked {} ({})", t.token_id, t.subject);
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+pub(crate) fn default_subject(role: Role, region: &Scope) -> String {
+    if region.is_nationwide() {
+        format!("{role}-all")
+    } else {
+        format!("{role}-{}", region.as_str())
+    }
+}
+
+/// `groundtruth findings`.
+pub(crate) fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
+    let state = state_dir(cfg, args.state.as_deref());
+    if cfg.store.url.is_none() && !state.join("review.db").is_file() {
+        bail!(
+            "{} holds no review store (review.db); give the state directory of `groundtruth run` (--state or live.state_dir) or set store.url",
+            state.display()
+        );
+    }
+    for d in &args.detector {
+        if !groundtruth_finding::DETECTORS.contains(&d.as_str()) {
+            bail!(
+                "--detector {d}: unknown; the detectors are {:?}",
+                groundtruth_finding::DETECTORS
+            );
+        }
+    }
+    let rt = crate::commands::query_runtime()?;
+    let (all, shown) = rt.block_on(async {
+        let store = open_store(cfg, &state).await?;
+        let all = store.finding_count().await?;
+        let shown = store.current_findings(&args.detector).await?;
+        anyhow::Ok((all, shown))
+    })?;
+    let mut out = std::io::stdout().lock();
+    for f in &shown {
+        match args.format {
+            FindingsFormat::Json => f.write_ndjson(&mut out)?,
+            FindingsFormat::Table => writeln!(
+                out,
+                "{}  {:<18} {:.2}  {} .. {}  {} account(s)  {}",
+                f.finding_id,
+                f.detector,
+                f.score,
+                f.window_start,
+                f.window_end,
+                f.accounts.len(),
+                f.reason
+            )?,
+        }
+    }
+    eprintln!("{} of {} findings in {}", shown.len(), all, state.display());
+    Ok(())
+}

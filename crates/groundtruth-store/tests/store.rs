@@ -1,0 +1,841 @@
+//! The review store on SQLite (the same suite runs on PostgreSQL through
+//! the API tests in `tests/tests/api.rs`).
+
+use std::collections::BTreeSet;
+
+use groundtruth_finding::Finding;
+use groundtruth_store::*;
+use serde_json::json;
+
+fn finding(
+    id: &str,
+    detector: &str,
+    accounts: &[&str],
+    region: &str,
+    score: f64,
+    day: u32,
+) -> Finding {
+    Finding {
+        finding_id: id.into(),
+        detector: detector.into(),
+        accounts: accounts.iter().map(|s| s.to_string()).collect(),
+        devices: vec![format!("dev-{}", accounts[0])],
+        patrol_ids: Vec::new(),
+        window_start: format!("2026-11-{day:02}T00:00:00.000Z"),
+        window_end: format!("2026-11-{day:02}T08:00:00.000Z"),
+        score,
+        reason: format!("{detector} on {accounts:?}"),
+        evidence: json!({"app_id": "zhiguitong", "scope": {"apps": ["zhiguitong"], "regions": {region: accounts.len()}}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    }
+}
+
+async fn open() -> (tempfile::TempDir, ReviewStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("review.db").display().to_string();
+    let store = ReviewStore::open(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+async fn token(store: &ReviewStore, subject: &str, role: Role, region: &str) -> Principal {
+    let (secret, _) = store
+        .create_token(
+            &Principal::system(),
+            &NewToken {
+                subject: subject.into(),
+                role,
+                region: Scope::parse(region).unwrap(),
+                ttl_s: None,
+            },
+        )
+        .await
+        .unwrap();
+    store.authenticate(&secret).await.unwrap()
+}
+
+fn day_us(day: u32) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&format!("2026-11-{day:02}T16:00:00Z"))
+        .unwrap()
+        .timestamp_micros()
+}
+
+#[tokio::test]
+async fn findings_upsert_by_id_and_group_into_cases() {
+    let (_d, s) = open().await;
+    let a = finding("f1", "phone_farm", &["a1", "a2", "a3"], "450102", 0.9, 2);
+    let b = finding("f2", "bulk_check_in", &["a3", "a2", "a1"], "450102", 0.7, 2);
+    let c = finding("f3", "record_churn", &["x9"], "450201", 0.6, 2);
+    let out = s
+        .upsert_findings(day_us(2), &[a.clone(), b, c])
+        .await
+        .unwrap();
+    assert_eq!(out.stored, vec![0, 1, 2]);
+    assert_eq!(out.cases_opened, 2, "same app and accounts share a case");
+    let all = s
+        .list_cases(
+            &Scope::nationwide(),
+            &CaseQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+    let farm = &all.items[0];
+    assert_eq!(farm.score, 0.9);
+    assert_eq!(farm.detectors, vec!["bulk_check_in", "phone_farm"]);
+    assert_eq!(farm.accounts, vec!["a1", "a2", "a3"]);
+    assert_eq!(farm.region, "450102");
+
+    // A later window's version replaces, an older one never does.
+    let mut grown = a.clone();
+    grown.score = 0.95;
+    assert_eq!(
+        s.upsert_findings(day_us(3), &[grown]).await.unwrap().stored,
+        vec![0]
+    );
+    let mut stale = a.clone();
+    stale.score = 0.1;
+    assert!(s
+        .upsert_findings(day_us(2), &[stale])
+        .await
+        .unwrap()
+        .stored
+        .is_empty());
+    let current = s.current_findings(&[]).await.unwrap();
+    assert_eq!(current.len(), 3);
+    assert_eq!(
+        current.iter().find(|f| f.finding_id == "f1").unwrap().score,
+        0.95
+    );
+    assert_eq!(
+        s.current_findings(&["record_churn".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Re-running a window stores the same version without a new audit line.
+    let before = s
+        .audit_log(
+            &Scope::nationwide(),
+            &AuditQuery {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    let again = s.current_findings(&[]).await.unwrap();
+    s.upsert_findings(day_us(3), &again).await.unwrap();
+    let after = s
+        .audit_log(
+            &Scope::nationwide(),
+            &AuditQuery {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(before, after);
+    assert_eq!(s.finding_count().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn nothing_outside_the_scope_is_visible_or_changeable() {
+    let (_d, s) = open().await;
+    s.upsert_findings(
+        day_us(2),
+        &[
+            finding("in", "phone_farm", &["a1"], "450102", 0.9, 2),
+            finding("out", "phone_farm", &["b1"], "450201", 0.9, 2),
+        ],
+    )
+    .await
+    .unwrap();
+    let nanning = token(&s, "li", Role::Inspector, "4501").await;
+    let everyone = s
+        .list_cases(
+            &Scope::nationwide(),
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let outside = everyone
+        .items
+        .iter()
+        .find(|c| c.region == "450201")
+        .unwrap()
+        .case_id;
+    let page = s
+        .list_cases(
+            &nanning.scope,
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.items.iter().all(|c| c.region.starts_with("4501")));
+    let nf = |e: StoreError| assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    nf(s.case(&nanning.scope, outside).await.unwrap_err());
+    nf(s.case_detail(&nanning.scope, outside).await.unwrap_err());
+    nf(s.history(&nanning.scope, outside).await.unwrap_err());
+    nf(s.finding(&nanning.scope, "out").await.unwrap_err());
+    nf(s.add_note(&nanning, outside, "x").await.unwrap_err());
+    nf(
+        s.record_verdict(&nanning, outside, Verdict::Confirmed, "", None)
+            .await
+            .unwrap_err(),
+    );
+    nf(s.assign(&nanning, outside, None, None).await.unwrap_err());
+    nf(s.reopen(&nanning, outside, "").await.unwrap_err());
+    let bulk = s
+        .bulk(&nanning, &[outside], &BulkAction::Unassign)
+        .await
+        .unwrap();
+    assert!(!bulk[0].ok);
+    assert_eq!(
+        bulk[0].error.as_deref(),
+        Some(format!("case {outside} not found").as_str())
+    );
+    // Searching by the other region's account finds nothing either.
+    let q = CaseQuery {
+        account: Some("b1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(s
+        .list_cases(&nanning.scope, &q)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let claimed = s
+        .claim_next(&nanning, &CaseQuery::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(claimed.case_id, outside);
+    assert!(s
+        .claim_next(&nanning, &CaseQuery::default())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn cursor_pages_visit_every_case_once_in_order() {
+    let (_d, s) = open().await;
+    let mut fs = Vec::new();
+    for i in 0..137 {
+        // Ties in score, to exercise the id tie-break.
+        fs.push(finding(
+            &format!("f{i}"),
+            "record_churn",
+            &[&format!("acc{i}")],
+            "450102",
+            (i % 7) as f64 / 10.0,
+            2,
+        ));
+    }
+    s.upsert_findings(day_us(2), &fs).await.unwrap();
+    for sort in [Sort::Score, Sort::Created, Sort::WindowEnd, Sort::Updated] {
+        for order in [Order::Desc, Order::Asc] {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = CaseQuery {
+                    sort,
+                    order,
+                    cursor: cursor.clone(),
+                    limit: 20,
+                    ..Default::default()
+                };
+                let page = s
+                    .list_cases(&Scope::parse("45").unwrap(), &q)
+                    .await
+                    .unwrap();
+                seen.extend(page.items.iter().map(|c| (c.score, c.case_id)));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), 137, "{sort:?} {order:?}");
+            let ids: BTreeSet<i64> = seen.iter().map(|x| x.1).collect();
+            assert_eq!(ids.len(), 137);
+            if sort == Sort::Score {
+                let mut sorted = seen.clone();
+                sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                if order == Order::Desc {
+                    sorted.reverse();
+                }
+                assert_eq!(seen, sorted);
+            }
+        }
+    }
+    let bad = CaseQuery {
+        cursor: Some("garbage".into()),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_cases(&Scope::nationwide(), &bad)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
+}
+
+#[tokio::test]
+async fn queue_filters() {
+    let (_d, s) = open().await;
+    s.upsert_findings(
+        day_us(2),
+        &[
+            finding("f1", "phone_farm", &["a1", "a2"], "450102", 0.9, 2),
+            finding("f2", "bulk_check_in", &["b1"], "450103", 0.5, 3),
+            finding("f3", "record_churn", &["c1"], "450201", 0.3, 4),
+        ],
+    )
+    .await
+    .unwrap();
+    let n = |q: CaseQuery| {
+        let s = s.clone();
+        async move {
+            s.list_cases(&Scope::nationwide(), &CaseQuery { limit: 50, ..q })
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(
+        n(CaseQuery {
+            detectors: vec!["phone_farm".into()],
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        n(CaseQuery {
+            region: Some(Scope::parse("4501").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        n(CaseQuery {
+            min_score: Some(0.5),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        n(CaseQuery {
+            max_score: Some(0.4),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        n(CaseQuery {
+            app: Some("zhiguitong".into()),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        n(CaseQuery {
+            app: Some("other".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        n(CaseQuery {
+            search: Some("a".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        n(CaseQuery {
+            search: Some("%".into()),
+            ..Default::default()
+        })
+        .await,
+        0,
+        "LIKE wildcards are literal"
+    );
+    assert_eq!(
+        n(CaseQuery {
+            status: vec![Status::Open],
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        n(CaseQuery {
+            assignee: Some(AssigneeFilter::Unassigned),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    let from = day_us(3) - 16 * 3_600_000_000;
+    assert_eq!(
+        n(CaseQuery {
+            from_us: Some(from),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_claims_never_share_a_case() {
+    let (_d, s) = open().await;
+    let fs: Vec<Finding> = (0..30)
+        .map(|i| {
+            finding(
+                &format!("f{i}"),
+                "record_churn",
+                &[&format!("acc{i}")],
+                "450102",
+                0.5,
+                2,
+            )
+        })
+        .collect();
+    s.upsert_findings(day_us(2), &fs).await.unwrap();
+    let mut inspectors = Vec::new();
+    for i in 0..20 {
+        inspectors.push(token(&s, &format!("insp{i}"), Role::Inspector, "45").await);
+    }
+    let mut tasks = Vec::new();
+    for p in inspectors {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(c) = s.claim_next(&p, &CaseQuery::default()).await.unwrap() {
+                assert_eq!(c.assignee.as_deref(), Some(p.subject.as_str()));
+                got.push(c.case_id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 30);
+    assert_eq!(unique.len(), 30);
+}
+
+#[tokio::test]
+async fn a_decided_evidence_is_not_raised_again_but_new_evidence_is() {
+    let (_d, s) = open().await;
+    let li = token(&s, "li", Role::Inspector, "4501").await;
+    let wang = token(&s, "wang", Role::Inspector, "4501").await;
+    s.upsert_findings(
+        day_us(2),
+        &[finding(
+            "d2",
+            "bulk_check_in",
+            &["m1", "m2", "m3"],
+            "450102",
+            0.8,
+            2,
+        )],
+    )
+    .await
+    .unwrap();
+    let case = s
+        .claim_next(&li, &CaseQuery::default())
+        .await
+        .unwrap()
+        .unwrap();
+    // Only the assignee decides.
+    let e = s
+        .record_verdict(&wang, case.case_id, Verdict::Dismissed, "", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    // A stale version is refused.
+    let e = s
+        .record_verdict(
+            &li,
+            case.case_id,
+            Verdict::Dismissed,
+            "",
+            Some(case.version - 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("changed since you loaded it"), "{e}");
+    let closed = s
+        .record_verdict(
+            &li,
+            case.case_id,
+            Verdict::Dismissed,
+            "a family sharing one phone",
+            Some(case.version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.status, Status::Closed);
+    assert_eq!(closed.verdict, Some(Verdict::Dismissed));
+
+    // The next day: the same family, the same phone: stored, not raised.
+    let out = s
+        .upsert_findings(
+            day_us(3),
+            &[finding(
+                "d3",
+                "bulk_check_in",
+                &["m1", "m2", "m3"],
+                "450102",
+                0.8,
+                3,
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.raised, out.suppressed, out.cases_reopened), (0, 1, 0));
+    let c = s.case(&li.scope, case.case_id).await.unwrap();
+    assert_eq!(c.status, Status::Closed);
+    assert_eq!(c.n_findings, 2);
+    let rec = s.finding(&li.scope, "d3").await.unwrap();
+    assert!(!rec.raised);
+    assert!(rec.decided_by.is_some());
+
+    // A fourth account joins: new evidence, back in the queue.
+    let mut grown = finding("d4", "bulk_check_in", &["m1", "m2", "m3"], "450102", 0.9, 4);
+    grown.devices.push("dev-new".into());
+    let out = s.upsert_findings(day_us(4), &[grown]).await.unwrap();
+    assert_eq!((out.raised, out.cases_reopened), (1, 1));
+    let c = s.case(&li.scope, case.case_id).await.unwrap();
+    assert_eq!(c.status, Status::Open);
+    assert_eq!(c.assignee, None);
+    let h = s.history(&li.scope, case.case_id).await.unwrap();
+    let actions: Vec<&str> = h.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "case.created",
+            "finding.created",
+            "case.claimed",
+            "case.verdict",
+            "finding.suppressed",
+            "finding.created",
+            "case.reopened"
+        ]
+    );
+    let verdict = &h[3];
+    assert_eq!(verdict.actor, "li");
+    assert_eq!(verdict.before.as_ref().unwrap()["status"], "open");
+    assert_eq!(verdict.after.as_ref().unwrap()["verdict"], "dismissed");
+
+    // Precision from verdicts: one dismissed bulk_check_in case.
+    let p = s.precision(&Scope::nationwide()).await.unwrap();
+    let b = p.iter().find(|d| d.detector == "bulk_check_in").unwrap();
+    assert_eq!(
+        (b.confirmed, b.dismissed, b.precision),
+        (0, 0, None),
+        "the reopened case is not decided any more"
+    );
+    let case2 = s
+        .claim_next(&wang, &CaseQuery::default())
+        .await
+        .unwrap()
+        .unwrap();
+    s.record_verdict(
+        &wang,
+        case2.case_id,
+        Verdict::Confirmed,
+        "the phone clocked in four people at 06:00",
+        None,
+    )
+    .await
+    .unwrap();
+    let p = s.precision(&Scope::nationwide()).await.unwrap();
+    let b = p.iter().find(|d| d.detector == "bulk_check_in").unwrap();
+    assert_eq!((b.confirmed, b.dismissed, b.precision), (1, 0, Some(1.0)));
+}
+
+#[tokio::test]
+async fn reopening_withdraws_the_decision() {
+    let (_d, s) = open().await;
+    let li = token(&s, "li", Role::Inspector, "45").await;
+    s.upsert_findings(
+        day_us(2),
+        &[finding("r1", "record_churn", &["z1"], "450102", 0.8, 2)],
+    )
+    .await
+    .unwrap();
+    let c = s
+        .claim_next(&li, &CaseQuery::default())
+        .await
+        .unwrap()
+        .unwrap();
+    s.record_verdict(&li, c.case_id, Verdict::Dismissed, "census clean-up", None)
+        .await
+        .unwrap();
+    assert!(
+        s.record_verdict(&li, c.case_id, Verdict::Confirmed, "", None)
+            .await
+            .is_err(),
+        "closed"
+    );
+    let reopened = s
+        .reopen(&li, c.case_id, "the clean-up story did not hold")
+        .await
+        .unwrap();
+    assert_eq!(reopened.status, Status::Open);
+    // The same evidence is raised again now.
+    let out = s
+        .upsert_findings(
+            day_us(3),
+            &[finding("r2", "record_churn", &["z1"], "450102", 0.8, 3)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.raised, 1);
+    assert!(s.reopen(&li, c.case_id, "").await.is_err(), "already open");
+}
+
+#[tokio::test]
+async fn notes_assignments_and_bulk() {
+    let (_d, s) = open().await;
+    let admin = token(&s, "boss", Role::Admin, "45").await;
+    let li = token(&s, "li", Role::Inspector, "45").await;
+    let fs: Vec<Finding> = (0..5)
+        .map(|i| {
+            finding(
+                &format!("f{i}"),
+                "report_inflation",
+                &[&format!("r{i}")],
+                "450102",
+                0.6,
+                2,
+            )
+        })
+        .collect();
+    s.upsert_findings(day_us(2), &fs).await.unwrap();
+    let ids: Vec<i64> = s
+        .list_cases(
+            &admin.scope,
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.case_id)
+        .collect();
+    let e = s
+        .assign(&admin, ids[0], Some("nobody"), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not an inspector"), "{e}");
+    let r = s
+        .bulk(
+            &admin,
+            &[ids[0], ids[1], 99999, ids[0]],
+            &BulkAction::Assign {
+                assignee: "li".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 3);
+    assert!(r[0].ok && r[1].ok && !r[2].ok);
+    let mine = CaseQuery {
+        assignee: Some(AssigneeFilter::Named("li".into())),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(s.list_cases(&li.scope, &mine).await.unwrap().items.len(), 2);
+    let n = s
+        .add_note(&li, ids[0], "  called the unit  ")
+        .await
+        .unwrap();
+    assert_eq!(n.text, "called the unit");
+    assert!(s.add_note(&li, ids[0], "   ").await.is_err());
+    assert!(s.add_note(&li, ids[0], &"x".repeat(20_000)).await.is_err());
+    let closed = s
+        .bulk(
+            &li,
+            &ids,
+            &BulkAction::Close {
+                verdict: Verdict::Confirmed,
+                note: "copied reports".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(closed.iter().all(|r| r.ok), "{closed:?}");
+    assert!(s
+        .bulk(
+            &li,
+            &ids,
+            &BulkAction::Close {
+                verdict: Verdict::NeedsInfo,
+                note: String::new()
+            }
+        )
+        .await
+        .is_err());
+    let d = s.case_detail(&li.scope, ids[0]).await.unwrap();
+    assert_eq!(d.notes.len(), 1);
+    assert_eq!(d.verdicts.len(), 1);
+    assert_eq!(d.findings.len(), 1);
+    let rc = s
+        .region_cases(&li.scope, &Scope::parse("450102").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rc.confirmed, 5);
+    assert_eq!(rc.flagged_accounts, 5);
+}
+
+#[tokio::test]
+async fn tokens_authenticate_expire_and_revoke() {
+    let (_d, s) = open().await;
+    let (secret, info) = s
+        .create_token(
+            &Principal::system(),
+            &NewToken {
+                subject: "li".into(),
+                role: Role::Inspector,
+                region: Scope::parse("4501").unwrap(),
+                ttl_s: Some(3600),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(info.expires_at.is_some());
+    let p = s.authenticate(&secret).await.unwrap();
+    assert_eq!((p.role, p.scope.as_str()), (Role::Inspector, "4501"));
+    assert_eq!(
+        s.authenticate("Bearer nonsense").await.unwrap_err(),
+        AuthError::Malformed
+    );
+    assert_eq!(
+        s.authenticate(&format!("gt_{}", "0".repeat(64)))
+            .await
+            .unwrap_err(),
+        AuthError::Unknown
+    );
+    let admin = token(&s, "boss", Role::Admin, "45").await;
+    // A regional admin cannot mint a nationwide token.
+    let e = s
+        .create_token(
+            &admin,
+            &NewToken {
+                subject: "x".into(),
+                role: Role::Admin,
+                region: Scope::nationwide(),
+                ttl_s: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    let e = s
+        .create_token(
+            &p,
+            &NewToken {
+                subject: "x".into(),
+                role: Role::Admin,
+                region: Scope::parse("4501").unwrap(),
+                ttl_s: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    s.revoke_token(&admin, &info.token_id).await.unwrap();
+    assert!(matches!(
+        s.authenticate(&secret).await.unwrap_err(),
+        AuthError::Revoked { .. }
+    ));
+    assert_eq!(
+        s.list_tokens(&Scope::parse("4501").unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The secret is never stored or logged.
+    let log = s
+        .audit_log(
+            &Scope::nationwide(),
+            &AuditQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(log
+        .items
+        .iter()
+        .all(|e| !format!("{:?}", e).contains(&secret[3..])));
+    assert!(log.items.iter().any(|e| e.action == "token.revoked"));
+}
+
+#[tokio::test]
+async fn reopening_the_store_keeps_everything_and_does_not_migrate_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("r.db").display().to_string();
+    let s = ReviewStore::open(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    s.upsert_findings(
+        day_us(2),
+        &[finding("f", "phone_farm", &["a"], "450102", 0.5, 2)],
+    )
+    .await
+    .unwrap();
+    s.close().await;
+    let s = ReviewStore::open(&format!("sqlite://{url}"), &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(s.finding_count().await.unwrap(), 1);
+    let e = ReviewStore::open("mysql://h/db", &StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown scheme"), "{e}");
+}
