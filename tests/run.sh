@@ -20,8 +20,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TANSU_VERSION=0.6.0
 # Packages rdkafka-sys needs for its bundled librdkafka (./configure + make,
 # C and C++ compilers) and libz-sys for zlib; pkg-config finds zlib.
-# postgresql: the server the review API tests run against.
-APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql)
+# postgresql: the server the review API tests run against; postgresql-client:
+# psql, the client the analysts' SQL tests sign in with.
+APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql postgresql-client)
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac

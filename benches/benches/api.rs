@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use groundtruth_api::{ApiLimits, ApiState};
 use groundtruth_finding::Finding;
-use groundtruth_store::{NewToken, Principal, ReviewStore, Role, Scope, StoreOptions};
+use groundtruth_store::{ReviewStore, Role, Scope, StoreOptions};
 use serde_json::json;
 
 const DETECTORS: [&str; 6] = groundtruth_finding::DETECTORS;
@@ -148,16 +148,7 @@ fn main() -> Result<()> {
         }
         let fill = n as f64 / started.elapsed().as_secs_f64();
         let token = |role, region: &str, subject: &str| {
-            rt.block_on(store.create_token(
-                &Principal::system(),
-                &NewToken {
-                    subject: subject.into(),
-                    role,
-                    region: Scope::parse(region).unwrap(),
-                    ttl_s: None,
-                },
-            ))
-            .map(|t| t.0)
+            rt.block_on(store.system_token(subject, role, Scope::parse(region).unwrap()))
         };
         let admin = token(Role::Admin, "", "admin")?;
         let city = token(Role::Inspector, "4501", "inspector")?;
@@ -166,6 +157,7 @@ fn main() -> Result<()> {
             lake: None,
             metrics: None,
             limits: ApiLimits::default(),
+            query: None,
         };
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;

@@ -13,28 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use groundtruth_sim::Scenario;
 use groundtruth_tests::peak_rss_mb;
-
-/// A week for about `events` events: the default week scaled in people,
-/// units and fraud (about 390 events per official per week in its mix).
-fn scenario(events: u64) -> Scenario {
-    let mut s = Scenario::default_week();
-    let officials = (events / 390).max(1200) as u32;
-    let scale = officials as f64 / 1200.0;
-    s.name = format!("bench-{events}");
-    s.population.officials = officials;
-    s.population.residents = (500.0 * scale) as u32;
-    s.population.units_per_region = (4.0 * scale).round().max(4.0) as u32;
-    s.population.registrations_per_day = (15.0 * scale) as u32;
-    let f = &mut s.fraud;
-    f.phone_farm.farms = scale.round().max(1.0) as u32;
-    f.bulk_check_in.operators = scale.round().max(1.0) as u32;
-    f.registration_farm.farms = scale.round().max(1.0) as u32;
-    f.record_churn.workers = scale.round().max(1.0) as u32;
-    f.report_inflation.units = scale.round().max(1.0) as u32;
-    s
-}
 
 /// Child: detection over one lake; prints one JSON line.
 fn detect_child(lake: &Path) -> Result<()> {
@@ -96,7 +75,8 @@ fn main() -> Result<()> {
     for n in sizes {
         let lake = tmp.path().join(format!("lake-{n}"));
         let t = Instant::now();
-        let summary = groundtruth_detect::eval::simulate_into(&scenario(n), &lake)?;
+        let summary =
+            groundtruth_detect::eval::simulate_into(&groundtruth_benches::scenario_for(n), &lake)?;
         let load_s = t.elapsed().as_secs_f64();
         let out = std::process::Command::new(&exe)
             .arg("--detect-child")

@@ -86,3 +86,23 @@ pub fn plain_consumer(bootstrap: &str, topic: &str, expected: u64) -> Result<Fig
         seconds,
     })
 }
+
+/// A week for about `events` events: the default week scaled in people,
+/// units and fraud (about 390 events per official per week in its mix).
+pub fn scenario_for(events: u64) -> groundtruth_sim::Scenario {
+    let mut s = groundtruth_sim::Scenario::default_week();
+    let officials = (events / 390).max(1200) as u32;
+    let scale = officials as f64 / 1200.0;
+    s.name = format!("bench-{events}");
+    s.population.officials = officials;
+    s.population.residents = (500.0 * scale) as u32;
+    s.population.units_per_region = (4.0 * scale).round().max(4.0) as u32;
+    s.population.registrations_per_day = (15.0 * scale) as u32;
+    let f = &mut s.fraud;
+    f.phone_farm.farms = scale.round().max(1.0) as u32;
+    f.bulk_check_in.operators = scale.round().max(1.0) as u32;
+    f.registration_farm.farms = scale.round().max(1.0) as u32;
+    f.record_churn.workers = scale.round().max(1.0) as u32;
+    f.report_inflation.units = scale.round().max(1.0) as u32;
+    s
+}

@@ -42,6 +42,20 @@ pub fn request(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Result<Response> {
+    request_with(addr, method, path, token, "application/json", body)
+}
+
+/// Sends one request with a body of `content_type`. A server may answer
+/// (413) before it has read a large body and close: the answer is still
+/// read when writing the rest fails.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Option<&[u8]>,
+) -> Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
         .with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -51,17 +65,22 @@ pub fn request(
     }
     if let Some(b) = body {
         head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             b.len()
         ));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes())?;
-    if let Some(b) = body {
-        s.write_all(b)?;
-    }
+    let wrote = match body {
+        Some(b) => s.write_all(b),
+        None => Ok(()),
+    };
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let read = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        wrote.context("sending the body")?;
+        read.context("reading the answer")?;
+    }
     parse(&raw)
 }
 

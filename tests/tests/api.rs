@@ -170,19 +170,8 @@ struct Env {
 }
 
 async fn token(store: &ReviewStore, subject: &str, role: Role, region: &str) -> String {
-    store
-        .create_token(
-            &Principal::system(),
-            &NewToken {
-                subject: subject.into(),
-                role,
-                region: Scope::parse(region).unwrap(),
-                ttl_s: None,
-            },
-        )
-        .await
-        .unwrap()
-        .0
+    let region = Scope::parse(region).unwrap();
+    store.system_token(subject, role, region).await.unwrap()
 }
 
 async fn env(b: &Backend) -> Env {
@@ -206,6 +195,7 @@ async fn env(b: &Backend) -> Env {
         }),
         metrics: None,
         limits: ApiLimits::default(),
+        query: None,
     };
     Env {
         app: groundtruth_api::router(state),
@@ -862,6 +852,7 @@ async fn twenty_concurrent_claims_over_http_never_share_a_case() {
             lake: None,
             metrics: None,
             limits: ApiLimits::default(),
+            query: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1073,6 +1064,7 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         "GET /api/v1/regions/{region}/summary",
         "GET /api/v1/audit",
         "POST /api/v1/tokens",
+        "POST /api/v1/sql",
         "GET /api/v1/tokens",
         "DELETE /api/v1/tokens/{token_id}",
         "GET /healthz",

@@ -166,6 +166,7 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     .arg(&demo_lake)
     .arg("--state")
     .arg(&demo_state)
+    .args(["--set", "pgwire.listen=\"127.0.0.1:0\""])
     .env("RUST_LOG", "warn")
     .env_remove("GROUNDTRUTH_CONFIG")
     .stdout(std::process::Stdio::piped());
@@ -241,6 +242,51 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     let bad =
         groundtruth_tests::http::request(addr, "GET", "/api/v1/cases", Some("gt_nope"), None)?;
     ensure!(bad.status == 401, "{}", bad.text());
+    // The analyst's SQL: over HTTP, and with psql on the printed port.
+    let analyst = token_of("analyst").with_context(|| format!("no analyst token in {stdout}"))?;
+    let health = groundtruth_tests::http::request_with(
+        addr,
+        "POST",
+        "/api/v1/sql",
+        Some(&analyst),
+        "text/plain",
+        Some(b"SELECT app_id, classification FROM app_health"),
+    )?;
+    ensure!(health.status == 200, "{}", health.text());
+    ensure!(
+        health.json()["row_count"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        health.text()
+    );
+    let pg_port = stdout
+        .split(" psql -h 127.0.0.1 -p ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .with_context(|| format!("no psql line in {stdout}"))?
+        .to_string();
+    let psql = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg_port,
+            "-U",
+            "analyst",
+            "-d",
+            "groundtruth",
+        ])
+        .args(["-c", "SELECT count(*) FROM activity_daily"])
+        .env("PGPASSWORD", &analyst)
+        .env("PGSSLMODE", "disable")
+        .output()?;
+    ensure!(psql.status.success(), "psql: {}", text(&psql.stderr));
+    ensure!(
+        text(&psql.stdout).trim().parse::<u64>().unwrap_or(0) > 0,
+        "{}",
+        text(&psql.stdout)
+    );
     groundtruth_tests::send_signal(demo.id(), libc::SIGTERM)?;
     let status = demo
         .wait_timeout(std::time::Duration::from_secs(20))?
@@ -277,6 +323,7 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         .arg("--state")
         .arg(&demo_state)
         .args(["--set", "metrics.listen=\"\""])
+        .args(["--set", "pgwire.listen=\"\""])
         .env("RUST_LOG", "warn")
         .env_remove("GROUNDTRUTH_CONFIG");
     let mut serve = groundtruth_tests::ChildGuard::spawn(cmd)?;

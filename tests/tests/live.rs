@@ -396,6 +396,8 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
             &format!("metrics.listen=\"127.0.0.1:{metrics_port}\""),
             "--set",
             &format!("api.listen=\"127.0.0.1:{api_port}\""),
+            "--set",
+            "pgwire.listen=\"\"",
         ]);
         // The session outlives the outage, so the consumer keeps its
         // partitions (as in kafka_ingest's outage test: tansu 0.6.0 does

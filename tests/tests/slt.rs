@@ -14,11 +14,15 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use groundtruth_event::DecodeOptions;
-use groundtruth_ingest::{ingest_files, FlushPolicy, Ingestor};
-use groundtruth_lake::{open_session, run_sql, LakeOptions, LakeWriter};
+use groundtruth_lake::run_sql;
+use groundtruth_query::{AppCatalog, Limits, QueryService};
+use groundtruth_store::{Principal, ReviewStore, Role, Scope, StoreOptions};
 use groundtruth_tests::repo;
 use libtest_mimic::{Arguments, Failed, Trial};
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{fixture_lake, load_review};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -33,31 +37,6 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
-}
-
-/// Builds the lake of one fixture file (once per process and fixture).
-fn fixture_lake(fixture: &Path) -> PathBuf {
-    static LAKES: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
-    let mut lakes = LAKES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, dir)) = lakes.iter().find(|(f, _)| f == fixture) {
-        return dir.clone();
-    }
-    let dir = {
-        let stem = fixture.file_stem().unwrap_or_default().to_string_lossy();
-        let dir = std::env::temp_dir().join(format!("gt-slt-{stem}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let lake = LakeWriter::open(&dir, LakeOptions::default()).expect("open fixture lake");
-        let mut ing = Ingestor::new(
-            lake,
-            DecodeOptions::default(),
-            FlushPolicy::default(),
-            "file",
-        );
-        ingest_files(&mut ing, &[fixture.to_path_buf()], false).expect("ingest fixture");
-        dir
-    };
-    lakes.push((fixture.to_path_buf(), dir.clone()));
-    dir
 }
 
 fn fixture_for(slt: &Path) -> PathBuf {
@@ -157,20 +136,57 @@ impl sqllogictest::AsyncDB for Lake {
     }
 }
 
+/// A `# KEY: value` line of an `.slt` file.
+fn directive(text: &str, key: &str) -> Option<String> {
+    let prefix = format!("# {key}: ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+}
+
+/// The session an `.slt` runs in: an analyst's, over the fixture lake, with
+/// the review fixture (`# review: NAME`) and app catalog (`# catalog: NAME`)
+/// it names, in the scope it names (`# scope: 4501`; default nationwide).
+async fn session_for(path: &Path, store_dir: &Path) -> Result<SessionContext, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lake = fixture_lake(&fixture_for(path));
+    let store = ReviewStore::open(
+        &store_dir.join("review.db").display().to_string(),
+        &StoreOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(name) = directive(&text, "review") {
+        load_review(&store, &name).await?;
+    }
+    let catalog = match directive(&text, "catalog") {
+        Some(name) => AppCatalog::load(&repo().join(format!("tests/fixtures/{name}.catalog.toml")))
+            .map_err(|e| e.join("; "))?,
+        None => AppCatalog::default(),
+    };
+    let scope =
+        Scope::parse(&directive(&text, "scope").unwrap_or_default()).map_err(|e| e.to_string())?;
+    let svc = QueryService::new(lake, Default::default(), store, catalog, Limits::default());
+    let who = Principal {
+        token_id: String::new(),
+        subject: "slt".into(),
+        role: Role::Analyst,
+        scope,
+    };
+    svc.session(&who).await.map_err(|e| e.to_string())
+}
+
 fn run_file(path: PathBuf) -> Result<(), Failed> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Failed::from(e.to_string()))?;
+    let store_dir = tempfile::tempdir().map_err(|e| Failed::from(e.to_string()))?;
     rt.block_on(async move {
-        let lake = fixture_lake(&fixture_for(&path));
-        let ctx = open_session(&lake)
+        let ctx = session_for(&path, store_dir.path())
             .await
-            .map_err(|e| Failed::from(e.to_string()))?;
-        groundtruth_detect::register_views(&ctx)
-            .await
-            .map_err(|e| Failed::from(e.to_string()))?;
+            .map_err(|e| Failed::from(format!("{}: {e}", path.display())))?;
         let ctx = Arc::new(ctx);
         let mut runner = sqllogictest::Runner::new(move || {
             let ctx = ctx.clone();
@@ -217,9 +233,13 @@ fn main() {
                     if !p.with_extension("slt").is_file() {
                         missing.push(format!("{} has no .slt", p.display()));
                     }
-                    if !groundtruth_detect::VIEWS.iter().any(|v| v.name == stem) {
+                    let registered = groundtruth_detect::VIEWS
+                        .iter()
+                        .chain(groundtruth_query::views::VIEWS)
+                        .any(|v| v.name == stem);
+                    if !registered {
                         missing.push(format!(
-                            "{} is not in groundtruth_detect::VIEWS",
+                            "{} is in neither groundtruth_detect::VIEWS nor groundtruth_query::views::VIEWS",
                             p.display()
                         ));
                     }

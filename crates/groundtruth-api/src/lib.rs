@@ -12,6 +12,7 @@ mod extract;
 pub mod lake;
 mod params;
 mod routes;
+mod sql;
 mod telemetry;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
 pub use lake::LakeAccess;
+pub use sql::{SqlFormat, SqlRequest, SqlResult};
 
 /// Limits on what a request may cost.
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct ApiState {
     /// The process's Prometheus recorder, served at `/metrics`.
     pub metrics: Option<PrometheusHandle>,
     pub limits: ApiLimits,
+    /// The analysts' SQL (`POST /api/v1/sql`); `None`: that answers 503.
+    pub query: Option<std::sync::Arc<groundtruth_query::QueryService>>,
 }
 
 #[derive(OpenApi)]
@@ -71,6 +75,7 @@ pub struct ApiState {
         (name = "cases", description = "One case: findings, evidence, timeline, verdict, notes, history"),
         (name = "feedback", description = "What verdicts say about the detectors"),
         (name = "data return", description = "A region's own activity and findings"),
+        (name = "analysis", description = "Analysts' SQL over the activity, the findings and the metrics views, in the caller's region"),
         (name = "access", description = "Who you are"),
         (name = "admin", description = "Tokens and the audit log"),
         (name = "health", description = "Liveness, readiness, metrics")
@@ -112,6 +117,7 @@ pub fn routes_and_spec() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::finding))
         .routes(routes!(routes::precision))
         .routes(routes!(routes::region_summary))
+        .routes(routes!(sql::sql))
         .routes(routes!(routes::audit))
         .routes(routes!(routes::create_token, routes::list_tokens))
         .routes(routes!(routes::revoke_token))

@@ -339,9 +339,12 @@ fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
         let store = review::open_store(cfg, &state_dir).await?;
         let api = match cfg.api.listen {
             Some(addr) => Some(
-                review::start_api(
+                review::start_servers(
+                    cfg,
                     addr,
-                    review::api_state(cfg, store.clone(), Some(metrics)),
+                    cfg.pgwire.listen,
+                    store.clone(),
+                    Some(metrics),
                     api_stop.clone(),
                 )
                 .await?,
@@ -369,8 +372,8 @@ fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
     tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), store = %opts.store.url(), "consuming");
     let result = groundtruth_live::run_live(&mut ing, &opts, &stop);
     api_stop.store(true, Ordering::Relaxed);
-    if let Some((_, task)) = api {
-        let _ = rt.block_on(task);
+    if let Some(servers) = api {
+        rt.block_on(servers.wait());
     }
     let s = result?;
     let mut lat = s.latencies_s.clone();
@@ -604,12 +607,10 @@ fn demo_review(
             return anyhow::Ok(());
         };
         let metrics = review::install_metrics(cfg)?;
-        let (bound, task) = review::start_api(
-            addr,
-            review::api_state(cfg, store, Some(metrics)),
-            stop,
-        )
-        .await?;
+        let servers =
+            review::start_servers(cfg, addr, cfg.pgwire.listen, store, Some(metrics), stop)
+                .await?;
+        let bound = servers.api;
         println!("\nThe review API is serving at http://{bound}/api/v1 (OpenAPI: http://{bound}/api/v1/openapi.json).");
         println!("Sign in with a token (Authorization: Bearer ...):");
         for (role, region, subject, secret) in &tokens {
@@ -620,9 +621,21 @@ fn demo_review(
                 "e.g.  curl -H 'Authorization: Bearer {secret}' 'http://{bound}/api/v1/cases?limit=5'"
             );
         }
+        if let Some((_, _, _, secret)) = tokens.get(2) {
+            println!(
+                "analysts' SQL:  curl -H 'Authorization: Bearer {secret}' --data-binary 'SELECT * FROM app_health' http://{bound}/api/v1/sql"
+            );
+            if let Some(pg) = servers.pgwire {
+                println!(
+                    "                PGPASSWORD={secret} psql -h {} -p {} -U analyst groundtruth",
+                    pg.ip(),
+                    pg.port()
+                );
+            }
+        }
         println!("Ctrl-C stops.");
         let _ = std::io::stdout().flush();
-        task.await.context("the API server task failed")?;
+        servers.wait().await;
         anyhow::Ok(())
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use groundtruth_api::{ApiLimits, ApiState, LakeAccess};
 use groundtruth_config::Config;
+use groundtruth_query::{AppCatalog, Limits, QueryService};
 use groundtruth_store::{NewToken, Principal, ReviewStore, Role, Scope, StoreOptions};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -68,12 +69,45 @@ pub(crate) fn install_metrics(cfg: &Config) -> Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// The analysts' SQL service over the lake and `store` (with `pg_catalog`
+/// for the wire protocol's clients).
+pub(crate) fn query_service(cfg: &Config, store: ReviewStore) -> Result<Arc<QueryService>> {
+    let catalog = match &cfg.query.catalog {
+        Some(path) => AppCatalog::load(path).map_err(|errors| {
+            anyhow::anyhow!(
+                "the app catalog {} (query.catalog) has {} problem(s):\n  - {}",
+                path.display(),
+                errors.len(),
+                errors.join("\n  - ")
+            )
+        })?,
+        None => AppCatalog::default(),
+    };
+    let limits = Limits {
+        max_sql_bytes: cfg.query.max_sql_bytes,
+        timeout: Duration::from_millis(cfg.query.timeout_ms),
+        memory_bytes: cfg.query.memory_mb << 20,
+        max_rows: cfg.query.max_rows,
+        ..Limits::default()
+    };
+    let service = QueryService::new(
+        cfg.lake.dir.clone(),
+        cfg.lake.day_zone,
+        store,
+        catalog,
+        limits,
+    );
+    Ok(Arc::new(groundtruth_pgwire::with_pg_catalog(service)))
+}
+
 pub(crate) fn api_state(
     cfg: &Config,
     store: ReviewStore,
     metrics: Option<PrometheusHandle>,
+    query: Arc<QueryService>,
 ) -> ApiState {
     ApiState {
+        query: Some(query),
         store,
         lake: Some(LakeAccess {
             dir: cfg.lake.dir.clone(),
@@ -115,6 +149,76 @@ pub(crate) async fn start_api(
     Ok((bound, task))
 }
 
+/// Binds `addr` and serves the PostgreSQL wire protocol until `stop` is
+/// set. Returns the address actually bound.
+pub(crate) async fn start_pgwire(
+    addr: SocketAddr,
+    service: Arc<QueryService>,
+    stop: Arc<AtomicBool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the PostgreSQL wire protocol (pgwire.listen; \"\" turns it off): is another process using it?")
+    })?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let until = async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = groundtruth_pgwire::serve(listener, service, 64, until).await {
+            tracing::error!(error = %e, "the PostgreSQL wire protocol server stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "PostgreSQL wire protocol at {bound} (password: an analyst token)");
+    Ok((bound, task))
+}
+
+/// Starts the API at `api` and, when set, the wire protocol at `pg`; the
+/// tasks end when `stop` is set.
+pub(crate) async fn start_servers(
+    cfg: &Config,
+    api: SocketAddr,
+    pg: Option<SocketAddr>,
+    store: ReviewStore,
+    metrics: Option<PrometheusHandle>,
+    stop: Arc<AtomicBool>,
+) -> Result<Servers> {
+    let query = query_service(cfg, store.clone())?;
+    let (api_addr, api_task) = start_api(
+        api,
+        api_state(cfg, store, metrics, query.clone()),
+        stop.clone(),
+    )
+    .await?;
+    let pg = match pg {
+        Some(addr) => Some(start_pgwire(addr, query, stop).await?),
+        None => None,
+    };
+    Ok(Servers {
+        api: api_addr,
+        pgwire: pg.as_ref().map(|(a, _)| *a),
+        tasks: std::iter::once(api_task)
+            .chain(pg.map(|(_, t)| t))
+            .collect(),
+    })
+}
+
+/// Running servers.
+pub(crate) struct Servers {
+    pub api: SocketAddr,
+    pub pgwire: Option<SocketAddr>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Servers {
+    pub(crate) async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr> {
     s.parse()
         .with_context(|| format!("--listen {s}: expected an address like 127.0.0.1:8080"))
@@ -135,13 +239,19 @@ pub(crate) fn serve(cfg: &Config, args: &ServeArgs) -> Result<()> {
     rt.block_on(async {
         let metrics = install_metrics(cfg)?;
         let store = open_store(cfg, &state).await?;
+        let url = store.url().to_string();
+        let servers =
+            start_servers(cfg, addr, cfg.pgwire.listen, store, Some(metrics), stop).await?;
         eprintln!(
-            "serving the review API on http://{addr}/api/v1 over the store {} and the lake {} (Ctrl-C stops)",
-            store.url(),
+            "serving the review API on http://{}/api/v1{} over the store {url} and the lake {} (Ctrl-C stops)",
+            servers.api,
+            servers
+                .pgwire
+                .map(|a| format!(" and SQL on postgresql://{a}"))
+                .unwrap_or_default(),
             cfg.lake.dir.display()
         );
-        let (_, task) = start_api(addr, api_state(cfg, store, Some(metrics)), stop).await?;
-        task.await.context("the API server task failed")?;
+        servers.wait().await;
         anyhow::Ok(())
     })
 }

@@ -45,6 +45,16 @@
 //! max_body_bytes = 1048576     # larger request bodies get 413
 //! request_timeout_ms = 30000   # slower requests get 408
 //!
+//! [query]                      # analysts' SQL (POST /api/v1/sql and the wire protocol)
+//! timeout_ms = 20000           # a longer query is stopped (below api.request_timeout_ms)
+//! memory_mb = 512              # memory pool of one query
+//! max_rows = 10000             # rows an HTTP answer carries; more are cut and flagged
+//! max_sql_bytes = 100000       # longer query text is refused
+//! catalog = ""                 # app catalog TOML (names, levels, functions); "" = none
+//!
+//! [pgwire]                     # PostgreSQL wire protocol: psql, DBeaver, Grafana
+//! listen = "127.0.0.1:5433"    # "" = off; user = anything, password = an API token
+//!
 //! # When each detector judges (see groundtruth-window's Schedule): daily
 //! # windows from local midnight, closed when the watermark passes
 //! # end + delay_s, seeing lookback_s of context before the window.
@@ -80,6 +90,8 @@ pub struct Config {
     pub live: LiveConfig,
     pub store: StoreConfig,
     pub api: ApiConfig,
+    pub query: QueryConfig,
+    pub pgwire: PgwireConfig,
     /// Each detector's windows, by detector name.
     pub windows: BTreeMap<String, DetectorWindow>,
     pub log: LogConfig,
@@ -108,6 +120,24 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
+}
+
+/// The analysts' SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryConfig {
+    pub timeout_ms: u64,
+    pub memory_mb: usize,
+    pub max_rows: usize,
+    pub max_sql_bytes: usize,
+    /// The app catalog file (`None`: no catalog; apps are known by id).
+    pub catalog: Option<PathBuf>,
+}
+
+/// The PostgreSQL wire protocol server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgwireConfig {
+    /// `None`: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -211,6 +241,16 @@ max_connections = 8
 listen = "127.0.0.1:8080"
 max_body_bytes = 1048576
 request_timeout_ms = 30000
+
+[query]
+timeout_ms = 20000
+memory_mb = 512
+max_rows = 10000
+max_sql_bytes = 100000
+catalog = ""
+
+[pgwire]
+listen = "127.0.0.1:5433"
 
 [windows]
 non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -524,6 +564,19 @@ impl Config {
                 max_body_bytes: int(&mut l, "api.max_body_bytes", 1024, 1 << 30) as usize,
                 request_timeout_ms: int(&mut l, "api.request_timeout_ms", 100, 3_600_000) as u64,
             },
+            query: QueryConfig {
+                timeout_ms: int(&mut l, "query.timeout_ms", 100, 3_600_000) as u64,
+                memory_mb: int(&mut l, "query.memory_mb", 16, 1 << 20) as usize,
+                max_rows: int(&mut l, "query.max_rows", 1, 100_000_000) as usize,
+                max_sql_bytes: int(&mut l, "query.max_sql_bytes", 1024, 64 << 20) as usize,
+                catalog: Some(string(&mut l, "query.catalog", true))
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .map(PathBuf::from),
+            },
+            pgwire: PgwireConfig {
+                listen: socket(&mut l, "pgwire.listen", "127.0.0.1:5433"),
+            },
             windows: windows(&mut l),
             log: LogConfig {
                 level: string(&mut l, "log.level", false),
@@ -537,6 +590,26 @@ impl Config {
                 },
             },
         };
+        if cfg.query.timeout_ms >= cfg.api.request_timeout_ms {
+            l.problem(
+                "query.timeout_ms",
+                format!(
+                    "{} ms must be below api.request_timeout_ms ({} ms), so a slow query gets the query's own error",
+                    cfg.query.timeout_ms, cfg.api.request_timeout_ms
+                ),
+            );
+        }
+        if let Some(c) = &cfg.query.catalog {
+            if !c.is_file() {
+                l.problem(
+                    "query.catalog",
+                    format!(
+                        "`{}` is not a readable file; give the app catalog TOML or \"\"",
+                        c.display()
+                    ),
+                );
+            }
+        }
         if l.errors.is_empty() {
             Ok(cfg)
         } else {

@@ -27,7 +27,8 @@ pub use compact::CompactStats;
 pub use error::LakeError;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
-    format_batches, open_range_session, open_session, read_only_options, run_sql, OutputFormat,
-    QueryError,
+    dead_letters_table, events_table, format_batches, is_vanished_file, lake_session_config,
+    open_range_session, open_session, read_only_options, run_sql, OutputFormat, QueryError,
+    VANISHED_RETRIES,
 };
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

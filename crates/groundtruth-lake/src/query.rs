@@ -52,12 +52,9 @@ pub fn read_only_options() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-async fn register(
-    ctx: &SessionContext,
-    table: &'static str,
-    dir: &Path,
-    schema: SchemaRef,
-) -> Result<(), QueryError> {
+/// The lake's Parquet files under `dir` as a table of `schema` (the
+/// directory is created if missing).
+fn listing(table: &'static str, dir: &Path, schema: SchemaRef) -> Result<ListingTable, QueryError> {
     let path = dir.display().to_string();
     let err = |source| QueryError::Register {
         table,
@@ -72,9 +69,44 @@ async fn register(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    let provider = ListingTable::try_new(config).map_err(err)?;
-    ctx.register_table(table, Arc::new(provider)).map_err(err)?;
+    ListingTable::try_new(config).map_err(err)
+}
+
+async fn register(
+    ctx: &SessionContext,
+    table: &'static str,
+    dir: &Path,
+    schema: SchemaRef,
+) -> Result<(), QueryError> {
+    let provider = listing(table, dir, schema)?;
+    ctx.register_table(table, Arc::new(provider))
+        .map_err(|source| QueryError::Register {
+            table,
+            path: dir.display().to_string(),
+            source,
+        })?;
     Ok(())
+}
+
+/// The lake's `events` as a table provider, not registered anywhere (the
+/// analysts' session wraps it in a region filter).
+pub fn events_table(dir: &Path) -> Result<ListingTable, QueryError> {
+    listing("events", &LakeLayout::new(dir).events_dir(), event_schema())
+}
+
+/// The lake's `dead_letters` as a table provider, not registered anywhere.
+pub fn dead_letters_table(dir: &Path) -> Result<ListingTable, QueryError> {
+    listing(
+        "dead_letters",
+        &LakeLayout::new(dir).dead_letters_dir(),
+        dead_letter_schema(),
+    )
+}
+
+/// The session settings of every lake query (information schema on, the
+/// nested date/app directories listed).
+pub fn lake_session_config() -> SessionConfig {
+    session_config()
 }
 
 /// A session with `events` and `dead_letters` registered over the lake at
@@ -162,13 +194,39 @@ pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
-    let df = ctx
-        .sql_with_options(sql, read_only_options())
-        .await
-        .map_err(QueryError::Sql)?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(QueryError::Sql)?;
-    Ok((schema, batches))
+    let mut attempt = 0;
+    loop {
+        let result = async {
+            let df = ctx.sql_with_options(sql, read_only_options()).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            Ok((schema, batches))
+        }
+        .await;
+        match result {
+            Err(e) if attempt < VANISHED_RETRIES && is_vanished_file(&e) => attempt += 1,
+            other => return other.map_err(QueryError::Sql),
+        }
+    }
+}
+
+/// How often a query is retried when a file it listed was compacted away.
+pub const VANISHED_RETRIES: usize = 5;
+
+/// Whether `e` is a file that was listed, then removed before it was read:
+/// compaction replaced it while the query ran. Running the query again
+/// lists the merged file instead.
+pub fn is_vanished_file(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        // object_store's NotFound: "Object at location ... not found".
+        E::ObjectStore(os) => os.to_string().contains("not found"),
+        E::IoError(io) => io.kind() == std::io::ErrorKind::NotFound,
+        other => {
+            let text = other.to_string();
+            text.contains("not found") && text.contains("No such file")
+        }
+    }
 }
 
 /// Writes a query result in `format`.

@@ -17,7 +17,7 @@ use crate::findings::{finding_record, refresh_case};
 use crate::model::*;
 use crate::{now_us, ReviewStore};
 
-const CASE_COLUMNS: &str = "c.case_id, c.app_id, c.accounts, c.n_accounts, c.region, c.regions, c.status, c.verdict, c.assignee, \
+pub(crate) const CASE_COLUMNS: &str = "c.case_id, c.app_id, c.accounts, c.n_accounts, c.region, c.regions, c.status, c.verdict, c.assignee, \
      c.score, c.detectors, c.n_findings, c.n_raised, c.window_start_us, c.window_end_us, c.created_us, c.updated_us, c.version";
 
 /// ` AND <the case in column `col` is in scope>` (nothing when nationwide).
@@ -29,7 +29,7 @@ pub(crate) fn visible(col: &str, scope: &Scope, p: &mut Params) -> String {
     format!(" AND EXISTS (SELECT 1 FROM case_regions r WHERE r.case_id = {col} AND r.region LIKE {like})")
 }
 
-fn case_summary(row: &AnyRow, accounts_cap: usize) -> Result<CaseSummary, StoreError> {
+pub(crate) fn case_summary(row: &AnyRow, accounts_cap: usize) -> Result<CaseSummary, StoreError> {
     let get = db("read a case");
     let list = |col: &str| -> Result<Vec<String>, StoreError> {
         let s: String = row.try_get(col).map_err(&get)?;

@@ -86,6 +86,23 @@ fn info(row: &AnyRow) -> Result<TokenInfo, StoreError> {
 }
 
 impl ReviewStore {
+    /// A token without expiry made by the system (set-up, tests, benches);
+    /// returns its secret.
+    pub async fn system_token(
+        &self,
+        subject: &str,
+        role: Role,
+        region: Scope,
+    ) -> Result<String, StoreError> {
+        let new = NewToken {
+            subject: subject.into(),
+            role,
+            region,
+            ttl_s: None,
+        };
+        Ok(self.create_token(&Principal::system(), &new).await?.0)
+    }
+
     /// Creates a token; returns its secret (shown once) and its record.
     /// `actor` must be an admin whose scope contains the new token's.
     pub async fn create_token(

@@ -42,18 +42,8 @@ async fn open() -> (tempfile::TempDir, ReviewStore) {
 }
 
 async fn token(store: &ReviewStore, subject: &str, role: Role, region: &str) -> Principal {
-    let (secret, _) = store
-        .create_token(
-            &Principal::system(),
-            &NewToken {
-                subject: subject.into(),
-                role,
-                region: Scope::parse(region).unwrap(),
-                ttl_s: None,
-            },
-        )
-        .await
-        .unwrap();
+    let region = Scope::parse(region).unwrap();
+    let secret = store.system_token(subject, role, region).await.unwrap();
     store.authenticate(&secret).await.unwrap()
 }
 

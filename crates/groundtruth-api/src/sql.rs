@@ -1,0 +1,226 @@
+//! `POST /api/v1/sql`: the analysts' SQL over HTTP. The query runs in the
+//! caller's scoped session ([`groundtruth_query::QueryService`]): the
+//! region cut is in the tables under the query, not in its text.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use groundtruth_query::encode::{self, Format};
+use groundtruth_query::{QueryError, QueryErrorKind};
+use groundtruth_store::Role;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiQuery, Caller};
+use crate::ApiState;
+
+const SQL_ROLES: &[Role] = &[Role::Analyst, Role::Admin];
+
+/// Result formats.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlFormat {
+    Json,
+    Csv,
+    Arrow,
+}
+
+impl From<SqlFormat> for Format {
+    fn from(f: SqlFormat) -> Format {
+        match f {
+            SqlFormat::Json => Format::Json,
+            SqlFormat::Csv => Format::Csv,
+            SqlFormat::Arrow => Format::Arrow,
+        }
+    }
+}
+
+/// A query as a JSON body (`Content-Type: application/json`). The query
+/// may also be sent as the body itself (`text/plain` or `application/sql`)
+/// with `format` and `max_rows` as URL parameters.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One read-only statement: SELECT, WITH, VALUES or EXPLAIN.
+    pub sql: String,
+    /// `json` (default), `csv` or `arrow` (an Arrow IPC stream). The
+    /// `Accept` header (`text/csv`, `application/vnd.apache.arrow.stream`)
+    /// also chooses.
+    pub format: Option<SqlFormat>,
+    /// Fewer rows than the server's cap.
+    pub max_rows: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SqlParams {
+    #[param(value_type = Option<String>)]
+    pub format: Option<SqlFormat>,
+    pub max_rows: Option<usize>,
+}
+
+/// A JSON result.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SqlResult {
+    /// `[{name, type}]`, type in Arrow's words.
+    #[schema(value_type = Vec<Object>)]
+    pub columns: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub rows: serde_json::Value,
+    pub row_count: usize,
+    /// More rows existed than returned (the cap or `max_rows`).
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        let message = e.to_string();
+        match (e.kind(), &e) {
+            (_, QueryError::TooLong { .. }) => ApiError::Rejected {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message,
+            },
+            (_, QueryError::Timeout { .. }) => ApiError::Rejected {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message,
+            },
+            (QueryErrorKind::Limit, _) => ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message,
+            },
+            (QueryErrorKind::Refused, _) => ApiError::Forbidden(message),
+            (QueryErrorKind::Invalid, _) => ApiError::BadRequest(message),
+            (QueryErrorKind::Internal, _) => {
+                tracing::error!(error = %message, "an analyst query failed inside the server");
+                ApiError::Internal(
+                    "the query failed inside the server; the details are in the server log".into(),
+                )
+            }
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/sql", tag = "analysis", security(("bearer" = [])),
+    params(SqlParams),
+    request_body(content = SqlRequest, description = "or the query itself as text/plain or application/sql"),
+    responses(
+        (status = 200, body = SqlResult, description = "JSON; CSV (text/csv) or an Arrow IPC stream with headers X-Groundtruth-Rows and X-Groundtruth-Truncated"),
+        (status = 400, body = ErrorBody, description = "the query does not parse or plan"),
+        (status = 403, body = ErrorBody, description = "not an analyst, or the statement is not a read-only query"),
+        (status = 408, body = ErrorBody, description = "over the time limit"),
+        (status = 413, body = ErrorBody, description = "query text too long"),
+        (status = 422, body = ErrorBody, description = "over the memory limit")))]
+pub async fn sql(
+    State(s): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<SqlParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let who = caller.require(SQL_ROLES, "run SQL")?;
+    let Some(service) = s.query.as_ref() else {
+        return Err(ApiError::Unavailable(
+            "this server has no analysts' SQL (no lake configured)".into(),
+        ));
+    };
+    let body = body.map_err(|r| ApiError::Rejected {
+        status: r.status(),
+        message: format!("cannot read the request body: {}", r.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/plain")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let req = match content_type.as_str() {
+        "application/json" => serde_json::from_slice::<SqlRequest>(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body is not a query request {{\"sql\": ..., \"format\"?, \"max_rows\"?}}: {e}"
+            ))
+        })?,
+        "text/plain" | "application/sql" | "" => {
+            let sql = String::from_utf8(body.to_vec()).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the query text is not UTF-8 (bad byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ))
+            })?;
+            SqlRequest {
+                sql,
+                format: None,
+                max_rows: None,
+            }
+        }
+        other => {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: format!(
+                    "Content-Type {other} is not accepted; send application/json {{\"sql\": ...}} or the query as text/plain"
+                ),
+            })
+        }
+    };
+    let format: Format = params
+        .format
+        .or(req.format)
+        .map(Format::from)
+        .or_else(|| accept_format(&headers))
+        .unwrap_or(Format::Json);
+    if matches!(params.max_rows.or(req.max_rows), Some(0)) {
+        return Err(ApiError::bad("max_rows", "must be at least 1"));
+    }
+    let result = service
+        .run(who, "http", &req.sql, params.max_rows.or(req.max_rows))
+        .await?;
+    let encode_failed = |e: String| {
+        tracing::error!(error = %e, "cannot encode a query result");
+        ApiError::Internal("cannot encode the result; the details are in the server log".into())
+    };
+    let extra = |mut resp: Response| {
+        let h = resp.headers_mut();
+        h.insert("x-groundtruth-rows", HeaderValue::from(result.rows));
+        h.insert(
+            "x-groundtruth-truncated",
+            HeaderValue::from_static(if result.truncated { "true" } else { "false" }),
+        );
+        resp
+    };
+    Ok(match format {
+        Format::Json => extra(Json(encode::json(&result).map_err(encode_failed)?).into_response()),
+        Format::Csv => extra(
+            (
+                [(header::CONTENT_TYPE, format.content_type())],
+                encode::csv(&result).map_err(encode_failed)?,
+            )
+                .into_response(),
+        ),
+        Format::Arrow => extra(
+            (
+                [(header::CONTENT_TYPE, format.content_type())],
+                encode::arrow_ipc(&result).map_err(encode_failed)?,
+            )
+                .into_response(),
+        ),
+    })
+}
+
+fn accept_format(headers: &HeaderMap) -> Option<Format> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    if accept.contains("text/csv") {
+        Some(Format::Csv)
+    } else if accept.contains("application/vnd.apache.arrow.stream") {
+        Some(Format::Arrow)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,536 @@
+//! `groundtruth-pgwire`: the analysts' SQL over the PostgreSQL wire
+//! protocol, so `psql -h 127.0.0.1 -p 5433 -U analyst` works and the
+//! `pg_catalog` queries of DBeaver, Grafana or Metabase succeed.
+//!
+//! * **Sign-in**: cleartext password = an API token (the user name is only
+//!   a label; the token decides who you are). Only `analyst` and `admin`
+//!   tokens may connect.
+//! * **Session**: each connection gets [`QueryService::session`] for its
+//!   caller: the same tables, cut to the caller's region under the query,
+//!   the same memory pool per session, plus `pg_catalog` (added to the
+//!   service by [`with_pg_catalog`]).
+//! * **Guard**: the text limits of [`guard::check_text`] before parsing,
+//!   then every statement through [`Guard`]: queries that pass
+//!   [`guard::check_sql_statement`], `EXPLAIN` of them, cursors over them,
+//!   `SHOW`, transaction control, and `SET` of the client settings drivers
+//!   send. Everything else is refused with SQLSTATE 42501.
+//! * **Limits**: the service's time limit over planning and over the row
+//!   stream (SQLSTATE 57014); each statement is written to the audit log
+//!   with its caller (channel `pgwire`).
+//!
+//! Protocol work is datafusion-postgres's; this crate adds sign-in,
+//! scoping, the guard and the limits.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
+use futures::{Sink, SinkExt, StreamExt};
+use groundtruth_query::{guard, QueryError, QueryService};
+use groundtruth_store::{Principal, Role};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
+    PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type, METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The catalog `pg_catalog` describes (DataFusion's default catalog).
+pub const DATABASE: &str = "datafusion";
+
+/// Client settings a driver may `SET` (they change how results are
+/// written, not what may be read or what a query may cost).
+const SAFE_SET: &[&str] = &[
+    "application_name",
+    "extra_float_digits",
+    "datestyle",
+    "intervalstyle",
+    "bytea_output",
+    "search_path",
+    "client_encoding",
+    "client_min_messages",
+    "statement_timeout",
+    "standard_conforming_strings",
+];
+
+/// Adds `pg_catalog` (what DBeaver, Grafana and psql's `\d` ask) to every
+/// session of `service`.
+pub fn with_pg_catalog(service: QueryService) -> QueryService {
+    service.with_setup(|ctx| {
+        setup_pg_catalog(ctx, DATABASE, EmptyContextProvider)
+            .map_err(|e| format!("cannot set up pg_catalog: {e}"))
+    })
+}
+
+/// Serves the wire protocol on `listener` until `shutdown` resolves, at
+/// most `max_connections` at once (more are turned away with an error).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<QueryService>,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let timeout = service.limits.timeout;
+    let template = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
+    let handlers = Arc::new(Handlers {
+        startup: Arc::new(TokenStartup {
+            service: service.clone(),
+            params: DefaultServerParameterProvider::default(),
+            pids: RandomPidSecretKeyGenerator::default(),
+            conns: Arc::new(ConnectionManager::new()),
+        }),
+        query: Arc::new(Scoped {
+            service: service.clone(),
+            parser: Arc::new(ScopedParser {
+                template,
+                limits: service.limits.clone(),
+            }),
+            timeout,
+        }),
+    });
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    tracing::warn!(error = %e, "pgwire: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_connections, "pgwire: too many connections; turning one away");
+            drop(socket);
+            continue;
+        };
+        metrics::counter!("groundtruth_pgwire_connections_total").increment(1);
+        let h = handlers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, h).await {
+                tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What a connection holds once signed in.
+struct Conn {
+    who: Principal,
+    svc: Arc<DfSessionService>,
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+/// A refused or failed query as a PostgreSQL error with its SQLSTATE.
+fn query_error(e: &QueryError) -> PgWireError {
+    let code = match e {
+        QueryError::Refused(_) => "42501",
+        QueryError::Invalid(_) => "42601",
+        QueryError::TooLong { .. } => "54000",
+        QueryError::Timeout { .. } => "57014",
+        QueryError::Memory { .. } => "53200",
+        QueryError::Internal(_) | QueryError::Vanished(_) => "XX000",
+    };
+    user_error(code, e.to_string())
+}
+
+fn conn<C: ClientInfo + ?Sized>(c: &C) -> PgWireResult<Arc<Conn>> {
+    c.session_extensions()
+        .get::<Conn>()
+        .ok_or_else(|| user_error("28000", "not signed in".into()))
+}
+
+/// Sign-in: the password is an API token.
+struct TokenStartup {
+    service: Arc<QueryService>,
+    params: DefaultServerParameterProvider,
+    pids: RandomPidSecretKeyGenerator,
+    conns: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl StartupHandler for TokenStartup {
+    async fn on_startup<C>(&self, client: &mut C, msg: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match msg {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
+                let token = pwd.into_password()?.password;
+                let claimed = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                let who = match self.service.store().authenticate(token.trim()).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::info!(user = %claimed, error = %e, "pgwire sign-in refused");
+                        metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "refused").increment(1);
+                        return Err(PgWireError::InvalidPassword(claimed));
+                    }
+                };
+                if !matches!(who.role, Role::Analyst | Role::Admin) {
+                    metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "forbidden")
+                        .increment(1);
+                    return Err(user_error(
+                        "28000",
+                        format!(
+                            "a token of role {} cannot use SQL; ask an admin for an analyst token",
+                            who.role
+                        ),
+                    ));
+                }
+                let ctx = self
+                    .service
+                    .session(&who)
+                    .await
+                    .map_err(|e| query_error(&e))?;
+                // session_user and the logs show who the token says.
+                client
+                    .metadata_mut()
+                    .insert(METADATA_USER.into(), who.subject.clone());
+                let hooks: Vec<Arc<dyn QueryHook>> = vec![
+                    Arc::new(Guard),
+                    Arc::new(CursorStatementHook),
+                    Arc::new(SetShowHook),
+                    Arc::new(TransactionStatementHook),
+                ];
+                let svc = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
+                tracing::info!(subject = %who.subject, scope = %who.scope, "pgwire sign-in");
+                metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "ok")
+                    .increment(1);
+                client.session_extensions().insert(Conn { who, svc });
+                let (pid, key) = self.pids.generate(client);
+                client.set_pid_and_secret_key(pid, key.clone());
+                // Registered so a client's CancelRequest reaches it.
+                let (handle, guard) = self.conns.register(pid, key);
+                client
+                    .session_extensions()
+                    .insert::<Arc<ConnectionHandle>>(handle);
+                client.session_extensions().insert::<ConnectionGuard>(guard);
+                finish_authentication(client, &self.params).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether a statement may run on the wire protocol.
+pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
+    match s {
+        Statement::Query(_) | Statement::Explain { .. } => guard::check_sql_statement(s),
+        Statement::Declare { stmts } => {
+            for d in stmts {
+                match &d.for_query {
+                    Some(q) => guard::check_query(q)?,
+                    None => {
+                        return Err(QueryError::Refused(
+                            "DECLARE is allowed only for a cursor over a query".into(),
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        }
+        Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. }
+        | Statement::ShowTables { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Fetch { .. }
+        | Statement::Close { .. }
+        | Statement::Set(Set::SetTimeZone { .. }) => Ok(()),
+        Statement::Set(Set::SingleAssignment { variable, .. }) => {
+            let name = variable.to_string().to_lowercase();
+            if SAFE_SET.contains(&name.as_str()) {
+                Ok(())
+            } else {
+                Err(QueryError::Refused(format!(
+                    "SET {name} is not allowed; only client settings may be set ({})",
+                    SAFE_SET.join(", ")
+                )))
+            }
+        }
+        other => guard::check_sql_statement(other),
+    }
+}
+
+/// The statement guard, first in the hook chain of both protocols.
+struct Guard;
+
+fn guard(s: &Statement) -> Option<PgWireError> {
+    check_statement(s).err().map(|e| query_error(&e))
+}
+
+#[async_trait]
+impl QueryHook for Guard {
+    async fn handle_simple_query(
+        &self,
+        s: &Statement,
+        _: &SessionContext,
+        _: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        guard(s).map(Err)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        s: &Statement,
+        _: &SessionContext,
+        _: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        guard(s).map(Err)
+    }
+
+    async fn handle_extended_query(
+        &self,
+        s: &Statement,
+        _: &LogicalPlan,
+        _: &ParamValues,
+        _: &SessionContext,
+        _: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        guard(s).map(Err)
+    }
+}
+
+/// The query handlers: the text limits, the caller's own session, the time
+/// limit and the audit log around datafusion-postgres's handling.
+struct Scoped {
+    service: Arc<QueryService>,
+    parser: Arc<ScopedParser>,
+    timeout: Duration,
+}
+
+impl Scoped {
+    fn timeout_error(&self) -> PgWireError {
+        query_error(&QueryError::Timeout {
+            seconds: self.timeout.as_secs_f64(),
+        })
+    }
+
+    async fn audit(&self, who: &Principal, sql: &str, result: Result<(), &PgWireError>) {
+        let outcome = match result {
+            Ok(()) => serde_json::json!({"status": "ok"}),
+            Err(e) => serde_json::json!({"status": "error", "error": e.to_string()}),
+        };
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
+        if let Err(e) = self
+            .service
+            .store()
+            .record_query(who, "pgwire", sql, outcome)
+            .await
+        {
+            tracing::error!(error = %e, "cannot write a pgwire query to the audit log");
+        }
+    }
+}
+
+/// Ends a result's row stream with a timeout error once `deadline` passes.
+fn with_deadline(r: Response, deadline: Instant, err: PgWireError) -> Response {
+    match r {
+        Response::Query(mut q) => {
+            let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
+            let sleep = Box::pin(tokio::time::sleep_until(deadline));
+            let err = Arc::new(std::sync::Mutex::new(Some(err)));
+            q.data_rows = Box::pin(futures::stream::unfold(Some((rows, sleep)), move |st| {
+                let err = err.clone();
+                async move {
+                    let (mut rows, mut sleep) = st?;
+                    tokio::select! {
+                        _ = &mut sleep => {
+                            let e = err.lock().ok()?.take()?;
+                            Some((Err(e), None))
+                        }
+                        row = rows.next() => row.map(|row| (row, Some((rows, sleep)))),
+                    }
+                }
+            }));
+            Response::Query(q)
+        }
+        other => other,
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Scoped {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let c = conn(client)?;
+        if let Err(e) = guard::check_text(query, &self.service.limits) {
+            let e = query_error(&e);
+            self.audit(&c.who, query, Err(&e)).await;
+            return Err(e);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let result = tokio::time::timeout_at(
+            deadline,
+            SimpleQueryHandler::do_query(&*c.svc, client, query),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.timeout_error()));
+        self.audit(&c.who, query, result.as_ref().map(|_| ())).await;
+        Ok(result?
+            .into_iter()
+            .map(|r| with_deadline(r, deadline, self.timeout_error()))
+            .collect())
+    }
+}
+
+type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+#[async_trait]
+impl ExtendedQueryHandler for Scoped {
+    type Statement = DfStatement;
+    type QueryParser = ScopedParser;
+
+    fn query_parser(&self) -> Arc<ScopedParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<DfStatement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let c = conn(client)?;
+        let sql = portal.statement.statement.0.clone();
+        let deadline = Instant::now() + self.timeout;
+        let result = tokio::time::timeout_at(
+            deadline,
+            ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.timeout_error()));
+        self.audit(&c.who, &sql, result.as_ref().map(|_| ())).await;
+        Ok(with_deadline(result?, deadline, self.timeout_error()))
+    }
+}
+
+/// Parses and plans in the connection's own session; describes through a
+/// template parser (types and schemas come from the stored plan alone).
+struct ScopedParser {
+    template: Arc<Parser>,
+    limits: groundtruth_query::Limits,
+}
+
+#[async_trait]
+impl QueryParser for ScopedParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<DfStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let c = conn(client)?;
+        guard::check_text(sql, &self.limits).map_err(|e| query_error(&e))?;
+        c.svc.query_parser().parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &DfStatement) -> PgWireResult<Vec<Type>> {
+        self.template.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &DfStatement,
+        f: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.template.get_result_schema(stmt, f)
+    }
+}
+
+struct Handlers {
+    startup: Arc<TokenStartup>,
+    query: Arc<Scoped>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.query.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.query.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
+            self.startup.conns.clone(),
+        ))
+    }
+}

@@ -1,0 +1,147 @@
+//! The time limit inside the plan.
+//!
+//! A timer around a query's stream is not enough: an operator that makes
+//! many batches from little input (a cross join feeding an aggregate) loops
+//! inside one poll and never gives the timer a turn. [`DeadlineRule`] (the
+//! last physical optimizer rule of an analyst's session) puts a
+//! [`DeadlineExec`] above every join, unnest and generator; it passes
+//! batches through and fails the query with [`TimedOut`] once the time
+//! limit has passed since the query started, so the loop above it ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::Result;
+use datafusion::config::ConfigOptions;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt;
+
+/// The error a query gets when its time is up.
+#[derive(Debug, thiserror::Error)]
+#[error("the query ran longer than {seconds} s")]
+pub struct TimedOut {
+    pub seconds: f64,
+}
+
+/// Wraps the operators that can run long on little input.
+#[derive(Debug)]
+pub struct DeadlineRule {
+    pub timeout: Duration,
+}
+
+fn runs_long(plan: &dyn ExecutionPlan) -> bool {
+    let name = plan.name();
+    name.contains("Join") || name == "UnnestExec" || name == "LazyMemoryExec"
+}
+
+impl PhysicalOptimizerRule for DeadlineRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if runs_long(node.as_ref()) {
+                Ok(Transformed::yes(Arc::new(DeadlineExec {
+                    input: node,
+                    timeout: self.timeout,
+                })
+                    as Arc<dyn ExecutionPlan>))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "groundtruth_deadline"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Passes its input through until the deadline (counted from `execute`).
+#[derive(Debug)]
+pub struct DeadlineExec {
+    input: Arc<dyn ExecutionPlan>,
+    timeout: Duration,
+}
+
+impl DisplayAs for DeadlineExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeadlineExec: {} s", self.timeout.as_secs_f64())
+    }
+}
+
+impl ExecutionPlan for DeadlineExec {
+    fn name(&self) -> &str {
+        "DeadlineExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(input) = children.pop() else {
+            return Err(DataFusionError::Internal(
+                "DeadlineExec needs one child".into(),
+            ));
+        };
+        Ok(Arc::new(DeadlineExec {
+            input,
+            timeout: self.timeout,
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let deadline = Instant::now() + self.timeout;
+        let seconds = self.timeout.as_secs_f64();
+        let schema = self.input.schema();
+        let input = self.input.execute(partition, context)?;
+        let checked = input.map(move |batch| {
+            if Instant::now() > deadline {
+                Err(DataFusionError::External(Box::new(TimedOut { seconds })))
+            } else {
+                batch
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, checked)))
+    }
+}

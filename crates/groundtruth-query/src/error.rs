@@ -1,0 +1,75 @@
+//! Why a query was refused or failed. Each says what to change; the API
+//! and the wire protocol map the kinds to their own codes.
+
+/// Whose problem it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryErrorKind {
+    /// Not allowed here (DDL, DML, several statements, file access...).
+    Refused,
+    /// The SQL does not parse or plan (unknown table, bad syntax).
+    Invalid,
+    /// Too long to read (query text) or to run (time, memory).
+    Limit,
+    /// Our failure.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("the query does not run: {0}")]
+    Invalid(String),
+    #[error("the query text is {bytes} bytes; at most {max} are accepted")]
+    TooLong { bytes: usize, max: usize },
+    #[error("the query ran longer than {seconds} s and was stopped; narrow it (a WHERE on event_date, fewer joins) or ask for less")]
+    Timeout { seconds: f64 },
+    #[error("the query needed more than {mb} MB of memory and was stopped: {detail}; aggregate before joining, or filter first")]
+    Memory { mb: usize, detail: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A file listed by the query was compacted away before it was read;
+    /// the query is run again.
+    #[error("a lake file changed under the query: {0}")]
+    Vanished(String),
+}
+
+impl QueryError {
+    pub fn kind(&self) -> QueryErrorKind {
+        match self {
+            QueryError::Refused(_) => QueryErrorKind::Refused,
+            QueryError::Invalid(_) => QueryErrorKind::Invalid,
+            QueryError::TooLong { .. } | QueryError::Timeout { .. } | QueryError::Memory { .. } => {
+                QueryErrorKind::Limit
+            }
+            QueryError::Internal(_) | QueryError::Vanished(_) => QueryErrorKind::Internal,
+        }
+    }
+
+    /// A DataFusion error met while planning or running a query.
+    pub(crate) fn from_datafusion(e: datafusion::error::DataFusionError, mb: usize) -> QueryError {
+        use datafusion::error::DataFusionError as E;
+        if groundtruth_lake::is_vanished_file(&e) {
+            return QueryError::Vanished(e.to_string());
+        }
+        let root = e.find_root();
+        if let E::External(inner) = root {
+            if let Some(t) = inner.downcast_ref::<crate::deadline::TimedOut>() {
+                return QueryError::Timeout { seconds: t.seconds };
+            }
+        }
+        match root {
+            E::ResourcesExhausted(detail) => QueryError::Memory {
+                mb,
+                detail: detail.clone(),
+            },
+            E::SQL(..)
+            | E::NotImplemented(_)
+            | E::Plan(_)
+            | E::SchemaError(..)
+            | E::Execution(_)
+            | E::ArrowError(..) => QueryError::Invalid(e.to_string()),
+            _ => QueryError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! `groundtruth-query`: the analysts' SQL.
+//!
+//! [`QueryService::session`] gives a caller a DataFusion session whose
+//! tables are already cut to the caller's region scope: `events` is the
+//! lake filtered by `region` (the unfiltered table is never registered, so
+//! no query text can reach it), `dead_letters` only for a nationwide
+//! scope, the review store's tables read in the scope, the app catalog,
+//! and the views of `sql/` (the detectors' feature views and the
+//! anti-formalism metrics). [`QueryService::run`] puts a query through the
+//! [`guard`], plans it read-only, runs it under a time limit, a memory
+//! limit and a row cap, and writes it to the audit log with its caller.
+
+pub mod bounded;
+pub mod catalog;
+pub mod deadline;
+pub mod encode;
+mod error;
+pub mod guard;
+pub mod tables;
+pub mod views;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::{col, lit, SessionContext};
+use futures::StreamExt;
+use groundtruth_event::DayZone;
+use groundtruth_store::{Principal, ReviewStore, Scope};
+
+pub use catalog::AppCatalog;
+pub use error::{QueryError, QueryErrorKind};
+
+/// What a query may cost.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sql_bytes: usize,
+    pub max_tokens: usize,
+    /// Deepest nesting of parentheses.
+    pub max_depth: usize,
+    pub timeout: Duration,
+    /// Memory the query's operators may hold (DataFusion's memory pool).
+    pub memory_bytes: usize,
+    /// Most rows returned; more are cut and the result says so.
+    pub max_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sql_bytes: 100_000,
+            max_tokens: 20_000,
+            max_depth: 64,
+            timeout: Duration::from_secs(30),
+            memory_bytes: 512 << 20,
+            max_rows: 10_000,
+        }
+    }
+}
+
+/// A query's answer.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: usize,
+    /// More rows existed than the cap.
+    pub truncated: bool,
+    pub elapsed: Duration,
+}
+
+/// Builds scoped sessions and runs queries in them.
+pub struct QueryService {
+    lake: PathBuf,
+    zone: DayZone,
+    store: ReviewStore,
+    catalog: Arc<AppCatalog>,
+    pub limits: Limits,
+    /// Per scope, the session with its tables and views registered (the
+    /// store's tables are read at scan time, so it stays current).
+    bases: tokio::sync::Mutex<HashMap<Scope, SessionState>>,
+    /// Extra setup of every base session (the wire protocol adds its
+    /// `pg_catalog` here).
+    extra: Option<SessionSetup>,
+}
+
+/// A hook run on every base session after its tables are registered.
+pub type SessionSetup = Arc<dyn Fn(&SessionContext) -> Result<(), String> + Send + Sync>;
+
+impl std::fmt::Debug for QueryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryService")
+            .field("lake", &self.lake)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl QueryService {
+    pub fn new(
+        lake: PathBuf,
+        zone: DayZone,
+        store: ReviewStore,
+        catalog: AppCatalog,
+        limits: Limits,
+    ) -> QueryService {
+        QueryService {
+            lake,
+            zone,
+            store,
+            catalog: Arc::new(catalog),
+            limits,
+            bases: Default::default(),
+            extra: None,
+        }
+    }
+
+    /// Runs `setup` on every session built from now on.
+    pub fn with_setup(
+        mut self,
+        setup: impl Fn(&SessionContext) -> Result<(), String> + Send + Sync + 'static,
+    ) -> QueryService {
+        self.extra = Some(Arc::new(setup));
+        self
+    }
+
+    pub fn store(&self) -> &ReviewStore {
+        &self.store
+    }
+
+    async fn base(&self, scope: &Scope) -> Result<SessionState, QueryError> {
+        let mut bases = self.bases.lock().await;
+        if let Some(s) = bases.get(scope) {
+            return Ok(s.clone());
+        }
+        let state = self.build(scope).await?;
+        bases.insert(scope.clone(), state.clone());
+        Ok(state)
+    }
+
+    async fn build(&self, scope: &Scope) -> Result<SessionState, QueryError> {
+        let internal = |e: &dyn std::fmt::Display| QueryError::Internal(e.to_string());
+        let ctx = SessionContext::new_with_config(groundtruth_lake::lake_session_config());
+        let events = groundtruth_lake::events_table(&self.lake).map_err(|e| internal(&e))?;
+        let mut df = ctx.read_table(Arc::new(events)).map_err(|e| internal(&e))?;
+        if !scope.is_nationwide() {
+            df = df
+                .filter(col("region").like(lit(format!("{}%", scope.as_str()))))
+                .map_err(|e| internal(&e))?;
+        }
+        ctx.register_table("events", df.into_view())
+            .map_err(|e| internal(&e))?;
+        if scope.is_nationwide() {
+            let dl = groundtruth_lake::dead_letters_table(&self.lake).map_err(|e| internal(&e))?;
+            ctx.register_table("dead_letters", Arc::new(dl))
+                .map_err(|e| internal(&e))?;
+        } else {
+            // Bad messages name no trustworthy region: a regional caller
+            // sees the table empty.
+            let schema = groundtruth_event::dead_letter_schema();
+            let empty = MemTable::try_new(schema, vec![vec![]]).map_err(|e| internal(&e))?;
+            ctx.register_table("dead_letters", Arc::new(empty))
+                .map_err(|e| internal(&e))?;
+        }
+        for kind in tables::ReviewKind::ALL {
+            ctx.register_table(
+                kind.table_name(),
+                Arc::new(tables::ReviewTable {
+                    kind,
+                    store: self.store.clone(),
+                    scope: scope.clone(),
+                    zone: self.zone,
+                }),
+            )
+            .map_err(|e| internal(&e))?;
+        }
+        let cat = MemTable::try_new(
+            tables::catalog_schema(),
+            vec![vec![tables::catalog_batch(&self.catalog)]],
+        )
+        .map_err(|e| internal(&e))?;
+        ctx.register_table("app_catalog", Arc::new(cat))
+            .map_err(|e| internal(&e))?;
+        bounded::register(&ctx);
+        groundtruth_detect::register_views(&ctx)
+            .await
+            .map_err(|e| internal(&e))?;
+        views::register(&ctx).await?;
+        if let Some(setup) = &self.extra {
+            setup(&ctx).map_err(QueryError::Internal)?;
+        }
+        Ok(ctx.state())
+    }
+
+    /// A session for `who`: the scoped tables and views, and a memory pool
+    /// of its own.
+    pub async fn session(&self, who: &Principal) -> Result<SessionContext, QueryError> {
+        let base = self.base(&who.scope).await?;
+        // No spilling: an analyst's query lives in its memory pool, and
+        // writes nothing to disk.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .map_err(|e| QueryError::Internal(e.to_string()))?;
+        let state = SessionStateBuilder::new_from_existing(base)
+            .with_runtime_env(runtime)
+            .with_physical_optimizer_rule(Arc::new(deadline::DeadlineRule {
+                timeout: self.limits.timeout,
+            }))
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// Runs one analyst query (`channel`: `http` or `pgwire`, for the audit
+    /// log) and returns at most `max_rows` rows (capped by the limits).
+    pub async fn run(
+        &self,
+        who: &Principal,
+        channel: &'static str,
+        sql: &str,
+        max_rows: Option<usize>,
+    ) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
+        let result = self.run_inner(who, sql, max_rows).await;
+        let outcome = match &result {
+            Ok(r) => {
+                serde_json::json!({"status": "ok", "rows": r.rows, "truncated": r.truncated, "ms": started.elapsed().as_millis() as u64})
+            }
+            Err(e) => {
+                serde_json::json!({"status": "error", "error": e.to_string(), "ms": started.elapsed().as_millis() as u64})
+            }
+        };
+        if let Err(e) = self.store.record_query(who, channel, sql, outcome).await {
+            tracing::error!(error = %e, "cannot write an analyst query to the audit log");
+        }
+        tracing::info!(subject = %who.subject, scope = %who.scope, channel, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "analyst query");
+        result
+    }
+
+    async fn run_inner(
+        &self,
+        who: &Principal,
+        sql: &str,
+        max_rows: Option<usize>,
+    ) -> Result<QueryResult, QueryError> {
+        guard::check(sql, &self.limits)?;
+        let mut attempt = 0;
+        loop {
+            match self.attempt(who, sql, max_rows).await {
+                Err(QueryError::Vanished(_)) if attempt < groundtruth_lake::VANISHED_RETRIES => {
+                    attempt += 1
+                }
+                Err(QueryError::Vanished(e)) => return Err(QueryError::Internal(e)),
+                other => return other,
+            }
+        }
+    }
+
+    /// One run; a file compacted away under it is [`QueryError::Vanished`].
+    async fn attempt(
+        &self,
+        who: &Principal,
+        sql: &str,
+        max_rows: Option<usize>,
+    ) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
+        let cap = max_rows
+            .unwrap_or(self.limits.max_rows)
+            .min(self.limits.max_rows);
+        let mb = self.limits.memory_bytes >> 20;
+        let ctx = self.session(who).await?;
+        let work = async {
+            let df = ctx
+                .sql_with_options(sql, groundtruth_lake::read_only_options())
+                .await
+                .map_err(|e| QueryError::from_datafusion(e, mb))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| QueryError::from_datafusion(e, mb))?;
+            let mut batches = Vec::new();
+            let mut rows = 0usize;
+            let mut truncated = false;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| QueryError::from_datafusion(e, mb))?;
+                if rows + b.num_rows() > cap {
+                    let keep = cap - rows;
+                    if keep > 0 {
+                        batches.push(b.slice(0, keep));
+                    }
+                    rows = cap;
+                    truncated = true;
+                    break;
+                }
+                rows += b.num_rows();
+                batches.push(b);
+            }
+            Ok::<_, QueryError>((schema, batches, rows, truncated))
+        };
+        let (schema, batches, rows, truncated) = tokio::time::timeout(self.limits.timeout, work)
+            .await
+            .map_err(|_| QueryError::Timeout {
+                seconds: self.limits.timeout.as_secs_f64(),
+            })??;
+        Ok(QueryResult {
+            schema,
+            batches,
+            rows,
+            truncated,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+-- app_health: one row per app: its real use over the 90 days up to the
+-- latest day in the lake, how its modules are used, and a classification
+-- with the figures behind it, after the three criteria Huzhou used to
+-- screen its government apps.
+--
+-- Months count back from the latest day: month 1 is the last 30 days, 2 the
+-- 30 before, 3 the 30 before that. real_mau_1..3: distinct accounts with at
+-- least one active day that no finding flags, per month (NULL for a month
+-- with no activity at all in the lake: months_observed says how many had).
+-- accounts_90d: every account active in the 90 days; faked_share_90d: the
+-- share of its events made by flagged accounts. Modules (last 30 days, real
+-- users only): modules used, rare_modules (used by fewer than 5% of the real
+-- monthly users), top_module_share (the busiest module's share of events)
+-- and module_hhi (Herfindahl index of module shares: 1 = one module does
+-- everything).
+--
+-- classification, first that applies:
+--   zombie:              real MAU at most 5, or under 2% of its accounts, in
+--                        every observed month ("near-zero real users");
+--   duplicate_of:<app>:  at least 70% of its real users also really use
+--                        <app>, at least half of their functions are shared
+--                        (app_overlap), and <app> has more real users;
+--   low_use:             at least 3 modules and most of them (more than
+--                        half) rarely used;
+--   healthy.
+-- `why` says which figures decided it.
+CREATE OR REPLACE VIEW app_health AS
+WITH last_day AS (
+    SELECT arrow_cast(max(day), 'Int32') AS d FROM account_days
+),
+recent AS (
+    SELECT a.*, (l.d - arrow_cast(a.day, 'Int32')) / 30 + 1 AS month
+    FROM account_days a CROSS JOIN last_day l
+    WHERE arrow_cast(a.day, 'Int32') > l.d - 90
+),
+per_app AS (
+    SELECT app_id,
+           count(DISTINCT CASE WHEN month = 1 AND NOT flagged THEN account_id END) AS m1,
+           count(DISTINCT CASE WHEN month = 2 AND NOT flagged THEN account_id END) AS m2,
+           count(DISTINCT CASE WHEN month = 3 AND NOT flagged THEN account_id END) AS m3,
+           max(CASE WHEN month = 1 THEN 1 ELSE 0 END) AS seen1,
+           max(CASE WHEN month = 2 THEN 1 ELSE 0 END) AS seen2,
+           max(CASE WHEN month = 3 THEN 1 ELSE 0 END) AS seen3,
+           count(DISTINCT account_id) AS accounts_90d,
+           count(DISTINCT CASE WHEN month = 1 THEN account_id END) AS raw_mau_1,
+           sum(events) AS events_90d,
+           sum(CASE WHEN flagged THEN events ELSE 0 END) AS faked_events_90d
+    FROM recent
+    GROUP BY app_id
+),
+month_events AS (
+    SELECT e.app_id, e.module, e.account_id
+    FROM events e
+    JOIN recent r ON r.app_id = e.app_id AND r.account_id = e.account_id
+                 AND r.day = e.event_date AND r.region = coalesce(e.region, '')
+    WHERE r.month = 1 AND NOT r.flagged AND e.module IS NOT NULL
+),
+module_use AS (
+    SELECT app_id, module, count(DISTINCT account_id) AS users, count(*) AS events
+    FROM month_events
+    GROUP BY app_id, module
+),
+module_totals AS (
+    SELECT app_id, sum(events) AS events FROM module_use GROUP BY app_id
+),
+modules AS (
+    SELECT m.app_id,
+           count(*) AS modules,
+           sum(CASE WHEN CAST(m.users AS DOUBLE) < 0.05 * CAST(p.m1 AS DOUBLE) THEN 1 ELSE 0 END) AS rare_modules,
+           CAST(max(m.events) AS DOUBLE) / CAST(max(t.events) AS DOUBLE) AS top_module_share,
+           sum((CAST(m.events AS DOUBLE) / CAST(t.events AS DOUBLE)) * (CAST(m.events AS DOUBLE) / CAST(t.events AS DOUBLE))) AS module_hhi
+    FROM module_use m
+    JOIN module_totals t ON t.app_id = m.app_id
+    JOIN per_app p ON p.app_id = m.app_id
+    GROUP BY m.app_id
+),
+pairs AS (
+    SELECT app_a AS app_id, app_b AS other, users_a AS users, users_b AS other_users, people_overlap, function_overlap
+    FROM app_overlap
+    UNION ALL
+    SELECT app_b, app_a, users_b, users_a, people_overlap, function_overlap
+    FROM app_overlap
+),
+duplicates AS (
+    SELECT app_id, min(other) AS other, max(people_overlap) AS people_overlap, max(function_overlap) AS function_overlap
+    FROM pairs
+    WHERE people_overlap >= 0.7 AND function_overlap >= 0.5
+      AND (other_users > users OR (other_users = users AND other < app_id))
+    GROUP BY app_id
+),
+judged AS (
+    SELECT p.*,
+           c.name, c.level,
+           p.seen1 + p.seen2 + p.seen3 AS months_observed,
+           coalesce(md.modules, 0) AS modules,
+           coalesce(md.rare_modules, 0) AS rare_modules,
+           md.top_module_share, md.module_hhi,
+           d.other AS duplicate_of, d.people_overlap, d.function_overlap,
+           (p.seen1 = 0 OR p.m1 <= 5 OR CAST(p.m1 AS DOUBLE) < 0.02 * CAST(p.accounts_90d AS DOUBLE))
+           AND (p.seen2 = 0 OR p.m2 <= 5 OR CAST(p.m2 AS DOUBLE) < 0.02 * CAST(p.accounts_90d AS DOUBLE))
+           AND (p.seen3 = 0 OR p.m3 <= 5 OR CAST(p.m3 AS DOUBLE) < 0.02 * CAST(p.accounts_90d AS DOUBLE)) AS zombie,
+           coalesce(md.modules, 0) >= 3 AND coalesce(md.rare_modules, 0) * 2 > coalesce(md.modules, 0) AS low_use
+    FROM per_app p
+    LEFT JOIN app_catalog c ON c.app_id = p.app_id
+    LEFT JOIN modules md ON md.app_id = p.app_id
+    LEFT JOIN duplicates d ON d.app_id = p.app_id
+)
+SELECT app_id,
+       coalesce(name, '') AS name,
+       coalesce(level, '') AS level,
+       accounts_90d,
+       CASE WHEN seen1 = 1 THEN m1 END AS real_mau_1,
+       CASE WHEN seen2 = 1 THEN m2 END AS real_mau_2,
+       CASE WHEN seen3 = 1 THEN m3 END AS real_mau_3,
+       months_observed,
+       raw_mau_1,
+       CAST(faked_events_90d AS DOUBLE) / CAST(events_90d AS DOUBLE) AS faked_share_90d,
+       modules, rare_modules, top_module_share, module_hhi,
+       CASE WHEN zombie THEN 'zombie'
+            WHEN duplicate_of IS NOT NULL THEN 'duplicate_of:' || duplicate_of
+            WHEN low_use THEN 'low_use'
+            ELSE 'healthy' END AS classification,
+       CASE WHEN zombie THEN
+                'real monthly users ' || CAST(m1 AS VARCHAR) || ', ' || CAST(m2 AS VARCHAR) || ', ' || CAST(m3 AS VARCHAR)
+                || ' (last three months) of ' || CAST(accounts_90d AS VARCHAR) || ' accounts active in 90 days'
+            WHEN duplicate_of IS NOT NULL THEN
+                CAST(CAST(round(people_overlap * 100) AS BIGINT) AS VARCHAR) || '% of its real users also use ' || duplicate_of
+                || ', ' || CAST(CAST(round(function_overlap * 100) AS BIGINT) AS VARCHAR) || '% of functions shared'
+            WHEN low_use THEN
+                CAST(rare_modules AS VARCHAR) || ' of ' || CAST(modules AS VARCHAR)
+                || ' modules used by fewer than 5% of the real monthly users'
+            ELSE CAST(m1 AS VARCHAR) || ' real monthly users; ' || CAST(modules AS VARCHAR) || ' modules in use'
+       END AS why
+FROM judged;

@@ -1,0 +1,632 @@
+//! The analysts' SQL over both protocols: `POST /api/v1/sql` over real
+//! HTTP and the PostgreSQL wire protocol with the real `psql` (Debian's
+//! postgresql-client; `tests/run.sh` installs it) and sqlx's extended
+//! protocol. Region scoping, the audit log, and a battery of escape and
+//! abuse attempts, each refused or limited with a clear error while the
+//! server keeps serving.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use groundtruth_api::{ApiLimits, ApiState, LakeAccess};
+use groundtruth_query::{AppCatalog, Limits, QueryService};
+use groundtruth_store::{AuditQuery, ReviewStore, Role, Scope, StoreOptions};
+use groundtruth_tests::http::{request, request_with};
+use groundtruth_tests::repo;
+use serde_json::{json, Value};
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+struct Tokens {
+    admin: String,
+    analyst: String,
+    analyst_4501: String,
+    analyst_4502: String,
+    inspector: String,
+}
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    http: SocketAddr,
+    pg: SocketAddr,
+    store: ReviewStore,
+    t: Tokens,
+    _dir: tempfile::TempDir,
+}
+
+const FIXTURE: &str = "tests/fixtures/metrics.ndjson";
+
+/// Events of the fixture per region prefix (counted from the file, not
+/// hard-coded).
+fn events_in(prefix: &str) -> usize {
+    std::fs::read_to_string(repo().join(FIXTURE))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["region"].as_str().unwrap_or("").starts_with(prefix))
+        .count()
+}
+
+async fn token(store: &ReviewStore, subject: &str, role: Role, region: &str) -> String {
+    let region = Scope::parse(region).unwrap();
+    store.system_token(subject, role, region).await.unwrap()
+}
+
+fn env() -> Env {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = fixtures::fixture_lake(&repo().join(FIXTURE));
+    let (store, t, http, pg) = rt.block_on(async {
+        let store = ReviewStore::open(
+            &dir.path().join("review.db").display().to_string(),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        fixtures::load_review(&store, "metrics").await.unwrap();
+        let t = Tokens {
+            admin: token(&store, "root", Role::Admin, "").await,
+            analyst: token(&store, "chen", Role::Analyst, "").await,
+            analyst_4501: token(&store, "nanning", Role::Analyst, "4501").await,
+            analyst_4502: token(&store, "liuzhou", Role::Analyst, "4502").await,
+            inspector: token(&store, "li", Role::Inspector, "").await,
+        };
+        let catalog =
+            AppCatalog::load(&repo().join("tests/fixtures/metrics.catalog.toml")).unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(3),
+            memory_bytes: 64 << 20,
+            max_rows: 100,
+            ..Limits::default()
+        };
+        let service = Arc::new(groundtruth_pgwire::with_pg_catalog(QueryService::new(
+            lake.clone(),
+            Default::default(),
+            store.clone(),
+            catalog,
+            limits,
+        )));
+        let app = groundtruth_api::router(ApiState {
+            store: store.clone(),
+            lake: Some(LakeAccess {
+                dir: lake.clone(),
+                zone: Default::default(),
+            }),
+            metrics: None,
+            limits: ApiLimits {
+                request_timeout: Duration::from_secs(10),
+                ..ApiLimits::default()
+            },
+            query: Some(service.clone()),
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = l.local_addr().unwrap();
+        tokio::spawn(groundtruth_api::serve(l, app, std::future::pending()));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pg = l.local_addr().unwrap();
+        tokio::spawn(groundtruth_pgwire::serve(
+            l,
+            service,
+            16,
+            std::future::pending(),
+        ));
+        (store, t, http, pg)
+    });
+    Env {
+        rt,
+        http,
+        pg,
+        store,
+        t,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    /// `POST /api/v1/sql` with a JSON body.
+    fn sql(&self, token: &str, body: Value) -> (u16, Value) {
+        let r = request(
+            self.http,
+            "POST",
+            "/api/v1/sql",
+            Some(token),
+            Some(body.to_string().as_bytes()),
+        )
+        .unwrap();
+        (r.status, r.json())
+    }
+
+    /// Rows of a JSON query answer that must succeed.
+    fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
+        let (status, v) = self.sql(token, json!({ "sql": sql }));
+        assert_eq!(status, 200, "{sql}: {v}");
+        v["rows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `psql -c sql` with `token` as the password: (ok, stdout, stderr).
+    fn psql(&self, token: &str, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg.port().to_string(),
+                "-U",
+                "analyst",
+                "-d",
+                "groundtruth",
+            ])
+            .args(args)
+            .env("PGPASSWORD", token)
+            .env("PGSSLMODE", "disable")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql (postgresql-client) is installed by tests/run.sh");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+
+    fn psql_ok(&self, token: &str, sql: &str) -> String {
+        let (ok, out, err) = self.psql(token, &["-c", sql]);
+        assert!(ok, "psql {sql}: {err}");
+        out
+    }
+
+    fn psql_err(&self, token: &str, sql: &str) -> String {
+        let (ok, out, err) = self.psql(token, &["-c", sql]);
+        assert!(!ok, "psql {sql} should fail, printed {out}");
+        err
+    }
+
+    fn audit_queries(&self) -> Vec<Value> {
+        self.rt.block_on(async {
+            let page = self
+                .store
+                .audit_log(
+                    &Scope::nationwide(),
+                    &AuditQuery {
+                        action: Some("sql.query".into()),
+                        limit: 500,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            page.items
+                .into_iter()
+                .map(|e| serde_json::to_value(e).unwrap())
+                .collect()
+        })
+    }
+}
+
+fn count(rows: &[Value], key: &str) -> i64 {
+    rows.first().and_then(|r| r[key].as_i64()).unwrap_or(-1)
+}
+
+#[test]
+fn http_answers_in_json_csv_and_arrow_with_a_row_cap() {
+    let e = env();
+    let all = events_in("");
+    let rows = e.rows(&e.t.analyst, "SELECT count(*) AS n FROM events");
+    assert_eq!(count(&rows, "n"), all as i64);
+
+    // CSV: header + rows; the query as text/plain with ?format=csv.
+    let r = request_with(
+        e.http,
+        "POST",
+        "/api/v1/sql?format=csv",
+        Some(&e.t.analyst),
+        "text/plain",
+        Some(b"SELECT app_id, count(*) AS n FROM events GROUP BY app_id ORDER BY app_id"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "app_id,n");
+    let by_app: BTreeMap<String, usize> = lines[1..]
+        .iter()
+        .map(|l| {
+            let (a, n) = l.split_once(',').unwrap();
+            (a.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(by_app.values().sum::<usize>(), all);
+
+    // Arrow IPC stream, read back.
+    let (status, _) = (200, ());
+    let r = request(
+        e.http,
+        "POST",
+        "/api/v1/sql",
+        Some(&e.t.analyst),
+        Some(
+            json!({"sql": "SELECT event_id, ts FROM events", "format": "arrow"})
+                .to_string()
+                .as_bytes(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(r.status, status);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apache.arrow.stream")
+    );
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(r.body.clone()), None)
+            .unwrap();
+    let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    // The cap is 100 rows: cut and flagged.
+    assert_eq!(n, 100);
+    assert_eq!(r.header("x-groundtruth-truncated"), Some("true"));
+
+    // max_rows below the cap; truncated only when more existed.
+    let (status, v) = e.sql(
+        &e.t.analyst,
+        json!({"sql": "SELECT event_id FROM events ORDER BY event_id", "max_rows": 7}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 7);
+    assert_eq!(v["truncated"], json!(true));
+    let (_, v) = e.sql(&e.t.analyst, json!({"sql": "SELECT 1 AS one"}));
+    assert_eq!(v["truncated"], json!(false));
+    assert_eq!(v["columns"][0]["name"], json!("one"));
+
+    // The metrics views answer over HTTP.
+    for view in [
+        "activity_daily",
+        "app_health",
+        "app_overlap",
+        "worker_burden",
+        "findings",
+        "cases",
+        "verdicts",
+    ] {
+        let (status, v) = e.sql(
+            &e.t.analyst,
+            json!({"sql": format!("SELECT * FROM {view}")}),
+        );
+        assert_eq!(status, 200, "{view}: {v}");
+    }
+    let health = e.rows(
+        &e.t.analyst,
+        "SELECT app_id, classification FROM app_health ORDER BY app_id",
+    );
+    assert!(
+        health
+            .iter()
+            .any(|r| r["classification"] == json!("zombie")),
+        "{health:?}"
+    );
+}
+
+#[test]
+fn http_roles_and_region_scope_hold_under_the_query() {
+    let e = env();
+    // Roles: inspectors and units have no SQL; no token is 401.
+    let (status, v) = e.sql(&e.t.inspector, json!({"sql": "SELECT 1"}));
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("analyst"));
+    let r = request(
+        e.http,
+        "POST",
+        "/api/v1/sql",
+        None,
+        Some(b"{\"sql\":\"SELECT 1\"}"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    let r = request(
+        e.http,
+        "POST",
+        "/api/v1/sql",
+        Some("gt_0000000000000000000000000000000000000000000000000000000000000000"),
+        Some(b"{\"sql\":\"SELECT 1\"}"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+
+    // Admins may query too.
+    assert_eq!(e.rows(&e.t.admin, "SELECT 1 AS x").len(), 1);
+
+    // A 4501 analyst sees 4501 rows only, however the query asks.
+    let t = &e.t.analyst_4501;
+    let n = e.rows(t, "SELECT count(*) AS n FROM events");
+    assert_eq!(count(&n, "n"), events_in("4501") as i64);
+    assert!(events_in("4502") > 0, "the fixture has another city");
+    for probe in [
+        "SELECT count(*) AS n FROM events WHERE region LIKE '4502%'",
+        "SELECT count(*) AS n FROM events WHERE region NOT LIKE '4501%'",
+        "SELECT count(*) AS n FROM (SELECT * FROM events UNION ALL SELECT * FROM events) x WHERE region = '450201'",
+        "SELECT count(*) AS n FROM activity_daily WHERE region NOT LIKE '4501%'",
+        "SELECT count(*) AS n FROM findings WHERE finding_id = 'farm-twin-liuzhou'",
+        "SELECT count(*) AS n FROM dead_letters",
+        "SELECT count(*) AS n FROM cases c WHERE c.region LIKE '4502%'",
+    ] {
+        let rows = e.rows(t, probe);
+        assert_eq!(count(&rows, "n"), 0, "{probe} leaked: {rows:?}");
+    }
+    let regions = e.rows(t, "SELECT DISTINCT region FROM events");
+    assert!(regions
+        .iter()
+        .all(|r| r["region"].as_str().unwrap().starts_with("4501")));
+    // The other city's analyst sees the other half; nationwide sees both.
+    let n2 = e.rows(&e.t.analyst_4502, "SELECT count(*) AS n FROM events");
+    assert_eq!(count(&n2, "n"), events_in("4502") as i64);
+    let f_all = e.rows(&e.t.analyst, "SELECT count(*) AS n FROM findings");
+    let f1 = e.rows(t, "SELECT count(*) AS n FROM findings");
+    let f2 = e.rows(&e.t.analyst_4502, "SELECT count(*) AS n FROM findings");
+    assert!(count(&f1, "n") < count(&f_all, "n"));
+    assert!(count(&f2, "n") < count(&f_all, "n"));
+
+    // Every query is in the audit log with its caller and channel.
+    let audit = e.audit_queries();
+    assert!(audit.iter().any(|a| a["actor"] == json!("nanning")
+        && a["after"]["sql"].as_str().unwrap().contains("NOT LIKE")));
+    assert!(audit
+        .iter()
+        .any(|a| a["actor"] == json!("li") || a["actor"] == json!("chen")));
+}
+
+/// One attempt: the text (as text/plain) or a raw request.
+enum Attempt {
+    Sql(String),
+    Raw(&'static str, Vec<u8>),
+}
+
+#[test]
+fn abuse_battery_over_http_is_refused_or_limited_and_the_server_keeps_serving() {
+    let e = env();
+    let deep = format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500));
+    let many = format!("SELECT {}", vec!["1"; 30_000].join("+"));
+    let nested_case = format!(
+        "SELECT {} 1 {}",
+        "CASE WHEN true THEN (".repeat(100),
+        ") END".repeat(100)
+    );
+    let long = format!("SELECT '{}'", "x".repeat(200_000));
+    let huge = vec![b'x'; 10 << 20];
+    let attempts: Vec<(&str, Attempt, &[u16], &str)> = vec![
+        ("drop", Attempt::Sql("DROP TABLE events".into()), &[403], "not a query"),
+        ("create table", Attempt::Sql("CREATE TABLE t AS SELECT 1".into()), &[403], "not a query"),
+        ("create view", Attempt::Sql("CREATE VIEW v AS SELECT * FROM events".into()), &[403], "not a query"),
+        ("insert", Attempt::Sql("INSERT INTO events SELECT * FROM events".into()), &[403], "not a query"),
+        ("delete", Attempt::Sql("DELETE FROM events".into()), &[403], "not a query"),
+        ("update", Attempt::Sql("UPDATE events SET app_id = 'x'".into()), &[403], "not a query"),
+        ("truncate", Attempt::Sql("TRUNCATE TABLE events".into()), &[400, 403], ""),
+        ("copy to file", Attempt::Sql("COPY (SELECT * FROM events) TO '/tmp/gt-stolen.csv'".into()), &[403], "COPY"),
+        ("external table", Attempt::Sql("CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".into()), &[403], "EXTERNAL"),
+        ("read_csv", Attempt::Sql("SELECT * FROM read_csv('/etc/passwd')".into()), &[400], "read_csv"),
+        ("read_parquet", Attempt::Sql("SELECT * FROM read_parquet('/etc/passwd')".into()), &[400], "read_parquet"),
+        ("file as table", Attempt::Sql("SELECT * FROM '/etc/passwd'".into()), &[400], "passwd"),
+        ("file url as table", Attempt::Sql("SELECT * FROM 'file:///etc/passwd'".into()), &[400], "passwd"),
+        ("set option", Attempt::Sql("SET datafusion.execution.target_partitions = 1000".into()), &[403], "SET"),
+        ("set memory", Attempt::Sql("SET datafusion.runtime.memory_limit = '100G'".into()), &[403], "SET"),
+        ("two statements", Attempt::Sql("SELECT 1; DROP TABLE events".into()), &[403], "exactly one"),
+        ("two queries", Attempt::Sql("SELECT 1; SELECT 2".into()), &[403], "exactly one"),
+        ("dml in cte", Attempt::Sql("WITH x AS (DELETE FROM events RETURNING *) SELECT * FROM x".into()), &[400, 403], ""),
+        ("select into", Attempt::Sql("SELECT * INTO stolen FROM events".into()), &[403], "INTO"),
+        ("explain dml", Attempt::Sql("EXPLAIN DELETE FROM events".into()), &[403], "not a query"),
+        ("prepare", Attempt::Sql("PREPARE p AS SELECT 1".into()), &[403], "not a query"),
+        ("deep nesting", Attempt::Sql(deep), &[403], "nests"),
+        ("many tokens", Attempt::Sql(many), &[403], "tokens"),
+        ("nested case", Attempt::Sql(nested_case), &[403], "nests"),
+        ("long text", Attempt::Sql(long), &[413], "at most"),
+        ("10 MB body", Attempt::Raw("text/plain", huge.clone()), &[413], ""),
+        ("10 MB json", Attempt::Raw("application/json", [b"{\"sql\":\"".as_slice(), &huge, b"\"}"].concat()), &[413], ""),
+        ("invalid utf-8 text", Attempt::Raw("text/plain", b"SELECT '\xff\xfe'".to_vec()), &[400], "UTF-8"),
+        ("invalid utf-8 json", Attempt::Raw("application/json", b"{\"sql\": \"SELECT '\xff'\"}".to_vec()), &[400], "query request"),
+        ("not json", Attempt::Raw("application/json", b"{\"sql\": ".to_vec()), &[400], "query request"),
+        ("wrong json type", Attempt::Raw("application/json", b"{\"sql\": 42}".to_vec()), &[400], "query request"),
+        ("unknown field", Attempt::Raw("application/json", b"{\"sql\": \"SELECT 1\", \"as_user\": \"admin\"}".to_vec()), &[400], "unknown field"),
+        ("empty", Attempt::Sql("   ".into()), &[400], "empty"),
+        ("bad syntax", Attempt::Sql("SELEC * FROM events".into()), &[400], "parse"),
+        ("unknown table", Attempt::Sql("SELECT * FROM pg_shadow_passwords".into()), &[400], "pg_shadow_passwords"),
+        ("huge cross join", Attempt::Sql("SELECT sum(length(a.event_id || b.event_id || c.event_id || d.event_id)) FROM events a, events b, events c, events d".into()), &[408], "longer than"),
+        ("sort beyond memory", Attempt::Sql("SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3".into()), &[408, 422], ""),
+        ("repeat bomb", Attempt::Sql("SELECT repeat('x', 2000000000)".into()), &[400], "at most"),
+        ("repeat per row", Attempt::Sql("SELECT length(repeat(event_id, 1000000)) FROM events".into()), &[400], "at most"),
+        ("pad bomb", Attempt::Sql("SELECT lpad('x', 1000000000)".into()), &[400], "at most"),
+        ("range bomb", Attempt::Sql("SELECT range(1, 10000000000)".into()), &[400], "at most"),
+        ("array_repeat bomb", Attempt::Sql("SELECT array_repeat(1, 1000000000)".into()), &[400], "at most"),
+        ("series of timestamps", Attempt::Sql("SELECT generate_series(TIMESTAMP '1970-01-01', TIMESTAMP '2100-01-01', INTERVAL '1 second')".into()), &[400], "at most"),
+    ];
+    assert!(attempts.len() >= 30);
+    for (name, attempt, statuses, needle) in &attempts {
+        let r = match attempt {
+            Attempt::Sql(sql) => request_with(
+                e.http,
+                "POST",
+                "/api/v1/sql",
+                Some(&e.t.analyst),
+                "text/plain",
+                Some(sql.as_bytes()),
+            ),
+            Attempt::Raw(ct, body) => request_with(
+                e.http,
+                "POST",
+                "/api/v1/sql",
+                Some(&e.t.analyst),
+                ct,
+                Some(body),
+            ),
+        }
+        .unwrap_or_else(|err| panic!("{name}: {err:#}"));
+        let v = r.json();
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            statuses.contains(&r.status),
+            "{name}: expected {statuses:?}, got {} {}",
+            r.status,
+            r.text().chars().take(300).collect::<String>()
+        );
+        assert!(
+            !message.is_empty(),
+            "{name}: no error message in {}",
+            r.text()
+        );
+        assert!(
+            message.contains(needle),
+            "{name}: `{message}` lacks `{needle}`"
+        );
+        // Still serving, and still right.
+        let rows = e.rows(&e.t.analyst, "SELECT count(*) AS n FROM events");
+        assert_eq!(count(&rows, "n"), events_in("") as i64, "after {name}");
+    }
+    // The process wrote no file.
+    assert!(!Path::new("/tmp/gt-stolen.csv").exists());
+    // A calendar within bounds still works.
+    let days = e.rows(
+        &e.t.analyst,
+        "SELECT unnest(generate_series(DATE '2026-09-01', DATE '2026-11-30', INTERVAL '1 day')) AS d",
+    );
+    assert_eq!(days.len(), 91);
+}
+
+#[test]
+fn psql_signs_in_with_a_token_and_sees_its_region() {
+    let e = env();
+    let all = e.psql_ok(&e.t.analyst, "SELECT count(*) FROM events");
+    assert_eq!(all, events_in("").to_string());
+    let own = e.psql_ok(&e.t.analyst_4501, "SELECT count(*) FROM events");
+    assert_eq!(own, events_in("4501").to_string());
+    let leaked = e.psql_ok(
+        &e.t.analyst_4501,
+        "SELECT count(*) FROM events WHERE region LIKE '4502%'",
+    );
+    assert_eq!(leaked, "0");
+    let regions = e.psql_ok(&e.t.analyst_4502, "SELECT DISTINCT region FROM events");
+    assert!(regions.lines().all(|r| r.starts_with("4502")), "{regions}");
+    let f1: i64 = e
+        .psql_ok(&e.t.analyst_4501, "SELECT count(*) FROM findings")
+        .parse()
+        .unwrap();
+    let fa: i64 = e
+        .psql_ok(&e.t.analyst, "SELECT count(*) FROM findings")
+        .parse()
+        .unwrap();
+    assert!(f1 < fa);
+    // The metrics views.
+    let zombies = e.psql_ok(
+        &e.t.analyst,
+        "SELECT app_id FROM app_health WHERE classification = 'zombie'",
+    );
+    assert!(!zombies.is_empty());
+
+    // Wrong or unfit tokens.
+    let err = e.psql_err("gt_nope", "SELECT 1");
+    assert!(
+        err.to_lowercase()
+            .contains("password authentication failed"),
+        "{err}"
+    );
+    let err = e.psql_err(&e.t.inspector, "SELECT 1");
+    assert!(err.contains("cannot use SQL"), "{err}");
+
+    // What DBeaver, Grafana and psql ask of pg_catalog.
+    for q in [
+        "SELECT current_database()",
+        "SELECT version()",
+        "SHOW search_path",
+        "SET extra_float_digits = 3",
+        "SET application_name = 'DBeaver 24'",
+        "SELECT n.nspname FROM pg_catalog.pg_namespace n ORDER BY 1",
+        "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname = 'events'",
+        "SELECT table_name FROM information_schema.tables WHERE table_name = 'app_health'",
+        "SELECT t.oid, t.typname FROM pg_catalog.pg_type t LIMIT 5",
+    ] {
+        e.psql_ok(&e.t.analyst, q);
+    }
+    let tables = e.psql_ok(&e.t.analyst, "SELECT relname FROM pg_catalog.pg_class WHERE relname IN ('events', 'app_health') ORDER BY 1");
+    assert!(tables.contains("events"), "{tables}");
+
+    // Audit, on the wire too.
+    let audit = e.audit_queries();
+    assert!(audit.iter().any(|a| a["entity_id"] == json!("pgwire")
+        && a["actor"] == json!("nanning")
+        && a["after"]["sql"].as_str().unwrap().contains("4502")));
+}
+
+#[test]
+fn the_wire_protocol_refuses_what_http_refuses() {
+    let e = env();
+    let t = &e.t.analyst;
+    for (sql, needle) in [
+        ("DROP TABLE events", "not a query"),
+        ("CREATE TABLE t (a INT)", "not a query"),
+        ("INSERT INTO events SELECT * FROM events", "not a query"),
+        ("DELETE FROM events", "not a query"),
+        ("COPY (SELECT 1) TO '/tmp/gt-stolen-pg.csv'", ""),
+        ("CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'", ""),
+        ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
+        ("SELECT * FROM '/etc/passwd'", "passwd"),
+        ("SET datafusion.execution.target_partitions = 1000", "not allowed"),
+        ("SELECT 1; DROP TABLE events", "not a query"),
+        ("SELECT repeat('x', 2000000000)", "at most"),
+        ("SELECT sum(length(a.event_id || b.event_id || c.event_id || d.event_id)) FROM events a, events b, events c, events d", "longer than"),
+    ] {
+        let err = e.psql_err(t, sql);
+        assert!(err.contains(needle), "{sql}: {err}");
+        assert_eq!(e.psql_ok(t, "SELECT count(*) FROM events"), events_in("").to_string());
+    }
+    // A 10 MB statement from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let big: PathBuf = dir.path().join("big.sql");
+    std::fs::write(&big, format!("SELECT '{}';\n", "x".repeat(10 << 20))).unwrap();
+    let (ok, _, err) = e.psql(t, &["-f", big.to_str().unwrap()]);
+    assert!(!ok && err.contains("at most"), "{err}");
+    assert!(!Path::new("/tmp/gt-stolen-pg.csv").exists());
+
+    // The extended protocol (sqlx): parameters, same scope, same guard.
+    let url = |tok: &str| {
+        format!(
+            "postgres://analyst:{tok}@{}/groundtruth?sslmode=disable",
+            e.pg
+        )
+    };
+    e.rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url(&e.t.analyst_4501))
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE region LIKE $1")
+            .bind("45%")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n as usize, events_in("4501"));
+        let err = sqlx::query("DELETE FROM events")
+            .execute(&mut c)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a query"), "{err}");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n as usize, events_in("4501"));
+    });
+}
