@@ -86,3 +86,26 @@ fn proc_status_mb(field: &str) -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// `psql` (Debian's postgresql-client, installed by `tests/run.sh`) signed
+/// in to the wire protocol on 127.0.0.1:`port` with `token` as password:
+/// no psqlrc, unaligned tuples only, no TLS. Add `-c SQL` or `-f FILE`.
+pub fn psql(port: u16, token: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("psql");
+    c.args([
+        "-X",
+        "-q",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+    ])
+    .arg(port.to_string())
+    .args(["-U", "analyst", "-d", "groundtruth"])
+    .env("PGPASSWORD", token)
+    .env("PGSSLMODE", "disable")
+    .env("PGCONNECT_TIMEOUT", "10");
+    c
+}

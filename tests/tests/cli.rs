@@ -264,22 +264,8 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         .and_then(|r| r.split_whitespace().next())
         .with_context(|| format!("no psql line in {stdout}"))?
         .to_string();
-    let psql = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg_port,
-            "-U",
-            "analyst",
-            "-d",
-            "groundtruth",
-        ])
+    let psql = groundtruth_tests::psql(pg_port.parse()?, &analyst)
         .args(["-c", "SELECT count(*) FROM activity_daily"])
-        .env("PGPASSWORD", &analyst)
-        .env("PGSSLMODE", "disable")
         .output()?;
     ensure!(psql.status.success(), "psql: {}", text(&psql.stderr));
     ensure!(

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,26 +153,8 @@ impl Env {
 
     /// `psql -c sql` with `token` as the password: (ok, stdout, stderr).
     fn psql(&self, token: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.pg.port().to_string(),
-                "-U",
-                "analyst",
-                "-d",
-                "groundtruth",
-            ])
+        let out = groundtruth_tests::psql(self.pg.port(), token)
             .args(args)
-            .env("PGPASSWORD", token)
-            .env("PGSSLMODE", "disable")
-            .env("PGCONNECT_TIMEOUT", "10")
             .output()
             .expect("psql (postgresql-client) is installed by tests/run.sh");
         (

@@ -30,20 +30,9 @@ fn query_failed(what: &str) -> impl Fn(datafusion::error::DataFusionError) -> Ap
     }
 }
 
-/// Rows as JSON objects (timestamps as RFC 3339, dates as YYYY-MM-DD).
+/// Rows as JSON objects (the analysts' SQL encoding).
 pub fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Value>, ApiError> {
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::json::ArrayWriter::new(&mut buf);
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
-        w.write_batches(&refs)
-            .and_then(|_| w.finish())
-            .map_err(|e| ApiError::Internal(format!("cannot encode rows as JSON: {e}")))?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&buf)
+    groundtruth_query::encode::rows_json(batches)
         .map_err(|e| ApiError::Internal(format!("cannot encode rows as JSON: {e}")))
 }
 

@@ -368,14 +368,7 @@ impl Scoped {
             Err(e) => serde_json::json!({"status": "error", "error": e.to_string()}),
         };
         metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
-        if let Err(e) = self
-            .service
-            .store()
-            .record_query(who, "pgwire", sql, outcome)
-            .await
-        {
-            tracing::error!(error = %e, "cannot write a pgwire query to the audit log");
-        }
+        self.service.audit(who, "pgwire", sql, outcome).await;
     }
 }
 

@@ -240,11 +240,23 @@ impl QueryService {
                 serde_json::json!({"status": "error", "error": e.to_string(), "ms": started.elapsed().as_millis() as u64})
             }
         };
-        if let Err(e) = self.store.record_query(who, channel, sql, outcome).await {
-            tracing::error!(error = %e, "cannot write an analyst query to the audit log");
-        }
+        self.audit(who, channel, sql, outcome).await;
         tracing::info!(subject = %who.subject, scope = %who.scope, channel, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "analyst query");
         result
+    }
+
+    /// Writes a query and its outcome to the audit log; a failure to write
+    /// is logged, not returned (the answer is already decided).
+    pub async fn audit(
+        &self,
+        who: &Principal,
+        channel: &'static str,
+        sql: &str,
+        outcome: serde_json::Value,
+    ) {
+        if let Err(e) = self.store.record_query(who, channel, sql, outcome).await {
+            tracing::error!(error = %e, channel, "cannot write an analyst query to the audit log");
+        }
     }
 
     async fn run_inner(
