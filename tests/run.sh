@@ -7,6 +7,9 @@
 #     their own server on a free port as the `postgres` user;
 #   * tansu 0.6.0, the Kafka broker the end-to-end tests start;
 #   * cargo-nextest;
+#   * for the pages' browser tests: Debian's chromium, CJK fonts (the pages
+#     are in Chinese), node + npm, and playwright-core (`npm ci` in tests/web,
+#     pinned by its package-lock.json);
 # then runs `cargo nextest run --workspace --no-fail-fast "$@"` and the doc
 # tests (`cargo test --workspace --doc`). Exits non-zero if anything fails.
 #
@@ -21,8 +24,13 @@ TANSU_VERSION=0.6.0
 # Packages rdkafka-sys needs for its bundled librdkafka (./configure + make,
 # C and C++ compilers) and libz-sys for zlib; pkg-config finds zlib.
 # postgresql: the server the review API tests run against; postgresql-client:
-# psql, the client the analysts' SQL tests sign in with.
-APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql postgresql-client)
+# psql, the client the analysts' SQL tests sign in with. chromium,
+# fonts-noto-cjk, nodejs, npm: the pages' end-to-end tests.
+APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql postgresql-client
+    chromium fonts-noto-cjk)
+# node and npm come with the machine's Node.js; Debian's only when missing.
+command -v node >/dev/null || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
@@ -123,8 +131,20 @@ install_nextest() {
     cargo nextest --version | head -n1
 }
 
+install_web_test_deps() {
+    local want have
+    want=$(cd tests/web && node -p "require('./package.json').dependencies['playwright-core']")
+    have=$(cd tests/web && node -p "require('./node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+    if [[ -n $have && $have == "$want" ]]; then
+        echo "tests/web: playwright-core $have present"
+        return 0
+    fi
+    (cd tests/web && npm ci --no-audit --no-fund </dev/null) || return
+}
+
 rc=0
 step "apt packages" install_apt_packages || rc=$?
+step "npm (tests/web)" install_web_test_deps || rc=$?
 step "tansu $TANSU_VERSION" install_tansu || rc=$?
 step "cargo-nextest" install_nextest || rc=$?
 if [[ $rc -ne 0 ]]; then

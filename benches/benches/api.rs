@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p groundtruth-benches --bench api` (env `BENCH_FINDINGS`,
 //! default 1000000; `BENCH_BACKENDS`, default `sqlite,postgres`;
-//! `BENCH_SECONDS` of load per run, default 20). Needs `wrk` and
+//! `BENCH_SECONDS` of load per run, default 20; `BENCH_SQLITE_STORE=PATH`
+//! keeps the filled SQLite store and reuses it next time). Needs `wrk` and
 //! PostgreSQL installed. Writes `target/bench-api.json`.
 
 use std::process::Command;
@@ -106,6 +107,89 @@ fn wrk(url: &str, token: &str, seconds: u32) -> Result<Load> {
     })
 }
 
+/// Findings upserted into PostgreSQL through the store before the copy.
+const PG_UPSERT: usize = 20_000;
+
+/// Replaces the rows of every store table in PostgreSQL database `db` by
+/// those of the SQLite store at `sqlite`: CSV out with Python's sqlite3,
+/// `\copy` in with psql, sequences moved past the copied ids. Returns the
+/// rows copied.
+fn copy_sqlite_into_postgres(
+    sqlite: &str,
+    pg: &groundtruth_tests::Postgres,
+    db: &str,
+    dir: &std::path::Path,
+) -> Result<u64> {
+    const EXPORT: &str = r#"
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+out = sys.argv[2]
+for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' AND name <> 'tokens'"):
+    cur = con.execute(f'SELECT * FROM "{t}"')
+    cols = [d[0] for d in cur.description]
+    n = 0
+    # NULL is an empty unquoted field; text is always quoted ('' stays '').
+    cell = lambda v: '' if v is None else ('"' + v.replace('"', '""') + '"' if isinstance(v, str) else repr(v))
+    with open(os.path.join(out, t + '.csv'), 'w', newline='') as f:
+        for row in cur:
+            f.write(','.join(cell(v) for v in row) + '\n')
+            n += 1
+    print(t, n, ','.join(cols))
+"#;
+    let csv_dir = dir.join("copy");
+    std::fs::create_dir_all(&csv_dir)?;
+    let out = Command::new("python3")
+        .args(["-c", EXPORT, sqlite])
+        .arg(&csv_dir)
+        .output()
+        .context("python3")?;
+    if !out.status.success() {
+        bail!("export failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // psql may run as another user: let it read the files.
+    for p in [dir, csv_dir.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    let mut rows = 0;
+    let listing = String::from_utf8(out.stdout)?;
+    let tables: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    pg.psql(db, &format!("TRUNCATE {}", tables.join(", ")))?;
+    for line in listing.lines() {
+        let mut parts = line.split(' ');
+        let (Some(table), Some(n), Some(cols)) = (parts.next(), parts.next(), parts.next()) else {
+            bail!("export said {line:?}");
+        };
+        let file = csv_dir.join(format!("{table}.csv"));
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        pg.psql(
+            db,
+            &format!(
+                "\\copy {table} ({cols}) FROM '{}' WITH (FORMAT csv)",
+                file.display()
+            ),
+        )?;
+        rows += n.parse::<u64>()?;
+    }
+    // Serial ids continue after the copied ones.
+    let serials = pg.psql(
+        db,
+        "SELECT table_name || ' ' || column_name FROM information_schema.columns \
+         WHERE column_default LIKE 'nextval%' AND table_schema = 'public'",
+    )?;
+    for l in serials.lines().filter(|l| !l.is_empty()) {
+        let (t, c) = l.split_once(' ').context("serial column")?;
+        pg.psql(
+            db,
+            &format!("SELECT setval(pg_get_serial_sequence('{t}', '{c}'), coalesce(max({c}), 0) + 1, false) FROM {t}"),
+        )?;
+    }
+    pg.psql(db, "ANALYZE")?;
+    Ok(rows)
+}
+
 fn main() -> Result<()> {
     let n: usize = std::env::var("BENCH_FINDINGS")
         .ok()
@@ -121,6 +205,10 @@ fn main() -> Result<()> {
         .build()?;
     let tmp = tempfile::tempdir()?;
     let mut pg = None;
+    let mut sqlite_db: Option<String> = None;
+    // BENCH_SQLITE_STORE=PATH keeps the filled SQLite store there (and
+    // reuses it on the next run when it holds BENCH_FINDINGS findings).
+    let kept = std::env::var("BENCH_SQLITE_STORE").ok();
     let mut report = Vec::new();
     println!("review API, queue page (50 cases) under 50 concurrent clients, {n} findings");
     println!(
@@ -129,7 +217,9 @@ fn main() -> Result<()> {
     );
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         let url = match backend {
-            "sqlite" => tmp.path().join("review.db").display().to_string(),
+            "sqlite" => kept
+                .clone()
+                .unwrap_or_else(|| tmp.path().join("review.db").display().to_string()),
             "postgres" => pg
                 .get_or_insert(groundtruth_tests::Postgres::start()?)
                 .database()?,
@@ -140,13 +230,45 @@ fn main() -> Result<()> {
             ..Default::default()
         };
         let store = rt.block_on(ReviewStore::open(&url, &opts))?;
+        // SQLite: every finding through the store's upsert. PostgreSQL: the
+        // upsert rate is measured on the first PG_UPSERT findings (each is
+        // ~10 round trips, ~30 min for 1M), then the tables are replaced by
+        // a copy of the SQLite store filled above (same migrations, same
+        // rows).
+        let through_store = if backend == "postgres" && sqlite_db.is_some() {
+            n.min(PG_UPSERT)
+        } else {
+            n
+        };
+        // A kept SQLite store that already holds the findings is reused.
+        let reuse = backend == "sqlite"
+            && kept.is_some()
+            && rt.block_on(store.finding_count())? == through_store as u64;
+        let through_store = if reuse { 0 } else { through_store };
         let started = Instant::now();
         let batch = 2000;
-        for chunk in (0..n).collect::<Vec<_>>().chunks(batch) {
+        for chunk in (0..through_store).collect::<Vec<_>>().chunks(batch) {
             let fs: Vec<Finding> = chunk.iter().map(|&i| finding(i)).collect();
             rt.block_on(store.upsert_findings(1, &fs))?;
         }
-        let fill = n as f64 / started.elapsed().as_secs_f64();
+        let fill = through_store as f64 / started.elapsed().as_secs_f64();
+        if reuse {
+            println!("(sqlite: reusing the {n} findings in {url})");
+        }
+        if backend == "postgres" && through_store < n {
+            let pg = pg.as_ref().context("postgres")?;
+            let db = url.rsplit('/').next().context("database name")?;
+            let copied = copy_sqlite_into_postgres(
+                sqlite_db.as_deref().context("sqlite store")?,
+                pg,
+                db,
+                tmp.path(),
+            )?;
+            println!("(postgres: upserted {through_store} findings at {fill:.0}/s, then copied {copied} rows from the SQLite store)");
+        }
+        if backend == "sqlite" {
+            sqlite_db = Some(url.clone());
+        }
         let token = |role, region: &str, subject: &str| {
             rt.block_on(store.system_token(subject, role, Scope::parse(region).unwrap()))
         };

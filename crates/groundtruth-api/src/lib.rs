@@ -141,13 +141,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes_and_spec().1
 }
 
-/// The whole application: routes, `/api/v1/openapi.json`, limits (body
+/// The whole application: routes, `/api/v1/openapi.json`, the pages at `/`
+/// ([`groundtruth_web`]), limits (body
 /// size, time), panics turned into 500s, request metrics, and a JSON 404
 /// for unknown paths.
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = routes_and_spec();
     let limits = state.limits.clone();
     routes
+        .merge(groundtruth_web::routes())
         .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected {

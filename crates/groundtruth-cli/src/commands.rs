@@ -611,8 +611,9 @@ fn demo_review(
             review::start_servers(cfg, addr, cfg.pgwire.listen, store, Some(metrics), stop)
                 .await?;
         let bound = servers.api;
-        println!("\nThe review API is serving at http://{bound}/api/v1 (OpenAPI: http://{bound}/api/v1/openapi.json).");
-        println!("Sign in with a token (Authorization: Bearer ...):");
+        println!("\nThe pages: http://{bound}/ (open in a browser and sign in with a token below).");
+        println!("The review API is serving at http://{bound}/api/v1 (OpenAPI: http://{bound}/api/v1/openapi.json).");
+        println!("Sign in with a token (in the pages, or as Authorization: Bearer ...):");
         for (role, region, subject, secret) in &tokens {
             println!("  {role:<9} {:<11} {subject:<16} {secret}", region.to_string());
         }

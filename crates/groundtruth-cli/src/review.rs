@@ -145,7 +145,7 @@ pub(crate) async fn start_api(
             tracing::error!(error = %e, "the review API stopped");
         }
     });
-    tracing::info!(addr = %bound, "review API at http://{bound}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+    tracing::info!(addr = %bound, "pages at http://{bound}/, review API at http://{bound}/api/v1 (OpenAPI at /api/v1/openapi.json)");
     Ok((bound, task))
 }
 

@@ -270,6 +270,7 @@ impl QueryService {
         loop {
             match self.attempt(who, sql, max_rows).await {
                 Err(QueryError::Vanished(_)) if attempt < groundtruth_lake::VANISHED_RETRIES => {
+                    groundtruth_lake::vanished_backoff(attempt).await;
                     attempt += 1
                 }
                 Err(QueryError::Vanished(e)) => return Err(QueryError::Internal(e)),

@@ -170,11 +170,18 @@ struct Migration {
 }
 
 /// Every schema change, in order. Never edit a released one; add the next.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "review store",
-    sql: include_str!("../migrations/0001_review.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "review store",
+        sql: include_str!("../migrations/0001_review.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "queue indexes",
+        sql: include_str!("../migrations/0002_queue_indexes.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {

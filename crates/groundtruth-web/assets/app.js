@@ -1,0 +1,790 @@
+// groundtruth's pages: sign-in, queue, case, metrics, SQL console, region.
+// One page app with hash routes (#/queue, #/case/12, ...), talking to the
+// review API on the same origin with the signed-in token. Text from the
+// server is always set with textContent, never parsed as HTML.
+
+import { t, lang, setLang } from './i18n.js';
+import * as C from './charts.js';
+
+const DETECTORS = ['phone_farm', 'non_human_track', 'bulk_check_in', 'registration_farm', 'record_churn', 'report_inflation'];
+const REVIEWERS = ['inspector', 'admin'];
+const ANALYSTS = ['analyst', 'admin'];
+
+const state = { token: null, me: null };
+
+// ---------------------------------------------------------------- helpers
+
+/** An HTML element with attributes (on* as listeners) and children. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === 'string' || typeof c === 'number' ? String(c) : c);
+  }
+  return el;
+}
+
+function main() { return document.getElementById('main'); }
+
+/** Replaces el's children, skipping null/false (conditional parts). */
+function put(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function show(...nodes) {
+  const m = main();
+  m.replaceChildren(...nodes.flat().filter(Boolean));
+  m.focus({ preventScroll: true });
+}
+
+/** An API failure with the server's words. */
+class ApiFailure extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(path, { method = 'GET', body, accept = 'application/json', raw = false } = {}) {
+  const headers = { Accept: accept };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiFailure(0, 'network', t('error.network', { msg: e.message }));
+  }
+  if (res.status === 401 && state.token && path !== '/api/v1/me') {
+    signOut();
+    throw new ApiFailure(401, 'unauthorized', t('signin.bad', { msg: res.statusText }));
+  }
+  if (!res.ok) {
+    let code = String(res.status), message = res.statusText;
+    try { const j = await res.json(); code = j.error?.code ?? code; message = j.error?.message ?? message; } catch (_) { /* not JSON */ }
+    throw new ApiFailure(res.status, code, message);
+  }
+  if (raw) return res;
+  if (res.status === 204) return null;
+  return res.json();
+}
+
+/** Runs an analysts' query; returns rows as objects. */
+async function sql(text, maxRows) {
+  const body = { sql: text };
+  if (maxRows) body.max_rows = maxRows;
+  return api('/api/v1/sql', { method: 'POST', body });
+}
+
+function alertBox(err) {
+  return h('div', { class: 'alert', role: 'alert' },
+    h('strong', {}, t('error.title')), ' ', err instanceof ApiFailure ? `${err.message} (${err.code})` : String(err.message || err));
+}
+
+function notice(text) { return h('p', { class: 'notice', role: 'status' }, text); }
+
+function fmtTime(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return s;
+  return d.toLocaleString(lang() === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false });
+}
+
+function fmtScore(v) { return (Number(v) || 0).toFixed(2); }
+
+function detectorName(d) { return t(`detector.${d}`); }
+
+function chip(text, cls) { return h('span', { class: `chip ${cls || ''}` }, text); }
+
+function regionName(r) { return r ? r : t('region.all'); }
+
+function parseHash() {
+  const raw = window.location.hash.replace(/^#/, '') || '/';
+  const [path, query] = raw.split('?');
+  return { parts: path.split('/').filter(Boolean), params: new URLSearchParams(query || '') };
+}
+
+function go(path) { window.location.hash = path; }
+
+function can(roles) { return state.me && roles.includes(state.me.role); }
+
+function legend(items) {
+  return h('ul', { class: 'legend' }, items.map(([color, label, dash]) =>
+    h('li', {}, h('span', { class: `swatch${dash ? ' dash' : ''}`, dataset: { color } }), label)));
+}
+
+/** Legend swatches take their colour from data-color (no inline styles: CSP). */
+function paintSwatches(rootEl) {
+  for (const sw of rootEl.querySelectorAll('.swatch[data-color]')) sw.style.background = sw.dataset.color;
+}
+
+function figure(title, chart, ...extra) {
+  return h('figure', { class: 'panel' }, h('figcaption', {}, title), chart, ...extra);
+}
+
+function sqlDetails(text) {
+  return h('details', { class: 'sql-behind' },
+    h('summary', {}, t('metrics.show_sql')),
+    h('pre', {}, h('code', {}, text)),
+    h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.setItem('gt.sql', text); go('/sql'); } }, t('metrics.open_sql')));
+}
+
+function table(columns, rows, { caption } = {}) {
+  return h('div', { class: 'table-wrap' }, h('table', {},
+    caption ? h('caption', {}, caption) : null,
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.label ?? c.name)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => {
+      const v = c.render ? c.render(r) : r[c.name];
+      return h('td', {}, v === undefined || v === null ? '' : (v instanceof Node ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)));
+    }))))));
+}
+
+// ---------------------------------------------------------------- shell
+
+function signOut() {
+  state.token = null; state.me = null;
+  sessionStorage.removeItem('gt.token');
+  renderNav();
+  go('/signin');
+}
+
+function renderNav() {
+  const nav = document.getElementById('nav');
+  const items = [];
+  if (state.me) {
+    items.push(['/queue', t('nav.queue'), true]);
+    if (can(ANALYSTS)) items.push(['/metrics', t('nav.metrics'), true], ['/sql', t('nav.sql'), true]);
+    items.push(['/region', t('nav.region'), true]);
+  }
+  const here = '/' + (parseHash().parts[0] || '');
+  put(nav,
+    h('a', { href: '#/', class: 'brand' }, t('app.brand')),
+    h('ul', {}, items.map(([href, label]) => h('li', {}, h('a', { href: `#${href}`, 'aria-current': here === href ? 'page' : null }, label)))),
+    h('div', { class: 'right' },
+      state.me ? h('span', { class: 'who', 'data-role': state.me.role }, t('who', { subject: state.me.subject, role: t(`role.${state.me.role}`), region: regionName(state.me.region) })) : null,
+      h('button', { type: 'button', id: 'lang', 'aria-label': t('nav.lang.label'), onclick: () => { setLang(lang() === 'zh' ? 'en' : 'zh'); document.title = t('app.title'); route(); } }, t('nav.lang')),
+      state.me ? h('button', { type: 'button', id: 'signout', onclick: signOut }, t('nav.signout')) : null));
+  nav.setAttribute('aria-label', t('nav.main'));
+}
+
+async function route() {
+  const { parts, params } = parseHash();
+  renderNav();
+  if (!state.me && parts[0] !== 'signin') { go('/signin'); return; }
+  try {
+    switch (parts[0] || '') {
+      case 'signin': return renderSignIn();
+      case '': return go(can(REVIEWERS) ? '/queue' : can(ANALYSTS) ? '/metrics' : state.me.role === 'unit' ? '/region' : '/queue');
+      case 'queue': return await renderQueue(params);
+      case 'case': return await renderCase(Number(parts[1]));
+      case 'metrics': return can(ANALYSTS) ? await renderMetrics(params) : show(alertBox(new Error(t('error.forbidden'))));
+      case 'sql': return can(ANALYSTS) ? renderSql() : show(alertBox(new Error(t('error.forbidden'))));
+      case 'region': return await renderRegion(params);
+      default: return go('/');
+    }
+  } catch (e) {
+    show(alertBox(e));
+  }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function renderSignIn() {
+  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const msg = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'signin', onsubmit: async (e) => {
+    e.preventDefault();
+    const token = input.value.trim();
+    if (!token) { put(msg, alertBox(new Error(t('signin.empty')))); return; }
+    state.token = token;
+    try {
+      state.me = await api('/api/v1/me');
+      sessionStorage.setItem('gt.token', token);
+      go('/');
+    } catch (err) {
+      state.token = null;
+      put(msg, h('div', { class: 'alert', role: 'alert' }, t('signin.bad', { msg: err.message })));
+    }
+  } },
+  h('h1', {}, t('signin.title')),
+  h('p', {}, t('signin.intro')),
+  h('label', { for: 'token' }, t('signin.token')), input,
+  h('button', { type: 'submit', class: 'primary' }, t('signin.submit')),
+  msg);
+  show(form);
+  input.focus();
+}
+
+// ---------------------------------------------------------------- queue
+
+const QUEUE_KEYS = ['detector', 'region', 'app', 'min_score', 'status', 'assignee', 'sort', 'order'];
+
+async function renderQueue(params) {
+  const p = new URLSearchParams();
+  for (const k of QUEUE_KEYS) if (params.get(k)) p.set(k, params.get(k));
+  if (!params.has('status')) p.set('status', 'open');
+  if (params.get('cursor')) p.set('cursor', params.get('cursor'));
+  p.set('limit', '50');
+  const page = await api(`/api/v1/cases?${p}`);
+  const reviewer = can(REVIEWERS);
+
+  const field = (name, label, control) => h('div', { class: 'field' }, h('label', { for: `f-${name}` }, label), control);
+  const select = (name, options, value) => h('select', { id: `f-${name}`, name },
+    options.map(([v, label]) => h('option', { value: v, selected: v === (value ?? '') }, label)));
+  const filters = h('form', { class: 'filters', role: 'search', 'aria-label': t('queue.filters'), onsubmit: (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(e.target)) if (v !== '') q.set(k, v);
+    if (!q.has('status')) q.set('status', '');
+    go(`/queue?${q}`);
+  } },
+  field('detector', t('queue.detector'), select('detector', [['', t('queue.any')], ...DETECTORS.map((d) => [d, detectorName(d)])], params.get('detector'))),
+  field('region', t('queue.region'), h('input', { id: 'f-region', name: 'region', inputmode: 'numeric', pattern: '[0-9]{0,6}', value: params.get('region') || '', size: 7 })),
+  field('app', t('queue.app'), h('input', { id: 'f-app', name: 'app', value: params.get('app') || '', size: 12 })),
+  field('min_score', t('queue.min_score'), h('input', { id: 'f-min_score', name: 'min_score', type: 'number', min: 0, max: 1, step: 0.05, value: params.get('min_score') || '' })),
+  field('status', t('queue.status'), select('status', [['open', t('status.open')], ['needs_info', t('status.needs_info')], ['closed', t('status.closed')], ['', t('queue.any')]], params.has('status') ? params.get('status') : 'open')),
+  field('assignee', t('queue.assignee'), select('assignee', [['', t('queue.any')], ['me', t('queue.assignee.me')], ['none', t('queue.assignee.none')]], params.get('assignee'))),
+  field('sort', t('queue.sort'), select('sort', ['score', 'updated', 'created', 'window_end'].map((k) => [k, t(`queue.sort.${k}`)]), params.get('sort') || 'score')),
+  field('order', t('queue.order'), select('order', [['desc', t('queue.order.desc')], ['asc', t('queue.order.asc')]], params.get('order') || 'desc')),
+  h('div', { class: 'buttons' },
+    h('button', { type: 'submit', class: 'primary' }, t('queue.apply')),
+    h('button', { type: 'button', onclick: () => go('/queue') }, t('queue.reset'))));
+
+  const selected = new Set();
+  const status = h('div', { 'aria-live': 'polite', class: 'status-line' });
+  const count = h('span', { class: 'count' }, t('queue.selected', { n: 0 }));
+  const boxes = [];
+  const updateCount = () => { count.textContent = t('queue.selected', { n: selected.size }); };
+
+  const rows = page.items.map((c, i) => {
+    const box = h('input', { type: 'checkbox', 'aria-label': `${t('queue.col.select')} ${c.case_id}`, onchange: (e) => {
+      if (e.target.checked) selected.add(c.case_id); else selected.delete(c.case_id);
+      updateCount();
+    } });
+    boxes.push(box);
+    return h('tr', { tabindex: -1, dataset: { caseId: c.case_id, index: i } },
+      h('td', {}, reviewer ? box : null),
+      h('td', {}, h('a', { href: `#/case/${c.case_id}` }, `#${c.case_id}`)),
+      h('td', {}, c.detectors.map((d) => chip(detectorName(d), `det-${d}`))),
+      h('td', {}, c.app_id),
+      h('td', {}, c.region),
+      h('td', { class: 'num' }, String(c.n_accounts)),
+      h('td', { class: 'num' }, h('meter', { min: 0, max: 1, value: c.score, 'aria-hidden': 'true' }), ' ', fmtScore(c.score)),
+      h('td', {}, chip(t(`status.${c.status}`), `st-${c.status}`)),
+      h('td', {}, c.assignee || '—'),
+      h('td', {}, fmtTime(c.window_end)));
+  });
+
+  const bulk = async (body) => {
+    if (!selected.size) { put(status, notice(t('queue.bulk.need_selection'))); return; }
+    try {
+      const out = await api('/api/v1/cases/bulk', { method: 'POST', body: { case_ids: [...selected], ...body } });
+      const ok = out.filter((r) => r.ok).length;
+      put(status, notice(t('queue.bulk.done', { ok, failed: out.length - ok })));
+      setTimeout(route, 600);
+    } catch (e) { put(status, alertBox(e)); }
+  };
+  const assigneeInput = h('input', { id: 'bulk-assignee', size: 12 });
+  const bulkNote = h('input', { id: 'bulk-note', size: 24 });
+  const bulkBar = reviewer ? h('section', { class: 'bulk', 'aria-label': t('queue.bulk') },
+    count,
+    h('button', { type: 'button', onclick: () => { const all = boxes.every((b) => b.checked); boxes.forEach((b, i) => { b.checked = !all; const id = page.items[i].case_id; if (!all) selected.add(id); else selected.delete(id); }); updateCount(); } }, t('queue.select_all')),
+    h('button', { type: 'button', id: 'bulk-assign-me', onclick: () => bulk({ action: 'assign', assignee: state.me.subject }) }, t('queue.bulk.assign_me')),
+    h('label', { for: 'bulk-assignee' }, t('queue.bulk.assignee')), assigneeInput,
+    h('button', { type: 'button', onclick: () => bulk({ action: 'assign', assignee: assigneeInput.value.trim() }) }, t('queue.bulk.assign_to')),
+    h('button', { type: 'button', onclick: () => bulk({ action: 'unassign' }) }, t('queue.bulk.unassign')),
+    h('label', { for: 'bulk-note' }, t('queue.bulk.note')), bulkNote,
+    h('button', { type: 'button', onclick: () => bulk({ action: 'close', verdict: 'confirmed', note: bulkNote.value }) }, t('queue.bulk.confirm')),
+    h('button', { type: 'button', onclick: () => bulk({ action: 'close', verdict: 'dismissed', note: bulkNote.value }) }, t('queue.bulk.dismiss'))) : null;
+
+  const claim = async () => {
+    try {
+      const body = {};
+      if (params.get('detector')) body.detectors = params.get('detector').split(',');
+      if (params.get('region')) body.region = params.get('region');
+      if (params.get('app')) body.app = params.get('app');
+      const c = await api('/api/v1/cases/claim-next', { method: 'POST', body });
+      if (!c) put(status, notice(t('queue.claim.none')));
+      else go(`/case/${c.case_id}`);
+    } catch (e) { put(status, alertBox(e)); }
+  };
+
+  const cols = ['select', 'case', 'detectors', 'app', 'region', 'accounts', 'score', 'status', 'assignee', 'window'];
+  const tbl = h('table', { class: 'queue', 'aria-describedby': 'queue-keys' },
+    h('caption', { class: 'sr-only' }, t('queue.title')),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, t(`queue.col.${c}`))))),
+    h('tbody', {}, rows));
+  const pager = h('nav', { class: 'pager', 'aria-label': 'pages' },
+    params.get('cursor') ? h('button', { type: 'button', onclick: () => { const q = new URLSearchParams(params); q.delete('cursor'); go(`/queue?${q}`); } }, t('queue.first')) : null,
+    page.next_cursor ? h('button', { type: 'button', id: 'next-page', onclick: () => { const q = new URLSearchParams(params); q.set('cursor', page.next_cursor); go(`/queue?${q}`); } }, t('queue.next')) : null);
+
+  show(
+    h('div', { class: 'title-row' }, h('h1', {}, t('queue.title')),
+      reviewer ? h('button', { type: 'button', id: 'claim-next', class: 'primary', onclick: claim }, t('queue.claim')) : null),
+    filters, bulkBar, status,
+    page.items.length ? tbl : notice(t('queue.empty')),
+    pager,
+    h('p', { id: 'queue-keys', class: 'hint' }, t('queue.keys')));
+
+  // Keyboard: j/k move, Enter/o open, x select, c claim, / filters.
+  let at = -1;
+  const focusRow = (i) => { if (!rows.length) return; at = Math.max(0, Math.min(rows.length - 1, i)); rows[at].focus(); };
+  setKeys((e) => {
+    if (e.key === 'j' || e.key === 'ArrowDown') { focusRow(at + 1); return true; }
+    if (e.key === 'k' || e.key === 'ArrowUp') { focusRow(at - 1); return true; }
+    if ((e.key === 'Enter' || e.key === 'o') && at >= 0) { go(`/case/${page.items[at].case_id}`); return true; }
+    if (e.key === 'x' && at >= 0 && reviewer) { boxes[at].click(); return true; }
+    if (e.key === 'c' && reviewer) { claim(); return true; }
+    if (e.key === '/') { document.getElementById('f-detector').focus(); return true; }
+    return false;
+  });
+}
+
+// ------------------------------------------------------------- keyboard
+
+let pageKeys = null;
+function setKeys(handler) { pageKeys = handler; }
+
+document.addEventListener('keydown', (e) => {
+  const tag = (e.target.tagName || '').toLowerCase();
+  if (['input', 'textarea', 'select'].includes(tag) || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === '?') { showHelp(); e.preventDefault(); return; }
+  if (pageKeys && pageKeys(e)) e.preventDefault();
+});
+
+function showHelp() {
+  const old = document.getElementById('help');
+  if (old) { old.remove(); return; }
+  const close = h('button', { type: 'button', onclick: () => dlg.remove() }, t('help.close'));
+  const dlg = h('div', { id: 'help', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'help-title', class: 'dialog' },
+    h('h2', { id: 'help-title' }, t('help.title')),
+    h('p', {}, t('queue.keys')), h('p', {}, t('case.decide.keys')), close);
+  document.body.append(dlg);
+  close.focus();
+}
+
+// ---------------------------------------------------------------- case
+
+async function renderCase(id) {
+  if (!Number.isInteger(id) || id <= 0) { go('/queue'); return; }
+  const detail = await api(`/api/v1/cases/${id}`);
+  const c = detail.case;
+  const reviewer = can(REVIEWERS);
+  const raised = detail.findings.filter((f) => f.raised);
+  const reasons = (raised.length ? raised : detail.findings).map((f) => h('li', {},
+    h('strong', {}, detectorName(f.finding.detector)), ' — ', f.finding.reason));
+
+  const facts = h('dl', { class: 'facts' },
+    h('dt', {}, t('case.app')), h('dd', {}, c.app_id),
+    h('dt', {}, t('case.regions')), h('dd', {}, c.regions.join(', ') || '—'),
+    h('dt', {}, t('case.accounts')), h('dd', {}, `${c.accounts.join(', ')}${c.n_accounts > c.accounts.length ? ` … (${c.n_accounts})` : ''}`),
+    h('dt', {}, t('case.window')), h('dd', {}, `${fmtTime(c.window_start)} → ${fmtTime(c.window_end)}`),
+    h('dt', {}, t('case.assignee')), h('dd', {}, c.assignee || '—'),
+    h('dt', {}, t('queue.col.status')), h('dd', {}, chip(t(`status.${c.status}`), `st-${c.status}`), c.verdict ? ` ${t(`verdict.${c.verdict}`)}` : ''));
+
+  const evidence = detail.findings.map((f) => evidenceSection(f));
+  const timelineBox = h('section', { class: 'panel', id: 'timeline', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h' }, t('case.timeline')), notice(t('loading')));
+  const historyBox = h('section', { class: 'panel', id: 'history', 'aria-labelledby': 'hist-h' }, h('h2', { id: 'hist-h' }, t('case.history')), notice(t('loading')));
+  const decide = reviewer ? verdictPanel(c) : null;
+  const notes = detail.notes.length ? h('section', { class: 'panel' }, h('h2', {}, t('case.notes')),
+    h('ul', { class: 'notes' }, detail.notes.map((n) => h('li', {}, h('span', { class: 'meta' }, `${fmtTime(n.at)} · ${n.author}`), ' ', n.text)))) : null;
+
+  show(
+    h('p', {}, h('a', { href: '#/queue' }, t('case.back'))),
+    h('div', { class: 'title-row' }, h('h1', {}, t('case.title', { id: c.case_id })), chip(fmtScore(c.score), 'score')),
+    h('section', { class: 'reason', 'aria-labelledby': 'why-h' }, h('h2', { id: 'why-h' }, t('case.why')), h('ul', {}, reasons)),
+    h('div', { class: 'two-col' },
+      h('section', { class: 'panel', 'aria-labelledby': 'facts-h' }, h('h2', { id: 'facts-h' }, t('case.facts')), facts),
+      decide),
+    h('h2', {}, t('case.evidence')),
+    evidence, timelineBox, notes, historyBox);
+  paintSwatches(main());
+
+  setKeys((e) => {
+    if (!decide) return false;
+    const map = { 1: 'confirmed', 2: 'dismissed', 3: 'needs_info' };
+    if (map[e.key]) { const b = decide.querySelector(`[data-verdict="${map[e.key]}"]`); if (b) b.focus(); return true; }
+    return false;
+  });
+
+  loadTimeline(id, timelineBox);
+  loadHistory(id, historyBox);
+}
+
+function verdictPanel(c) {
+  const note = h('textarea', { id: 'verdict-note', rows: 3, maxlength: 10000 });
+  const msg = h('div', { 'aria-live': 'polite' });
+  const decide = async (verdict) => {
+    try {
+      await api(`/api/v1/cases/${c.case_id}/verdict`, { method: 'POST', body: { verdict, note: note.value, expected_version: c.version } });
+      put(msg, notice(t('case.saved')));
+      await renderCase(c.case_id);
+    } catch (e) { put(msg, alertBox(e)); }
+  };
+  const reopen = async () => {
+    try {
+      await api(`/api/v1/cases/${c.case_id}/reopen`, { method: 'POST', body: { note: note.value } });
+      await renderCase(c.case_id);
+    } catch (e) { put(msg, alertBox(e)); }
+  };
+  const addNote = async () => {
+    try {
+      await api(`/api/v1/cases/${c.case_id}/notes`, { method: 'POST', body: { text: note.value } });
+      await renderCase(c.case_id);
+    } catch (e) { put(msg, alertBox(e)); }
+  };
+  const closed = c.status === 'closed';
+  return h('section', { class: 'panel decide', 'aria-labelledby': 'decide-h' },
+    h('h2', { id: 'decide-h' }, t('case.decide')),
+    closed ? h('p', {}, t('case.closed_by', { verdict: t(`verdict.${c.verdict}`) })) : null,
+    h('label', { for: 'verdict-note' }, t('case.note')), note,
+    h('div', { class: 'buttons' },
+      closed ? h('button', { type: 'button', id: 'reopen', onclick: reopen }, t('case.reopen'))
+        : ['confirmed', 'dismissed', 'needs_info'].map((v, i) => h('button', {
+          type: 'button', class: `verdict v-${v}`, dataset: { verdict: v }, onclick: () => decide(v),
+        }, `${i + 1} · ${t(`verdict.${v}`)}`)),
+      h('button', { type: 'button', id: 'add-note', onclick: addNote }, t('case.add_note'))),
+    h('p', { class: 'hint' }, t('case.decide.keys')),
+    msg);
+}
+
+async function loadTimeline(id, box) {
+  const title = box.firstChild;
+  try {
+    const tl = await api(`/api/v1/cases/${id}/timeline`);
+    const days = [...new Set(tl.per_day.map((r) => r.event_date))].sort();
+    const kinds = [...new Set(tl.per_day.map((r) => r.kind))].sort();
+    const stacks = kinds.map((k) => ({
+      label: k, color: C.colorOf(k, kinds),
+      values: days.map((d) => tl.per_day.filter((r) => r.event_date === d && r.kind === k).reduce((a, r) => a + Number(r.events), 0)),
+    }));
+    const strip = C.eventStrip(tl.events, { labels: { title: t('case.timeline.events') } });
+    put(box, title,
+      figure(t('case.timeline.per_day'), C.bars(days, { stacks, labels: { title: t('case.timeline.per_day') }, kind: 'per-day' }),
+        legend(kinds.map((k) => [C.colorOf(k, kinds), k]))),
+      figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), k]))),
+      tl.truncated ? notice(t('case.timeline.truncated', { n: tl.events.length })) : null);
+    paintSwatches(box);
+  } catch (e) {
+    put(box, title, e.status === 503 ? notice(t('case.timeline.none')) : alertBox(e));
+  }
+  box.dataset.loaded = 'true';
+}
+
+async function loadHistory(id, box) {
+  const title = box.firstChild;
+  try {
+    const items = await api(`/api/v1/cases/${id}/history`);
+    const summary = (v) => (v ? Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : x}`).join(', ') : '');
+    put(box, title, items.length ? h('ol', { class: 'history' }, items.map((a) => h('li', { dataset: { action: a.action } },
+      h('span', { class: 'meta' }, `${fmtTime(a.at)} · ${a.actor} (${a.role})`), ' ',
+      h('strong', {}, a.action), ' ',
+      a.before ? h('span', { class: 'before' }, summary(a.before), ' → ') : null,
+      h('span', { class: 'after' }, summary(a.after))))) : notice(t('case.history.empty')));
+  } catch (e) { put(box, title, alertBox(e)); }
+  box.dataset.loaded = 'true';
+}
+
+/** One finding: its reason, its evidence as a picture, the figures. */
+function evidenceSection(rec) {
+  const f = rec.finding;
+  const ev = f.evidence || {};
+  const parts = [];
+  const labels = (title) => ({ title, scale: t('ev.track.scale') });
+  switch (f.detector) {
+    case 'non_human_track': {
+      const pts = ev.geometry?.points || [];
+      const replay = ev.replay?.source_geometry?.points;
+      parts.push(figure(t('ev.track'), C.trackPlot(pts, { replay, labels: labels(t('ev.track')) }),
+        legend([['#2ca02c', t('ev.legend.walk')], ['#ff7f0e', t('ev.legend.fast')], ['#4a6fa5', t('ev.legend.slow')],
+          ...(replay ? [['#555', t('ev.track.replay'), true]] : [])])));
+      parts.push(figure(t('ev.speed'), C.speedProfile(pts, { labels: { title: t('ev.speed'), band: t('ev.speed.band'), axis: t('ev.speed.axis') } }),
+        legend([['#2ca02c', t('ev.speed.band')]])));
+      if (Array.isArray(ev.classes) && ev.classes.length) {
+        parts.push(figureTable(t('ev.figures'), Object.fromEntries(ev.classes.map((c) => [c.class, `${fmtScore(c.score)} — ${c.reason}`]))));
+      }
+      if (ev.replay) parts.push(figureTable(t('ev.track.replay'), pick(ev.replay, ['source_account_id', 'source_patrol_id', 'source_start', 'residual_m', 'offset_m', 'cover'])));
+      if (ev.features) parts.push(figureTable(t('ev.features'), ev.features, { collapsed: true }));
+      break;
+    }
+    case 'phone_farm': {
+      if (Array.isArray(ev.timeline) && ev.timeline.length) {
+        const chart = C.sessionTimeline(ev.timeline, { labels: { title: t('ev.farm') } });
+        parts.push(figure(t('ev.farm'), chart, h('p', { class: 'hint' }, t('ev.farm.row'))));
+      }
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['pattern', 'chains', 'sessions', 'max_gap_s', 'median_session_s', 'order_tau', 'mean_similarity', 'static_phones', 'phones_with_profile', 'chance_log10', 'days'])));
+      break;
+    }
+    case 'bulk_check_in': {
+      if (Array.isArray(ev.check_ins) && ev.check_ins.length) {
+        parts.push(figure(t('ev.checkins'), C.checkinScatter(ev.check_ins, { labels: { title: t('ev.checkins'), scale: t('ev.track.scale'), stack: (n) => t('ev.checkins.stack', { n }) } })));
+      }
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['device', 'days', 'accounts_per_day_max', 'copied_coordinates', 'regular_days', 'far_from_point', 'interval_s'])));
+      break;
+    }
+    case 'registration_farm': {
+      if (Array.isArray(ev.times) && ev.times.length) parts.push(figure(t('ev.registrations'), C.histogram(ev.times, { labels: { title: t('ev.registrations') } })));
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'referrer', 'signals', 'registrations', 'minutes', 'devices', 'ips', 'per_device', 'per_ip', 'emulated', 'observed', 'came_back', 'others_return_rate', 'claimed_regions'])));
+      break;
+    }
+    case 'record_churn': {
+      const days = ev.days || [];
+      const peer = ev.peer_median_churn_per_day;
+      parts.push(figure(t('ev.churn'), C.bars(days.map((d) => d.date), {
+        kind: 'churn', labels: { title: t('ev.churn') },
+        stacks: [['creates', '#2ca02c'], ['updates', '#1f77b4'], ['deletes', '#d62728']].map(([k, color]) => ({ label: t(`ev.legend.${k}`), color, values: days.map((d) => d[k]) })),
+        lines: [{ label: t('ev.legend.re_entries'), color: '#000', values: days.map((d) => d.re_entries) },
+          ...(peer != null ? [{ label: t('ev.legend.peer'), color: '#7f7f7f', dash: true, values: days.map(() => peer) }] : [])],
+      }), legend([['#2ca02c', t('ev.legend.creates')], ['#1f77b4', t('ev.legend.updates')], ['#d62728', t('ev.legend.deletes')], ['#000', t('ev.legend.re_entries')], ['#7f7f7f', t('ev.legend.peer'), true]])));
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'registry', 're_entries', 'no_op_updates', 'operations', 'peer_median_churn_per_day'])));
+      break;
+    }
+    case 'report_inflation': {
+      const days = ev.days || [];
+      parts.push(figure(t('ev.reports'), C.bars(days.map((d) => d.date), {
+        kind: 'reports', labels: { title: t('ev.reports') },
+        stacks: [{ label: t('ev.legend.near_copies'), color: '#d62728', values: days.map((d) => d.near_copies) },
+          { label: t('ev.legend.reports'), color: '#1f77b4', values: days.map((d) => Math.max((d.reports || 0) - (d.near_copies || 0), 0)) }],
+        lines: [{ label: t('ev.legend.peer'), color: '#7f7f7f', dash: true, values: days.map((d) => d.peer_median_copies) }],
+      }), legend([['#1f77b4', t('ev.legend.reports')], ['#d62728', t('ev.legend.near_copies')], ['#7f7f7f', t('ev.legend.peer'), true]])));
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'regions', 'reports', 'near_copies', 'usual_reports_per_day', 'same_region_accounts_same_day'])));
+      break;
+    }
+    default: break;
+  }
+  return h('section', { class: 'finding panel', dataset: { detector: f.detector, findingId: f.finding_id } },
+    h('h3', {}, t('case.finding', { detector: detectorName(f.detector), score: fmtScore(f.score) }), rec.raised ? null : h('span', { class: 'hint' }, ' ', t('case.suppressed'))),
+    h('p', { class: 'reason-text' }, f.reason),
+    h('p', { class: 'meta' }, `${fmtTime(f.window_start)} → ${fmtTime(f.window_end)} · ${f.accounts.length} ${t('case.accounts')}${f.devices?.length ? ` · ${f.devices.length} ${t('case.devices')}` : ''}`),
+    h('div', { class: 'pictures' }, parts),
+    h('details', {}, h('summary', {}, t('case.raw')), h('pre', {}, JSON.stringify(f, null, 2))));
+}
+
+function pick(obj, keys) {
+  const out = {};
+  for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) out[k] = obj[k];
+  return out;
+}
+
+/** A figure as people read it: at most 3 decimals, lists joined. */
+function fmtValue(v) {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toFixed(3)));
+  if (Array.isArray(v) && v.every((x) => typeof x !== 'object')) return v.join(', ');
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+function figureTable(title, obj, { collapsed = false } = {}) {
+  const entries = Object.entries(obj || {});
+  if (!entries.length) return null;
+  const list = h('dl', { class: 'facts' }, entries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, fmtValue(v))]));
+  if (collapsed) return h('details', { class: 'panel figures' }, h('summary', {}, title), list);
+  return h('figure', { class: 'panel figures' }, h('figcaption', {}, title), list);
+}
+
+// ---------------------------------------------------------------- metrics
+
+const METRIC_SQL = {
+  daily: (where) => `SELECT day, sum(events) AS events, sum(faked_events) AS faked_events,
+       sum(active_accounts) AS active_accounts, sum(real_active_accounts) AS real_active_accounts
+FROM activity_daily${where}
+GROUP BY day
+ORDER BY day`,
+  perApp: (where) => sharePer('app_id', where),
+  perRegion: (where) => sharePer('region', where),
+  health: () => `SELECT app_id, name, classification, real_mau_1, real_mau_2, real_mau_3,
+       raw_mau_1, faked_share_90d, modules, rare_modules, why
+FROM app_health
+ORDER BY classification DESC, app_id`,
+  burden: () => `SELECT week, count(*) AS people,
+       avg(apps_used) AS mean_apps, max(apps_used) AS max_apps,
+       avg(minutes_in_apps) AS mean_minutes
+FROM worker_burden
+GROUP BY week
+ORDER BY week`,
+  burdenHist: () => `SELECT apps_used, count(*) AS person_weeks
+FROM worker_burden
+GROUP BY apps_used
+ORDER BY apps_used`,
+};
+
+/** Faked share of the events per `col` (app_id or region), highest first. */
+function sharePer(col, where) {
+  return `SELECT ${col}, sum(events) AS events,
+       CAST(sum(faked_events) AS DOUBLE) / CAST(sum(events) AS DOUBLE) AS faked_share
+FROM activity_daily${where}
+GROUP BY ${col}
+ORDER BY faked_share DESC, ${col}
+LIMIT 25`;
+}
+
+function sqlString(v) { return `'${String(v).replace(/'/g, "''")}'`; }
+
+async function renderMetrics(params) {
+  const app = params.get('app') || '';
+  const region = params.get('region') || '';
+  const conds = [];
+  if (app) conds.push(`app_id = ${sqlString(app)}`);
+  if (/^[0-9]{1,6}$/.test(region)) conds.push(`region LIKE ${sqlString(region + '%')}`);
+  const where = conds.length ? `\nWHERE ${conds.join(' AND ')}` : '';
+
+  const apps = await sql('SELECT DISTINCT app_id FROM activity_daily ORDER BY app_id', 500).catch(() => ({ rows: [] }));
+  const scopeForm = h('form', { class: 'filters', 'aria-label': t('metrics.filters'), onsubmit: (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(e.target)) if (v !== '') q.set(k, v);
+    go(`/metrics?${q}`);
+  } },
+  h('div', { class: 'field' }, h('label', { for: 'm-app' }, t('queue.app')),
+    h('select', { id: 'm-app', name: 'app' }, h('option', { value: '' }, t('metrics.all_apps')),
+      apps.rows.map((r) => h('option', { value: r.app_id, selected: r.app_id === app }, r.app_id)))),
+  h('div', { class: 'field' }, h('label', { for: 'm-region' }, t('queue.region')), h('input', { id: 'm-region', name: 'region', value: region, size: 7, inputmode: 'numeric', pattern: '[0-9]{0,6}' })),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, t('queue.apply'))));
+
+  const slot = (id) => h('section', { class: 'panel metric', id, 'aria-busy': 'true' }, notice(t('metrics.loading')));
+  const slots = { daily: slot('m-daily'), active: slot('m-active'), perApp: slot('m-per-app'), perRegion: slot('m-per-region'), health: slot('m-health'), burden: slot('m-burden') };
+  show(h('h1', {}, t('metrics.title')), scopeForm,
+    h('div', { class: 'metrics-grid' }, slots.daily, slots.active, slots.perApp, slots.perRegion),
+    slots.health, slots.burden);
+
+  const fill = async (el, text, draw) => {
+    try {
+      const r = await sql(text, 5000);
+      el.replaceChildren(...[r.rows.length ? draw(r.rows) : notice(t('metrics.empty'))].flat().filter(Boolean), sqlDetails(text));
+      paintSwatches(el);
+    } catch (e) { el.replaceChildren(alertBox(e), sqlDetails(text)); }
+    el.setAttribute('aria-busy', 'false');
+  };
+  const pct = (v) => `${Math.round(v * 100)}%`;
+  await Promise.all([
+    fill(slots.daily, METRIC_SQL.daily(where), (rows) => {
+      const days = rows.map((r) => r.day);
+      return figure(t('metrics.real_vs_faked'), C.bars(days, {
+        kind: 'real-vs-faked', labels: { title: t('metrics.real_vs_faked') }, rightFmt: pct,
+        stacks: [{ label: t('metrics.real'), color: '#2ca02c', values: rows.map((r) => r.events - r.faked_events) },
+          { label: t('metrics.faked'), color: '#d62728', values: rows.map((r) => r.faked_events) }],
+        lines: [{ label: t('metrics.faked_share'), color: '#000', axis: 'right', max: 1, values: rows.map((r) => (r.events ? r.faked_events / r.events : null)) }],
+      }), legend([['#2ca02c', t('metrics.real')], ['#d62728', t('metrics.faked')], ['#000', t('metrics.faked_share')]]));
+    }),
+    fill(slots.active, METRIC_SQL.daily(where), (rows) => figure(t('metrics.active'), C.bars(rows.map((r) => r.day), {
+      kind: 'active', labels: { title: t('metrics.active') },
+      lines: [{ label: t('metrics.active.raw'), color: '#7f7f7f', dash: true, values: rows.map((r) => r.active_accounts) },
+        { label: t('metrics.active.real'), color: '#1f77b4', values: rows.map((r) => r.real_active_accounts) }],
+    }), legend([['#7f7f7f', t('metrics.active.raw'), true], ['#1f77b4', t('metrics.active.real')]]))),
+    fill(slots.perApp, METRIC_SQL.perApp(where), (rows) => figure(t('metrics.per_app'),
+      C.hbars(rows.map((r) => ({ label: r.app_id, value: r.faked_share || 0 })), { labels: { title: t('metrics.per_app') }, max: 1, fmt: pct }))),
+    fill(slots.perRegion, METRIC_SQL.perRegion(where), (rows) => figure(t('metrics.per_region'),
+      C.hbars(rows.map((r) => ({ label: r.region, value: r.faked_share || 0 })), { labels: { title: t('metrics.per_region') }, max: 1, fmt: pct, color: '#9467bd' }))),
+    fill(slots.health, METRIC_SQL.health(), (rows) => h('div', {}, h('h2', {}, t('metrics.health')), table([
+      { name: 'app_id' }, { name: 'name' },
+      { name: 'classification', render: (r) => healthChip(r.classification) },
+      { name: 'real_mau_1' }, { name: 'real_mau_2' }, { name: 'real_mau_3' }, { name: 'raw_mau_1' },
+      { name: 'faked_share_90d', render: (r) => (r.faked_share_90d == null ? '' : pct(r.faked_share_90d)) },
+      { name: 'modules' }, { name: 'rare_modules' }, { name: 'why' },
+    ], rows, { caption: t('metrics.health') }))),
+    fill(slots.burden, METRIC_SQL.burdenHist(), (rows) => figure(t('metrics.burden'),
+      C.bars(rows.map((r) => String(r.apps_used)), { kind: 'burden', labels: { title: t('metrics.burden') }, stacks: [{ label: t('metrics.burden'), color: '#8c564b', values: rows.map((r) => r.person_weeks) }] }))),
+  ]);
+}
+
+function healthChip(cls) {
+  const c = String(cls || '');
+  if (c.startsWith('duplicate_of:')) return chip(`${t('health.duplicate')} → ${c.slice('duplicate_of:'.length)}`, 'h-duplicate');
+  return chip(t(`health.${c}`), `h-${c}`);
+}
+
+// ---------------------------------------------------------------- SQL console
+
+const SQL_TABLES = ['events', 'findings', 'cases', 'verdicts', 'flagged_accounts', 'account_days', 'activity_daily', 'app_health', 'app_overlap', 'worker_burden', 'app_catalog'];
+
+function renderSql() {
+  const editor = h('textarea', { id: 'sql-text', rows: 10, spellcheck: 'false', class: 'code' });
+  editor.value = sessionStorage.getItem('gt.sql') || 'SELECT day, sum(events) AS events, sum(faked_events) AS faked\nFROM activity_daily\nGROUP BY day\nORDER BY day';
+  const maxRows = h('input', { id: 'sql-max', type: 'number', min: 1, max: 100000, value: 1000 });
+  const out = h('div', { id: 'sql-out', 'aria-live': 'polite' });
+  const run = async () => {
+    sessionStorage.setItem('gt.sql', editor.value);
+    put(out, notice(t('loading')));
+    try {
+      const r = await sql(editor.value, Number(maxRows.value) || undefined);
+      const cols = r.columns.map((c) => ({ name: c.name, label: `${c.name} (${c.type})` }));
+      put(out,
+        h('p', { class: 'meta', id: 'sql-summary' }, t('sql.result', { n: r.row_count, ms: Math.round(r.elapsed_ms) })),
+        r.truncated ? notice(t('sql.truncated', { n: r.row_count })) : null,
+        table(cols, r.rows));
+    } catch (e) {
+      put(out, h('div', { class: 'alert', role: 'alert', id: 'sql-error' }, h('strong', {}, t('sql.error')), ': ', e.message));
+    }
+  };
+  const csv = async () => {
+    try {
+      const res = await api('/api/v1/sql', { method: 'POST', body: { sql: editor.value, format: 'csv', max_rows: Number(maxRows.value) || undefined }, accept: 'text/csv', raw: true });
+      const blob = await res.blob();
+      const a = h('a', { href: URL.createObjectURL(blob), download: 'groundtruth-query.csv' });
+      document.body.append(a); a.click(); a.remove();
+    } catch (e) {
+      put(out, h('div', { class: 'alert', role: 'alert', id: 'sql-error' }, h('strong', {}, t('sql.error')), ': ', e.message));
+    }
+  };
+  editor.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); run(); } });
+  show(h('h1', {}, t('sql.title')),
+    h('div', { class: 'sql-layout' },
+      h('div', {},
+        h('label', { for: 'sql-text' }, t('sql.editor')), editor,
+        h('div', { class: 'buttons' },
+          h('button', { type: 'button', id: 'sql-run', class: 'primary', onclick: run }, t('sql.run')),
+          h('button', { type: 'button', id: 'sql-csv', onclick: csv }, t('sql.csv')),
+          h('label', { for: 'sql-max' }, t('sql.max_rows')), maxRows)),
+      h('aside', { class: 'panel' }, h('h2', {}, t('sql.tables')),
+        h('ul', { class: 'tables' }, SQL_TABLES.map((n) => h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => { editor.value = `SELECT * FROM ${n} LIMIT 100`; editor.focus(); } }, n)))))),
+    out);
+  setKeys(() => false);
+  editor.focus();
+}
+
+// ---------------------------------------------------------------- region
+
+async function renderRegion(params) {
+  const code = params.get('code') || state.me.region || '';
+  const form = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); go(`/region?code=${encodeURIComponent(new FormData(e.target).get('code') || '')}`); } },
+    h('div', { class: 'field' }, h('label', { for: 'r-code' }, t('region.code')), h('input', { id: 'r-code', name: 'code', value: code, inputmode: 'numeric', pattern: '[0-9]{2,6}', required: true, size: 7 })),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, t('region.show'))));
+  if (!code) { show(h('h1', {}, t('region.title')), form); return; }
+  show(h('h1', {}, t('region.title')), form, notice(t('loading')));
+  let sum;
+  try { sum = await api(`/api/v1/regions/${encodeURIComponent(code)}/summary`); } catch (e) { show(h('h1', {}, t('region.title')), form, alertBox(e)); return; }
+  const days = [...new Set(sum.activity.map((r) => r.event_date))].sort();
+  const apps = [...new Set(sum.activity.map((r) => r.app_id))].sort();
+  const stacks = apps.map((a) => ({ label: a, color: C.colorOf(a, apps), values: days.map((d) => sum.activity.filter((r) => r.event_date === d && r.app_id === a).reduce((x, r) => x + Number(r.events), 0)) }));
+  const cases = Object.entries(sum.cases || {}).filter(([, v]) => typeof v !== 'object');
+  show(h('h1', {}, t('region.title')), form,
+    h('p', { class: 'meta' }, `${sum.region} · ${fmtTime(sum.from)} → ${fmtTime(sum.to)}`),
+    figure(t('region.activity'), C.bars(days, { kind: 'region-activity', stacks, labels: { title: t('region.activity') } }), legend(apps.map((a) => [C.colorOf(a, apps), a]))),
+    h('section', { class: 'panel' }, h('h2', {}, t('region.cases')), h('dl', { class: 'facts' }, cases.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]))),
+    h('section', { class: 'panel' }, h('h2', {}, t('region.top')), table([
+      { name: 'case_id', label: t('queue.col.case'), render: (c) => h('a', { href: `#/case/${c.case_id}` }, `#${c.case_id}`) },
+      { name: 'detectors', label: t('queue.col.detectors'), render: (c) => c.detectors.map(detectorName).join(', ') },
+      { name: 'app_id', label: t('queue.col.app') }, { name: 'region', label: t('queue.col.region') },
+      { name: 'score', label: t('queue.col.score'), render: (c) => fmtScore(c.score) },
+    ], sum.top_open_cases)));
+  paintSwatches(main());
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  setLang(lang());
+  document.title = t('app.title');
+  const saved = sessionStorage.getItem('gt.token');
+  if (saved) {
+    state.token = saved;
+    try { state.me = await api('/api/v1/me'); } catch (_) { state.token = null; sessionStorage.removeItem('gt.token'); }
+  }
+  window.addEventListener('hashchange', () => { setKeys(null); route(); });
+  route();
+}
+
+start();

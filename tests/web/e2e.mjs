@@ -1,0 +1,295 @@
+// End-to-end test of groundtruth's pages in Debian's headless Chromium.
+//
+// Run by tests/tests/web.rs against a running `groundtruth demo`; reads
+//   GT_URL        http://127.0.0.1:PORT (the demo's API and pages)
+//   GT_ADMIN, GT_INSPECTOR, GT_ANALYST   tokens the demo printed
+//   GT_CITY       the inspector's region (a 4-digit city code)
+//   GT_ARTIFACTS  where screenshots go
+//   CHROMIUM      the browser (default /usr/bin/chromium)
+// Exits non-zero with a message on the first failed check.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const URL0 = need('GT_URL');
+const ADMIN = need('GT_ADMIN');
+const INSPECTOR = need('GT_INSPECTOR');
+const ANALYST = need('GT_ANALYST');
+const CITY = need('GT_CITY');
+const ARTIFACTS = need('GT_ARTIFACTS');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) { console.error(`e2e: ${name} is not set`); process.exit(2); }
+  return v;
+}
+
+let step = 'start';
+function check(cond, what) {
+  if (!cond) throw new Error(`${step}: ${what}`);
+}
+
+async function api(token, p, init = {}) {
+  const res = await fetch(URL0 + p, { ...init, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(init.headers || {}) } });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+const problems = [];
+let n = 0;
+
+async function newPage() {
+  const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(20000);
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // Chromium logs every non-2xx answer as "Failed to load resource"; the
+  // test provokes 400/401/403/404 on purpose. Anything else is a problem
+  // (script errors, CSP violations).
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`); });
+  return page;
+}
+
+async function shot(page, name) {
+  n += 1;
+  // A case page loads its timeline and history after the case: wait for both.
+  if (await page.locator('#timeline').count()) await page.waitForSelector('#timeline[data-loaded] >> nth=0');
+  if (await page.locator('#history').count()) await page.waitForSelector('#history[data-loaded] >> nth=0');
+  await page.screenshot({ path: path.join(ARTIFACTS, `${String(n).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+
+async function signIn(page, token) {
+  await page.goto(URL0 + '/');
+  await page.waitForSelector('#token');
+  await page.fill('#token', token);
+  await page.click('form.signin button[type=submit]');
+  await page.waitForSelector('#signout');
+}
+
+/** Every form control on the page has a label (for screen readers). */
+async function labelled(page) {
+  const bare = await page.$$eval('input, select, textarea', (els) => els
+    .filter((el) => el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+    .map((el) => el.outerHTML.slice(0, 80)));
+  check(bare.length === 0, `controls without a label: ${bare.join(' | ')}`);
+}
+
+async function count(page, selector) {
+  return page.locator(selector).count();
+}
+
+try {
+  // ------------------------------------------------------------ admin
+  step = 'sign-in page';
+  let page = await newPage();
+  await page.goto(URL0 + '/');
+  await page.waitForSelector('#token');
+  check((await page.locator('html').getAttribute('lang')) === 'zh-CN', 'Chinese is the default language');
+  check((await page.textContent('form.signin h1')).includes('登录'), 'the sign-in title is in Chinese');
+  await shot(page, 'signin');
+  step = 'wrong token';
+  await page.fill('#token', 'gt_' + '0'.repeat(64));
+  await page.click('form.signin button[type=submit]');
+  await page.waitForSelector('form.signin .alert');
+  check(await page.isVisible('#token'), 'a wrong token stays on the sign-in page');
+
+  step = 'queue as admin';
+  await signIn(page, ADMIN);
+  await page.waitForSelector('table.queue tbody tr');
+  const allRows = await count(page, 'table.queue tbody tr');
+  check(allRows > 0, 'the admin queue lists cases');
+  check((await page.textContent('nav#nav')).includes('案件队列'), 'the navigation is in Chinese');
+  await labelled(page);
+  await shot(page, 'queue');
+
+  step = 'filter the queue';
+  await page.selectOption('#f-detector', 'phone_farm');
+  await page.click('form.filters button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('detector=phone_farm'));
+  await page.waitForSelector('table.queue tbody tr');
+  const farmRows = await page.locator('table.queue tbody tr').all();
+  check(farmRows.length > 0, 'phone_farm cases are listed');
+  for (const r of farmRows) check((await r.locator('.chip.det-phone_farm').count()) === 1, 'every filtered row is a phone farm');
+  await shot(page, 'queue-filtered');
+
+  step = 'phone-farm case';
+  await page.locator('table.queue tbody tr a').first().click();
+  await page.waitForSelector('svg[data-chart="sessions"] rect.session');
+  const beads = await count(page, 'svg[data-chart="sessions"] rect.session');
+  check(beads >= 6, `the farm timeline draws sessions (${beads})`);
+  check((await page.textContent('section.reason')).length > 20, 'the reason is shown at the top');
+  await page.waitForSelector('svg[data-chart="per-day"] rect.bar');
+  await page.waitForSelector('svg[data-chart="events"] circle.event');
+  await shot(page, 'case-phone-farm');
+
+  step = 'dog-track case';
+  const tracks = await api(ADMIN, '/api/v1/cases?detector=non_human_track&status=open,needs_info,closed&limit=100');
+  check(tracks.status === 200 && tracks.body.items.length > 0, 'the demo has non_human_track cases');
+  let dog = null;
+  for (const c of tracks.body.items) {
+    const d = await api(ADMIN, `/api/v1/cases/${c.case_id}`);
+    if (d.body.findings.some((f) => f.finding.evidence?.classification === 'animal-like')) { dog = c.case_id; break; }
+  }
+  check(dog, 'an animal-like (dog) track case exists');
+  await page.goto(`${URL0}/#/case/${dog}`);
+  await page.waitForSelector('svg[data-chart="track"] g.segments line');
+  const segs = await count(page, 'svg[data-chart="track"] g.segments line');
+  check(segs >= 10, `the track is drawn (${segs} segments)`);
+  const trackCharts = await count(page, 'svg[data-chart="track"]');
+  check(await count(page, 'svg[data-chart="track"] .scale-bar') === trackCharts, 'every track has a scale bar');
+  check(await count(page, 'svg[data-chart="speed"] rect.human-band') === trackCharts, 'every speed chart shows the human band');
+  check((await page.locator('section.finding[data-detector="non_human_track"] ul.legend').first().textContent()).includes('人类速度范围'), 'the track legend is labelled');
+  // Colour comes from speed: more than one colour on an animal's track.
+  const colours = await page.$$eval('svg[data-chart="track"] g.segments line', (ls) => new Set(ls.map((l) => l.getAttribute('stroke'))).size);
+  check(colours >= 2, `the track is coloured by speed (${colours} colours)`);
+  await shot(page, 'case-dog-track');
+
+  step = 'every detector has its picture';
+  const pictures = {
+    bulk_check_in: 'svg[data-chart="checkins"] circle.check-in',
+    registration_farm: 'svg[data-chart="histogram"] rect.bar',
+    record_churn: 'svg[data-chart="churn"] rect.bar',
+    report_inflation: 'svg[data-chart="reports"] rect.bar',
+  };
+  for (const [det, selector] of Object.entries(pictures)) {
+    const list = await api(ADMIN, `/api/v1/cases?detector=${det}&status=open,needs_info,closed&limit=1`);
+    check(list.status === 200 && list.body.items.length === 1, `the demo has a ${det} case`);
+    await page.goto(`${URL0}/#/case/${list.body.items[0].case_id}`);
+    await page.waitForSelector(`section.finding[data-detector="${det}"] ${selector}`);
+    await shot(page, `case-${det}`);
+  }
+
+  step = 'verdict';
+  await page.goto(`${URL0}/#/case/${dog}`);
+  await page.waitForSelector('svg[data-chart="track"]');
+  const note = `e2e verdict ${Date.now()}`;
+  await page.fill('#verdict-note', note);
+  await page.click('button[data-verdict="confirmed"]');
+  await page.waitForSelector('ol.history li[data-action="case.verdict"]');
+  const hist = await page.textContent('ol.history');
+  check(hist.includes('case.verdict'), 'the verdict is in the history');
+  check((await page.textContent('.decide')).includes('已结案'), 'the case shows as closed');
+  const audit = await api(ADMIN, `/api/v1/cases/${dog}/history`);
+  check(audit.body.some((a) => a.action === 'case.verdict' && JSON.stringify(a.after).includes('confirmed')), 'the API history has the verdict');
+  await labelled(page);
+  await shot(page, 'case-verdict');
+
+  step = 'keyboard';
+  await page.goto(`${URL0}/#/queue`);
+  await page.waitForSelector('table.queue tbody tr');
+  await page.locator('main h1').click();
+  await page.keyboard.press('j');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => location.hash.startsWith('#/case/'));
+  await page.waitForSelector('section.reason');
+
+  step = 'language switch';
+  await page.click('#lang');
+  await page.waitForFunction(() => document.documentElement.lang === 'en');
+  check((await page.textContent('nav#nav')).includes('Queue'), 'English labels after the switch');
+  await page.click('#lang');
+  await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+  await page.context().close();
+
+  // ------------------------------------------------------------ inspector, one city
+  step = 'inspector scope';
+  page = await newPage();
+  await signIn(page, INSPECTOR);
+  await page.goto(`${URL0}/#/queue?status=`);
+  await page.waitForSelector('table.queue tbody tr, main p.notice');
+  const regions = await page.$$eval('table.queue tbody tr td:nth-child(5)', (tds) => tds.map((td) => td.textContent));
+  check(regions.length > 0, 'the inspector sees cases of the city');
+  for (const r of regions) check(r.startsWith(CITY), `a case of region ${r} is outside ${CITY}`);
+  // A case of another region, by id: the page must not show it.
+  const every = await api(ADMIN, '/api/v1/cases?status=open,needs_info,closed&limit=500');
+  const outside = every.body.items.find((c) => !c.regions.some((r) => r.startsWith(CITY)));
+  check(outside, 'the demo has a case outside the city');
+  await page.goto(`${URL0}/#/case/${outside.case_id}`);
+  await page.waitForSelector('main .alert');
+  check(!(await page.isVisible('section.reason')), 'no case content for another region');
+  check((await page.textContent('main .alert')).includes('not_found'), 'another region\u2019s case is "not found"');
+  // Filtering by another region shows nothing either.
+  const otherRegion = outside.regions[0];
+  await page.goto(`${URL0}/#/queue?status=&region=${otherRegion}`);
+  await page.waitForSelector('main .alert, main p.notice, table.queue');
+  check(await count(page, 'table.queue tbody tr') === 0, 'no rows for another region');
+  await shot(page, 'inspector-scope');
+
+  step = 'bulk assign';
+  await page.goto(`${URL0}/#/queue?status=open&assignee=none`);
+  await page.waitForSelector('table.queue tbody tr');
+  const me = (await api(INSPECTOR, '/api/v1/me')).body.subject;
+  const picked = await page.$$eval('table.queue tbody tr', (trs) => trs.slice(0, 2).map((tr) => Number(tr.dataset.caseId)));
+  for (let i = 0; i < picked.length; i++) await page.locator('table.queue tbody tr input[type=checkbox]').nth(i).check();
+  check((await page.textContent('.bulk .count')).includes(String(picked.length)), 'the selection is counted');
+  await page.click('#bulk-assign-me');
+  await page.waitForSelector('.status-line .notice');
+  for (const id of picked) {
+    const c = await api(INSPECTOR, `/api/v1/cases/${id}`);
+    check(c.body.case.assignee === me, `case ${id} is assigned to ${me} after the bulk assign`);
+  }
+
+  step = 'claim next';
+  await page.goto(`${URL0}/#/queue`);
+  await page.waitForSelector('#claim-next');
+  await page.keyboard.press('c');
+  await page.waitForFunction(() => location.hash.startsWith('#/case/'));
+  const claimed = Number((await page.evaluate(() => location.hash)).split('/')[2]);
+  const cc = await api(INSPECTOR, `/api/v1/cases/${claimed}`);
+  check(cc.status === 200 && cc.body.case.assignee === me, 'claim-next gave the inspector a case of the city');
+  check(cc.body.case.regions.some((r) => r.startsWith(CITY)), 'the claimed case is in the city');
+  await page.context().close();
+
+  // ------------------------------------------------------------ analyst
+  step = 'metrics';
+  page = await newPage();
+  await signIn(page, ANALYST);
+  await page.goto(`${URL0}/#/metrics`);
+  await page.waitForSelector('#m-daily svg[data-chart="real-vs-faked"] rect.bar', { timeout: 60000 });
+  await page.waitForSelector('#m-health table tbody tr', { timeout: 60000 });
+  await page.waitForSelector('#m-per-app svg[data-chart="hbars"] rect.bar');
+  await page.waitForSelector('#m-burden svg rect.bar');
+  check(await count(page, '#m-daily svg .line') >= 1, 'the faked share line is drawn');
+  check((await page.textContent('#m-daily details.sql-behind pre')).includes('activity_daily'), 'the chart shows its SQL');
+  check((await page.textContent('#m-daily ul.legend')).includes('造假'), 'the chart has a legend');
+  await labelled(page);
+  await shot(page, 'metrics');
+
+  step = 'sql console';
+  await page.goto(`${URL0}/#/sql`);
+  await page.waitForSelector('#sql-text');
+  await page.fill('#sql-text', 'SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY n DESC');
+  await page.click('#sql-run');
+  await page.waitForSelector('#sql-out table tbody tr');
+  check((await count(page, '#sql-out table tbody tr')) >= 3, 'the query returns rows');
+  check((await page.textContent('#sql-out thead')).includes('kind'), 'the result has its columns');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#sql-csv')]);
+  const csvPath = path.join(ARTIFACTS, 'query.csv');
+  await download.saveAs(csvPath);
+  check(fs.readFileSync(csvPath, 'utf8').startsWith('kind,n'), 'the CSV download has the header');
+  await labelled(page);
+  await shot(page, 'sql');
+  await page.fill('#sql-text', 'DROP TABLE events');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector('#sql-error');
+  check((await page.textContent('#sql-error')).length > 10, 'a refused statement shows the server\u2019s message');
+  await page.fill('#sql-text', 'SELEC nonsense');
+  await page.click('#sql-run');
+  await page.waitForFunction(() => document.querySelector('#sql-error')?.textContent.includes('SELEC'));
+  await shot(page, 'sql-error');
+  check(!(await page.isVisible('#claim-next')), 'analysts get no claim button');
+  await page.context().close();
+
+  check(problems.length === 0, `the pages logged errors:\n${problems.join('\n')}`);
+  console.log(`e2e: all checks passed; ${n} screenshots in ${ARTIFACTS}`);
+  await browser.close();
+} catch (e) {
+  console.error(`e2e FAILED at ${e.message}`);
+  if (problems.length) console.error(problems.join('\n'));
+  await browser.close();
+  process.exit(1);
+}
