@@ -72,7 +72,16 @@ fn ms(text: &str) -> Option<f64> {
 /// wrk -c50 against `url` with `token`.
 fn wrk(url: &str, token: &str, seconds: u32) -> Result<Load> {
     let out = Command::new("wrk")
-        .args(["-t2", "-c50", &format!("-d{seconds}s"), "--latency", "-H"])
+        // wrk's default 2 s timeout would cap the percentiles: allow 30 s.
+        .args([
+            "-t2",
+            "-c50",
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "30s",
+            "--latency",
+            "-H",
+        ])
         .arg(format!("Authorization: Bearer {token}"))
         .arg(url)
         .output()
