@@ -26,7 +26,9 @@
 -- `why` says which figures decided it.
 CREATE OR REPLACE VIEW app_health AS
 WITH last_day AS (
-    SELECT arrow_cast(max(day), 'Int32') AS d FROM account_days
+    -- The lake's latest day (account_days has a row for every event's day;
+    -- reading it from events spares computing account_days once more).
+    SELECT arrow_cast(max(event_date), 'Int32') AS d FROM events
 ),
 recent AS (
     SELECT a.*, (l.d - arrow_cast(a.day, 'Int32')) / 30 + 1 AS month
@@ -75,11 +77,14 @@ modules AS (
     GROUP BY m.app_id
 ),
 pairs AS (
-    SELECT app_a AS app_id, app_b AS other, users_a AS users, users_b AS other_users, people_overlap, function_overlap
-    FROM app_overlap
-    UNION ALL
-    SELECT app_b, app_a, users_b, users_a, people_overlap, function_overlap
-    FROM app_overlap
+    -- Each pair from both sides; app_overlap is named once (a view is
+    -- recomputed wherever it is named).
+    SELECT CASE WHEN s.side = 1 THEN o.app_a ELSE o.app_b END AS app_id,
+           CASE WHEN s.side = 1 THEN o.app_b ELSE o.app_a END AS other,
+           CASE WHEN s.side = 1 THEN o.users_a ELSE o.users_b END AS users,
+           CASE WHEN s.side = 1 THEN o.users_b ELSE o.users_a END AS other_users,
+           o.people_overlap, o.function_overlap
+    FROM app_overlap o CROSS JOIN (VALUES (1), (2)) AS s(side)
 ),
 duplicates AS (
     SELECT app_id, min(other) AS other, max(people_overlap) AS people_overlap, max(function_overlap) AS function_overlap

@@ -9,7 +9,7 @@
 -- (app_health names the smaller one duplicate_of the bigger).
 CREATE OR REPLACE VIEW app_overlap AS
 WITH last_day AS (
-    SELECT arrow_cast(max(day), 'Int32') AS d FROM account_days
+    SELECT arrow_cast(max(event_date), 'Int32') AS d FROM events
 ),
 users AS (
     SELECT DISTINCT a.app_id, a.account_id

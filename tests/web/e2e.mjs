@@ -219,6 +219,16 @@ try {
   check(await count(page, 'table.queue tbody tr') === 0, 'no rows for another region');
   await shot(page, 'inspector-scope');
 
+  step = 'region data';
+  await page.goto(`${URL0}/#/region`);
+  await page.waitForSelector('svg[data-chart="region-activity"] rect.bar');
+  check((await page.inputValue('#r-code')) === CITY, 'the region page starts at the inspector’s own region');
+  check((await page.textContent('main p.meta')).startsWith(CITY), 'the summary is of the city');
+  await page.goto(`${URL0}/#/region?code=${otherRegion}`);
+  await page.waitForSelector('main .alert');
+  check((await page.textContent('main .alert')).includes('not_found'), 'another region’s data is "not found"');
+  await shot(page, 'region');
+
   step = 'bulk assign';
   await page.goto(`${URL0}/#/queue?status=open&assignee=none`);
   await page.waitForSelector('table.queue tbody tr');
@@ -288,7 +298,11 @@ try {
   console.log(`e2e: all checks passed; ${n} screenshots in ${ARTIFACTS}`);
   await browser.close();
 } catch (e) {
-  console.error(`e2e FAILED at ${e.message}`);
+  console.error(`e2e FAILED at ${step}: ${e.message}`);
+  // The page as it was when the check failed.
+  for (const ctx of browser.contexts()) {
+    for (const p of ctx.pages()) await p.screenshot({ path: path.join(ARTIFACTS, 'failed.png'), fullPage: true }).catch(() => {});
+  }
   if (problems.length) console.error(problems.join('\n'));
   await browser.close();
   process.exit(1);
