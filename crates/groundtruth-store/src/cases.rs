@@ -170,9 +170,34 @@ impl ReviewStore {
     pub async fn list_cases(&self, scope: &Scope, q: &CaseQuery) -> Result<CasePage, StoreError> {
         let mut p = Params::default();
         let mut wh = Vec::new();
-        let vis = visible("c.case_id", scope, &mut p);
+        // A scoped caller's page by score in one status walks case_regions
+        // (see migration 3); anything else walks cases.
+        let scoped_walk = !scope.is_nationwide() && q.sort == Sort::Score && q.status.len() == 1;
+        let vis = if scoped_walk {
+            let like = p.text(scope.like());
+            let status = p.text(q.status[0].as_str());
+            // One row per case: the smallest of its regions in scope.
+            wh.push(format!(
+                "r.status = {status} AND r.region LIKE {like} AND NOT EXISTS (SELECT 1 FROM case_regions r2 \
+                 WHERE r2.case_id = r.case_id AND r2.region < r.region AND r2.region LIKE {like})"
+            ));
+            // Score bounds on the walked index too.
+            if let Some(v) = q.min_score {
+                wh.push(format!("r.score >= {}", p.float(v)));
+            }
+            if let Some(v) = q.max_score {
+                wh.push(format!("r.score <= {}", p.float(v)));
+            }
+            String::new()
+        } else {
+            visible("c.case_id", scope, &mut p)
+        };
         filters(q, &mut p, &mut wh);
-        let col = q.sort.column();
+        let (col, id_col) = if scoped_walk {
+            ("r.score", "r.case_id")
+        } else {
+            (q.sort.column(), "c.case_id")
+        };
         let (cmp, dir) = match q.order {
             Order::Desc => ("<", "DESC"),
             Order::Asc => (">", "ASC"),
@@ -192,15 +217,26 @@ impl ReviewStore {
             };
             let id = p.int(c.id);
             wh.push(format!(
-                "({col} {cmp} {v} OR ({col} = {v} AND c.case_id {cmp} {id}))"
+                "({col} {cmp} {v} OR ({col} = {v} AND {id_col} {cmp} {id}))"
             ));
         }
         let limit = q.limit.clamp(1, MAX_PAGE) as i64;
         let lim = p.int(limit + 1);
-        let sql = format!(
-            "SELECT {CASE_COLUMNS}, {col} AS sort_key FROM cases c WHERE {}{vis} ORDER BY {col} {dir}, c.case_id {dir} LIMIT {lim}",
-            where_clause(&wh)
-        );
+        let sql = if scoped_walk {
+            // Walk case_regions (status, score, case_id, region) in order:
+            // the region is checked in the index entry, the case row read
+            // only for matches.
+            format!(
+                "SELECT {CASE_COLUMNS}, r.score AS sort_key FROM case_regions r JOIN cases c ON c.case_id = r.case_id \
+                 WHERE {} ORDER BY r.score {dir}, r.case_id {dir} LIMIT {lim}",
+                where_clause(&wh)
+            )
+        } else {
+            format!(
+                "SELECT {CASE_COLUMNS}, {col} AS sort_key FROM cases c WHERE {}{vis} ORDER BY {col} {dir}, c.case_id {dir} LIMIT {lim}",
+                where_clause(&wh)
+            )
+        };
         let rows = p
             .query(&sql)
             .fetch_all(&self.read)
@@ -933,7 +969,7 @@ async fn update_case(
     );
     let done = p
         .query(&sql)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db("update a case"))?;
     if done.rows_affected() == 0 {
@@ -941,5 +977,22 @@ async fn update_case(
             "case {case_id} was changed by someone else at the same moment: reload it and try again"
         )));
     }
+    sync_case_regions(conn, case_id).await
+}
+
+/// Copies a case's status and score into its `case_regions` rows (the
+/// scoped queue walks them); called after every change of a case.
+pub(crate) async fn sync_case_regions(
+    conn: &mut AnyConnection,
+    case_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE case_regions SET status = (SELECT c.status FROM cases c WHERE c.case_id = $1), \
+         score = (SELECT c.score FROM cases c WHERE c.case_id = $1) WHERE case_id = $1",
+    )
+    .bind(case_id)
+    .execute(conn)
+    .await
+    .map_err(db("keep a case's regions in step"))?;
     Ok(())
 }

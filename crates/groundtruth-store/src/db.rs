@@ -181,6 +181,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "queue indexes",
         sql: include_str!("../migrations/0002_queue_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "scoped queue",
+        sql: include_str!("../migrations/0003_scoped_queue.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -577,6 +577,7 @@ pub(crate) async fn refresh_case(
     .execute(&mut *conn)
     .await
     .map_err(&get)?;
+    crate::cases::sync_case_regions(conn, case_id).await?;
     if reopen {
         record(
             conn,

@@ -829,3 +829,118 @@ async fn reopening_the_store_keeps_everything_and_does_not_migrate_twice() {
         .unwrap_err();
     assert!(e.to_string().contains("unknown scheme"), "{e}");
 }
+
+/// Every page of `scope`'s queue (status `status`, by score, descending).
+async fn scoped_pages(s: &ReviewStore, scope: &str, status: Status) -> Vec<(f64, i64)> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = CaseQuery {
+            status: vec![status],
+            cursor: cursor.clone(),
+            limit: 7,
+            ..Default::default()
+        };
+        let page = s
+            .list_cases(&Scope::parse(scope).unwrap(), &q)
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|c| (c.score, c.case_id)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return seen,
+        }
+    }
+}
+
+/// The same as [`scoped_pages`], from the nationwide list filtered here.
+async fn expected_pages(s: &ReviewStore, scope: &str, status: Status) -> Vec<(f64, i64)> {
+    let q = CaseQuery {
+        status: vec![status],
+        limit: 500,
+        ..Default::default()
+    };
+    s.list_cases(&Scope::nationwide(), &q)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|c| c.regions.iter().any(|r| r.starts_with(scope)))
+        .map(|c| (c.score, c.case_id))
+        .collect()
+}
+
+/// A region-scoped queue by score walks case_regions (migration 3): it must
+/// list what the nationwide queue lists for the region, once per case,
+/// and follow verdicts and new scores.
+#[tokio::test]
+async fn scoped_pages_by_score_match_the_region_and_follow_changes() {
+    let (_d, s) = open().await;
+    let mut fs = Vec::new();
+    for i in 0..60 {
+        let region = if i % 2 == 0 { "450102" } else { "450201" };
+        let score = ((i * 37) % 100) as f64 / 100.0;
+        fs.push(finding(
+            &format!("f{i}"),
+            "record_churn",
+            &[&format!("acc{i}")],
+            region,
+            score,
+            2,
+        ));
+    }
+    // One case in both cities.
+    let mut both = finding("both", "phone_farm", &["x1", "x2"], "450102", 0.77, 2);
+    both.evidence["scope"] = json!({"apps": ["zhiguitong"], "regions": {"450102": 1, "450201": 1}});
+    fs.push(both);
+    s.upsert_findings(day_us(2), &fs).await.unwrap();
+    for scope in ["45", "4501", "4502", "450102"] {
+        let got = scoped_pages(&s, scope, Status::Open).await;
+        assert_eq!(
+            got,
+            expected_pages(&s, scope, Status::Open).await,
+            "{scope}"
+        );
+        let ids: BTreeSet<i64> = got.iter().map(|x| x.1).collect();
+        assert_eq!(ids.len(), got.len(), "{scope}: a case listed twice");
+    }
+    assert_eq!(scoped_pages(&s, "4501", Status::Open).await.len(), 31);
+    assert_eq!(scoped_pages(&s, "4502", Status::Open).await.len(), 31);
+    // A verdict closes the top case of 4501: it leaves the open queue.
+    let top = scoped_pages(&s, "4501", Status::Open).await[0].1;
+    s.record_verdict(&Principal::system(), top, Verdict::Confirmed, "seen", None)
+        .await
+        .unwrap();
+    let open = scoped_pages(&s, "4501", Status::Open).await;
+    assert!(!open.iter().any(|x| x.1 == top));
+    assert_eq!(open, expected_pages(&s, "4501", Status::Open).await);
+    assert_eq!(
+        scoped_pages(&s, "4501", Status::Closed).await,
+        expected_pages(&s, "4501", Status::Closed).await
+    );
+    // A new, higher-scored finding moves its case to the top.
+    let last = *open.last().unwrap();
+    let account = s
+        .case_detail(&Scope::nationwide(), last.1)
+        .await
+        .unwrap()
+        .case
+        .accounts[0]
+        .clone();
+    s.upsert_findings(
+        day_us(3),
+        &[finding(
+            "later",
+            "record_churn",
+            &[&account],
+            "450102",
+            0.995,
+            3,
+        )],
+    )
+    .await
+    .unwrap();
+    let open = scoped_pages(&s, "4501", Status::Open).await;
+    assert_eq!(open[0].1, last.1, "{open:?}");
+    assert_eq!(open, expected_pages(&s, "4501", Status::Open).await);
+}
