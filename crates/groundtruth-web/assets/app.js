@@ -40,7 +40,7 @@ function put(el, ...children) {
 
 function show(...nodes) {
   const m = main();
-  m.replaceChildren(...nodes.flat().filter(Boolean));
+  put(m, ...nodes);
   m.focus({ preventScroll: true });
 }
 
@@ -653,9 +653,9 @@ async function renderMetrics(params) {
   const fill = async (el, text, draw) => {
     try {
       const r = await sql(text, 5000);
-      el.replaceChildren(...[r.rows.length ? draw(r.rows) : notice(t('metrics.empty'))].flat().filter(Boolean), sqlDetails(text));
+      put(el, r.rows.length ? draw(r.rows) : notice(t('metrics.empty')), sqlDetails(text));
       paintSwatches(el);
-    } catch (e) { el.replaceChildren(alertBox(e), sqlDetails(text)); }
+    } catch (e) { put(el, alertBox(e), sqlDetails(text)); }
     el.setAttribute('aria-busy', 'false');
   };
   const pct = (v) => `${Math.round(v * 100)}%`;
@@ -700,6 +700,11 @@ function healthChip(cls) {
 
 const SQL_TABLES = ['events', 'findings', 'cases', 'verdicts', 'flagged_accounts', 'account_days', 'activity_daily', 'app_health', 'app_overlap', 'worker_burden', 'app_catalog'];
 
+/** The server's refusal of a query, as the console shows it. */
+function sqlError(e) {
+  return h('div', { class: 'alert', role: 'alert', id: 'sql-error' }, h('strong', {}, t('sql.error')), ': ', e.message);
+}
+
 function renderSql() {
   const editor = h('textarea', { id: 'sql-text', rows: 10, spellcheck: 'false', class: 'code' });
   editor.value = sessionStorage.getItem('gt.sql') || 'SELECT day, sum(events) AS events, sum(faked_events) AS faked\nFROM activity_daily\nGROUP BY day\nORDER BY day';
@@ -716,7 +721,7 @@ function renderSql() {
         r.truncated ? notice(t('sql.truncated', { n: r.row_count })) : null,
         table(cols, r.rows));
     } catch (e) {
-      put(out, h('div', { class: 'alert', role: 'alert', id: 'sql-error' }, h('strong', {}, t('sql.error')), ': ', e.message));
+      put(out, sqlError(e));
     }
   };
   const csv = async () => {
@@ -726,7 +731,7 @@ function renderSql() {
       const a = h('a', { href: URL.createObjectURL(blob), download: 'groundtruth-query.csv' });
       document.body.append(a); a.click(); a.remove();
     } catch (e) {
-      put(out, h('div', { class: 'alert', role: 'alert', id: 'sql-error' }, h('strong', {}, t('sql.error')), ': ', e.message));
+      put(out, sqlError(e));
     }
   };
   editor.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); run(); } });
