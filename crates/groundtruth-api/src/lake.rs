@@ -60,7 +60,7 @@ async fn session(
 }
 
 fn in_scope(scope: &Scope) -> Option<Expr> {
-    (!scope.is_nationwide()).then(|| col("region").like(lit(format!("{}%", scope.as_str()))))
+    (!scope.is_nationwide()).then(|| col("region").like(lit(scope.like_pattern())))
 }
 
 /// The events of `accounts` (of `app`, when one) in `[from_us, to_us)`, in

@@ -305,12 +305,62 @@ pub enum LakeCommand {
 
 /// Parses the arguments, runs the command, prints any error.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // clap keeps only one level's `--set` values when the flag is given
+    // both before and after the subcommand: take them all, in order.
+    cli.global.set = set_flags(std::env::args_os().skip(1));
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Every `--set` value in `args`, in order (up to a `--`).
+fn set_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = args.map(|a| a.to_string_lossy().into_owned());
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        } else if a == "--set" {
+            out.extend(args.next());
+        } else if let Some(v) = a.strip_prefix("--set=") {
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod set_tests {
+    use super::*;
+
+    #[test]
+    fn set_flags_before_and_after_the_subcommand_all_count() {
+        let args = [
+            "--set",
+            "a=1",
+            "run",
+            "--set=b=2",
+            "--state",
+            "s",
+            "--set",
+            "c=\"--set\"",
+            "--",
+            "--set",
+            "d=4",
+        ];
+        let got = set_flags(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(got, ["a=1", "b=2", "c=\"--set\""]);
+        let cli =
+            Cli::try_parse_from(["groundtruth", "--set", "a=1", "run", "--set", "b=2"]).unwrap();
+        assert_eq!(
+            cli.global.set,
+            ["b=2"],
+            "clap alone drops a=1: why main re-reads them"
+        );
     }
 }

@@ -44,6 +44,11 @@ pub(crate) fn init_logging(cfg: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: log files stay plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -57,6 +62,7 @@ pub(crate) fn lake_options(cfg: &Config) -> LakeOptions {
         target_file_rows: cfg.lake.target_file_rows,
         row_group_rows: cfg.lake.row_group_rows,
         compact_min_files: cfg.lake.compact_min_files,
+        member: cfg.lake.member.clone(),
         ..LakeOptions::default()
     }
 }

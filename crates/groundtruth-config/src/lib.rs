@@ -11,6 +11,9 @@
 //! target_file_rows = 1000000   # compaction merges small files up to this
 //! row_group_rows = 131072
 //! compact_min_files = 8        # small files in a partition before compaction
+//! member = ""                  # "" = this process is the lake's only writer; a name
+//!                              # (letters, digits, -, _) per `groundtruth run` instance
+//!                              # when several instances share the lake (scale-out)
 //!
 //! [ingest]
 //! max_event_bytes = 1048576    # larger messages are dead letters (too_large)
@@ -163,6 +166,8 @@ pub struct LakeConfig {
     pub target_file_rows: usize,
     pub row_group_rows: usize,
     pub compact_min_files: usize,
+    /// This instance's writer name in a lake shared by several instances.
+    pub member: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +215,7 @@ day_zone = "Asia/Shanghai"
 target_file_rows = 1000000
 row_group_rows = 131072
 compact_min_files = 8
+member = ""
 
 [ingest]
 max_event_bytes = 1048576
@@ -529,6 +535,7 @@ impl Config {
                 target_file_rows: int(&mut l, "lake.target_file_rows", 1, 1 << 30) as usize,
                 row_group_rows: int(&mut l, "lake.row_group_rows", 1024, 1 << 24) as usize,
                 compact_min_files: int(&mut l, "lake.compact_min_files", 2, 10_000) as usize,
+                member: member(&mut l, "lake.member"),
             },
             ingest: IngestConfig {
                 max_event_bytes: int(&mut l, "ingest.max_event_bytes", 256, 64 << 20) as usize,
@@ -672,6 +679,24 @@ fn socket(l: &mut Layered, path: &str, example: &str) -> Option<SocketAddr> {
 
 fn type_name(v: &Value) -> &'static str {
     v.type_str()
+}
+
+/// A lake member name, or `None` for "".
+fn member(l: &mut Layered, path: &str) -> Option<String> {
+    let v = string(l, path, true);
+    if v.is_empty() {
+        return None;
+    }
+    let ok = v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        let origin = l.origin(path);
+        l.errors.push(format!(
+            "`{path}` ({origin}): `{v}` is not a member name; use 1 to 64 letters, digits, `-` or `_`, or \"\" for a lake with one writer"
+        ));
+    }
+    Some(v)
 }
 
 fn string(l: &mut Layered, path: &str, allow_empty: bool) -> String {
@@ -869,11 +894,12 @@ mod tests {
                 "log.format=xml".into(),
                 "metrics.listen=nowhere".into(),
                 "no-equals-sign".into(),
+                "lake.member=\"../gt 1\"".into(),
             ],
         };
         let e = Config::load(&src).unwrap_err();
         let text = e.to_string();
-        assert_eq!(e.0.len(), 7, "{text}");
+        assert_eq!(e.0.len(), 8, "{text}");
         for needle in [
             "lake.target_file_rows",
             "GROUNDTRUTH_LAKE__TARGET_FILE_ROWS",
@@ -883,6 +909,7 @@ mod tests {
             "log.format",
             "metrics.listen",
             "no-equals-sign",
+            "`../gt 1` is not a member name",
         ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }

@@ -43,3 +43,21 @@ pub enum DetectError {
         message: String,
     },
 }
+
+impl DetectError {
+    /// Whether a query failed on a lake file removed while it ran (another
+    /// writer's compaction replaced it): judging the window again reads
+    /// the merged file.
+    pub fn is_vanished_file(&self) -> bool {
+        match self {
+            DetectError::View { source, .. } | DetectError::Query { source, .. } => {
+                groundtruth_lake::is_vanished_file(source)
+            }
+            DetectError::Lake(groundtruth_lake::QueryError::Sql(source))
+            | DetectError::Lake(groundtruth_lake::QueryError::Register { source, .. }) => {
+                groundtruth_lake::is_vanished_file(source)
+            }
+            _ => false,
+        }
+    }
+}

@@ -281,6 +281,16 @@ impl Ingestor {
         self.policy.interval
     }
 
+    /// Drops everything not yet flushed (and its counts) and resynchronises
+    /// the lake writer with the files on disk (see
+    /// [`LakeWriter::resync`]): after a Kafka rebalance, when what was read
+    /// but not committed will be read again from the committed offsets.
+    pub fn resync(&mut self) -> Result<(), IngestError> {
+        self.pending = IngestCounts::default();
+        self.lake.resync()?;
+        Ok(())
+    }
+
     pub fn has_buffered(&self) -> bool {
         self.lake.buffered_rows() > 0
     }

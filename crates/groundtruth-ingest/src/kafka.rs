@@ -11,7 +11,7 @@ use groundtruth_sim::{SimError, SimSink};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -140,6 +140,7 @@ pub fn ingest_kafka(
     let mut assigned_at: Option<Instant> = None;
     let mut last_message = Instant::now();
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let mut rebalances = 0;
 
     loop {
         let stop = shutdown.load(Ordering::Relaxed);
@@ -149,6 +150,13 @@ pub fn ingest_kafka(
         } else {
             consumer.poll(Duration::from_millis(100))
         };
+        if consumer.context().rebalances() != rebalances {
+            // Positions restart at the committed offsets: what was read
+            // since is read again, so drop it (and its offsets).
+            rebalances = consumer.context().rebalances();
+            ing.resync()?;
+            uncommitted.clear();
+        }
         match polled {
             Some(Ok(m)) => {
                 last_message = Instant::now();
@@ -240,18 +248,54 @@ pub type Uncommitted = HashMap<(String, i32), i64>;
 /// The consumers' librdkafka context: errors go to the log, except the
 /// end-of-partition notices the live service asks for (they are how it
 /// knows a partition is caught up, not a fault).
-pub struct IngestContext;
+/// Logs librdkafka's errors and counts the group's rebalances.
+#[derive(Default)]
+pub struct IngestContext {
+    rebalances: std::sync::atomic::AtomicU64,
+}
+
+impl IngestContext {
+    /// Partition revocations and assignments seen so far: when it changes,
+    /// the consumer's positions were reset to the committed offsets (the
+    /// eager protocol, which [`subscribed_consumer`] sets).
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 impl ClientContext for IngestContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
             return;
         }
         tracing::error!(%error, reason, "librdkafka error");
     }
 }
 
-impl ConsumerContext for IngestContext {}
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "Kafka partitions revoked");
+            self.rebalances
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "Kafka partitions assigned");
+                self.rebalances
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "Kafka rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
 
 /// The consumer type of every ingest path.
 pub type IngestConsumer = BaseConsumer<IngestContext>;
@@ -276,7 +320,11 @@ pub fn subscribed_consumer(
             "heartbeat.interval.ms",
             (opts.session_timeout_ms / 3).max(100).to_string(),
         )
-        .create_with_context(IngestContext)
+        // Eager rebalancing: every assignment restarts each partition at
+        // its committed offset, which is what lets a rebalance drop the
+        // rows read but not flushed (see `Ingestor::resync`).
+        .set("partition.assignment.strategy", "range,roundrobin")
+        .create_with_context(IngestContext::default())
         .map_err(kafka_err("consumer creation", brokers))?;
     let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
     consumer

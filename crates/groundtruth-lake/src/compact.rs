@@ -77,6 +77,9 @@ pub(crate) fn recover(layout: &LakeLayout) -> Result<(), LakeError> {
     let tmp = layout.tmp_dir();
     for entry in std::fs::read_dir(&tmp).ctx("list directory", &tmp)? {
         let path = entry.ctx("list directory", &tmp)?.path();
+        if path.is_dir() {
+            continue; // a member's own directory
+        }
         std::fs::remove_file(&path).ctx("remove", &path)?;
     }
     Ok(())
@@ -104,8 +107,18 @@ pub(crate) fn compact_dir(
     props: WriterProperties,
 ) -> Result<CompactStats, LakeError> {
     let mut small = Vec::new();
+    let own = layout.file_prefix();
     for f in parquet_files(dir)? {
         if f.parent() != Some(dir) {
+            continue;
+        }
+        // A member merges only its own files: two members never merge the
+        // same inputs.
+        if !f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&own))
+        {
             continue;
         }
         let rows = row_count(&f)?;

@@ -9,8 +9,10 @@ pub enum LakeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the lake `{path}` is in use by another groundtruth process (it holds `{path}/LOCK`); stop that process or use another --lake directory")]
-    Locked { path: PathBuf },
+    #[error("the lake `{path}` is in use by another groundtruth process (it holds `{}`); stop that process, use another --lake directory, or give each live-service instance sharing the lake its own `lake.member` name", lock.display())]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("lake member name `{name}` is not valid: use 1 to 64 letters, digits, `-` or `_`")]
+    Member { name: String },
     #[error("cannot write Parquet file `{path}`: {source}")]
     Parquet {
         path: PathBuf,

@@ -9,11 +9,30 @@ use crate::error::{IoContext, LakeError};
 #[derive(Debug, Clone)]
 pub struct LakeLayout {
     root: PathBuf,
+    /// The writer's member name when several writers share the lake (one
+    /// per live-service instance): its temporary files, compaction intents
+    /// and lock are its own.
+    member: Option<String>,
 }
 
 impl LakeLayout {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LakeLayout { root: root.into() }
+        LakeLayout {
+            root: root.into(),
+            member: None,
+        }
+    }
+
+    /// The layout as seen by writer `member` of a shared lake.
+    pub fn for_member(root: impl Into<PathBuf>, member: Option<&str>) -> Self {
+        LakeLayout {
+            root: root.into(),
+            member: member.map(str::to_string),
+        }
+    }
+
+    pub fn member(&self) -> Option<&str> {
+        self.member.as_deref()
     }
 
     pub fn root(&self) -> &Path {
@@ -28,16 +47,41 @@ impl LakeLayout {
         self.root.join("dead_letters")
     }
 
+    /// Half-written files (this writer's own when it is a member).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("_tmp")
+        match &self.member {
+            Some(m) => self.root.join("_tmp").join(m),
+            None => self.root.join("_tmp"),
+        }
     }
 
+    /// Compaction intents (this writer's own when it is a member).
     pub fn intents_dir(&self) -> PathBuf {
-        self.root.join("_compactions")
+        match &self.member {
+            Some(m) => self.root.join("_compactions").join(m),
+            None => self.root.join("_compactions"),
+        }
     }
 
+    /// Held exclusively by a sole writer, shared by members.
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("LOCK")
+    }
+
+    /// Held exclusively by one member: the same member cannot run twice.
+    pub fn member_lock_file(&self) -> Option<PathBuf> {
+        self.member
+            .as_ref()
+            .map(|m| self.root.join(format!("LOCK.{m}")))
+    }
+
+    /// Name prefix of the data files this writer creates (and the only
+    /// files a member compacts).
+    pub fn file_prefix(&self) -> String {
+        match &self.member {
+            Some(m) => format!("part-{m}-"),
+            None => "part-".to_string(),
+        }
     }
 
     /// Directory of one `(date, app_id)` partition.
@@ -61,6 +105,15 @@ impl LakeLayout {
         }
         Ok(())
     }
+}
+
+/// A member name must be a short plain token: it becomes part of file and
+/// directory names.
+pub fn valid_member(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Makes an `app_id` safe as one path component: ASCII letters, digits,

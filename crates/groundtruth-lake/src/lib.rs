@@ -18,16 +18,18 @@
 
 mod compact;
 mod dedup;
+mod distinct;
 mod error;
 mod layout;
 mod query;
 mod writer;
 
 pub use compact::CompactStats;
+pub use distinct::MixedDistinctToGroupBy;
 pub use error::LakeError;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
-    dead_letters_table, events_table, format_batches, is_vanished_file, lake_session_config,
+    dead_letters_table, events_table, format_batches, is_vanished_file, lake_context,
     open_range_session, open_session, read_only_options, run_sql, vanished_backoff, OutputFormat,
     QueryError, VANISHED_RETRIES,
 };

@@ -103,16 +103,10 @@ pub fn dead_letters_table(dir: &Path) -> Result<ListingTable, QueryError> {
     )
 }
 
-/// The session settings of every lake query (information schema on, the
-/// nested date/app directories listed).
-pub fn lake_session_config() -> SessionConfig {
-    session_config()
-}
-
 /// A session with `events` and `dead_letters` registered over the lake at
 /// `dir` (created empty if missing).
 pub async fn open_session(dir: &Path) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new_with_config(session_config());
+    let ctx = lake_context();
     let layout = LakeLayout::new(dir);
     register(&ctx, "events", &layout.events_dir(), event_schema()).await?;
     register(
@@ -153,7 +147,7 @@ pub async fn open_range_session(
     if urls.is_empty() {
         return Ok(None);
     }
-    let ctx = SessionContext::new_with_config(session_config());
+    let ctx = lake_context();
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
@@ -168,6 +162,17 @@ pub async fn open_range_session(
     );
     ctx.sql(&view).await.map_err(QueryError::Sql)?;
     Ok(Some(ctx))
+}
+
+/// A session with the lake's settings and groundtruth's optimizer rules
+/// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy)).
+pub fn lake_context() -> SessionContext {
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 fn session_config() -> SessionConfig {

@@ -35,6 +35,10 @@ pub struct LakeOptions {
     /// Local days of event ids held in memory for deduplication (older
     /// days are read from the lake when an event for them arrives).
     pub dedup_days: i32,
+    /// Set when several writers (live-service instances) share the lake:
+    /// this writer's name (letters, digits, `-`, `_`). Each member writes
+    /// and compacts only its own files; see [`LakeWriter::resync`].
+    pub member: Option<String>,
 }
 
 impl Default for LakeOptions {
@@ -45,6 +49,7 @@ impl Default for LakeOptions {
             row_group_rows: 128 * 1024,
             compact_min_files: 8,
             dedup_days: 8,
+            member: None,
         }
     }
 }
@@ -67,11 +72,13 @@ pub struct FlushStats {
     pub compaction: CompactStats,
 }
 
-/// The single writer of a lake directory.
+/// The writer of a lake directory: its sole writer, or one member of
+/// several (each with its own name, files and compactions).
 pub struct LakeWriter {
     layout: LakeLayout,
     opts: LakeOptions,
     _lock: File,
+    _member_lock: Option<File>,
     /// date → app_id → rows
     partitions: HashMap<i32, HashMap<String, EventBatchBuilder>>,
     dead: HashMap<i32, DeadLetterBatchBuilder>,
@@ -108,38 +115,25 @@ impl LakeWriter {
     /// finishes or rolls back interrupted compactions, removes half-written
     /// files and loads the keys already stored.
     pub fn open(dir: impl Into<PathBuf>, opts: LakeOptions) -> Result<LakeWriter, LakeError> {
-        let layout = LakeLayout::new(dir);
-        std::fs::create_dir_all(layout.root()).ctx("create directory", layout.root())?;
-        let lock_path = layout.lock_file();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx("open", &lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LakeError::Locked {
-                    path: layout.root().to_path_buf(),
-                })
+        if let Some(m) = &opts.member {
+            if !crate::layout::valid_member(m) {
+                return Err(LakeError::Member { name: m.clone() });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).ctx("lock", &lock_path),
         }
+        let layout = LakeLayout::for_member(dir, opts.member.as_deref());
+        std::fs::create_dir_all(layout.root()).ctx("create directory", layout.root())?;
+        // A sole writer holds LOCK exclusively; members hold it shared and
+        // their own LOCK.<member> exclusively.
+        let lock = lock_file(&layout, &layout.lock_file(), layout.member().is_some())?;
+        let member_lock = match layout.member_lock_file() {
+            Some(p) => Some(lock_file(&layout, &p, false)?),
+            None => None,
+        };
         layout.create_dirs()?;
         compact::recover(&layout)?;
 
         let started = Instant::now();
-        let mut event_ids = EventKeys::new(opts.dedup_days);
-        let dates = stored_dates(&layout)?;
-        for d in event_ids.days_to_load(&dates) {
-            let ids = load_day_ids(&layout, d)?;
-            event_ids.load_day(d, ids);
-        }
-        let mut dead_keys = KeySet::default();
-        for f in parquet_files(&layout.dead_letters_dir())? {
-            load_dead_letter_keys(&mut dead_keys, &f)?;
-        }
+        let (event_ids, dead_keys) = load_keys(&layout, opts.dedup_days)?;
         tracing::info!(
             lake = %layout.root().display(),
             events = event_ids.len(),
@@ -147,10 +141,17 @@ impl LakeWriter {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "lake opened"
         );
+        let file_prefix = format!(
+            "{}{:016x}-{}",
+            layout.file_prefix(),
+            now_micros(),
+            std::process::id()
+        );
         Ok(LakeWriter {
             layout,
             opts,
             _lock: lock,
+            _member_lock: member_lock,
             partitions: HashMap::new(),
             dead: HashMap::new(),
             event_ids,
@@ -158,7 +159,7 @@ impl LakeWriter {
             buffered_events: 0,
             buffered_dead: 0,
             buffered_bytes: 0,
-            file_prefix: format!("part-{:016x}-{}", now_micros(), std::process::id()),
+            file_prefix,
             seq: 0,
             poisoned: None,
             gate: ReadGate::default(),
@@ -186,6 +187,32 @@ impl LakeWriter {
     /// `dedup_days` days' events, stored or buffered).
     pub fn known_events(&self) -> usize {
         self.event_ids.len()
+    }
+
+    /// Drops everything buffered and reloads the keys from the lake on
+    /// disk, so the writer holds exactly what is stored. For a member of a
+    /// shared lake after a Kafka rebalance: the buffered rows are re-read
+    /// from the committed offsets (by this writer or another), and the
+    /// other members' files written since the open are deduplicated
+    /// against. Clears an earlier failed flush (the caller re-reads
+    /// everything not stored).
+    pub fn resync(&mut self) -> Result<(), LakeError> {
+        self.partitions.clear();
+        self.dead.clear();
+        self.buffered_events = 0;
+        self.buffered_dead = 0;
+        self.buffered_bytes = 0;
+        let (event_ids, dead_keys) = load_keys(&self.layout, self.opts.dedup_days)?;
+        self.event_ids = event_ids;
+        self.dead_keys = dead_keys;
+        self.poisoned = None;
+        tracing::info!(
+            lake = %self.layout.root().display(),
+            events = self.event_ids.len(),
+            dead_letters = self.dead_keys.len(),
+            "lake writer resynchronised with the stored files"
+        );
+        Ok(())
     }
 
     /// Events and dead letters waiting for [`flush`](Self::flush).
@@ -429,6 +456,48 @@ pub(crate) fn publish(tmp: &Path, dir: &Path, name: &str) -> Result<u64, LakeErr
     Ok(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0))
 }
 
+/// Takes `path` as a lock file: shared or exclusive.
+fn lock_file(layout: &LakeLayout, path: &Path, shared: bool) -> Result<File, LakeError> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ctx("open", path)?;
+    let got = if shared {
+        lock.try_lock_shared()
+    } else {
+        lock.try_lock()
+    };
+    match got {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LakeError::Locked {
+            path: layout.root().to_path_buf(),
+            lock: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).ctx("lock", path),
+    }
+}
+
+/// The keys the lake on disk holds: the latest days' event ids and every
+/// dead letter's position.
+fn load_keys(layout: &LakeLayout, dedup_days: i32) -> Result<(EventKeys, KeySet), LakeError> {
+    let mut event_ids = EventKeys::new(dedup_days);
+    let dates = stored_dates(layout)?;
+    for d in event_ids.days_to_load(&dates) {
+        let ids = load_day_ids(layout, d)?;
+        event_ids.load_day(d, ids);
+    }
+    let dead_keys = relisting(|| {
+        let mut keys = KeySet::default();
+        for f in parquet_files(&layout.dead_letters_dir())? {
+            load_dead_letter_keys(&mut keys, &f)?;
+        }
+        Ok(keys)
+    })?;
+    Ok((event_ids, dead_keys))
+}
+
 /// The local dates (days since 1970) that have an events partition.
 fn stored_dates(layout: &LakeLayout) -> Result<Vec<i32>, LakeError> {
     let dir = layout.events_dir();
@@ -450,12 +519,32 @@ fn stored_dates(layout: &LakeLayout) -> Result<Vec<i32>, LakeError> {
 
 /// The event ids stored for one local date (every app).
 fn load_day_ids(layout: &LakeLayout, date: i32) -> Result<KeySet, LakeError> {
-    let mut ids = KeySet::default();
     let dir = layout.events_dir().join(date32_to_string(date));
-    if dir.is_dir() {
-        for f in parquet_files(&dir)? {
-            ids.load_string_column(&f, "event_id")?;
+    relisting(|| {
+        let mut ids = KeySet::default();
+        if dir.is_dir() {
+            for f in parquet_files(&dir)? {
+                ids.load_string_column(&f, "event_id")?;
+            }
+        }
+        Ok(ids)
+    })
+}
+
+/// Runs `load` (which lists files and reads them) again when a listed file
+/// is gone: another member of a shared lake compacted it meanwhile, and a
+/// new listing finds the merged file.
+fn relisting<T>(mut load: impl FnMut() -> Result<T, LakeError>) -> Result<T, LakeError> {
+    let mut attempt = 0;
+    loop {
+        match load() {
+            Err(LakeError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < 6 =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+                attempt += 1;
+            }
+            other => return other,
         }
     }
-    Ok(ids)
 }

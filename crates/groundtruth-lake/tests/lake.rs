@@ -380,3 +380,83 @@ fn sql_is_read_only_and_errors_are_clear() {
         }
     });
 }
+
+fn member(name: &str) -> LakeOptions {
+    LakeOptions {
+        member: Some(name.to_string()),
+        compact_min_files: 2,
+        ..LakeOptions::default()
+    }
+}
+
+#[test]
+fn members_share_a_lake_and_compact_only_their_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = LakeWriter::open(tmp.path(), member("gt-a")).unwrap();
+    let mut b = LakeWriter::open(tmp.path(), member("gt-b")).unwrap();
+    // The same member twice, a sole writer beside members, a bad name.
+    for (opts, what) in [
+        (member("gt-a"), "LOCK.gt-a"),
+        (LakeOptions::default(), "LOCK"),
+    ] {
+        match LakeWriter::open(tmp.path(), opts) {
+            Err(e @ LakeError::Locked { .. }) => assert!(e.to_string().contains(what), "{e}"),
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("a second writer opened as {what}"),
+        }
+    }
+    match LakeWriter::open(tmp.path(), member("../x")) {
+        Err(e @ LakeError::Member { .. }) => assert!(e.to_string().contains("../x")),
+        other => panic!("bad member name accepted: {:?}", other.err()),
+    }
+    // Interleaved flushes into the same partitions: each compaction merges
+    // only its writer's files, so no row is merged twice.
+    for round in 0..4 {
+        append(
+            &mut a,
+            (0..10).map(|i| event(round * 100 + i, "river-chief", 3)),
+        );
+        a.flush().unwrap();
+        append(
+            &mut b,
+            (50..60).map(|i| event(round * 100 + i, "river-chief", 3)),
+        );
+        b.flush().unwrap();
+    }
+    let names: Vec<String> = files(&tmp.path().join("events"))
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names
+        .iter()
+        .all(|n| n.starts_with("part-gt-a-") || n.starts_with("part-gt-b-")));
+    assert!(names.len() < 8, "compacted: {names:?}");
+    assert_stored_once(tmp.path(), 80);
+
+    // A buffered event is dropped by resync (it will be read again), and
+    // what the other member stored meanwhile is now known.
+    append(&mut a, [event(900, "river-chief", 3)]);
+    append(&mut b, [event(901, "river-chief", 3)]);
+    b.flush().unwrap();
+    a.resync().unwrap();
+    assert_eq!(a.buffered_rows(), 0);
+    assert_eq!(
+        append(&mut a, [event(901, "river-chief", 3)]),
+        (0, 1),
+        "b's event known"
+    );
+    assert_eq!(
+        append(&mut a, [event(900, "river-chief", 3)]),
+        (1, 0),
+        "own dropped event new again"
+    );
+    a.flush().unwrap();
+    assert_stored_once(tmp.path(), 82);
+    drop(a);
+    // Reopening a member recovers only its own temporary files.
+    std::fs::write(tmp.path().join("_tmp/gt-a/stale.tmp"), b"x").unwrap();
+    std::fs::write(tmp.path().join("_tmp/gt-b/inflight.tmp"), b"x").unwrap();
+    let _a = LakeWriter::open(tmp.path(), member("gt-a")).unwrap();
+    assert!(!tmp.path().join("_tmp/gt-a/stale.tmp").exists());
+    assert!(tmp.path().join("_tmp/gt-b/inflight.tmp").exists());
+}

@@ -36,6 +36,10 @@ pub struct Checkpoint {
     /// Windows closed and findings stored, over the service's life.
     pub windows_closed: u64,
     pub findings_stored: u64,
+    /// Per `topic/partition`, the last re-scan request absorbed from its
+    /// record (when this instance is the judge; see [`crate::handover`]).
+    #[serde(default)]
+    pub absorbed: BTreeMap<String, u64>,
 }
 
 impl Checkpoint {
@@ -69,19 +73,24 @@ impl Checkpoint {
     pub fn save(&self, state_dir: &Path) -> Result<usize, LiveError> {
         std::fs::create_dir_all(state_dir).map_err(io("create", state_dir))?;
         let path = Self::path(state_dir);
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(self).map_err(|source| LiveError::Checkpoint {
             path: path.clone(),
             source,
         })?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-            f.write_all(&bytes).map_err(io("write", &tmp))?;
-            f.sync_all().map_err(io("sync", &tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
+        write_atomically(&path, &path.with_extension("json.tmp"), &bytes)?;
         Ok(bytes.len())
     }
+}
+
+/// Writes `bytes` to `path` through `tmp` (written, fsynced, renamed), so
+/// that a crash leaves the old file or the new one.
+pub(crate) fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), LiveError> {
+    {
+        let mut f = std::fs::File::create(tmp).map_err(io("create", tmp))?;
+        f.write_all(bytes).map_err(io("write", tmp))?;
+        f.sync_all().map_err(io("sync", tmp))?;
+    }
+    std::fs::rename(tmp, path).map_err(io("rename into place", path))
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@ pub enum LiveError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("scale-out state {path} is unreadable ({source}); it is rewritten by the owner of the partition (or the judge): delete it and restart the instances, which re-judge from their checkpoints")]
+    Handover {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Ingest(#[from] groundtruth_ingest::IngestError),
     #[error(transparent)]

@@ -25,10 +25,16 @@
 //!   the closed windows whose context holds them are re-scanned after the
 //!   next regular close (daily windows: daily) and when a bounded run
 //!   drains.
+//! * **Scale-out**: instances in one consumer group share the lake (each
+//!   a `lake.member`) and the review store; each ingests its partitions,
+//!   and the owner of partition 0 judges every window over the whole lake
+//!   ([`handover`]). A rebalance drops what was read and not flushed: the
+//!   eager protocol restarts every partition at its committed offset.
 
 pub mod checkpoint;
 pub mod clock;
 mod error;
+pub mod handover;
 mod service;
 mod telemetry;
 

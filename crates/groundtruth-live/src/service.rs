@@ -1,6 +1,6 @@
 //! `groundtruth run`: the Kafka loop of the live service.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -20,6 +20,7 @@ use rdkafka::message::Message;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::LiveError;
+use crate::handover::{self, JudgeState, PartitionRecord};
 use crate::telemetry::{LateForClosedWindow, StreamState, WindowClosed};
 
 /// Settings of the live service.
@@ -118,7 +119,23 @@ fn spawn_worker(
                 let result = (|| {
                     let run = {
                         let _reading = gate.read().unwrap_or_else(|p| p.into_inner());
-                        rt.block_on(run_close(&lake, &schedule, &job.close, zone))?
+                        // The gate holds this process's compactions off;
+                        // another member's (scale-out) may remove a file
+                        // the window listed: judge it again.
+                        let mut attempt = 0;
+                        loop {
+                            match rt.block_on(run_close(&lake, &schedule, &job.close, zone)) {
+                                Err(e)
+                                    if e.is_vanished_file()
+                                        && attempt < groundtruth_lake::VANISHED_RETRIES =>
+                                {
+                                    tracing::debug!(error = %e, attempt, "a lake file vanished under a window's detection; judging it again");
+                                    rt.block_on(groundtruth_lake::vanished_backoff(attempt));
+                                    attempt += 1;
+                                }
+                                other => break other?,
+                            }
+                        }
                     };
                     let latency_s = job.passed_at.elapsed().as_secs_f64();
                     let (stored, published) = deliver(
@@ -201,6 +218,20 @@ pub fn run_live(
     let mut jobs_out = 0usize;
     let mut rescans_out: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut closed_since_rescan = false;
+    // Scale-out (see `handover`): the partitions owned and their records,
+    // every partition of the topics, and per owned partition the hours of event time read
+    // since the last flush (checked against the judge's windows after it).
+    let mut rebalances = 0u64;
+    let mut owned: BTreeSet<String> = BTreeSet::new();
+    let mut all_partitions: Vec<String> = Vec::new();
+    let judge_tp = format!(
+        "{}/0",
+        opts.kafka.topics.first().map(String::as_str).unwrap_or("")
+    );
+    let mut judge = false;
+    let mut records: BTreeMap<String, PartitionRecord> = BTreeMap::new();
+    let mut written: BTreeMap<String, PartitionRecord> = BTreeMap::new();
+    let mut spans: HashMap<String, BTreeMap<i64, (i64, i64)>> = HashMap::new();
 
     let result = (|| -> Result<(), LiveError> {
         loop {
@@ -210,6 +241,59 @@ pub fn run_live(
             } else {
                 consumer.poll(Duration::from_millis(if jobs_out > 0 { 20 } else { 100 }))
             };
+            if consumer.context().rebalances() != rebalances {
+                // The eager protocol restarts every partition at its
+                // committed offset: drop what was read since; take over
+                // the partitions gained (and the judge's role with 0).
+                rebalances = consumer.context().rebalances();
+                ing.resync()?;
+                uncommitted.clear();
+                caught_up.clear();
+                spans.clear();
+                let now: BTreeSet<String> = assignment_of(&consumer)
+                    .iter()
+                    .map(|(t, p)| format!("{t}/{p}"))
+                    .collect();
+                if let Some(all) = partitions_of(&consumer, &opts.kafka.topics) {
+                    all_partitions = all;
+                }
+                for tp in now.difference(&owned) {
+                    let rec = handover::load_record(&opts.lake_dir, tp)?.unwrap_or_default();
+                    if let Some(l) = rec.latest_us {
+                        cp.clock.observe(tp, l);
+                    }
+                    if let Some(f) = rec.first_event_us {
+                        cp.first_event_us = Some(cp.first_event_us.map_or(f, |c| c.min(f)));
+                    }
+                    written.insert(tp.clone(), rec.clone());
+                    records.insert(tp.clone(), rec);
+                }
+                records.retain(|tp, _| now.contains(tp));
+                written.retain(|tp, _| now.contains(tp));
+                let was_judge = judge;
+                judge = now.contains(&judge_tp);
+                if judge && !was_judge {
+                    let mut mine = judge_state(&cp, &dispatched);
+                    if let Some(shared) = handover::load_judge(&opts.lake_dir)? {
+                        mine.merge(&shared);
+                    }
+                    dispatched = mine.dispatched.clone();
+                    cp.progress = mine.progress;
+                    cp.rescan = mine.rescan;
+                    cp.first_event_us = mine.first_event_us;
+                    cp.absorbed = mine.absorbed;
+                    closed_since_rescan = true;
+                }
+                tracing::info!(
+                    owned = now.len(),
+                    of = all_partitions.len(),
+                    judge,
+                    partitions = ?now,
+                    "partitions owned"
+                );
+                owned = now;
+                last_position = Instant::now() - POSITION_EVERY;
+            }
             // Windows the worker finished.
             loop {
                 let d = match done.try_recv() {
@@ -240,7 +324,7 @@ pub fn run_live(
                 stats.findings_stored += d.stored;
                 stats.findings_published += d.published;
                 cp.findings_stored = d.findings_total;
-                checkpoint_bytes = cp.save(&opts.state_dir)?;
+                checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
             }
             match polled {
                 Some(Ok(m)) => {
@@ -265,11 +349,29 @@ pub fn run_live(
                         // Duplicates too: after a crash the first events come
                         // back as duplicates of what the lake already holds.
                         cp.first_event_us = Some(cp.first_event_us.map_or(t, |f| f.min(t)));
+                        if let Some(r) = records.get_mut(&tp) {
+                            r.first_event_us = Some(r.first_event_us.map_or(t, |f| f.min(t)));
+                        }
+                        if !judge {
+                            // Checked against the judge's windows once flushed.
+                            let hour = t.div_euclid(3_600_000_000);
+                            let e = spans
+                                .entry(tp.clone())
+                                .or_default()
+                                .entry(hour)
+                                .or_insert((t, t));
+                            e.0 = e.0.min(t);
+                            e.1 = e.1.max(t);
+                        }
                         // A duplicate may be an event flushed just before a
                         // crash, before its re-scan was checkpointed: judging
                         // its windows again is harmless (same lake, same
                         // findings), missing them is not.
-                        let seen = opts.schedule.closed_windows_seeing(&dispatched, t);
+                        let seen = if judge {
+                            opts.schedule.closed_windows_seeing(&dispatched, t)
+                        } else {
+                            Vec::new()
+                        };
                         if !seen.is_empty() {
                             if outcome == Outcome::Accepted {
                                 stats.late_for_closed += 1;
@@ -304,15 +406,7 @@ pub fn run_live(
 
             if last_position.elapsed() >= POSITION_EVERY {
                 last_position = Instant::now();
-                let assignment: Vec<(String, i32)> = consumer
-                    .assignment()
-                    .map(|a| {
-                        a.elements()
-                            .iter()
-                            .map(|e| (e.topic().to_string(), e.partition()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let assignment = assignment_of(&consumer);
                 assigned = !assignment.is_empty();
                 lag.positions(&assignment, &cp);
                 pending = assignment
@@ -320,12 +414,54 @@ pub fn run_live(
                     .filter(|tp| !caught_up.contains(*tp))
                     .map(|(t, p)| format!("{t}/{p}"))
                     .collect();
+                let own_caught_up = assignment.len() - pending.len();
+                // Records of owned partitions that only changed in being
+                // read to the end (nothing unflushed behind their clocks).
+                if !ing.has_buffered() {
+                    write_records(opts, &mut records, &mut written, &cp, &caught_up)?;
+                }
+                if judge {
+                    // The other partitions: their clocks hold the watermark
+                    // back until read to their end; their late events ask
+                    // for re-scans.
+                    let mut absorbed_any = false;
+                    for tp in all_partitions.iter().filter(|tp| !owned.contains(*tp)) {
+                        match handover::load_record(&opts.lake_dir, tp)? {
+                            Some(r) => {
+                                if let Some(l) = r.latest_us {
+                                    cp.clock.observe(tp, l);
+                                }
+                                if let Some(f) = r.first_event_us {
+                                    cp.first_event_us =
+                                        Some(cp.first_event_us.map_or(f, |c| c.min(f)));
+                                }
+                                if !r.caught_up {
+                                    pending.push(tp.clone());
+                                }
+                                absorbed_any |= absorb(opts, &mut cp, &dispatched, tp, &r);
+                            }
+                            None => pending.push(tp.clone()),
+                        }
+                    }
+                    // Requests carried over in the records of partitions
+                    // taken over.
+                    for (tp, r) in records.iter_mut() {
+                        if absorb(opts, &mut cp, &dispatched, tp, r) {
+                            absorbed_any = true;
+                            r.prune(cp.absorbed.get(tp).copied().unwrap_or(0));
+                        }
+                    }
+                    if absorbed_any {
+                        checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
+                        closed_since_rescan = true;
+                    }
+                }
                 StreamState {
                     watermark_us: cp.clock.watermark(pending.iter().map(String::as_str)),
                     checkpoint_bytes,
                     rescan_pending: cp.rescan.len(),
                     partitions: assignment.len(),
-                    caught_up: assignment.len() - pending.len(),
+                    caught_up: own_caught_up,
                 }
                 .emit();
             }
@@ -333,7 +469,9 @@ pub fn run_live(
                 .kafka
                 .exit_when_idle
                 .is_some_and(|d| assigned && pending.is_empty() && last_message.elapsed() >= d);
-            let wm = if drain {
+            let wm = if !judge {
+                None
+            } else if drain {
                 Some(i64::MAX)
             } else if assigned {
                 cp.clock.watermark(pending.iter().map(String::as_str))
@@ -358,8 +496,35 @@ pub fn run_live(
                 ing.flush()?;
                 flushed = true;
             }
+            if flushed && !judge && !spans.is_empty() {
+                // What was just stored and falls in a window the judge has
+                // handed to detection (read after the flush) is asked to be
+                // judged again.
+                let j = handover::load_judge(&opts.lake_dir)?.unwrap_or_default();
+                for (tp, hours) in spans.drain() {
+                    let Some(r) = records.get_mut(&tp) else {
+                        continue;
+                    };
+                    for (_, (lo, hi)) in hours {
+                        if !opts
+                            .schedule
+                            .closed_windows_touching(&j.dispatched, lo, hi)
+                            .is_empty()
+                        {
+                            r.request(lo, hi);
+                        }
+                    }
+                }
+                for (tp, r) in records.iter_mut() {
+                    r.prune(j.absorbed.get(tp).copied().unwrap_or(0));
+                }
+            }
+            if flushed {
+                // Before the commit: the records cover every committed event.
+                write_records(opts, &mut records, &mut written, &cp, &caught_up)?;
+            }
             if flushed || ((stop || drain) && !uncommitted.is_empty()) {
-                checkpoint_bytes = cp.save(&opts.state_dir)?;
+                checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
                 let dlq_ok = dlq.as_ref().is_none_or(|p| {
                     rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
                 });
@@ -368,6 +533,15 @@ pub fn run_live(
                 }
             }
             if !due.is_empty() && !ing.has_buffered() {
+                // Others read the windows handed to detection (for late
+                // events) before the detection reads the lake.
+                let mut dispatching = dispatched.clone();
+                for close in &due {
+                    let name = &opts.schedule.groups[close.group].name;
+                    let e = dispatching.entry(name.clone()).or_insert(close.span.end_us);
+                    *e = (*e).max(close.span.end_us);
+                }
+                persist(opts, &cp, &dispatching, judge)?;
                 for close in due {
                     let name = opts.schedule.groups[close.group].name.clone();
                     let e = dispatched.entry(name).or_insert(close.span.end_us);
@@ -378,7 +552,7 @@ pub fn run_live(
             }
             // Re-scans follow the regular closes (daily windows: daily) and
             // the end of a bounded run.
-            if (closed_since_rescan || drain) && jobs_out == 0 && !ing.has_buffered() {
+            if judge && (closed_since_rescan || drain) && jobs_out == 0 && !ing.has_buffered() {
                 closed_since_rescan = false;
                 let queued: Vec<(String, i64)> = cp
                     .rescan
@@ -398,7 +572,7 @@ pub fn run_live(
             }
 
             let settled = !ing.has_buffered() && uncommitted.is_empty() && jobs_out == 0;
-            if settled && (stop || (drain && cp.rescan.is_empty())) {
+            if settled && (stop || (drain && (!judge || cp.rescan.is_empty()))) {
                 return Ok(());
             }
             if stop
@@ -416,7 +590,7 @@ pub fn run_live(
     let _ = worker.join();
     lag.stop();
     result?;
-    cp.save(&opts.state_dir)?;
+    persist(opts, &cp, &dispatched, judge)?;
     stats.counts = ing.totals().since(&before);
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
@@ -434,6 +608,114 @@ fn send(
         passed_at,
     })
     .map_err(|_| LiveError::Runtime(std::io::Error::other("the detection worker stopped")))
+}
+
+/// The consumer's current assignment.
+fn assignment_of(consumer: &groundtruth_ingest::IngestConsumer) -> Vec<(String, i32)> {
+    consumer
+        .assignment()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every partition (`topic/partition`) of `topics`, `None` when the broker
+/// does not say.
+fn partitions_of(
+    consumer: &groundtruth_ingest::IngestConsumer,
+    topics: &[String],
+) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for t in topics {
+        let md = consumer
+            .fetch_metadata(Some(t), Duration::from_secs(5))
+            .ok()?;
+        for topic in md.topics() {
+            for p in topic.partitions() {
+                out.push(format!("{}/{}", topic.name(), p.id()));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The judge's part of the checkpoint.
+fn judge_state(cp: &Checkpoint, dispatched: &Progress) -> JudgeState {
+    JudgeState {
+        dispatched: dispatched.clone(),
+        progress: cp.progress.clone(),
+        rescan: cp.rescan.clone(),
+        first_event_us: cp.first_event_us,
+        absorbed: cp.absorbed.clone(),
+    }
+}
+
+/// Saves the checkpoint, and the judge's state for the instances sharing
+/// the lake while this one is the judge. Returns the checkpoint's size.
+fn persist(
+    opts: &LiveOptions,
+    cp: &Checkpoint,
+    dispatched: &Progress,
+    judge: bool,
+) -> Result<usize, LiveError> {
+    if judge {
+        handover::save_judge(&opts.lake_dir, &judge_state(cp, dispatched))?;
+    }
+    cp.save(&opts.state_dir)
+}
+
+/// Writes the records of the owned partitions that changed: clocks of what
+/// is in the lake, whether read to the end, re-scan requests.
+fn write_records(
+    opts: &LiveOptions,
+    records: &mut BTreeMap<String, PartitionRecord>,
+    written: &mut BTreeMap<String, PartitionRecord>,
+    cp: &Checkpoint,
+    caught_up: &BTreeSet<(String, i32)>,
+) -> Result<(), LiveError> {
+    for (tp, r) in records.iter_mut() {
+        r.latest_us = cp.clock.latest.get(tp).copied().or(r.latest_us);
+        r.caught_up = tp
+            .rsplit_once('/')
+            .and_then(|(t, p)| Some((t.to_string(), p.parse::<i32>().ok()?)))
+            .is_some_and(|k| caught_up.contains(&k));
+        if written.get(tp) != Some(r) {
+            handover::save_record(&opts.lake_dir, tp, r)?;
+            written.insert(tp.clone(), r.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The judge takes partition `tp`'s new re-scan requests into its queue.
+/// True when there were any.
+fn absorb(
+    opts: &LiveOptions,
+    cp: &mut Checkpoint,
+    dispatched: &Progress,
+    tp: &str,
+    r: &PartitionRecord,
+) -> bool {
+    let done = cp.absorbed.get(tp).copied().unwrap_or(0);
+    let mut any = false;
+    for span in r.late.values().filter(|s| s.seq > done) {
+        for c in opts
+            .schedule
+            .closed_windows_touching(dispatched, span.lo_us, span.hi_us)
+        {
+            let name = opts.schedule.groups[c.group].name.clone();
+            cp.rescan.insert((name, c.span.start_us));
+        }
+        any = true;
+    }
+    if let Some(max) = r.late.values().map(|s| s.seq).max().filter(|&m| m > done) {
+        cp.absorbed.insert(tp.to_string(), max);
+    }
+    any
 }
 
 /// Stores a window's findings, publishes the new or changed ones (acked

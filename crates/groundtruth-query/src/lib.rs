@@ -147,12 +147,12 @@ impl QueryService {
 
     async fn build(&self, scope: &Scope) -> Result<SessionState, QueryError> {
         let internal = |e: &dyn std::fmt::Display| QueryError::Internal(e.to_string());
-        let ctx = SessionContext::new_with_config(groundtruth_lake::lake_session_config());
+        let ctx = groundtruth_lake::lake_context();
         let events = groundtruth_lake::events_table(&self.lake).map_err(|e| internal(&e))?;
         let mut df = ctx.read_table(Arc::new(events)).map_err(|e| internal(&e))?;
         if !scope.is_nationwide() {
             df = df
-                .filter(col("region").like(lit(format!("{}%", scope.as_str()))))
+                .filter(col("region").like(lit(scope.like_pattern())))
                 .map_err(|e| internal(&e))?;
         }
         ctx.register_table("events", df.into_view())

@@ -103,8 +103,9 @@ impl Scope {
     }
 
     /// The SQL `LIKE` pattern of the regions inside (digits only, so
-    /// nothing needs escaping).
-    pub(crate) fn like(&self) -> String {
+    /// nothing needs escaping): the one region filter of the store, the
+    /// API's lake reads and the analysts' scoped tables.
+    pub fn like_pattern(&self) -> String {
         format!("{}%", self.0)
     }
 }

@@ -115,7 +115,7 @@ impl ReviewStore {
         let mut p = Params::default();
         let mut wh: Vec<String> = Vec::new();
         if !scope.is_nationwide() {
-            let like = p.text(scope.like());
+            let like = p.text(scope.like_pattern());
             wh.push(format!(
                 "a.case_id IN (SELECT r.case_id FROM case_regions r WHERE r.region LIKE {like})"
             ));

@@ -25,7 +25,7 @@ pub(crate) fn visible(col: &str, scope: &Scope, p: &mut Params) -> String {
     if scope.is_nationwide() {
         return String::new();
     }
-    let like = p.text(scope.like());
+    let like = p.text(scope.like_pattern());
     format!(" AND EXISTS (SELECT 1 FROM case_regions r WHERE r.case_id = {col} AND r.region LIKE {like})")
 }
 
@@ -102,7 +102,7 @@ impl Cursor {
 fn filters(q: &CaseQuery, p: &mut Params, wh: &mut Vec<String>) {
     if let Some(r) = &q.region {
         if !r.is_nationwide() {
-            let like = p.text(r.like());
+            let like = p.text(r.like_pattern());
             wh.push(format!("EXISTS (SELECT 1 FROM case_regions r2 WHERE r2.case_id = c.case_id AND r2.region LIKE {like})"));
         }
     }
@@ -174,7 +174,7 @@ impl ReviewStore {
         // (see migration 3); anything else walks cases.
         let scoped_walk = !scope.is_nationwide() && q.sort == Sort::Score && q.status.len() == 1;
         let vis = if scoped_walk {
-            let like = p.text(scope.like());
+            let like = p.text(scope.like_pattern());
             let status = p.text(q.status[0].as_str());
             // One row per case: the smallest of its regions in scope.
             wh.push(format!(

@@ -230,7 +230,7 @@ impl ReviewStore {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tokens WHERE region LIKE $1 ORDER BY created_us, token_id"
         ))
-        .bind(scope.like())
+        .bind(scope.like_pattern())
         .fetch_all(&self.read)
         .await
         .map_err(db("list tokens"))?;
@@ -252,7 +252,7 @@ impl ReviewStore {
             "SELECT {COLUMNS} FROM tokens WHERE token_id = $1 AND region LIKE $2"
         ))
         .bind(token_id)
-        .bind(actor.scope.like())
+        .bind(actor.scope.like_pattern())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db("read a token"))?

@@ -196,6 +196,35 @@ impl Schedule {
         }
         out
     }
+
+    /// The closed windows (per `progress`) of every group whose context
+    /// overlaps `[lo_us, hi_us]`: late events somewhere in that span make
+    /// them worth judging again.
+    pub fn closed_windows_touching(
+        &self,
+        progress: &Progress,
+        lo_us: i64,
+        hi_us: i64,
+    ) -> Vec<Close> {
+        let mut out = Vec::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            let Some(&closed_end) = progress.get(&group.name) else {
+                continue;
+            };
+            let w = group.window;
+            // Windows whose [from, horizon) meets [lo, hi]: start in
+            // (lo - size - delay, hi + lookback].
+            let mut start = self.window_start(g, lo_us - (w.size_s + w.delay_s) * US);
+            while start <= hi_us + w.lookback_s * US && start < closed_end {
+                let c = self.close(g, start);
+                if c.from_us <= hi_us && lo_us < c.horizon_us {
+                    out.push(c);
+                }
+                start += w.size_s * US;
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +252,35 @@ mod tests {
                 },
             ),
         ])
+    }
+
+    #[test]
+    fn windows_touching_a_span_are_those_seeing_any_instant_of_it() {
+        let s = Schedule::new(&windows(), 8 * 3600);
+        let progress: Progress = s.groups.iter().map(|g| (g.name.clone(), 20 * D)).collect();
+        let key = |c: &Close| (c.group, c.span.start_us);
+        for (lo, hi) in [
+            (3 * D + 5, 3 * D + 5),
+            (2 * D + 7 * H, 2 * D + 9 * H),
+            (10 * D - 1, 11 * D + 1),
+        ] {
+            let mut want: Vec<_> = (lo..=hi)
+                .step_by((H / 4) as usize)
+                .chain([hi])
+                .flat_map(|t| s.closed_windows_seeing(&progress, t))
+                .map(|c| key(&c))
+                .collect();
+            want.sort();
+            want.dedup();
+            let mut got: Vec<_> = s
+                .closed_windows_touching(&progress, lo, hi)
+                .iter()
+                .map(key)
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "span {lo}..={hi}");
+            assert!(!got.is_empty());
+        }
     }
 
     #[test]
