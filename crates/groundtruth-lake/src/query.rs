@@ -166,13 +166,17 @@ pub async fn open_range_session(
 
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy)).
+///
+/// `GROUNDTRUTH_DISTINCT_RULE=off` in the environment leaves the rule out
+/// (to compare plans and timings with and without it).
 pub fn lake_context() -> SessionContext {
-    let state = datafusion::execution::SessionStateBuilder::new()
+    let mut builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(session_config())
-        .with_default_features()
-        .with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy))
-        .build();
-    SessionContext::new_with_state(state)
+        .with_default_features();
+    if std::env::var("GROUNDTRUTH_DISTINCT_RULE").map_or(true, |v| v != "off") {
+        builder = builder.with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy));
+    }
+    SessionContext::new_with_state(builder.build())
 }
 
 fn session_config() -> SessionConfig {
