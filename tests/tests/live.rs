@@ -333,18 +333,45 @@ fn kill9_five_times_mid_stream_gives_the_uninterrupted_findings() -> Result<()> 
 
 /// Waits until `log` holds `text` (the service logs at info).
 fn wait_for_log(log: &Path, text: &str, limit: Duration) -> Result<()> {
+    wait_until_log(log, &format!("`{text}` logged"), limit, |l| {
+        l.contains(text)
+    })
+}
+
+/// Waits until `done` holds for the text of `log` (`what` names it).
+fn wait_until_log(
+    log: &Path,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Result<()> {
     let t = Instant::now();
     loop {
-        if std::fs::read_to_string(log).is_ok_and(|l| l.contains(text)) {
+        if std::fs::read_to_string(log).is_ok_and(|l| done(&l)) {
             return Ok(());
         }
         ensure!(
             t.elapsed() < limit,
-            "`{text}` not logged in {limit:?}: {}",
+            "not {what} in {limit:?}: {}",
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// SIGTERMs `child` and waits for its clean exit (its log tail otherwise).
+fn stop_cleanly(child: &mut ChildGuard, log: &Path) -> Result<()> {
+    groundtruth_tests::send_signal(child.id(), libc::SIGTERM)?;
+    let status = child.wait_timeout(Duration::from_secs(60))?;
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(25).collect();
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "{} did not stop cleanly: {}",
+        log.display(),
+        tail.join("\n")
+    );
+    Ok(())
 }
 
 /// Three instances over one lake and one review store, against a real
@@ -452,39 +479,23 @@ fn scale_out(broker: &Broker, dir: &Path) -> Result<()> {
     produce_one_per_batch(broker, &held)?;
     std::thread::sleep(Duration::from_secs(3));
     // c leaves cleanly: a owns everything again.
-    groundtruth_tests::send_signal(c.id(), libc::SIGTERM)?;
-    let status = c.wait_timeout(Duration::from_secs(60))?;
-    ensure!(
-        status.is_some_and(|s| s.success()),
-        "c did not stop: {}",
-        tail(&c_log)
-    );
-    let t = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&a_log).unwrap_or_default();
-        let owned: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains("partitions owned"))
-            .collect();
-        if owned.len() >= 4 && owned.last().is_some_and(|l| l.contains("owned=4")) {
-            break;
-        }
-        ensure!(
-            t.elapsed() < Duration::from_secs(60),
-            "a did not take c's partitions: {owned:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    stop_cleanly(&mut c, &c_log)?;
+    wait_until_log(
+        &a_log,
+        "a taking c's partitions",
+        Duration::from_secs(60),
+        |text| {
+            let owned: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("partitions owned"))
+                .collect();
+            owned.len() >= 4 && owned.last().is_some_and(|l| l.contains("owned=4"))
+        },
+    )?;
     // Let a read to the end, stop it, and end the stream with a bounded
     // run of a (as `detect` ends a file: every window with data closed).
     std::thread::sleep(Duration::from_secs(3));
-    groundtruth_tests::send_signal(a.id(), libc::SIGTERM)?;
-    let status = a.wait_timeout(Duration::from_secs(60))?;
-    ensure!(
-        status.is_some_and(|s| s.success()),
-        "a did not stop: {}",
-        tail(&a_log)
-    );
+    stop_cleanly(&mut a, &a_log)?;
     let final_log = dir.join("a-final.log");
     let out = member_cmd(broker, dir, "a", 3.0, &final_log)?.status()?;
     ensure!(out.success(), "a's final run failed: {}", tail(&final_log));

@@ -30,7 +30,7 @@ pub use error::LakeError;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
     dead_letters_table, events_table, format_batches, is_vanished_file, lake_context,
-    open_range_session, open_session, read_only_options, run_sql, vanished_backoff, OutputFormat,
-    QueryError, VANISHED_RETRIES,
+    open_range_session, open_session, read_only_options, retry_vanished, run_sql, vanished_backoff,
+    vanished_delay, OutputFormat, QueryError, VANISHED_RETRIES,
 };
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

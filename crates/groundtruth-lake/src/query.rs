@@ -203,21 +203,37 @@ pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
-    let mut attempt = 0;
-    loop {
-        let result = async {
+    retry_vanished(
+        || async {
             let df = ctx.sql_with_options(sql, read_only_options()).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await?;
             Ok((schema, batches))
-        }
-        .await;
-        match result {
-            Err(e) if attempt < VANISHED_RETRIES && is_vanished_file(&e) => {
+        },
+        is_vanished_file,
+    )
+    .await
+    .map_err(QueryError::Sql)
+}
+
+/// Runs `run` again (up to [`VANISHED_RETRIES`] times, after
+/// [`vanished_backoff`]) while it fails on a file compacted away under it
+/// (`vanished` tells); returns the last outcome.
+pub async fn retry_vanished<T, E, Fut>(
+    mut run: impl FnMut() -> Fut,
+    vanished: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 0;
+    loop {
+        match run().await {
+            Err(e) if attempt < VANISHED_RETRIES && vanished(&e) => {
                 vanished_backoff(attempt).await;
                 attempt += 1
             }
-            other => return other.map_err(QueryError::Sql),
+            other => return other,
         }
     }
 }
@@ -230,8 +246,12 @@ pub const VANISHED_RETRIES: usize = 6;
 /// being compacted file after file (a backlog catching up) settles
 /// instead of racing every retry.
 pub async fn vanished_backoff(attempt: usize) {
-    let ms = 25u64 << attempt.min(6);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    tokio::time::sleep(vanished_delay(attempt)).await;
+}
+
+/// The pause of [`vanished_backoff`], for callers that wait on a thread.
+pub fn vanished_delay(attempt: usize) -> std::time::Duration {
+    std::time::Duration::from_millis(25u64 << attempt.min(6))
 }
 
 /// Whether `e` is a file that was listed, then removed before it was read:

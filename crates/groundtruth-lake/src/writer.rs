@@ -197,6 +197,12 @@ impl LakeWriter {
     /// against. Clears an earlier failed flush (the caller re-reads
     /// everything not stored).
     pub fn resync(&mut self) -> Result<(), LakeError> {
+        // A sole writer with nothing buffered and no failed flush already
+        // holds exactly the stored keys (nobody else writes): no reload,
+        // e.g. at its first Kafka assignment right after the open.
+        if self.layout.member().is_none() && self.buffered_rows() == 0 && self.poisoned.is_none() {
+            return Ok(());
+        }
         self.partitions.clear();
         self.dead.clear();
         self.buffered_events = 0;
@@ -539,9 +545,10 @@ fn relisting<T>(mut load: impl FnMut() -> Result<T, LakeError>) -> Result<T, Lak
     loop {
         match load() {
             Err(LakeError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound && attempt < 6 =>
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && attempt < crate::VANISHED_RETRIES =>
             {
-                std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+                std::thread::sleep(crate::vanished_delay(attempt));
                 attempt += 1;
             }
             other => return other,

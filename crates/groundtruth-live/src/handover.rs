@@ -103,13 +103,18 @@ impl JudgeState {
         self.dispatched = self.progress.clone();
         self.rescan.extend(other.rescan.iter().cloned());
         if let Some(f) = other.first_event_us {
-            self.first_event_us = Some(self.first_event_us.map_or(f, |s| s.min(f)));
+            earliest(&mut self.first_event_us, f);
         }
         for (tp, &n) in &other.absorbed {
             let e = self.absorbed.entry(tp.clone()).or_insert(n);
             *e = (*e).max(n);
         }
     }
+}
+
+/// Lowers `slot` to `t` (sets it when empty).
+pub(crate) fn earliest(slot: &mut Option<i64>, t: i64) {
+    *slot = Some(slot.map_or(t, |s| s.min(t)));
 }
 
 /// Directory of the partition records in the lake.

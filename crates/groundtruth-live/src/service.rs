@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use groundtruth_detect::{run_close, CloseRun};
+use groundtruth_detect::{run_close, CloseRun, DetectError};
 use groundtruth_event::{DayZone, SourcePosition};
 use groundtruth_finding::Finding;
 use groundtruth_ingest::{
@@ -122,20 +122,10 @@ fn spawn_worker(
                         // The gate holds this process's compactions off;
                         // another member's (scale-out) may remove a file
                         // the window listed: judge it again.
-                        let mut attempt = 0;
-                        loop {
-                            match rt.block_on(run_close(&lake, &schedule, &job.close, zone)) {
-                                Err(e)
-                                    if e.is_vanished_file()
-                                        && attempt < groundtruth_lake::VANISHED_RETRIES =>
-                                {
-                                    tracing::debug!(error = %e, attempt, "a lake file vanished under a window's detection; judging it again");
-                                    rt.block_on(groundtruth_lake::vanished_backoff(attempt));
-                                    attempt += 1;
-                                }
-                                other => break other?,
-                            }
-                        }
+                        rt.block_on(groundtruth_lake::retry_vanished(
+                            || run_close(&lake, &schedule, &job.close, zone),
+                            DetectError::is_vanished_file,
+                        ))?
                     };
                     let latency_s = job.passed_at.elapsed().as_secs_f64();
                     let (stored, published) = deliver(
@@ -259,12 +249,7 @@ pub fn run_live(
                 }
                 for tp in now.difference(&owned) {
                     let rec = handover::load_record(&opts.lake_dir, tp)?.unwrap_or_default();
-                    if let Some(l) = rec.latest_us {
-                        cp.clock.observe(tp, l);
-                    }
-                    if let Some(f) = rec.first_event_us {
-                        cp.first_event_us = Some(cp.first_event_us.map_or(f, |c| c.min(f)));
-                    }
+                    learn_clock(&mut cp, tp, &rec);
                     written.insert(tp.clone(), rec.clone());
                     records.insert(tp.clone(), rec);
                 }
@@ -348,9 +333,9 @@ pub fn run_live(
                         cp.clock.observe(&tp, t);
                         // Duplicates too: after a crash the first events come
                         // back as duplicates of what the lake already holds.
-                        cp.first_event_us = Some(cp.first_event_us.map_or(t, |f| f.min(t)));
+                        handover::earliest(&mut cp.first_event_us, t);
                         if let Some(r) = records.get_mut(&tp) {
-                            r.first_event_us = Some(r.first_event_us.map_or(t, |f| f.min(t)));
+                            handover::earliest(&mut r.first_event_us, t);
                         }
                         if !judge {
                             // Checked against the judge's windows once flushed.
@@ -428,13 +413,7 @@ pub fn run_live(
                     for tp in all_partitions.iter().filter(|tp| !owned.contains(*tp)) {
                         match handover::load_record(&opts.lake_dir, tp)? {
                             Some(r) => {
-                                if let Some(l) = r.latest_us {
-                                    cp.clock.observe(tp, l);
-                                }
-                                if let Some(f) = r.first_event_us {
-                                    cp.first_event_us =
-                                        Some(cp.first_event_us.map_or(f, |c| c.min(f)));
-                                }
+                                learn_clock(&mut cp, tp, &r);
                                 if !r.caught_up {
                                     pending.push(tp.clone());
                                 }
@@ -533,19 +512,15 @@ pub fn run_live(
                 }
             }
             if !due.is_empty() && !ing.has_buffered() {
-                // Others read the windows handed to detection (for late
-                // events) before the detection reads the lake.
-                let mut dispatching = dispatched.clone();
                 for close in &due {
                     let name = &opts.schedule.groups[close.group].name;
-                    let e = dispatching.entry(name.clone()).or_insert(close.span.end_us);
+                    let e = dispatched.entry(name.clone()).or_insert(close.span.end_us);
                     *e = (*e).max(close.span.end_us);
                 }
-                persist(opts, &cp, &dispatching, judge)?;
+                // Others read the windows handed to detection (for late
+                // events) before the detection reads the lake.
+                persist(opts, &cp, &dispatched, judge)?;
                 for close in due {
-                    let name = opts.schedule.groups[close.group].name.clone();
-                    let e = dispatched.entry(name).or_insert(close.span.end_us);
-                    *e = (*e).max(close.span.end_us);
                     send(&jobs, close, false, passed_at)?;
                     jobs_out += 1;
                 }
@@ -641,6 +616,17 @@ fn partitions_of(
         }
     }
     Some(out)
+}
+
+/// What partition `tp`'s record says of event time: its latest event in
+/// the lake (a clock) and its earliest (where windows start).
+fn learn_clock(cp: &mut Checkpoint, tp: &str, r: &PartitionRecord) {
+    if let Some(l) = r.latest_us {
+        cp.clock.observe(tp, l);
+    }
+    if let Some(f) = r.first_event_us {
+        handover::earliest(&mut cp.first_event_us, f);
+    }
 }
 
 /// The judge's part of the checkpoint.

@@ -266,16 +266,14 @@ impl QueryService {
         max_rows: Option<usize>,
     ) -> Result<QueryResult, QueryError> {
         guard::check(sql, &self.limits)?;
-        let mut attempt = 0;
-        loop {
-            match self.attempt(who, sql, max_rows).await {
-                Err(QueryError::Vanished(_)) if attempt < groundtruth_lake::VANISHED_RETRIES => {
-                    groundtruth_lake::vanished_backoff(attempt).await;
-                    attempt += 1
-                }
-                Err(QueryError::Vanished(e)) => return Err(QueryError::Internal(e)),
-                other => return other,
-            }
+        let result = groundtruth_lake::retry_vanished(
+            || self.attempt(who, sql, max_rows),
+            |e| matches!(e, QueryError::Vanished(_)),
+        )
+        .await;
+        match result {
+            Err(QueryError::Vanished(e)) => Err(QueryError::Internal(e)),
+            other => other,
         }
     }
 
