@@ -164,6 +164,21 @@ pub async fn open_range_session(
     Ok(Some(ctx))
 }
 
+/// The runtime of a lake session: DataFusion's defaults without the
+/// listing cache. The lake changes under a session (ingestion adds files,
+/// compaction replaces them), and DataFusion keeps a table's file list for
+/// the session's life by default: a session would never see new files, and
+/// a query retried after compaction ([`retry_vanished`]) would read the
+/// vanished file again.
+pub fn lake_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+        .with_list_files_cache_limit(0);
+    datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_cache_manager(caches)
+        .build_arc()
+        .expect("the default runtime with no listing cache builds")
+}
+
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy)).
 ///
@@ -172,6 +187,7 @@ pub async fn open_range_session(
 pub fn lake_context() -> SessionContext {
     let mut builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(session_config())
+        .with_runtime_env(lake_runtime())
         .with_default_features();
     if std::env::var("GROUNDTRUTH_DISTINCT_RULE").map_or(true, |v| v != "off") {
         builder = builder.with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy));

@@ -194,6 +194,45 @@ fn small_files_are_compacted_without_losing_rows() {
     assert_eq!(count(tmp.path(), "SELECT count(*) FROM events"), 300);
 }
 
+/// A session outlives many flushes and compactions (the API, the analysts'
+/// service, a test polling the lake): each query lists the lake again, so
+/// it sees new files and never reads one that compaction removed.
+#[test]
+fn one_session_follows_the_lake_through_flushes_and_compactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = LakeOptions {
+        target_file_rows: 1000,
+        compact_min_files: 3,
+        ..LakeOptions::default()
+    };
+    let mut w = LakeWriter::open(tmp.path(), opts).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ctx = rt
+        .block_on(groundtruth_lake::open_session(tmp.path()))
+        .unwrap();
+    let count_now = || {
+        rt.block_on(async {
+            let (_, b) = groundtruth_lake::run_sql(&ctx, "SELECT count(*) FROM events")
+                .await
+                .unwrap();
+            b[0].column(0).as_primitive::<Int64Type>().value(0)
+        })
+    };
+    let mut merged = 0;
+    for round in 0..8 {
+        append(
+            &mut w,
+            (round * 20..(round + 1) * 20).map(|i| event(i, "x", 2)),
+        );
+        merged += w.flush().unwrap().compaction.merged_files;
+        assert_eq!(count_now(), (round as i64 + 1) * 20, "after round {round}");
+    }
+    assert!(merged > 0, "no compaction happened");
+}
+
 #[test]
 fn dedup_memory_follows_recent_days_and_old_days_are_still_checked() {
     let tmp = tempfile::tempdir().unwrap();
