@@ -5,7 +5,8 @@
 #   * Debian packages to build rdkafka's bundled librdkafka (and zlib);
 #   * PostgreSQL (Debian's server package): the review-store tests start
 #     their own server on a free port as the `postgres` user;
-#   * tansu 0.6.0, the Kafka broker the end-to-end tests start;
+#   * tansu 0.6.0 (features dynostore, libsql), the Kafka broker the
+#     end-to-end tests start (in memory; SQLite for the broker-restart drill);
 #   * cargo-nextest;
 #   * for the pages' browser tests: Debian's chromium, CJK fonts (the pages
 #     are in Chinese), node + npm, and playwright-core (`npm ci` in tests/web,
@@ -21,13 +22,17 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TANSU_VERSION=0.6.0
+# dynostore: the in-memory storage most tests use; libsql: SQLite storage
+# for the drill that stops and restarts the broker.
+TANSU_FEATURES=dynostore,libsql
 # Packages rdkafka-sys needs for its bundled librdkafka (./configure + make,
 # C and C++ compilers) and libz-sys for zlib; pkg-config finds zlib.
 # postgresql: the server the review API tests run against; postgresql-client:
 # psql, the client the analysts' SQL tests sign in with. chromium,
-# fonts-noto-cjk, nodejs, npm: the pages' end-to-end tests.
+# fonts-noto-cjk, nodejs, npm: the pages' end-to-end tests. wrk: the load
+# generator of the API benchmark (benches/run.sh --quick runs last).
 APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql postgresql-client
-    chromium fonts-noto-cjk)
+    chromium fonts-noto-cjk wrk)
 # node and npm come with the machine's Node.js; Debian's only when missing.
 command -v node >/dev/null || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
@@ -93,6 +98,21 @@ tansu_version_ok() {
     [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qw "$TANSU_VERSION"
 }
 
+# Whether cargo's install record shows tansu built with every feature in
+# TANSU_FEATURES (the durable-broker drill needs `libsql`).
+tansu_features_ok() {
+    local record="${CARGO_HOME:-$HOME/.cargo}/.crates2.json"
+    [[ -f $record ]] || return 1
+    python3 - "$record" "$TANSU_VERSION" "$TANSU_FEATURES" <<'EOF'
+import json, sys
+record, version, wanted = sys.argv[1], sys.argv[2], set(sys.argv[3].split(","))
+installs = json.load(open(record)).get("installs", {})
+ok = any(k.startswith(f"tansu {version} ") and wanted <= set(v.get("features", []))
+         for k, v in installs.items())
+sys.exit(0 if ok else 1)
+EOF
+}
+
 install_tansu() {
     local bin=${TANSU_BIN:-}
     if [[ -n $bin ]] && tansu_version_ok "$bin"; then
@@ -100,19 +120,19 @@ install_tansu() {
         return 0
     fi
     bin=$(command -v tansu || true)
-    if [[ -n $bin ]] && tansu_version_ok "$bin"; then
-        echo "tansu present: $bin ($("$bin" --version))"
+    if [[ -n $bin ]] && tansu_version_ok "$bin" && tansu_features_ok; then
+        echo "tansu present: $bin ($("$bin" --version), features $TANSU_FEATURES)"
         export TANSU_BIN=$bin
         return 0
     fi
-    echo "installing tansu $TANSU_VERSION (takes a while on first run)"
+    echo "installing tansu $TANSU_VERSION with features $TANSU_FEATURES (takes a while on first run)"
     # Own temporary target dir: keep tansu's build out of the project's.
     # Thin release build: no LTO, parallel codegen (tests need a broker, not
     # the last few percent of its speed).
     env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_LTO=false \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
-        cargo install tansu --version "$TANSU_VERSION" \
-        --locked --features dynostore </dev/null || return
+        cargo install tansu --version "$TANSU_VERSION" --force \
+        --locked --features "$TANSU_FEATURES" </dev/null || return
     bin="$CARGO_BIN/tansu"
     tansu_version_ok "$bin" || {
         echo "error: $bin --version is not $TANSU_VERSION after install" >&2
@@ -164,6 +184,14 @@ echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 step "cargo build (binaries)" cargo build --workspace --bins || rc=$?
 step "cargo nextest run" cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
 step "doc tests" cargo test --workspace --doc || rc=$?
+# The whole-system benchmark at small sizes, on the test build: checks the
+# harness end to end and leaves target/bench-report.json. Report only: its
+# timings never fail the run, and neither does a bench that breaks (its
+# status is in the report and the timings below). Skipped when the tests
+# were filtered (arguments given) or GT_SKIP_BENCH=1.
+if [[ $# -eq 0 && ${GT_SKIP_BENCH:-0} != 1 ]]; then
+    step "benchmarks --quick (report only)" benches/run.sh --quick --profile dev || true
+fi
 
 summary
 exit "$rc"

@@ -28,10 +28,11 @@ impl Figure {
 }
 
 /// Writes about `n` simulated events (the default week, as many days as it
-/// takes: ~71k events a day) to `path` as NDJSON.
+/// takes: ~71k events a day, the first `n` of at least a week, whose fraud
+/// scenarios are set on given days) to `path` as NDJSON.
 pub fn simulate_ndjson(n: usize, path: &Path) -> Result<()> {
     let mut scenario = Scenario::default_week();
-    scenario.days = ((n as f64 / 71_000.0).ceil() as u32).max(1);
+    scenario.days = ((n as f64 / 71_000.0).ceil() as u32).max(scenario.days);
     let f = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     struct Cap<W: Write> {
         inner: NdjsonSink<W>,

@@ -2,7 +2,7 @@
 //! port, with in-memory storage, killed when dropped.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +20,7 @@ pub const TANSU_VERSION: &str = "0.6.0";
 
 /// How to install tansu; shown when the binary cannot be found.
 pub const TANSU_INSTALL_HINT: &str =
-    "cargo install tansu --version 0.6.0 --locked --features dynostore \
+    "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql \
      (or run tests/run.sh, which installs it; or set TANSU_BIN=/path/to/tansu)";
 
 /// Storage URL passed to `tansu broker --storage-engine`: volatile,
@@ -28,6 +28,11 @@ pub const TANSU_INSTALL_HINT: &str =
 /// offsets are lost when the broker process exits; use
 /// [`Broker::pause`]/[`Broker::resume`] for outage drills, not a restart.
 pub const STORAGE_ENGINE: &str = "memory://tansu/";
+
+/// Storage URL of [`Broker::start_durable`]: a SQLite file in the broker's
+/// working directory (needs tansu's `libsql` feature), kept across
+/// [`Broker::stop`] and [`Broker::restart`].
+pub const DURABLE_STORAGE_ENGINE: &str = "sqlite://tansu.db";
 
 /// How long [`Broker::start`] waits for the broker to serve Kafka requests.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -154,6 +159,7 @@ pub struct Broker {
     dir: PathBuf,
     log: PathBuf,
     bin: PathBuf,
+    storage: &'static str,
 }
 
 impl Broker {
@@ -161,12 +167,26 @@ impl Broker {
     /// to [`START_TIMEOUT`]) until it answers a Kafka `ApiVersions` and
     /// `Metadata` request.
     pub fn start() -> Result<Broker> {
+        Self::start_with(STORAGE_ENGINE)
+    }
+
+    /// As [`start`](Self::start), with durable storage
+    /// ([`DURABLE_STORAGE_ENGINE`]): the broker can be [`stop`](Self::stop)ped
+    /// and [`restart`](Self::restart)ed with its topics, messages and
+    /// committed offsets.
+    pub fn start_durable() -> Result<Broker> {
+        Self::start_with(DURABLE_STORAGE_ENGINE).context(
+            "starting tansu with SQLite storage (it needs tansu built with the `libsql` feature)",
+        )
+    }
+
+    fn start_with(storage: &'static str) -> Result<Broker> {
         let bin = tansu_bin()?;
         let mut last_err = None;
         // A port picked by free_port() can be taken before tansu binds it.
         // Only an early exit (e.g. "address in use") is retried.
         for _attempt in 0..3 {
-            match Self::start_on(&bin, free_port()) {
+            match Self::start_on(&bin, free_port(), storage) {
                 Ok(b) => return Ok(b),
                 Err(Start::Exited(e)) => last_err = Some(e),
                 Err(Start::Failed(e)) => return Err(e),
@@ -175,7 +195,7 @@ impl Broker {
         Err(last_err.unwrap_or_else(|| anyhow!("broker start not attempted")))
     }
 
-    fn start_on(bin: &Path, port: u16) -> Result<Broker, Start> {
+    fn start_on(bin: &Path, port: u16, storage: &'static str) -> Result<Broker, Start> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         sweep_stale_dirs();
         let nanos = SystemTime::now()
@@ -191,40 +211,14 @@ impl Broker {
             .with_context(|| format!("creating {}", dir.display()))
             .map_err(Start::Failed)?;
         let log = dir.join("tansu.log");
-        let out = File::create(&log)
-            .with_context(|| format!("creating {}", log.display()))
-            .map_err(Start::Failed)?;
-        let err = out
-            .try_clone()
-            .context("duplicating log file handle")
-            .map_err(Start::Failed)?;
-
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut cmd = Command::new(bin);
-        cmd.arg("broker")
-            .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", STORAGE_ENGINE])
-            // tansu loads a `.env` from its working directory: use our own.
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        for var in TANSU_ENV {
-            cmd.env_remove(var);
-        }
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
-        }
-        let child = ChildGuard::spawn(cmd)
-            .with_context(|| format!("spawning {} broker", bin.display()))
-            .map_err(Start::Failed)?;
+        let child = spawn_broker(bin, port, &dir, &log, storage).map_err(Start::Failed)?;
         let mut broker = Broker {
             child,
             port,
             dir,
             log,
             bin: bin.to_path_buf(),
+            storage,
         };
         match broker.wait_ready(START_TIMEOUT) {
             Ok(()) => Ok(broker),
@@ -408,6 +402,74 @@ impl Broker {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Stops the broker process (SIGTERM, then SIGKILL after 10 s): its
+    /// port refuses connections. Only a [`start_durable`](Self::start_durable)
+    /// broker keeps its data for [`restart`](Self::restart).
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        send_signal(self.pid(), libc::SIGTERM).context("stopping tansu (SIGTERM)")?;
+        if wait_timeout(&mut self.child, Duration::from_secs(10))?.is_none() {
+            self.child.kill9().context("killing tansu after SIGTERM")?;
+        }
+        Ok(())
+    }
+
+    /// Starts the broker again on the same port, working directory and
+    /// storage, and waits until it answers. The log continues in the same
+    /// file.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.child = spawn_broker(&self.bin, self.port, &self.dir, &self.log, self.storage)?;
+            match self.wait_ready(START_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                // The old listener's port may not be free yet.
+                Err(_) if !self.is_running() && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => bail!(e.context(self.failure_report("tansu did not come back"))),
+            }
+        }
+    }
+}
+
+/// Spawns `tansu broker` on `127.0.0.1:port` with `storage`, in `dir`,
+/// appending its output to `log`.
+fn spawn_broker(
+    bin: &Path,
+    port: u16,
+    dir: &Path,
+    log: &Path,
+    storage: &str,
+) -> Result<ChildGuard> {
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let err = out.try_clone().context("duplicating log file handle")?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(bin);
+    cmd.arg("broker")
+        .args(["--listener-url", &url])
+        .args(["--advertised-listener-url", &url])
+        .args(["--storage-engine", storage])
+        // tansu loads a `.env` from its working directory: use our own.
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for var in TANSU_ENV {
+        cmd.env_remove(var);
+    }
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
+    ChildGuard::spawn(cmd).with_context(|| format!("spawning {} broker", bin.display()))
 }
 
 impl Drop for Broker {

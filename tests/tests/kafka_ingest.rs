@@ -143,6 +143,38 @@ fn ingest_until_idle_for(
     Ok(stderr)
 }
 
+/// A running `groundtruth ingest --kafka` (flushing every 200 ms) logging
+/// at debug to `log` (a pipe nobody reads would fill up and block it).
+fn logged_ingest(
+    broker: &Broker,
+    lake: &Path,
+    group: &str,
+    log: &Path,
+    extra: &[&str],
+) -> Result<ChildGuard> {
+    let mut args = vec!["--set", "ingest.flush_interval_ms=200"];
+    args.extend_from_slice(extra);
+    let mut c = ingest_cmd(broker, lake, group, &args);
+    c.env("RUST_LOG", "info,groundtruth_ingest=debug");
+    c.stdout(Stdio::null()).stderr(std::fs::File::create(log)?);
+    ChildGuard::spawn(c)
+}
+
+/// Stops a [`logged_ingest`] with SIGTERM; it must exit cleanly (which
+/// commits the offsets) within 60 s.
+fn stop_ingest(mut ingest: ChildGuard, log: &Path) -> Result<()> {
+    send_signal(ingest.id(), libc::SIGTERM)?;
+    let status = ingest
+        .wait_timeout(Duration::from_secs(60))?
+        .context("ingest did not stop on SIGTERM")?;
+    ensure!(
+        status.success(),
+        "ingest exited with {status}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    Ok(())
+}
+
 fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -358,26 +390,15 @@ fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
 
     produce(&broker, &events[..30_000], &[])?;
     let log_path = tmp.path().join("ingest.log");
-    let mut ingest = ChildGuard::spawn({
-        let mut c = ingest_cmd(
-            &broker,
-            &lake,
-            "outage",
-            // The session outlives the outage, so the consumer keeps its
-            // partitions instead of rejoining the group.
-            &[
-                "--set",
-                "ingest.flush_interval_ms=200",
-                "--set",
-                "kafka.session_timeout_ms=60000",
-            ],
-        );
-        // A pipe nobody reads would fill up and block the ingest: use a file.
-        c.env("RUST_LOG", "info,groundtruth_ingest=debug");
-        c.stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path)?);
-        c
-    })?;
+    // The session outlives the outage, so the consumer keeps its
+    // partitions instead of rejoining the group.
+    let mut ingest = logged_ingest(
+        &broker,
+        &lake,
+        "outage",
+        &log_path,
+        &["--set", "kafka.session_timeout_ms=60000"],
+    )?;
     let show_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     wait_for("first events", Duration::from_secs(60), || {
         Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? > 0)
@@ -399,13 +420,61 @@ fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
     })
     .with_context(|| format!("ingest log:\n{}", show_log()))?;
     // A clean stop commits the offsets.
-    send_signal(ingest.id(), libc::SIGTERM)?;
-    let status = ingest
-        .wait_timeout(Duration::from_secs(60))?
-        .context("ingest did not stop on SIGTERM")?;
-    ensure!(status.success(), "ingest exited with {status}");
+    stop_ingest(ingest, &log_path)?;
     assert_exactly_once(&lake, &expected)?;
     let log = ingest_until_idle(&broker, &lake, "outage", &[])?;
+    ensure!(
+        log.contains("ingested 0 Kafka messages"),
+        "offsets were not committed: {log}"
+    );
+    Ok(())
+}
+
+/// Issue 9's drill: the broker process is stopped for 60 s mid-stream and
+/// started again on the same durable storage (SQLite). The consumer rides
+/// out the refused connections, rejoins its group, and the lake ends with
+/// every event once; the offsets are committed.
+#[test]
+fn kafka_broker_stopped_60s_with_durable_storage_loses_nothing() -> Result<()> {
+    let mut broker = Broker::start_durable()?;
+    broker.create_topic(TOPIC, 3)?;
+    let events = simulated(30_000);
+    let expected = event_ids(&events);
+    let tmp = tempfile::tempdir()?;
+    let lake = tmp.path().join("lake");
+    // Restarted consumers resume inside record batches, which tansu 0.6.0
+    // cannot serve (see `produce_one_per_batch`).
+    produce_one_per_batch(&broker, &events[..15_000])?;
+    let log_path = tmp.path().join("ingest.log");
+    let mut ingest = logged_ingest(&broker, &lake, "stopped", &log_path, &[])?;
+    let show_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("first events", Duration::from_secs(60), || {
+        Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? >= 1_000)
+    })?;
+    broker.stop()?;
+    let stored = count(&lake, "SELECT count(*) FROM events")?;
+    eprintln!("broker stopped with {stored} events in the lake");
+    std::thread::sleep(Duration::from_secs(60));
+    ensure!(
+        ingest.wait_timeout(Duration::ZERO)?.is_none(),
+        "ingest died while the broker was down: {}",
+        show_log()
+    );
+    broker.restart()?;
+    produce_one_per_batch(&broker, &events[15_000..])?;
+    wait_for("all events", Duration::from_secs(180), || {
+        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
+    })
+    .with_context(|| {
+        format!(
+            "ingest log:\n{}\nbroker log:\n{}",
+            show_log(),
+            broker.log_tail(40)
+        )
+    })?;
+    stop_ingest(ingest, &log_path)?;
+    assert_exactly_once(&lake, &expected)?;
+    let log = ingest_until_idle(&broker, &lake, "stopped", &[])?;
     ensure!(
         log.contains("ingested 0 Kafka messages"),
         "offsets were not committed: {log}"
@@ -578,6 +647,157 @@ fn kafka_100k_hostile_messages_are_all_dead_letters_with_reasons() -> Result<()>
             &lake,
             "SELECT count(*) FROM dead_letters WHERE reason_code = 'too_large' AND raw_len > 4096"
         )? == (n / 10) as i64
+    );
+    Ok(())
+}
+
+/// A tmpfs mounted at `dir` for the life of the value (a small disk to
+/// fill). Mounting needs root (CAP_SYS_ADMIN), which the CI machine has.
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs> {
+        std::fs::create_dir_all(dir)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .context("run mount")?;
+        ensure!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs at {} for the disk-full drill (it needs root / CAP_SYS_ADMIN): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills the file system holding `path` with a ballast file until it is
+/// full; returns the bytes written.
+fn fill_disk(path: &Path) -> Result<u64> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // What the page cache still holds must hit the limit too.
+    let _ = f.sync_all();
+    Ok(n)
+}
+
+/// The offsets `group` has committed on `partitions` partitions of the
+/// topic, summed (partitions with none count 0).
+fn committed_total(broker: &Broker, group: &str, partitions: i32) -> Result<i64> {
+    use rdkafka::{Offset, TopicPartitionList};
+    // Asking for committed offsets does not join the group.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(TOPIC, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10))?;
+    Ok(got
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .sum())
+}
+
+/// Issue 9's drill: the lake's disk fills up mid-stream. Ingestion pauses
+/// with a clear error and commits no offset for what it could not store;
+/// when space returns it resumes by itself, and the lake ends with every
+/// event once.
+#[test]
+fn disk_full_pauses_ingestion_without_committing_and_resumes_losing_nothing() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, 3)?;
+    let events = simulated(40_000);
+    let expected = event_ids(&events);
+    let tmp = tempfile::tempdir()?;
+    let disk = Tmpfs::mount(&tmp.path().join("disk"), "32m")?;
+    let lake = disk.dir.join("lake");
+    let log_path = tmp.path().join("ingest.log");
+    let mut ingest = logged_ingest(&broker, &lake, "diskfull", &log_path, &[])?;
+    let show_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("the lake to open", Duration::from_secs(60), || {
+        Ok(show_log().contains("Kafka partitions assigned"))
+    })?;
+    // The first quarter is stored; then the disk is full.
+    produce(&broker, &events[..10_000], &[])?;
+    wait_for("the first quarter", Duration::from_secs(60), || {
+        Ok(count(&lake, "SELECT count(*) FROM events")? >= 10_000)
+    })
+    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    let ballast = disk.dir.join("ballast");
+    let filled = fill_disk(&ballast)?;
+    // Pausing makes the consumer fetch again from where it stopped, inside
+    // a record batch, which tansu 0.6.0 cannot serve (see
+    // `produce_one_per_batch`): one message per batch.
+    produce_one_per_batch(&broker, &events[10_000..])?;
+    wait_for("the lake write error", Duration::from_secs(60), || {
+        Ok(show_log().contains("cannot write the lake"))
+    })
+    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    // Paused: alive, several failed retries, and the committed offsets
+    // cover no more than the lake holds.
+    std::thread::sleep(Duration::from_secs(5));
+    ensure!(
+        ingest.wait_timeout(Duration::ZERO)?.is_none(),
+        "ingest died on a full disk: {}",
+        show_log()
+    );
+    let stored = count(&lake, "SELECT count(*) FROM events")?;
+    let committed = committed_total(&broker, "diskfull", 3)?;
+    eprintln!("disk full ({filled} bytes of ballast): {stored} events stored, {committed} offsets committed");
+    ensure!(
+        committed <= stored && stored < expected.len() as i64,
+        "offsets committed past what is stored: {committed} committed, {stored} stored"
+    );
+    let log = show_log();
+    ensure!(
+        log.contains("No space left on device") && log.contains("ingestion paused"),
+        "the error does not say what is wrong: {log}"
+    );
+    // Space returns: ingestion resumes by itself.
+    std::fs::remove_file(&ballast)?;
+    wait_for("all events", Duration::from_secs(120), || {
+        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
+    })
+    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    ensure!(
+        show_log().contains("ingestion resumed"),
+        "no resume logged: {}",
+        show_log()
+    );
+    stop_ingest(ingest, &log_path)?;
+    assert_exactly_once(&lake, &expected)?;
+    ensure!(
+        committed_total(&broker, "diskfull", 3)? == expected.len() as i64,
+        "not every offset was committed at the end"
     );
     Ok(())
 }

@@ -29,8 +29,13 @@ struct Events {
 }
 
 fn simulate(dir: &Path, days: u32) -> Result<Events> {
+    simulate_scenario(dir, "sim-small.toml", days)
+}
+
+/// As [`simulate`], for `pipelines/<scenario>`.
+fn simulate_scenario(dir: &Path, scenario: &str, days: u32) -> Result<Events> {
     let file = dir.join("events.ndjson");
-    let scenario = repo().join("pipelines/sim-small.toml");
+    let scenario = repo().join("pipelines").join(scenario);
     let out = run_groundtruth(&[
         "simulate",
         "--scenario",
@@ -288,8 +293,15 @@ fn live_equals_batch_with_arrival_shuffled_within_lateness() -> Result<()> {
     Ok(())
 }
 
+/// The drill of issue 9 (and issue 5's kill -9 test): the default week,
+/// about 500k events, arrives in ten parts, up to 30 min out of order; the
+/// service is killed -9 at a random point while it works on each part
+/// (joining, reading, flushing, closing windows). The final findings equal
+/// `groundtruth detect`'s over the same events (which equal an
+/// uninterrupted run's: `live_equals_batch_with_arrival_shuffled_within_lateness`)
+/// and the lake holds every event once.
 #[test]
-fn kill9_five_times_mid_stream_gives_the_uninterrupted_findings() -> Result<()> {
+fn kill9_at_ten_points_of_a_500k_stream_gives_the_uninterrupted_findings() -> Result<()> {
     let broker = Broker::start()?;
     broker.create_topic(TOPIC, PARTITIONS)?;
     // GT_KEEP=1 keeps the lake, state and files for a look after a failure.
@@ -298,37 +310,63 @@ fn kill9_five_times_mid_stream_gives_the_uninterrupted_findings() -> Result<()> 
         eprintln!("keeping {}", tmp.path().display());
         tmp.disable_cleanup(true);
     }
-    let events = simulate(tmp.path(), 4)?;
+    let events = simulate_scenario(tmp.path(), "sim-week.toml", 7)?;
+    ensure!(
+        events.lines.len() >= 450_000,
+        "the week has only {} events",
+        events.lines.len()
+    );
     let expected = batch(tmp.path(), &events.file)?;
     let order = shuffled(&events.lines, 1800, 7);
-    // The stream arrives in five parts; the service is killed while it
-    // works on each (reading, flushing or closing windows).
-    let parts = 5;
+    let parts = 10;
     let per = order.len().div_ceil(parts);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let metrics = groundtruth_tests::free_port();
     for (i, chunk) in order.chunks(per).enumerate() {
         produce_one_per_batch(&broker, chunk)?;
         let mut svc = ChildGuard::spawn({
             let mut c = run_cmd(&broker, tmp.path(), 3600.0);
+            c.args(["--set", &format!("metrics.listen=\"127.0.0.1:{metrics}\"")]);
             c.stdout(Stdio::null()).stderr(Stdio::null());
             c
         })?;
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        // Joining the group takes up to a session timeout after a kill.
-        let wait = Duration::from_millis(4000 + x % 6000);
+        // Killed after a random share of this part is stored (the counter
+        // is this process's: the backlog it re-reads counts as duplicates),
+        // so while reading, flushing or closing a window, never while only
+        // joining the group.
+        let target = (1 + x % chunk.len() as u64) as f64;
         let t = Instant::now();
-        while t.elapsed() < wait {
-            std::thread::sleep(Duration::from_millis(50));
+        let mut seen = 0.0;
+        while t.elapsed() < Duration::from_secs(180) {
+            seen = stored_events(metrics).unwrap_or(0.0);
+            if seen >= target {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         svc.kill9()?;
-        eprintln!("part {i}: killed after {wait:?}");
+        eprintln!(
+            "part {i}: killed after {:?}, this run counted {seen} events (target {target})",
+            t.elapsed()
+        );
     }
     let log = run_to_end(&broker, tmp.path())?;
     eprintln!("final run: {log}");
     lake_holds_each_once(tmp.path(), events.lines.len())?;
     same(&expected, &live_findings(tmp.path())?)
+}
+
+/// Events the service counted as stored so far (its own metric: the lake
+/// holds them), read from `/metrics` on `port`.
+fn stored_events(port: u16) -> Option<f64> {
+    let text = scrape(port)?;
+    text.lines()
+        .filter(|l| l.starts_with("groundtruth_ingest_events_total") && l.contains("\"accepted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
 }
 
 /// Waits until `log` holds `text` (the service logs at info).
@@ -685,6 +723,228 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
 }
 
 /// GET /metrics on 127.0.0.1:`port`, the body if it answered.
+/// A token made by `groundtruth token create` in `state`.
+fn make_token(state: &Path, role: &str, region: &str) -> Result<String> {
+    let out = run_groundtruth(&[
+        "token",
+        "create",
+        "--role",
+        role,
+        "--region",
+        region,
+        "--state",
+        &s(state),
+    ])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// What the load drill's clients saw.
+#[derive(Default)]
+struct LoadTally {
+    requests: usize,
+    by_status: BTreeMap<u16, usize>,
+    /// Requests answered 5xx: (path, status, body).
+    server_errors: Vec<(String, u16, String)>,
+    /// Verdicts the API acknowledged (2xx): (case, note).
+    verdicts: Vec<(i64, String)>,
+}
+
+/// One inspector's client: claims the next case, reads it, decides it with
+/// a note naming the client, and reads a queue page, until `stop`.
+fn inspector_client(
+    api: std::net::SocketAddr,
+    token: &str,
+    client: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> LoadTally {
+    use groundtruth_tests::http::request;
+    let mut t = LoadTally::default();
+    let verdicts = ["confirmed", "dismissed", "needs_info"];
+    let mut note_seq = 0usize;
+    let call = |t: &mut LoadTally, method: &str, path: &str, body: Option<&[u8]>| {
+        let r = request(api, method, path, Some(token), body).ok()?;
+        t.requests += 1;
+        *t.by_status.entry(r.status).or_default() += 1;
+        if r.status >= 500 {
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            t.server_errors.push((path.to_string(), r.status, body));
+        }
+        Some(r)
+    };
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let sort = ["score", "updated", "created", "window_end"][client % 4];
+        let page = format!("/api/v1/cases?limit=20&status=open&sort={sort}");
+        call(&mut t, "GET", &page, None);
+        let Some(r) = call(&mut t, "POST", "/api/v1/cases/claim-next", None) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if r.status != 200 {
+            // 204: nothing to claim (the pipeline is still reading, or
+            // every case is decided): read a case from the queue instead.
+            let any = call(&mut t, "GET", "/api/v1/cases?limit=5&sort=updated", None);
+            let first = any
+                .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                .and_then(|v| v["items"][client % 5]["case_id"].as_i64());
+            match first {
+                Some(id) => {
+                    call(&mut t, "GET", &format!("/api/v1/cases/{id}/timeline"), None);
+                    call(&mut t, "GET", &format!("/api/v1/cases/{id}/history"), None);
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+            continue;
+        }
+        let Ok(case) = serde_json::from_slice::<serde_json::Value>(&r.body) else {
+            continue;
+        };
+        let Some(id) = case["case_id"].as_i64() else {
+            continue;
+        };
+        call(&mut t, "GET", &format!("/api/v1/cases/{id}"), None);
+        call(&mut t, "GET", &format!("/api/v1/cases/{id}/timeline"), None);
+        note_seq += 1;
+        let note = format!("client {client} decision {note_seq}");
+        let body = serde_json::json!({
+            "verdict": verdicts[(client + note_seq) % verdicts.len()],
+            "note": note,
+        })
+        .to_string();
+        if let Some(r) = call(
+            &mut t,
+            "POST",
+            &format!("/api/v1/cases/{id}/verdict"),
+            Some(body.as_bytes()),
+        ) {
+            if (200..300).contains(&r.status) {
+                t.verdicts.push((id, note));
+                // Every other decision is reopened: the case goes back to
+                // the queue and is decided again (more verdicts to keep).
+                if note_seq.is_multiple_of(2) {
+                    call(
+                        &mut t,
+                        "POST",
+                        &format!("/api/v1/cases/{id}/reopen"),
+                        Some(br#"{"note":"second look"}"#),
+                    );
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Issue 9's drill: the review API under load from eight inspectors'
+/// clients while the service ingests and detects. No request gets a 5xx,
+/// every verdict the API acknowledged is in the store afterwards, and the
+/// findings still equal `groundtruth detect`'s.
+#[test]
+fn api_under_load_while_ingesting_answers_without_5xx_and_loses_no_verdict() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, PARTITIONS)?;
+    let tmp = tempfile::tempdir()?;
+    let events = simulate(tmp.path(), 2)?;
+    let expected = batch(tmp.path(), &events.file)?;
+    produce(&broker, &shuffled(&events.lines, 1800, 5))?;
+    let state = tmp.path().join("state");
+    let tokens = [
+        make_token(&state, "inspector", "45")?,
+        make_token(&state, "inspector", "4501")?,
+        make_token(&state, "admin", "")?,
+    ];
+    let api_port = groundtruth_tests::free_port();
+    let log = tmp.path().join("run.log");
+    let mut svc = ChildGuard::spawn({
+        let mut c = run_cmd(&broker, tmp.path(), 8.0);
+        c.args([
+            "--set",
+            &format!("api.listen=\"127.0.0.1:{api_port}\""),
+            "--set",
+            "pgwire.listen=\"\"",
+        ]);
+        c.env("RUST_LOG", "warn");
+        c.stdout(Stdio::null()).stderr(std::fs::File::create(&log)?);
+        c
+    })?;
+    let api: std::net::SocketAddr = ([127, 0, 0, 1], api_port).into();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let tallies = std::thread::scope(|scope| -> Result<Vec<LoadTally>> {
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let (token, stop) = (&tokens[c % tokens.len()], &stop);
+                scope.spawn(move || inspector_client(api, token, c, stop))
+            })
+            .collect();
+        let t = Instant::now();
+        while svc.wait_timeout(Duration::from_millis(200))?.is_none() {
+            if t.elapsed() > Duration::from_secs(300) {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                anyhow::bail!("the run did not end in 300 s");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect())
+    })?;
+    let status = svc
+        .wait_timeout(Duration::ZERO)?
+        .context("service still running")?;
+    let run_log = std::fs::read_to_string(&log).unwrap_or_default();
+    ensure!(status.success(), "run failed: {run_log}");
+    let mut by_status = BTreeMap::new();
+    let (mut requests, mut errors, mut acked) = (0, Vec::new(), Vec::new());
+    for t in tallies {
+        requests += t.requests;
+        for (k, v) in t.by_status {
+            *by_status.entry(k).or_insert(0) += v;
+        }
+        errors.extend(t.server_errors);
+        acked.extend(t.verdicts);
+    }
+    eprintln!(
+        "{requests} requests while ingesting, by status {by_status:?}; {} verdicts acknowledged",
+        acked.len()
+    );
+    ensure!(
+        errors.is_empty(),
+        "5xx answers: {:?}",
+        &errors[..errors.len().min(5)]
+    );
+    ensure!(
+        acked.len() >= 10,
+        "only {} verdicts were made under load",
+        acked.len()
+    );
+    // Every acknowledged verdict is in the store, with its note.
+    let url = state.join("review.db").display().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let missing = rt.block_on(async {
+        let store = groundtruth_store::ReviewStore::open(&url, &Default::default()).await?;
+        let scope = groundtruth_store::Scope::nationwide();
+        let mut missing = Vec::new();
+        for (case, note) in &acked {
+            let detail = store.case_detail(&scope, *case).await?;
+            if !detail.verdicts.iter().any(|v| &v.note == note) {
+                missing.push((*case, note.clone()));
+            }
+        }
+        store.close().await;
+        anyhow::Ok(missing)
+    })?;
+    ensure!(missing.is_empty(), "verdicts lost: {missing:?}");
+    lake_holds_each_once(tmp.path(), events.lines.len())?;
+    same(&expected, &live_findings(tmp.path())?)
+}
+
 fn scrape(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;

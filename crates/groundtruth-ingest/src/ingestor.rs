@@ -295,6 +295,11 @@ impl Ingestor {
         self.lake.buffered_rows() > 0
     }
 
+    /// Events and dead letters accepted and not yet stored.
+    pub fn buffered_rows(&self) -> usize {
+        self.lake.buffered_rows()
+    }
+
     /// Makes everything accepted so far durable.
     pub fn flush(&mut self) -> Result<FlushStats, IngestError> {
         let started = Instant::now();

@@ -19,6 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::IngestError;
 use crate::ingestor::{IngestCounts, Ingestor, Outcome};
+use crate::stall::FlushRetry;
 use crate::telemetry::{KafkaTransientError, OffsetsCommitted};
 
 /// How long a stopping consumer keeps retrying its last commit.
@@ -141,6 +142,7 @@ pub fn ingest_kafka(
     let mut last_message = Instant::now();
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
     let mut rebalances = 0;
+    let mut retry = FlushRetry::new();
 
     loop {
         let stop = shutdown.load(Ordering::Relaxed);
@@ -156,6 +158,7 @@ pub fn ingest_kafka(
             rebalances = consumer.context().rebalances();
             ing.resync()?;
             uncommitted.clear();
+            retry.reset();
         }
         match polled {
             Some(Ok(m)) => {
@@ -198,9 +201,10 @@ pub fn ingest_kafka(
                 .exit_when_idle
                 .is_some_and(|d| last_message.elapsed() >= d);
         let mut flushed = false;
-        if ing.over_size() || ing.interval_due() || ((stop || idle) && ing.has_buffered()) {
-            ing.flush()?;
-            flushed = true;
+        if (ing.over_size() || ing.interval_due() || ((stop || idle) && ing.has_buffered()))
+            && retry.may_try()
+        {
+            flushed = retry.flush(ing, &consumer)?.is_some();
         }
         // Offsets are committed only when nothing read is still buffered
         // (right after a flush, or when everything read was a duplicate),
@@ -223,13 +227,22 @@ pub fn ingest_kafka(
             break;
         }
         if stop && stop_since.get_or_insert_with(Instant::now).elapsed() > STOP_GRACE {
-            // Everything read is durable in the lake (the flush above ran);
-            // only the commit is missing, so a restart re-reads and drops
-            // those messages as duplicates.
-            tracing::warn!(
-                partitions = uncommitted.len(),
-                "stopping without committing the last offsets: the broker did not answer within {STOP_GRACE:?}"
-            );
+            if ing.has_buffered() {
+                // The lake could not be written: those messages were not
+                // committed and are read again at the next start.
+                tracing::warn!(
+                    buffered = ing.buffered_rows(),
+                    "stopping with messages not stored: the lake could not be written within {STOP_GRACE:?}; they are read again at the next start"
+                );
+            } else {
+                // Everything read is durable in the lake; only the commit is
+                // missing, so a restart re-reads and drops those messages as
+                // duplicates.
+                tracing::warn!(
+                    partitions = uncommitted.len(),
+                    "stopping without committing the last offsets: the broker did not answer within {STOP_GRACE:?}"
+                );
+            }
             break;
         }
         if stop && !settled {

@@ -11,6 +11,7 @@ mod file;
 mod ingestor;
 mod kafka;
 mod sim;
+mod stall;
 mod telemetry;
 
 pub use error::IngestError;
@@ -22,3 +23,4 @@ pub use kafka::{
     KafkaProducerSink, Uncommitted,
 };
 pub use sim::{ingest_simulation, LakeSink};
+pub use stall::{FlushRetry, MAX_FLUSH_RETRY};

@@ -84,3 +84,50 @@ impl OffsetsCommitted {
         metrics::counter!("groundtruth_kafka_commits_total").increment(1);
     }
 }
+
+/// A flush failed in a way a later attempt can fix (a full disk): the
+/// consumer paused, nothing read is committed.
+pub(crate) struct LakeWriteStalled<'a> {
+    pub error: &'a groundtruth_lake::LakeError,
+    pub failures: u32,
+    pub buffered: usize,
+    pub retry_in: std::time::Duration,
+}
+
+impl LakeWriteStalled<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::error!(
+            error = %self.error,
+            failures = self.failures,
+            buffered = self.buffered,
+            retry_in_s = self.retry_in.as_secs_f64(),
+            "cannot write the lake: ingestion paused, offsets not committed; \
+             retrying until it can be written (free space or fix the directory)"
+        );
+        metrics::counter!("groundtruth_lake_write_failures_total").increment(1);
+        lake_write_stalled_gauge(true);
+    }
+}
+
+/// The lake could be written again after a stall: ingestion resumed.
+pub(crate) struct LakeWriteResumed {
+    pub stalled_s: f64,
+    pub failures: u32,
+}
+
+impl LakeWriteResumed {
+    pub(crate) fn emit(&self) {
+        tracing::warn!(
+            stalled_s = self.stalled_s,
+            failures = self.failures,
+            "the lake can be written again: ingestion resumed"
+        );
+        lake_write_stalled_gauge(false);
+    }
+}
+
+/// `groundtruth_lake_write_stalled`: 1 while ingestion is paused on a lake
+/// that cannot be written.
+pub(crate) fn lake_write_stalled_gauge(stalled: bool) {
+    metrics::gauge!("groundtruth_lake_write_stalled").set(if stalled { 1.0 } else { 0.0 });
+}

@@ -30,6 +30,22 @@ pub enum LakeError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("the lake writer of `{path}` stopped: {why}; restart the process to reload the lake from disk")]
+    Poisoned { path: PathBuf, why: String },
+}
+
+impl LakeError {
+    /// Whether a [`flush`](crate::LakeWriter::flush) that failed with this
+    /// error can simply be called again later: the rows not yet written are
+    /// kept in order and nothing was half-done (the disk was full, the
+    /// directory not writable for a while). `false` for a writer that no
+    /// longer trusts its state ([`LakeError::Poisoned`]).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            LakeError::Poisoned { .. } | LakeError::Locked { .. } | LakeError::Member { .. }
+        )
+    }
 }
 
 pub(crate) trait IoContext<T> {

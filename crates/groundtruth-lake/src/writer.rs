@@ -89,9 +89,14 @@ pub struct LakeWriter {
     buffered_bytes: usize,
     file_prefix: String,
     seq: u64,
-    /// Set when a flush failed: the buffers and the key sets no longer
-    /// agree with the disk, so the writer refuses further work.
+    /// Set when the stored keys of a day could not be read: the key sets
+    /// may miss stored events, so the writer refuses to flush (a restart or
+    /// [`resync`](Self::resync) reloads them).
     poisoned: Option<String>,
+    /// Batches cut from the buffers by a flush and not yet written (a flush
+    /// failed, e.g. on a full disk): the next flush writes them first, in
+    /// order, so a failed flush can simply be retried.
+    unwritten: std::collections::VecDeque<Unwritten>,
     /// Readers in this process hold it shared while they query; compaction
     /// (which replaces files) only runs when it can take it exclusively,
     /// and is otherwise put off to a later flush.
@@ -162,6 +167,7 @@ impl LakeWriter {
             file_prefix,
             seq: 0,
             poisoned: None,
+            unwritten: Default::default(),
             gate: ReadGate::default(),
             deferred: Vec::new(),
         })
@@ -205,6 +211,7 @@ impl LakeWriter {
         }
         self.partitions.clear();
         self.dead.clear();
+        self.unwritten.clear();
         self.buffered_events = 0;
         self.buffered_dead = 0;
         self.buffered_bytes = 0;
@@ -288,50 +295,70 @@ impl LakeWriter {
     /// far survives a crash.
     pub fn flush(&mut self) -> Result<FlushStats, LakeError> {
         if let Some(why) = &self.poisoned {
-            return Err(LakeError::Io {
-                action: "flush (an earlier flush failed; restart to recover from the lake on disk)",
+            return Err(LakeError::Poisoned {
                 path: self.layout.root().to_path_buf(),
-                source: std::io::Error::other(why.clone()),
+                why: why.clone(),
             });
         }
-        let result = self.flush_inner();
-        if let Err(e) = &result {
-            self.poisoned = Some(e.to_string());
-        }
-        result
-    }
-
-    fn flush_inner(&mut self) -> Result<FlushStats, LakeError> {
-        let mut stats = FlushStats::default();
-        let mut touched = Vec::new();
-        let partitions = std::mem::take(&mut self.partitions);
-        for (date, apps) in partitions {
+        // Cut every buffer into a batch, queued behind any batch an earlier
+        // flush could not write.
+        for (date, apps) in std::mem::take(&mut self.partitions) {
             let day = date32_to_string(date);
             for (app, mut builder) in apps {
-                if builder.is_empty() {
-                    continue;
+                if !builder.is_empty() {
+                    let batch = builder.finish()?;
+                    let dir = self.layout.event_partition(&day, &app);
+                    self.unwritten.push_back(Unwritten {
+                        dir,
+                        batch,
+                        dead: false,
+                    });
                 }
-                let batch = builder.finish()?;
-                let dir = self.layout.event_partition(&day, &app);
-                stats.bytes += self.write_file(&dir, &batch, event_schema())?;
-                stats.events += batch.num_rows();
-                stats.files += 1;
-                touched.push(dir);
             }
         }
         for (date, mut builder) in std::mem::take(&mut self.dead) {
-            if builder.is_empty() {
-                continue;
+            if !builder.is_empty() {
+                let batch = builder.finish()?;
+                let dir = self.layout.dead_letter_partition(&date32_to_string(date));
+                self.unwritten.push_back(Unwritten {
+                    dir,
+                    batch,
+                    dead: true,
+                });
             }
-            let batch = builder.finish()?;
-            let dir = self.layout.dead_letter_partition(&date32_to_string(date));
-            stats.bytes += self.write_file(&dir, &batch, dead_letter_schema())?;
-            stats.dead_letters += batch.num_rows();
-            stats.files += 1;
-            touched.push(dir);
         }
-        self.buffered_events = 0;
-        self.buffered_dead = 0;
+        let mut stats = FlushStats::default();
+        let mut touched = Vec::new();
+        while let Some(u) = self.unwritten.front() {
+            let schema = if u.dead {
+                dead_letter_schema()
+            } else {
+                event_schema()
+            };
+            let (dir, batch, dead) = (u.dir.clone(), u.batch.clone(), u.dead);
+            match self.write_file(&dir, &batch, schema) {
+                Ok(bytes) => {
+                    self.unwritten.pop_front();
+                    let rows = batch.num_rows();
+                    stats.bytes += bytes;
+                    stats.files += 1;
+                    if dead {
+                        stats.dead_letters += rows;
+                        self.buffered_dead -= rows;
+                    } else {
+                        stats.events += rows;
+                        self.buffered_events -= rows;
+                    }
+                    touched.push(dir);
+                }
+                Err(e) => {
+                    // Keep what is left for the next flush; compact what
+                    // was written then.
+                    self.deferred.append(&mut touched);
+                    return Err(e);
+                }
+            }
+        }
         self.buffered_bytes = 0;
         touched.append(&mut self.deferred);
         touched.sort();
@@ -349,8 +376,27 @@ impl LakeWriter {
             return Ok(stats);
         }
         for dir in touched {
-            let c = self.compact_partition(&dir)?;
-            stats.compaction.add(&c);
+            match self.compact_partition(&dir) {
+                Ok(c) => stats.compaction.add(&c),
+                Err(e) => {
+                    // The flush itself succeeded: the rows are stored in
+                    // small files. Undo the half-done merge and try again
+                    // at a later flush.
+                    CompactionFailed {
+                        dir: &dir,
+                        error: &e,
+                    }
+                    .emit();
+                    if let Err(e) = compact::recover(&self.layout) {
+                        CompactionFailed {
+                            dir: &dir,
+                            error: &e,
+                        }
+                        .emit();
+                    }
+                    self.deferred.push(dir);
+                }
+            }
         }
         self.event_ids.evict();
         Ok(stats)
@@ -415,8 +461,22 @@ impl LakeWriter {
         let name = self.next_file_name();
         let tmp = self.layout.tmp_dir().join(format!("{name}.tmp"));
         let props = self.writer_props();
-        write_parquet(&tmp, schema, std::iter::once(Ok(batch.clone())), props)?;
-        publish(&tmp, dir, &name)
+        let written = write_parquet(&tmp, schema, std::iter::once(Ok(batch.clone())), props)
+            .and_then(|()| publish(&tmp, dir, &name));
+        match written {
+            Ok(bytes) => Ok(bytes),
+            // Moved into place, only the directory's fsync failed: the rows
+            // are in the lake (written again they would be there twice).
+            Err(e) if dir.join(&name).exists() => {
+                tracing::warn!(file = %dir.join(&name).display(), error = %e, "stored a lake file but could not sync its directory");
+                Ok(std::fs::metadata(dir.join(&name)).map_or(0, |m| m.len()))
+            }
+            Err(e) => {
+                // Free what the partial file took (a full disk).
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -553,5 +613,26 @@ fn relisting<T>(mut load: impl FnMut() -> Result<T, LakeError>) -> Result<T, Lak
             }
             other => return other,
         }
+    }
+}
+
+/// A batch a flush cut from the buffers and has not written yet.
+struct Unwritten {
+    dir: PathBuf,
+    batch: RecordBatch,
+    dead: bool,
+}
+
+/// Compacting a partition failed after a flush stored its rows; the merge
+/// was undone and is tried again at a later flush.
+struct CompactionFailed<'a> {
+    dir: &'a Path,
+    error: &'a LakeError,
+}
+
+impl CompactionFailed<'_> {
+    fn emit(&self) {
+        tracing::warn!(partition = %self.dir.display(), error = %self.error, "lake compaction failed; the small files stay until a later flush merges them");
+        metrics::counter!("groundtruth_lake_compaction_failures_total").increment(1);
     }
 }

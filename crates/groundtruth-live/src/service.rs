@@ -222,6 +222,7 @@ pub fn run_live(
     let mut records: BTreeMap<String, PartitionRecord> = BTreeMap::new();
     let mut written: BTreeMap<String, PartitionRecord> = BTreeMap::new();
     let mut spans: HashMap<String, BTreeMap<i64, (i64, i64)>> = HashMap::new();
+    let mut retry = groundtruth_ingest::FlushRetry::new();
 
     let result = (|| -> Result<(), LiveError> {
         loop {
@@ -237,6 +238,7 @@ pub fn run_live(
                 // the partitions gained (and the judge's role with 0).
                 rebalances = consumer.context().rebalances();
                 ing.resync()?;
+                retry.reset();
                 uncommitted.clear();
                 caught_up.clear();
                 spans.clear();
@@ -467,13 +469,15 @@ pub fn run_live(
             // The watermark has passed these windows' horizons now.
             let passed_at = Instant::now();
             // Make everything read durable before a window reads the lake.
+            // A lake that cannot be written pauses the partitions; nothing
+            // below commits, records or judges while rows are buffered.
             let mut flushed = false;
-            if ing.over_size()
+            if (ing.over_size()
                 || ing.interval_due()
-                || ((!due.is_empty() || stop || drain) && ing.has_buffered())
+                || ((!due.is_empty() || stop || drain) && ing.has_buffered()))
+                && retry.may_try()
             {
-                ing.flush()?;
-                flushed = true;
+                flushed = retry.flush(&mut *ing, &consumer)?.is_some();
             }
             if flushed && !judge && !spans.is_empty() {
                 // What was just stored and falls in a window the judge has
@@ -502,7 +506,7 @@ pub fn run_live(
                 // Before the commit: the records cover every committed event.
                 write_records(opts, &mut records, &mut written, &cp, &caught_up)?;
             }
-            if flushed || ((stop || drain) && !uncommitted.is_empty()) {
+            if flushed || ((stop || drain) && !uncommitted.is_empty() && !ing.has_buffered()) {
                 checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
                 let dlq_ok = dlq.as_ref().is_none_or(|p| {
                     rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()

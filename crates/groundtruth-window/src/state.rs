@@ -43,6 +43,10 @@ pub struct Windows<K, P> {
     /// Fixed windows by (end, start, key): the first entries close first.
     fixed: BTreeMap<(i64, i64, K), P>,
     sessions: BTreeMap<K, Vec<Session<P>>>,
+    /// No open session closes before this (a lower bound of every open
+    /// session's `last_us + gap`): advancing the watermark below it skips
+    /// the walk over every key's sessions.
+    sessions_close_from: i64,
     late: u64,
 }
 
@@ -74,6 +78,7 @@ impl<K: Ord + Clone, P: Partial> Windows<K, P> {
             watermark: Watermark::new(lateness_us),
             fixed: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            sessions_close_from: i64::MAX,
             late: 0,
         }
     }
@@ -118,6 +123,9 @@ impl<K: Ord + Clone, P: Partial> Windows<K, P> {
             joined.partial.merge(s.partial);
         }
         joined.partial.add(t_us, input);
+        self.sessions_close_from = self
+            .sessions_close_from
+            .min(joined.last_us.saturating_add(gap));
         *open = far;
         open.push(joined);
         open.sort_by_key(|s| s.first_us);
@@ -151,7 +159,11 @@ impl<K: Ord + Clone, P: Partial> Windows<K, P> {
             });
         }
         if let WindowKind::Session { gap_s } = self.spec.kind {
+            if w < self.sessions_close_from {
+                return out;
+            }
             let gap = gap_s * US;
+            let mut next = i64::MAX;
             self.sessions.retain(|key, open| {
                 let (done, still): (Vec<_>, Vec<_>) = std::mem::take(open)
                     .into_iter()
@@ -166,9 +178,13 @@ impl<K: Ord + Clone, P: Partial> Windows<K, P> {
                         partial: s.partial,
                     });
                 }
+                for s in &still {
+                    next = next.min(s.last_us.saturating_add(gap));
+                }
                 *open = still;
                 !open.is_empty()
             });
+            self.sessions_close_from = next;
         }
         out.sort_by(|a, b| {
             (a.span.end_us, a.span.start_us)
@@ -226,6 +242,8 @@ where
             watermark: snap.watermark,
             fixed: snap.fixed.into_iter().collect(),
             sessions: snap.sessions.into_iter().collect(),
+            // Walk the sessions at the first advance.
+            sessions_close_from: i64::MIN,
             late: snap.late,
         })
     }
