@@ -18,12 +18,14 @@
 //! `$TANSU_BIN` overrides where it is looked up.
 
 pub mod broker;
+pub mod disk;
 pub mod http;
 pub mod postgres;
 pub mod process;
 pub mod wire;
 
 pub use broker::{free_port, tansu_bin, Broker, STORAGE_ENGINE, TANSU_VERSION};
+pub use disk::{fill_disk, Tmpfs};
 pub use postgres::Postgres;
 pub use process::{kill9, send_signal, spawn_tied, was_sigkilled, ChildGuard};
 

@@ -945,6 +945,75 @@ fn api_under_load_while_ingesting_answers_without_5xx_and_loses_no_verdict() -> 
     same(&expected, &live_findings(tmp.path())?)
 }
 
+/// The disk-full drill for the live service: the lake's disk fills while
+/// windows are open. The service pauses its partitions, judges no window
+/// over a lake that misses what it read, commits nothing; when space
+/// returns it resumes and its findings equal `groundtruth detect`'s.
+#[test]
+fn live_service_pauses_on_a_full_disk_and_resumes_with_the_same_findings() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic(TOPIC, PARTITIONS)?;
+    let tmp = tempfile::tempdir()?;
+    let events = simulate(tmp.path(), 2)?;
+    let expected = batch(tmp.path(), &events.file)?;
+    let order = shuffled(&events.lines, 1800, 13);
+    let (first, rest) = order.split_at(order.len() / 3);
+    produce_one_per_batch(&broker, first)?;
+    // The lake on a small disk; state, logs and the review store beside it.
+    let disk = groundtruth_tests::Tmpfs::mount(&tmp.path().join("disk"), "32m")?;
+    let dir = disk.dir.clone();
+    let log = tmp.path().join("run.log");
+    let metrics = groundtruth_tests::free_port();
+    let mut svc = ChildGuard::spawn({
+        let mut c = live_cmd(&broker, &dir, &tmp.path().join("state"), 5.0);
+        c.args(["--set", &format!("metrics.listen=\"127.0.0.1:{metrics}\"")]);
+        c.env("RUST_LOG", "warn");
+        c.stdout(Stdio::null()).stderr(std::fs::File::create(&log)?);
+        c
+    })?;
+    let show_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let t = Instant::now();
+    while stored_events(metrics).unwrap_or(0.0) < first.len() as f64 {
+        ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "the first third was not stored in 120 s: {}",
+            show_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ballast = dir.join("ballast");
+    groundtruth_tests::fill_disk(&ballast)?;
+    produce_one_per_batch(&broker, rest)?;
+    let t = Instant::now();
+    while !show_log().contains("cannot write the lake") {
+        ensure!(
+            t.elapsed() < Duration::from_secs(60),
+            "no lake write error on a full disk: {}",
+            show_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    ensure!(
+        svc.wait_timeout(Duration::ZERO)?.is_none(),
+        "the service died on a full disk: {}",
+        show_log()
+    );
+    let stalled = scrape(metrics).unwrap_or_default();
+    ensure!(
+        stalled.contains("groundtruth_lake_write_stalled 1"),
+        "the stall is not in /metrics"
+    );
+    std::fs::remove_file(&ballast)?;
+    let status = svc
+        .wait_timeout(Duration::from_secs(300))?
+        .context("the run did not end after space returned")?;
+    ensure!(status.success(), "run failed: {}", show_log());
+    ensure!(show_log().contains("ingestion resumed"), "{}", show_log());
+    lake_holds_each_once(&dir, events.lines.len())?;
+    same(&expected, &live_findings(tmp.path())?)
+}
+
 fn scrape(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;

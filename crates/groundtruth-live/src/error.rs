@@ -3,7 +3,7 @@ use std::path::PathBuf;
 /// What stopped the live service.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("cannot {action} {path}: {source}; check the state directory (`live.state_dir`) is writable")]
+    #[error("cannot {action} {path}: {source}; check that its directory (the state directory `live.state_dir` or the lake) is writable and its disk not full")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -30,6 +30,14 @@ pub enum LiveError {
     Store(#[from] groundtruth_store::StoreError),
     #[error("cannot start the detection runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl LiveError {
+    /// A file that could not be written or read (a full disk, a directory
+    /// made read-only): the service retries instead of stopping.
+    pub fn is_io(&self) -> bool {
+        matches!(self, LiveError::Io { .. })
+    }
 }
 
 pub(crate) fn io<'a>(

@@ -223,6 +223,12 @@ pub fn run_live(
     let mut written: BTreeMap<String, PartitionRecord> = BTreeMap::new();
     let mut spans: HashMap<String, BTreeMap<i64, (i64, i64)>> = HashMap::new();
     let mut retry = groundtruth_ingest::FlushRetry::new();
+    // The state files (checkpoint, partition records, judge file) that
+    // could not be written yet: nothing is committed and no window handed
+    // over until they are.
+    let mut writes = StateWrites::default();
+    let mut records_owed = false;
+    let mut commit_owed = false;
 
     let result = (|| -> Result<(), LiveError> {
         loop {
@@ -311,7 +317,11 @@ pub fn run_live(
                 stats.findings_stored += d.stored;
                 stats.findings_published += d.published;
                 cp.findings_stored = d.findings_total;
-                checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
+                if let Some(b) =
+                    writes.attempt("checkpoint", persist(opts, &cp, &dispatched, judge))?
+                {
+                    checkpoint_bytes = b;
+                }
             }
             match polled {
                 Some(Ok(m)) => {
@@ -403,9 +413,10 @@ pub fn run_live(
                     .collect();
                 let own_caught_up = assignment.len() - pending.len();
                 // Records of owned partitions that only changed in being
-                // read to the end (nothing unflushed behind their clocks).
+                // read to the end (nothing unflushed behind their clocks):
+                // written below, with those of a flush.
                 if !ing.has_buffered() {
-                    write_records(opts, &mut records, &mut written, &cp, &caught_up)?;
+                    records_owed = true;
                 }
                 if judge {
                     // The other partitions: their clocks hold the watermark
@@ -433,7 +444,11 @@ pub fn run_live(
                         }
                     }
                     if absorbed_any {
-                        checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
+                        if let Some(b) =
+                            writes.attempt("checkpoint", persist(opts, &cp, &dispatched, judge))?
+                        {
+                            checkpoint_bytes = b;
+                        }
                         closed_since_rescan = true;
                     }
                 }
@@ -503,30 +518,58 @@ pub fn run_live(
                 }
             }
             if flushed {
-                // Before the commit: the records cover every committed event.
-                write_records(opts, &mut records, &mut written, &cp, &caught_up)?;
+                records_owed = true;
+                commit_owed = true;
             }
-            if flushed || ((stop || drain) && !uncommitted.is_empty() && !ing.has_buffered()) {
-                checkpoint_bytes = persist(opts, &cp, &dispatched, judge)?;
-                let dlq_ok = dlq.as_ref().is_none_or(|p| {
-                    rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
-                });
-                if dlq_ok {
-                    commit_offsets(&consumer, &mut uncommitted, &mut last_error_log);
+            // Before the commit: the records cover every committed event.
+            // (Only the changed ones are written.)
+            if records_owed
+                && !ing.has_buffered()
+                && try_write_records(
+                    &mut writes,
+                    opts,
+                    &mut records,
+                    &mut written,
+                    &cp,
+                    &caught_up,
+                )?
+            {
+                records_owed = false;
+            }
+            let commit_now = commit_owed || ((stop || drain) && !uncommitted.is_empty());
+            if commit_now && !records_owed && !ing.has_buffered() {
+                if let Some(b) =
+                    writes.attempt("checkpoint", persist(opts, &cp, &dispatched, judge))?
+                {
+                    checkpoint_bytes = b;
+                    commit_owed = false;
+                    let dlq_ok = dlq.as_ref().is_none_or(|p| {
+                        rdkafka::producer::Producer::flush(p, Duration::from_secs(5)).is_ok()
+                    });
+                    if dlq_ok {
+                        commit_offsets(&consumer, &mut uncommitted, &mut last_error_log);
+                    }
                 }
             }
             if !due.is_empty() && !ing.has_buffered() {
+                let mut next = dispatched.clone();
                 for close in &due {
                     let name = &opts.schedule.groups[close.group].name;
-                    let e = dispatched.entry(name.clone()).or_insert(close.span.end_us);
+                    let e = next.entry(name.clone()).or_insert(close.span.end_us);
                     *e = (*e).max(close.span.end_us);
                 }
                 // Others read the windows handed to detection (for late
-                // events) before the detection reads the lake.
-                persist(opts, &cp, &dispatched, judge)?;
-                for close in due {
-                    send(&jobs, close, false, passed_at)?;
-                    jobs_out += 1;
+                // events) before the detection reads the lake; a window
+                // is handed over only once that is written.
+                if writes
+                    .attempt("checkpoint", persist(opts, &cp, &next, judge))?
+                    .is_some()
+                {
+                    dispatched = next;
+                    for close in due {
+                        send(&jobs, close, false, passed_at)?;
+                        jobs_out += 1;
+                    }
                 }
             }
             // Re-scans follow the regular closes (daily windows: daily) and
@@ -679,6 +722,20 @@ fn write_records(
         }
     }
     Ok(())
+}
+
+/// [`write_records`] through `writes`: true once they are on disk, false
+/// when the write failed for now (logged; tried again later).
+fn try_write_records(
+    writes: &mut StateWrites,
+    opts: &LiveOptions,
+    records: &mut BTreeMap<String, PartitionRecord>,
+    written: &mut BTreeMap<String, PartitionRecord>,
+    cp: &Checkpoint,
+    caught_up: &BTreeSet<(String, i32)>,
+) -> Result<bool, LiveError> {
+    let result = write_records(opts, records, written, cp, caught_up);
+    Ok(writes.attempt("partition records", result)?.is_some())
 }
 
 /// The judge takes partition `tp`'s new re-scan requests into its queue.
@@ -838,6 +895,56 @@ impl LagReporter {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Writes of the service's state files (checkpoint, partition records,
+/// judge file) that may fail for a while (a full disk): a failure is
+/// logged, the caller holds back what depends on it (commits, handing
+/// windows over), and the write is tried again on a later turn of the loop.
+#[derive(Default)]
+struct StateWrites {
+    failing_since: Option<Instant>,
+    last_log: Option<Instant>,
+}
+
+impl StateWrites {
+    /// `Some` with the result, `None` after an I/O failure (logged at most
+    /// every 30 s); other errors stop the service.
+    fn attempt<T>(
+        &mut self,
+        what: &'static str,
+        result: Result<T, LiveError>,
+    ) -> Result<Option<T>, LiveError> {
+        match result {
+            Ok(v) => {
+                if let Some(since) = self.failing_since.take() {
+                    tracing::warn!(
+                        failing_s = since.elapsed().as_secs_f64(),
+                        "the service's state files can be written again"
+                    );
+                    self.last_log = None;
+                }
+                Ok(Some(v))
+            }
+            Err(e) if e.is_io() => {
+                self.failing_since.get_or_insert_with(Instant::now);
+                if self
+                    .last_log
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
+                {
+                    self.last_log = Some(Instant::now());
+                    tracing::error!(
+                        error = %e,
+                        what,
+                        "cannot write the service's state files: no offset committed and no window handed to detection until they can be written; retrying"
+                    );
+                    metrics::counter!("groundtruth_live_state_write_failures_total").increment(1);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 }
