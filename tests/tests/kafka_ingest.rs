@@ -175,6 +175,34 @@ fn stop_ingest(mut ingest: ChildGuard, log: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Waits up to `limit` until the lake holds at least `n` events.
+fn wait_stored(lake: &Path, n: usize, limit: Duration) -> Result<()> {
+    wait_for(&format!("{n} events in the lake"), limit, || {
+        Ok(count(lake, "SELECT count(*) FROM events")? >= n as i64)
+    })
+}
+
+/// Stops a [`logged_ingest`] cleanly and checks the end of a drill: the
+/// lake holds every expected event once, and the offsets were committed
+/// (the same group reads nothing more).
+fn stop_and_check(
+    broker: &Broker,
+    lake: &Path,
+    ingest: ChildGuard,
+    log: &Path,
+    group: &str,
+    expected: &HashSet<String>,
+) -> Result<()> {
+    stop_ingest(ingest, log)?;
+    assert_exactly_once(lake, expected)?;
+    let out = ingest_until_idle(broker, lake, group, &[])?;
+    ensure!(
+        out.contains("ingested 0 Kafka messages"),
+        "offsets were not committed: {out}"
+    );
+    Ok(())
+}
+
 fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -415,19 +443,10 @@ fn kafka_broker_paused_30s_mid_stream_loses_nothing() -> Result<()> {
         "ingest died during the outage"
     );
     produce(&broker, &events[30_000..], &[])?;
-    wait_for("all events", Duration::from_secs(120), || {
-        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
-    })
-    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    wait_stored(&lake, expected.len(), Duration::from_secs(120))
+        .with_context(|| format!("ingest log:\n{}", show_log()))?;
     // A clean stop commits the offsets.
-    stop_ingest(ingest, &log_path)?;
-    assert_exactly_once(&lake, &expected)?;
-    let log = ingest_until_idle(&broker, &lake, "outage", &[])?;
-    ensure!(
-        log.contains("ingested 0 Kafka messages"),
-        "offsets were not committed: {log}"
-    );
-    Ok(())
+    stop_and_check(&broker, &lake, ingest, &log_path, "outage", &expected)
 }
 
 /// Issue 9's drill: the broker process is stopped for 60 s mid-stream and
@@ -462,24 +481,14 @@ fn kafka_broker_stopped_60s_with_durable_storage_loses_nothing() -> Result<()> {
     );
     broker.restart()?;
     produce_one_per_batch(&broker, &events[15_000..])?;
-    wait_for("all events", Duration::from_secs(180), || {
-        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
-    })
-    .with_context(|| {
+    wait_stored(&lake, expected.len(), Duration::from_secs(180)).with_context(|| {
         format!(
             "ingest log:\n{}\nbroker log:\n{}",
             show_log(),
             broker.log_tail(40)
         )
     })?;
-    stop_ingest(ingest, &log_path)?;
-    assert_exactly_once(&lake, &expected)?;
-    let log = ingest_until_idle(&broker, &lake, "stopped", &[])?;
-    ensure!(
-        log.contains("ingested 0 Kafka messages"),
-        "offsets were not committed: {log}"
-    );
-    Ok(())
+    stop_and_check(&broker, &lake, ingest, &log_path, "stopped", &expected)
 }
 
 /// A hostile corpus of `n` messages: every class of damage a phone, a proxy
@@ -696,10 +705,8 @@ fn disk_full_pauses_ingestion_without_committing_and_resumes_losing_nothing() ->
     })?;
     // The first quarter is stored; then the disk is full.
     produce(&broker, &events[..10_000], &[])?;
-    wait_for("the first quarter", Duration::from_secs(60), || {
-        Ok(count(&lake, "SELECT count(*) FROM events")? >= 10_000)
-    })
-    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    wait_stored(&lake, 10_000, Duration::from_secs(60))
+        .with_context(|| format!("ingest log:\n{}", show_log()))?;
     let ballast = disk.dir.join("ballast");
     let filled = fill_disk(&ballast)?;
     // Pausing makes the consumer fetch again from where it stopped, inside
@@ -732,10 +739,8 @@ fn disk_full_pauses_ingestion_without_committing_and_resumes_losing_nothing() ->
     );
     // Space returns: ingestion resumes by itself.
     std::fs::remove_file(&ballast)?;
-    wait_for("all events", Duration::from_secs(120), || {
-        Ok(count(&lake, "SELECT count(*) FROM events")? >= expected.len() as i64)
-    })
-    .with_context(|| format!("ingest log:\n{}", show_log()))?;
+    wait_stored(&lake, expected.len(), Duration::from_secs(120))
+        .with_context(|| format!("ingest log:\n{}", show_log()))?;
     ensure!(
         show_log().contains("ingestion resumed"),
         "no resume logged: {}",

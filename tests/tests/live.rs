@@ -194,14 +194,24 @@ fn lake_holds_each_once(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// The live service's findings: its review store (`state/review.db`).
-fn live_findings(dir: &Path) -> Result<Vec<Finding>> {
+/// The live service's review store (`state/review.db` under `dir`), with
+/// a runtime to call it on.
+fn review_store(dir: &Path) -> Result<(tokio::runtime::Runtime, groundtruth_store::ReviewStore)> {
     let url = dir.join("state").join("review.db").display().to_string();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let store = rt.block_on(groundtruth_store::ReviewStore::open(
+        &url,
+        &Default::default(),
+    ))?;
+    Ok((rt, store))
+}
+
+/// The live service's findings: its review store.
+fn live_findings(dir: &Path) -> Result<Vec<Finding>> {
+    let (rt, store) = review_store(dir)?;
     rt.block_on(async {
-        let store = groundtruth_store::ReviewStore::open(&url, &Default::default()).await?;
         let all = store.current_findings(&[]).await?;
         store.close().await;
         Ok(all)
@@ -923,12 +933,8 @@ fn api_under_load_while_ingesting_answers_without_5xx_and_loses_no_verdict() -> 
         acked.len()
     );
     // Every acknowledged verdict is in the store, with its note.
-    let url = state.join("review.db").display().to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (rt, store) = review_store(tmp.path())?;
     let missing = rt.block_on(async {
-        let store = groundtruth_store::ReviewStore::open(&url, &Default::default()).await?;
         let scope = groundtruth_store::Scope::nationwide();
         let mut missing = Vec::new();
         for (case, note) in &acked {
@@ -984,15 +990,7 @@ fn live_service_pauses_on_a_full_disk_and_resumes_with_the_same_findings() -> Re
     let ballast = dir.join("ballast");
     groundtruth_tests::fill_disk(&ballast)?;
     produce_one_per_batch(&broker, rest)?;
-    let t = Instant::now();
-    while !show_log().contains("cannot write the lake") {
-        ensure!(
-            t.elapsed() < Duration::from_secs(60),
-            "no lake write error on a full disk: {}",
-            show_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(&log, "cannot write the lake", Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(5));
     ensure!(
         svc.wait_timeout(Duration::ZERO)?.is_none(),

@@ -329,31 +329,30 @@ impl LakeWriter {
         }
         let mut stats = FlushStats::default();
         let mut touched = Vec::new();
-        while let Some(u) = self.unwritten.front() {
+        while let Some(u) = self.unwritten.pop_front() {
             let schema = if u.dead {
                 dead_letter_schema()
             } else {
                 event_schema()
             };
-            let (dir, batch, dead) = (u.dir.clone(), u.batch.clone(), u.dead);
-            match self.write_file(&dir, &batch, schema) {
+            match self.write_file(&u.dir, &u.batch, schema) {
                 Ok(bytes) => {
-                    self.unwritten.pop_front();
-                    let rows = batch.num_rows();
+                    let rows = u.batch.num_rows();
                     stats.bytes += bytes;
                     stats.files += 1;
-                    if dead {
+                    if u.dead {
                         stats.dead_letters += rows;
                         self.buffered_dead -= rows;
                     } else {
                         stats.events += rows;
                         self.buffered_events -= rows;
                     }
-                    touched.push(dir);
+                    touched.push(u.dir);
                 }
                 Err(e) => {
-                    // Keep what is left for the next flush; compact what
-                    // was written then.
+                    // Keep it and what follows for the next flush; compact
+                    // what was written then.
+                    self.unwritten.push_front(u);
                     self.deferred.append(&mut touched);
                     return Err(e);
                 }
@@ -463,13 +462,14 @@ impl LakeWriter {
         let props = self.writer_props();
         let written = write_parquet(&tmp, schema, std::iter::once(Ok(batch.clone())), props)
             .and_then(|()| publish(&tmp, dir, &name));
+        let dest = dir.join(&name);
         match written {
             Ok(bytes) => Ok(bytes),
             // Moved into place, only the directory's fsync failed: the rows
             // are in the lake (written again they would be there twice).
-            Err(e) if dir.join(&name).exists() => {
-                tracing::warn!(file = %dir.join(&name).display(), error = %e, "stored a lake file but could not sync its directory");
-                Ok(std::fs::metadata(dir.join(&name)).map_or(0, |m| m.len()))
+            Err(e) if dest.exists() => {
+                tracing::warn!(file = %dest.display(), error = %e, "stored a lake file but could not sync its directory");
+                Ok(std::fs::metadata(&dest).map_or(0, |m| m.len()))
             }
             Err(e) => {
                 // Free what the partial file took (a full disk).

@@ -523,18 +523,11 @@ pub fn run_live(
             }
             // Before the commit: the records cover every committed event.
             // (Only the changed ones are written.)
-            if records_owed
-                && !ing.has_buffered()
-                && try_write_records(
-                    &mut writes,
-                    opts,
-                    &mut records,
-                    &mut written,
-                    &cp,
-                    &caught_up,
-                )?
-            {
-                records_owed = false;
+            if records_owed && !ing.has_buffered() {
+                let result = write_records(opts, &mut records, &mut written, &cp, &caught_up);
+                if writes.attempt("partition records", result)?.is_some() {
+                    records_owed = false;
+                }
             }
             let commit_now = commit_owed || ((stop || drain) && !uncommitted.is_empty());
             if commit_now && !records_owed && !ing.has_buffered() {
@@ -722,20 +715,6 @@ fn write_records(
         }
     }
     Ok(())
-}
-
-/// [`write_records`] through `writes`: true once they are on disk, false
-/// when the write failed for now (logged; tried again later).
-fn try_write_records(
-    writes: &mut StateWrites,
-    opts: &LiveOptions,
-    records: &mut BTreeMap<String, PartitionRecord>,
-    written: &mut BTreeMap<String, PartitionRecord>,
-    cp: &Checkpoint,
-    caught_up: &BTreeSet<(String, i32)>,
-) -> Result<bool, LiveError> {
-    let result = write_records(opts, records, written, cp, caught_up);
-    Ok(writes.attempt("partition records", result)?.is_some())
 }
 
 /// The judge takes partition `tp`'s new re-scan requests into its queue.

@@ -158,10 +158,10 @@ impl<K: Ord + Clone, P: Partial> Windows<K, P> {
                 partial,
             });
         }
-        if let WindowKind::Session { gap_s } = self.spec.kind {
-            if w < self.sessions_close_from {
-                return out;
-            }
+        // Sessions: only once the watermark reaches the earliest close.
+        if let (WindowKind::Session { gap_s }, true) =
+            (&self.spec.kind, w >= self.sessions_close_from)
+        {
             let gap = gap_s * US;
             let mut next = i64::MAX;
             self.sessions.retain(|key, open| {
