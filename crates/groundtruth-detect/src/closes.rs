@@ -114,6 +114,12 @@ pub async fn run_close(
         window_start = %groundtruth_finding::rfc3339_ms(close.span.start_us / 1000),
         findings = run.findings.len(),
         ms = (run.seconds * 1000.0) as u64,
+        detectors_ms = %run
+            .detector_s
+            .iter()
+            .map(|(d, s)| format!("{d}={}", (s * 1000.0) as u64))
+            .collect::<Vec<_>>()
+            .join(","),
         "window judged"
     );
     Ok(run)
@@ -132,13 +138,15 @@ async fn judge_tracks(
     DetectError,
 > {
     let patrols = tracks::load_patrols(ctx).await?;
-    let report = groundtruth_track::detect(&patrols);
     let ends_inside = |p: &groundtruth_track::Patrol| {
         p.fixes.last().is_some_and(|f| {
             let t = f.t_ms * 1000;
             close.span.start_us <= t && t < close.span.end_us
         })
     };
+    // Only the patrols ending in the window are judged (their findings are
+    // the window's); the rest of the week is their context.
+    let report = groundtruth_track::detect_of(&patrols, |i| ends_inside(&patrols[i]));
     let judged = patrols
         .into_iter()
         .zip(report.assessments)

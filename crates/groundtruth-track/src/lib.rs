@@ -79,6 +79,18 @@ pub struct Report {
 /// Runs the detector over a batch of patrols. Replays are searched among the
 /// patrols of the batch (each against those that started earlier).
 pub fn detect(patrols: &[Patrol]) -> Report {
+    detect_of(patrols, |_| true)
+}
+
+/// Runs the detector over a batch of patrols, judging only those with
+/// `is_target(i)`: the others are context (earlier patrols a target may
+/// replay, and the population the travel modes are fitted to). A target's
+/// assessment and finding are exactly what [`detect`] gives it; the
+/// others' assessments carry no replay and they get no finding. A window
+/// judges the patrols ending in it against the whole week's this way: the
+/// replay search, the costliest step, then runs for a day's patrols
+/// instead of the week's.
+pub fn detect_of(patrols: &[Patrol], is_target: impl Fn(usize) -> bool) -> Report {
     let projs: Vec<Projection> = patrols
         .iter()
         .map(|p| Projection::near(p.fixes.first().map_or(0.0, |f| f.lat)))
@@ -129,7 +141,7 @@ pub fn detect(patrols: &[Patrol]) -> Report {
             path_m: features[i].path_m,
         })
         .collect();
-    let (matches, replay_stats) = replay::find_replays(&rtracks);
+    let (matches, replay_stats) = replay::find_replays_of(&rtracks, &is_target);
     let mut replay_of: Vec<Option<ReplayMatch>> = vec![None; patrols.len()];
     for m in matches {
         let src = &patrols[m.source];
@@ -164,7 +176,7 @@ pub fn detect(patrols: &[Patrol]) -> Report {
             verdicts: std::mem::take(&mut verdicts[i]),
             replay: replay_of[i],
         };
-        if a.flagged() {
+        if a.flagged() && is_target(i) {
             findings.push(finding(i, patrols, &points, &projs, &a));
         }
         assessments.push(a);

@@ -62,6 +62,18 @@ fn cells(xy: &[(f64, f64)], size: f64) -> Vec<(i64, i64)> {
 
 /// Finds, for every track, the earlier track it replays, if any.
 pub fn find_replays(tracks: &[ReplayTrack<'_>]) -> (Vec<ReplayMatch>, ReplayStats) {
+    find_replays_of(tracks, |_| true)
+}
+
+/// Finds, for every track `i` with `is_target(i)`, the earlier track (any
+/// of `tracks`) it replays, if any. A target's match depends only on the
+/// target and the tracks before it, so it is the one [`find_replays`]
+/// gives; the others are only sources (a window judges the patrols ending
+/// in it against the whole week's).
+pub fn find_replays_of(
+    tracks: &[ReplayTrack<'_>],
+    is_target: impl Fn(usize) -> bool,
+) -> (Vec<ReplayMatch>, ReplayStats) {
     let mut stats = ReplayStats::default();
     let eligible = |t: &ReplayTrack<'_>| t.path_m >= th::REPLAY_MIN_PATH_M && t.xy.len() >= 10;
     let track_cells: Vec<Vec<(i64, i64)>> = tracks
@@ -86,7 +98,7 @@ pub fn find_replays(tracks: &[ReplayTrack<'_>]) -> (Vec<ReplayMatch>, ReplayStat
     let mut out = Vec::new();
     let mut shared: HashMap<u32, u32> = HashMap::new();
     for (i, cs) in track_cells.iter().enumerate() {
-        if cs.is_empty() {
+        if cs.is_empty() || !is_target(i) {
             continue;
         }
         shared.clear();

@@ -1,7 +1,7 @@
 //! The detector on hand-built tracks: each rule fires on what it is for and
 //! not on honest look-alikes; findings follow the contract.
 
-use groundtruth_track::{detect, Class, Fix, Patrol, Projection};
+use groundtruth_track::{detect, detect_of, Class, Fix, Patrol, Projection};
 use proptest::prelude::*;
 
 const T0: i64 = 1_762_045_200_000; // 2025-11-02T01:00:00Z
@@ -190,6 +190,55 @@ fn replayed_track_is_found_and_the_same_route_walked_again_is_not() {
     assert_eq!(f.patrol_ids, vec!["c".to_string()]);
     assert_eq!(f.evidence["replay"]["source_patrol_id"], "o");
     assert!(r.replay_stats.candidates >= 2, "{:?}", r.replay_stats);
+}
+
+#[test]
+fn judging_some_patrols_gives_them_what_judging_all_gives() {
+    let day = 86_400_000;
+    let shift = |fixes: Vec<Fix>, dt: i64, dlat: f64| -> Vec<Fix> {
+        fixes
+            .into_iter()
+            .map(|f| Fix {
+                t_ms: f.t_ms + dt,
+                lat: f.lat + dlat,
+                ..f
+            })
+            .collect()
+    };
+    let orig = walker(31);
+    let mut mocked = shift(walker(32), day, 0.0);
+    for f in &mut mocked {
+        f.mock = true;
+    }
+    let ps = vec![
+        patrol("o", orig.clone()),
+        patrol("m", mocked),
+        patrol("c", shift(orig.clone(), 2 * day, 0.00002)),
+        patrol("w", shift(walker(33), 2 * day, 0.0)),
+        patrol("c2", shift(orig, 3 * day, -0.00001)),
+    ];
+    let all = detect(&ps);
+    assert!(all.findings.len() >= 3, "{:?}", all.findings.len());
+    for targets in [vec![2, 3], vec![1], vec![4], vec![0, 2, 4], vec![]] {
+        let some = detect_of(&ps, |i| targets.contains(&i));
+        for &i in &targets {
+            assert_eq!(some.assessments[i], all.assessments[i], "patrol {i}");
+        }
+        let expected: Vec<_> = all
+            .findings
+            .iter()
+            .filter(|f| {
+                targets
+                    .iter()
+                    .any(|&i| f.patrol_ids == vec![ps[i].patrol_id.clone()])
+            })
+            .cloned()
+            .collect();
+        assert_eq!(some.findings, expected, "targets {targets:?}");
+        for (i, a) in some.assessments.iter().enumerate() {
+            assert!(targets.contains(&i) || a.replay.is_none());
+        }
+    }
 }
 
 #[test]
