@@ -371,28 +371,39 @@ pub async fn load_input(ctx: &SessionContext) -> Result<Input, DetectError> {
     load_input_for(ctx, &|_| true).await
 }
 
-/// Loads only the views the `wanted` detectors read.
+/// Loads only the views the `wanted` detectors read. The queries run
+/// concurrently: each is small and partly serial (planning, the final
+/// sort), so together they keep both cores busy.
 pub async fn load_input_for(
     ctx: &SessionContext,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Input, DetectError> {
     use groundtruth_behaviour::{checkin, churn, farm, registration, reports};
-    let mut input = Input::default();
-    if wanted(farm::DETECTOR) {
-        input.sessions = sessions(ctx).await?;
-        input.devices = devices(ctx).await?;
+    async fn when<T: Default>(
+        on: bool,
+        f: impl std::future::Future<Output = Result<T, DetectError>>,
+    ) -> Result<T, DetectError> {
+        if on {
+            f.await
+        } else {
+            Ok(T::default())
+        }
     }
-    if wanted(checkin::DETECTOR) {
-        input.check_ins = check_ins(ctx).await?;
-    }
-    if wanted(registration::DETECTOR) {
-        input.registrations = registrations(ctx).await?;
-    }
-    if wanted(churn::DETECTOR) {
-        input.churn_days = churn_days(ctx).await?;
-    }
-    if wanted(reports::DETECTOR) {
-        input.report_days = report_days(ctx).await?;
-    }
-    Ok(input)
+    let farm = wanted(farm::DETECTOR);
+    let (sessions, devices, check_ins, registrations, churn_days, report_days) = futures::try_join!(
+        when(farm, sessions(ctx)),
+        when(farm, devices(ctx)),
+        when(wanted(checkin::DETECTOR), check_ins(ctx)),
+        when(wanted(registration::DETECTOR), registrations(ctx)),
+        when(wanted(churn::DETECTOR), churn_days(ctx)),
+        when(wanted(reports::DETECTOR), report_days(ctx)),
+    )?;
+    Ok(Input {
+        sessions,
+        devices,
+        check_ins,
+        registrations,
+        churn_days,
+        report_days,
+    })
 }

@@ -98,6 +98,29 @@ pub fn simulate_into(
     Ok(ingest_simulation(&mut ing, scenario)?)
 }
 
+/// Ingests NDJSON `lines` (positions named after `source`) into a new lake
+/// at `dir`, as a file would be.
+pub(crate) fn ingest_lines(dir: &Path, source: &str, lines: &[String]) -> Result<(), DetectError> {
+    let lake = LakeWriter::open(dir, LakeOptions::default())?;
+    let mut ing = Ingestor::new(
+        lake,
+        DecodeOptions::default(),
+        FlushPolicy::default(),
+        "file",
+    );
+    for (i, l) in lines.iter().enumerate() {
+        ing.accept(l.as_bytes(), || SourcePosition::File {
+            path: source.into(),
+            line: i as u64 + 1,
+        });
+        if ing.over_size() {
+            ing.flush()?;
+        }
+    }
+    ing.flush()?;
+    Ok(())
+}
+
 pub(crate) fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         1.0
@@ -216,24 +239,7 @@ fn detail(
 /// Feeds the GeoLife people through the detector; counts who is flagged.
 pub async fn evaluate_geolife(dir: &Path, lake_dir: &Path) -> Result<GeolifeResult, DetectError> {
     let (lines, patrols) = crate::geolife::patrol_events(dir)?;
-    let lake = LakeWriter::open(lake_dir, LakeOptions::default())?;
-    let mut ing = Ingestor::new(
-        lake,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        "file",
-    );
-    for (i, l) in lines.iter().enumerate() {
-        ing.accept(l.as_bytes(), || SourcePosition::File {
-            path: "geolife".into(),
-            line: i as u64 + 1,
-        });
-        if ing.over_size() {
-            ing.flush()?;
-        }
-    }
-    ing.flush()?;
-    drop(ing);
+    ingest_lines(lake_dir, "geolife", &lines)?;
     let ctx = open_session(lake_dir).await?;
     let run = run_detectors(&ctx).await?;
     let fixes = run.patrols.iter().map(|p| p.fixes.len()).sum();

@@ -3,7 +3,7 @@
 //! track).
 //!
 //! Pure logic, no I/O: callers hand in patrols (fixes, and optionally the
-//! per-step figures computed by `sql/track_steps.sql`) and get back an
+//! per-step figures as `sql/track_steps.sql` defines them) and get back an
 //! [`Assessment`] per patrol and a contract [`Finding`] per flagged one.
 //!
 //! Flow per batch of patrols:
@@ -47,7 +47,8 @@ pub struct Patrol {
     /// Fixes in time order with distinct times (see [`point::normalise`]).
     pub fixes: Vec<Fix>,
     /// Per fix, the `(seconds, metres)` step from the previous fix, when
-    /// already computed (by SQL); `None` to compute here.
+    /// already computed (as `sql/track_steps.sql` does: haversine
+    /// metres, microsecond times); `None` to compute here (planar).
     pub steps: Option<Vec<(f64, f64)>>,
 }
 
