@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use datafusion::prelude::SessionContext;
 use groundtruth_event::{date32_to_string, local_date, DayZone};
 use groundtruth_finding::{sort_findings, Finding};
 use groundtruth_lake::open_range_session;
@@ -81,9 +80,10 @@ pub async fn run_close(
     let mut findings = Vec::new();
     if wanted(groundtruth_track::DETECTOR) {
         let t = Instant::now();
-        let (found, patrols) = judge_tracks(&ctx, close).await?;
+        let patrols = tracks::load_patrols(&ctx).await?;
+        let (found, judged) = judge_tracks(patrols, close.span);
         findings.extend(found);
-        run.patrols = patrols;
+        run.patrols = judged;
         run.detector_s.push((
             groundtruth_track::DETECTOR.to_string(),
             t.elapsed().as_secs_f64(),
@@ -125,34 +125,34 @@ pub async fn run_close(
     Ok(run)
 }
 
-/// Patrols judged against the window's context (replays are searched among
-/// all its patrols); the assessments of those ending in the window.
-async fn judge_tracks(
-    ctx: &SessionContext,
-    close: &Close,
-) -> Result<
-    (
-        Vec<Finding>,
-        Vec<(groundtruth_track::Patrol, groundtruth_track::Assessment)>,
-    ),
-    DetectError,
-> {
-    let patrols = tracks::load_patrols(ctx).await?;
-    let ends_inside = |p: &groundtruth_track::Patrol| {
-        p.fixes.last().is_some_and(|f| {
-            let t = f.t_ms * 1000;
-            close.span.start_us <= t && t < close.span.end_us
+/// Judges `patrols` (a window's context) with `non_human_track`: only
+/// those ending in `span` are judged (their findings are the window's),
+/// the rest of the week is their context (replays are searched among all).
+/// Returns the findings and the judged patrols with their assessments.
+fn judge_tracks(
+    patrols: Vec<groundtruth_track::Patrol>,
+    span: groundtruth_window::Span,
+) -> (
+    Vec<Finding>,
+    Vec<(groundtruth_track::Patrol, groundtruth_track::Assessment)>,
+) {
+    let inside: Vec<bool> = patrols
+        .iter()
+        .map(|p| {
+            p.fixes.last().is_some_and(|f| {
+                let t = f.t_ms * 1000;
+                span.start_us <= t && t < span.end_us
+            })
         })
-    };
-    // Only the patrols ending in the window are judged (their findings are
-    // the window's); the rest of the week is their context.
-    let report = groundtruth_track::detect_of(&patrols, |i| ends_inside(&patrols[i]));
+        .collect();
+    let report = groundtruth_track::detect_of(&patrols, |i| inside[i]);
     let judged = patrols
         .into_iter()
         .zip(report.assessments)
-        .filter(|(p, _)| ends_inside(p))
+        .zip(inside)
+        .filter_map(|(pa, inside)| inside.then_some(pa))
         .collect();
-    Ok((report.findings, judged))
+    (report.findings, judged)
 }
 
 /// Findings upserted by `finding_id`: a later close's version of a finding
