@@ -88,26 +88,26 @@ pub fn simulate_into(
     scenario: &Scenario,
     dir: &Path,
 ) -> Result<groundtruth_sim::SimSummary, DetectError> {
+    let mut ing = new_lake_ingestor(dir, "simulator")?;
+    Ok(ingest_simulation(&mut ing, scenario)?)
+}
+
+/// An ingestor with default options into a new lake at `dir`, its input
+/// counted as `source` ("file", "simulator").
+fn new_lake_ingestor(dir: &Path, source: &'static str) -> Result<Ingestor, DetectError> {
     let lake = LakeWriter::open(dir, LakeOptions::default())?;
-    let mut ing = Ingestor::new(
+    Ok(Ingestor::new(
         lake,
         DecodeOptions::default(),
         FlushPolicy::default(),
-        "simulator",
-    );
-    Ok(ingest_simulation(&mut ing, scenario)?)
+        source,
+    ))
 }
 
 /// Ingests NDJSON `lines` (positions named after `source`) into a new lake
 /// at `dir`, as a file would be.
 pub(crate) fn ingest_lines(dir: &Path, source: &str, lines: &[String]) -> Result<(), DetectError> {
-    let lake = LakeWriter::open(dir, LakeOptions::default())?;
-    let mut ing = Ingestor::new(
-        lake,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        "file",
-    );
+    let mut ing = new_lake_ingestor(dir, "file")?;
     for (i, l) in lines.iter().enumerate() {
         ing.accept(l.as_bytes(), || SourcePosition::File {
             path: source.into(),
