@@ -325,8 +325,7 @@ fn main() -> Result<()> {
         rt.block_on(server)??;
         rt.block_on(store.close());
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-api.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    let path = groundtruth_benches::write_report("api", &serde_json::to_value(&report)?)?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -120,8 +120,7 @@ fn main() -> Result<()> {
             t(b) / t(a).max(1e-9)
         );
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-behaviour.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&rows)?)?;
+    let out = groundtruth_benches::write_report("behaviour", &serde_json::to_value(&rows)?)?;
     println!("wrote {}", out.display());
     Ok(())
 }

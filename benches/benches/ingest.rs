@@ -179,8 +179,7 @@ fn main() -> Result<()> {
     let rss = peak_rss_mb();
     println!("peak RSS: {rss:.0} MB (after file ingest: {rss_file:.0} MB)");
     json["peak_rss_mb"] = rss.into();
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-ingest.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
+    let out = groundtruth_benches::write_report("ingest", &json)?;
     println!("wrote {}", out.display());
     Ok(())
 }

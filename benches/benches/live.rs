@@ -185,8 +185,7 @@ fn main() -> Result<()> {
         "backlog_latency_p99_s": pct(&lat, 0.99),
         "rss_mb": {"start": at(0.02), "q25": at(0.25), "middle": at(0.5), "q75": at(0.75), "end": at(1.0)},
     });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-live.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
+    let out = groundtruth_benches::write_report("live", &json)?;
     println!("wrote {}", out.display());
     Ok(())
 }

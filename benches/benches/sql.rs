@@ -11,7 +11,20 @@
 //!
 //! Both engines use every core; DataFusion through the same scoped session
 //! an analyst gets (`QueryService::session`, nationwide), DuckDB through a
-//! view over `read_parquet` of the lake's `events` files.
+//! view over `read_parquet` of the lake's `events` files. Each query and
+//! view also runs, in the same run, without groundtruth's distinct rule
+//! (the "before" of `MixedDistinctToGroupBy`).
+//!
+//! `GT_BENCH_LAKE=DIR` keeps the simulated lake in `DIR` and reuses it on
+//! the next run when `DIR/events` exists (comparing builds on the same
+//! files); `GT_BENCH_QUERIES=q02,q10` runs only the queries whose names
+//! start with one of those prefixes (and no metrics views unless one is
+//! named, e.g. `app_health`); `GT_BENCH_SET='key=value;key=value'` sets
+//! DataFusion options (e.g. `datafusion.execution.batch_size=16384`) in
+//! every session, to try a setting without a rebuild;
+//! `GT_BENCH_STRING_VIEWS=1` adds a column: each query and view over
+//! `events` with its string columns read as `Utf8View` instead of `Utf8`
+//! (tried on 2026-12-01: no gain, see docs/benchmarks.md).
 
 use std::path::Path;
 use std::time::Instant;
@@ -34,16 +47,25 @@ fn main() -> Result<()> {
     let events = env_num("GT_BENCH_EVENTS", 10_000_000)?;
     let repeats = env_num("GT_BENCH_REPEATS", 3)?.max(1) as usize;
     let tmp = tempfile::tempdir()?;
-    let lake = tmp.path().join("lake");
+    let kept = std::env::var_os("GT_BENCH_LAKE").map(std::path::PathBuf::from);
+    let lake = kept.clone().unwrap_or_else(|| tmp.path().join("lake"));
     let t = Instant::now();
-    let summary =
-        groundtruth_detect::eval::simulate_into(&groundtruth_benches::scenario_for(events), &lake)?;
-    eprintln!(
-        "simulated {} events into {} in {:.1} s",
-        summary.events,
-        lake.display(),
-        t.elapsed().as_secs_f64()
-    );
+    let simulated = if kept.is_some() && lake.join("events").is_dir() {
+        eprintln!("reusing the lake at {}", lake.display());
+        None
+    } else {
+        let summary = groundtruth_detect::eval::simulate_into(
+            &groundtruth_benches::scenario_for(events),
+            &lake,
+        )?;
+        eprintln!(
+            "simulated {} events into {} in {:.1} s",
+            summary.events,
+            lake.display(),
+            t.elapsed().as_secs_f64()
+        );
+        Some(summary.events as u64)
+    };
     let qdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
     let mut queries: Vec<(String, String)> = std::fs::read_dir(&qdir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -62,16 +84,40 @@ fn main() -> Result<()> {
         })
         .collect::<std::io::Result<_>>()?;
     queries.sort();
+    let only: Option<Vec<String>> = std::env::var("GT_BENCH_QUERIES")
+        .ok()
+        .map(|v| v.split(',').map(|p| p.trim().to_string()).collect());
+    let wanted = |name: &str| {
+        only.as_ref().is_none_or(|o| {
+            o.iter()
+                .any(|p| !p.is_empty() && name.starts_with(p.as_str()))
+        })
+    };
+    queries.retain(|(name, _)| wanted(name));
 
+    let settings: Vec<(String, String)> = std::env::var("GT_BENCH_SET")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|kv| !kv.trim().is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("GT_BENCH_SET: `{kv}` is not key=value"))
+        })
+        .collect::<Result<_>>()?;
+    let settings = &settings;
+    let string_views = std::env::var("GT_BENCH_STRING_VIEWS").is_ok_and(|v| v == "1");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (df_times, view_times) = rt.block_on(async {
+    let (events, df_times, view_times) = rt.block_on(async {
         let store = ReviewStore::open(
             &tmp.path().join("review.db").display().to_string(),
             &StoreOptions::default(),
         )
         .await?;
+        let events_dir = std::fs::canonicalize(lake.join("events"))?;
+        let events_dir = &events_dir;
         let service = QueryService::new(
             lake.clone(),
             Default::default(),
@@ -91,7 +137,9 @@ fn main() -> Result<()> {
         };
         // `plain`: the same session without groundtruth's optimizer rule
         // (the "before" of MixedDistinctToGroupBy, in the same run).
-        let best = |sql: String, plain: bool| {
+        // `views`: `events` read with its strings as Utf8View, and the
+        // views bound to it again.
+        let best = |sql: String, plain: bool, views: bool| {
             let service = &service;
             let who = &who;
             async move {
@@ -99,6 +147,21 @@ fn main() -> Result<()> {
                 let mut rows = 0;
                 for _ in 0..repeats {
                     let mut ctx = service.session(who).await?;
+                    for (k, v) in settings {
+                        ctx.state_ref()
+                            .write()
+                            .config_mut()
+                            .options_mut()
+                            .set(k, v)?;
+                    }
+                    if views {
+                        ctx.deregister_table("events")?;
+                        ctx.register_table("events", string_view_events(events_dir)?)?;
+                        // The views were bound to the session's table when
+                        // it was built: bind them again.
+                        groundtruth_detect::register_views(&ctx).await?;
+                        groundtruth_query::views::register(&ctx).await?;
+                    }
                     if plain {
                         let state = ctx.state();
                         let rules: Vec<_> = state
@@ -123,9 +186,13 @@ fn main() -> Result<()> {
         };
         let mut df = Vec::new();
         for (name, sql) in &queries {
-            let with_rule = best(sql.clone(), false).await?;
-            let without = best(sql.clone(), true).await?;
-            df.push((name.clone(), with_rule, without.0));
+            let with_rule = best(sql.clone(), false, false).await?;
+            let without = best(sql.clone(), true, false).await?;
+            let views = match string_views {
+                true => Some(best(sql.clone(), false, true).await?.0),
+                false => None,
+            };
+            df.push((name.clone(), with_rule, without.0, views));
         }
         let mut views = Vec::new();
         for v in [
@@ -134,12 +201,34 @@ fn main() -> Result<()> {
             "app_overlap",
             "worker_burden",
             "account_days",
-        ] {
-            let with_rule = best(format!("SELECT * FROM {v}"), false).await?;
-            let without = best(format!("SELECT * FROM {v}"), true).await?;
-            views.push((v.to_string(), with_rule, without.0));
+        ]
+        .into_iter()
+        .filter(|v| only.is_none() || wanted(v))
+        {
+            let with_rule = best(format!("SELECT * FROM {v}"), false, false).await?;
+            let without = best(format!("SELECT * FROM {v}"), true, false).await?;
+            let string_views = match string_views {
+                true => Some(best(format!("SELECT * FROM {v}"), false, true).await?.0),
+                false => None,
+            };
+            views.push((v.to_string(), with_rule, without.0, string_views));
         }
-        anyhow::Ok((df, views))
+        let events = match simulated {
+            Some(n) => n,
+            None => {
+                let ctx = service.session(&who).await?;
+                let b = ctx
+                    .sql("SELECT count(*) FROM events")
+                    .await?
+                    .collect()
+                    .await?;
+                datafusion::arrow::array::AsArray::as_primitive::<
+                    datafusion::arrow::datatypes::Int64Type,
+                >(b[0].column(0))
+                .value(0) as u64
+            }
+        };
+        anyhow::Ok((events, df, views))
     })?;
 
     let glob = lake.join("events/**/*.parquet");
@@ -148,6 +237,7 @@ fn main() -> Result<()> {
         .arg(&glob)
         .arg(&qdir)
         .arg(repeats.to_string())
+        .arg(std::env::var("GT_BENCH_QUERIES").unwrap_or_default())
         .output();
     let duck: Option<serde_json::Value> = match duck {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
@@ -163,16 +253,17 @@ fn main() -> Result<()> {
 
     println!(
         "\n{} events; best of {repeats}; DuckDB {}\n",
-        summary.events,
+        events,
         duck.as_ref()
             .and_then(|d| d["version"].as_str())
             .unwrap_or("(not run)")
     );
-    println!("| query | rows | DataFusion s | DuckDB s | DataFusion / DuckDB | DataFusion s without the distinct rule |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| query | rows | DataFusion s | DuckDB s | DataFusion / DuckDB | DataFusion s without the distinct rule | DataFusion s with Utf8View strings |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut view_logs = Vec::new();
     let mut logs = Vec::new();
     let mut rows_json = Vec::new();
-    for (name, (s, rows), plain) in &df_times {
+    for (name, (s, rows), plain, sv) in &df_times {
         let d = duck
             .as_ref()
             .and_then(|d| d["queries"][name]["best_s"].as_f64());
@@ -180,37 +271,87 @@ fn main() -> Result<()> {
         if let Some(r) = ratio {
             logs.push(r.ln());
         }
+        if let (Some(d), Some(sv)) = (d, sv) {
+            view_logs.push((sv / d.max(1e-9)).ln());
+        }
         println!(
-            "| {name} | {rows} | {s:.3} | {} | {} | {plain:.3} |",
+            "| {name} | {rows} | {s:.3} | {} | {} | {plain:.3} | {} |",
             d.map(|d| format!("{d:.3}")).unwrap_or_else(|| "-".into()),
             ratio
                 .map(|r| format!("{r:.2}"))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            seconds(*sv)
         );
-        rows_json.push(serde_json::json!({"query": name, "rows": rows, "datafusion_s": s, "duckdb_s": d, "ratio": ratio, "datafusion_without_rule_s": plain}));
+        rows_json.push(serde_json::json!({"query": name, "rows": rows, "datafusion_s": s, "duckdb_s": d, "ratio": ratio, "datafusion_without_rule_s": plain, "datafusion_string_views_s": sv}));
     }
     let geomean = (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp());
+    let views_geomean = (!view_logs.is_empty())
+        .then(|| (view_logs.iter().sum::<f64>() / view_logs.len() as f64).exp());
     if let Some(g) = geomean {
-        println!("| **geometric mean** | | | | **{g:.2}** |");
+        println!(
+            "| **geometric mean** | | | | **{g:.2}** | | {} |",
+            views_geomean
+                .map(|u| format!("{u:.2} / DuckDB"))
+                .unwrap_or_default()
+        );
     }
-    println!("\n| metrics view | rows | DataFusion s | without the distinct rule |\n|---|---:|---:|---:|");
+    println!("\n| metrics view | rows | DataFusion s | without the distinct rule | with Utf8View strings |\n|---|---:|---:|---:|---:|");
     let mut views_json = Vec::new();
-    for (name, (s, rows), plain) in &view_times {
-        println!("| {name} | {rows} | {s:.3} | {plain:.3} |");
-        views_json.push(serde_json::json!({"view": name, "rows": rows, "datafusion_s": s, "datafusion_without_rule_s": plain}));
+    for (name, (s, rows), plain, sv) in &view_times {
+        println!(
+            "| {name} | {rows} | {s:.3} | {plain:.3} | {} |",
+            seconds(*sv)
+        );
+        views_json.push(serde_json::json!({"view": name, "rows": rows, "datafusion_s": s, "datafusion_without_rule_s": plain, "datafusion_string_views_s": sv}));
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-sql.json");
-    std::fs::write(
-        &out,
-        serde_json::to_string_pretty(&serde_json::json!({
-            "events": summary.events,
+    let out = groundtruth_benches::write_report(
+        "sql",
+        &serde_json::json!({
+            "events": events,
             "repeats": repeats,
             "duckdb": duck.as_ref().and_then(|d| d["version"].as_str()),
             "queries": rows_json,
             "geometric_mean_ratio": geomean,
+            "geometric_mean_ratio_string_views": views_geomean,
             "views": views_json,
-        }))?,
+        }),
     )?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// A time in seconds, or `-` when it was not measured.
+fn seconds(s: Option<f64>) -> String {
+    s.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into())
+}
+
+/// The lake's `events` (`dir`: its `events` directory) with every `Utf8`
+/// column read as `Utf8View` (`GT_BENCH_STRING_VIEWS=1`).
+fn string_view_events(
+    dir: &Path,
+) -> Result<std::sync::Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    let schema = groundtruth_event::event_schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(std::sync::Arc::new(Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )));
+    Ok(std::sync::Arc::new(ListingTable::try_new(config)?))
 }

@@ -10,6 +10,19 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+/// Writes a bench's report as pretty JSON to `target/bench-NAME.json` at
+/// the top of the checkout (creating `target/`, which is absent when the
+/// build goes to another `CARGO_TARGET_DIR`) and returns its path.
+pub fn write_report(name: &str, report: &serde_json::Value) -> Result<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("bench-{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// One measured run.
 pub struct Figure {
     pub name: &'static str,

@@ -243,7 +243,7 @@ fn http_answers_in_json_csv_and_arrow_with_a_row_cap() {
         "/api/v1/sql",
         Some(&e.t.analyst),
         Some(
-            json!({"sql": "SELECT event_id, ts FROM events", "format": "arrow"})
+            json!({"sql": "SELECT arrow_cast(event_id, 'Utf8View') AS event_id, ts FROM events", "format": "arrow"})
                 .to_string()
                 .as_bytes(),
         ),
@@ -257,6 +257,11 @@ fn http_answers_in_json_csv_and_arrow_with_a_row_cap() {
     let reader =
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(r.body.clone()), None)
             .unwrap();
+    // A column of string views is handed out as plain Utf8.
+    assert_eq!(
+        reader.schema().field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
     let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     // The cap is 100 rows: cut and flagged.
     assert_eq!(n, 100);
@@ -270,6 +275,7 @@ fn http_answers_in_json_csv_and_arrow_with_a_row_cap() {
     assert_eq!(status, 200);
     assert_eq!(v["rows"].as_array().unwrap().len(), 7);
     assert_eq!(v["truncated"], json!(true));
+    assert_eq!(v["columns"][0]["type"], json!("Utf8"));
     let (_, v) = e.sql(&e.t.analyst, json!({"sql": "SELECT 1 AS one"}));
     assert_eq!(v["truncated"], json!(false));
     assert_eq!(v["columns"][0]["name"], json!("one"));

@@ -110,7 +110,13 @@ try {
   await page.selectOption('#f-detector', 'phone_farm');
   await page.click('form.filters button[type=submit]');
   await page.waitForFunction(() => location.hash.includes('detector=phone_farm'));
-  await page.waitForSelector('table.queue tbody tr');
+  // The unfiltered rows stay on the page until the filtered page has
+  // loaded: wait for the table to be redrawn with phone farms only (a
+  // filter that does not work times out here).
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('table.queue tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.querySelector('.chip.det-phone_farm'));
+  });
   const farmRows = await page.locator('table.queue tbody tr').all();
   check(farmRows.length > 0, 'phone_farm cases are listed');
   for (const r of farmRows) check((await r.locator('.chip.det-phone_farm').count()) === 1, 'every filtered row is a phone farm');

@@ -1,6 +1,9 @@
 //! A result as JSON, CSV or an Arrow IPC stream.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use serde_json::{json, Value};
 
 use crate::QueryResult;
@@ -86,4 +89,111 @@ pub fn arrow_ipc(r: &QueryResult) -> Result<Vec<u8>, String> {
         w.finish().map_err(|e| e.to_string())?;
     }
     Ok(buf)
+}
+
+/// A query can return string or binary views (`arrow_cast(x,
+/// 'Utf8View')`, functions that return views); results are handed out as
+/// plain `Utf8` / `Binary` (also inside lists and structs), the types
+/// every client knows (older Arrow readers have no views). Only the result
+/// rows are cast.
+pub fn plain_strings(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
+        .collect();
+    if fields
+        .iter()
+        .zip(schema.fields())
+        .all(|(a, b)| a.data_type() == b.data_type())
+    {
+        return Ok((schema.clone(), batches));
+    }
+    let plain_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(plain_schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(plain_schema.clone(), columns)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((plain_schema, batches))
+}
+
+fn plain(t: &DataType) -> DataType {
+    let field = |f: &FieldRef| Arc::new(f.as_ref().clone().with_data_type(plain(f.data_type())));
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array, ListBuilder, StringViewArray, StringViewBuilder};
+
+    #[test]
+    fn views_are_handed_out_as_plain_strings_and_other_columns_untouched() {
+        let mut lists = ListBuilder::new(StringViewBuilder::new());
+        lists.values().append_value("a");
+        lists.values().append_value("b");
+        lists.append(true);
+        lists.append(false);
+        let list = lists.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8View, true),
+            Field::new("n", DataType::Int64, false),
+            Field::new("l", list.data_type().clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringViewArray::from(vec![
+                    Some("a long enough string value"),
+                    None,
+                ])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(list),
+            ],
+        )
+        .unwrap();
+        let (s, b) = plain_strings(&schema, vec![batch]).unwrap();
+        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(s.field(1).data_type(), &DataType::Int64);
+        assert!(
+            matches!(s.field(2).data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8)
+        );
+        assert_eq!(b[0].schema(), s);
+        let col = b[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(col.value(0), "a long enough string value");
+        assert!(col.is_null(1));
+        assert!(b[0].column(2).is_null(1));
+    }
+
+    #[test]
+    fn a_result_without_views_is_returned_as_is() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![7]))])
+            .unwrap();
+        let (s, b) = plain_strings(&schema, vec![batch.clone()]).unwrap();
+        assert!(Arc::ptr_eq(&s, &schema));
+        assert_eq!(b[0], batch);
+    }
 }

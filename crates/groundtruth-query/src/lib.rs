@@ -317,6 +317,8 @@ impl QueryService {
                 rows += b.num_rows();
                 batches.push(b);
             }
+            let (schema, batches) = encode::plain_strings(&schema, batches)
+                .map_err(|e| QueryError::Internal(e.to_string()))?;
             Ok::<_, QueryError>((schema, batches, rows, truncated))
         };
         let (schema, batches, rows, truncated) = tokio::time::timeout(self.limits.timeout, work)
