@@ -23,4 +23,4 @@ pub use kafka::{
     KafkaProducerSink, Uncommitted,
 };
 pub use sim::{ingest_simulation, LakeSink};
-pub use stall::{FlushRetry, MAX_FLUSH_RETRY};
+pub use stall::{FlushRetry, LogThrottle, MAX_FLUSH_RETRY, REPEAT_LOG_EVERY};

@@ -27,7 +27,33 @@ pub struct FlushRetry {
     stalled_since: Option<Instant>,
     next_try: Instant,
     failures: u32,
-    last_log: Option<Instant>,
+    log: LogThrottle,
+}
+
+/// How often a failure that goes on is logged again.
+pub const REPEAT_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Logs of a failure that repeats on every try: the first at once, then at
+/// most one per [`REPEAT_LOG_EVERY`] until the failure is over.
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    last: Option<Instant>,
+}
+
+impl LogThrottle {
+    /// Whether to log this failure now (and, if so, counts it as logged).
+    pub fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|t| t.elapsed() >= REPEAT_LOG_EVERY);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// The failure is over: the next one is logged at once.
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
 }
 
 impl Default for FlushRetry {
@@ -42,7 +68,7 @@ impl FlushRetry {
             stalled_since: None,
             next_try: Instant::now(),
             failures: 0,
-            last_log: None,
+            log: LogThrottle::default(),
         }
     }
 
@@ -83,7 +109,7 @@ impl FlushRetry {
                     }
                     .emit();
                     self.failures = 0;
-                    self.last_log = None;
+                    self.log.clear();
                 }
                 Ok(Some(stats))
             }
@@ -95,12 +121,7 @@ impl FlushRetry {
                 self.failures += 1;
                 let wait = retry_pause(self.failures);
                 self.next_try = Instant::now() + wait;
-                // First failure at once, then at most every 30 s.
-                if self
-                    .last_log
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
-                {
-                    self.last_log = Some(Instant::now());
+                if self.log.due() {
                     LakeWriteStalled {
                         error: &e,
                         failures: self.failures,
@@ -149,5 +170,21 @@ mod tests {
         assert_eq!(retry_pause(5), Duration::from_secs(8));
         assert_eq!(retry_pause(6), MAX_FLUSH_RETRY);
         assert_eq!(retry_pause(u32::MAX), MAX_FLUSH_RETRY);
+    }
+
+    #[test]
+    fn a_repeating_failure_is_logged_at_once_then_not_until_the_period_is_over() {
+        let mut log = LogThrottle::default();
+        assert!(log.due(), "the first failure is logged at once");
+        assert!(!log.due(), "the next try, right after, is not");
+        assert!(!log.due());
+        log.clear();
+        assert!(
+            log.due(),
+            "after the failure is over, a new one is logged at once"
+        );
+        log.last = Some(Instant::now() - REPEAT_LOG_EVERY);
+        assert!(log.due(), "once the period is over it is logged again");
+        assert!(!log.due());
     }
 }

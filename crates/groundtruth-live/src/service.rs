@@ -885,12 +885,13 @@ impl LagReporter {
 #[derive(Default)]
 struct StateWrites {
     failing_since: Option<Instant>,
-    last_log: Option<Instant>,
+    log: groundtruth_ingest::LogThrottle,
 }
 
 impl StateWrites {
-    /// `Some` with the result, `None` after an I/O failure (logged at most
-    /// every 30 s); other errors stop the service.
+    /// `Some` with the result, `None` after an I/O failure (logged at once,
+    /// then at most every 30 s while it goes on); other errors stop the
+    /// service.
     fn attempt<T>(
         &mut self,
         what: &'static str,
@@ -903,17 +904,13 @@ impl StateWrites {
                         failing_s = since.elapsed().as_secs_f64(),
                         "the service's state files can be written again"
                     );
-                    self.last_log = None;
+                    self.log.clear();
                 }
                 Ok(Some(v))
             }
             Err(e) if e.is_io() => {
                 self.failing_since.get_or_insert_with(Instant::now);
-                if self
-                    .last_log
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
-                {
-                    self.last_log = Some(Instant::now());
+                if self.log.due() {
                     tracing::error!(
                         error = %e,
                         what,
