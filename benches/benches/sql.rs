@@ -27,6 +27,7 @@
 //! (tried on 2026-12-01: no gain, see docs/benchmarks.md).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -116,8 +117,7 @@ fn main() -> Result<()> {
             &StoreOptions::default(),
         )
         .await?;
-        let events_dir = std::fs::canonicalize(lake.join("events"))?;
-        let events_dir = &events_dir;
+        let lake = &lake;
         let service = QueryService::new(
             lake.clone(),
             Default::default(),
@@ -156,7 +156,7 @@ fn main() -> Result<()> {
                     }
                     if views {
                         ctx.deregister_table("events")?;
-                        ctx.register_table("events", string_view_events(events_dir)?)?;
+                        ctx.register_table("events", string_view_events(lake)?)?;
                         // The views were bound to the session's table when
                         // it was built: bind them again.
                         groundtruth_detect::register_views(&ctx).await?;
@@ -203,7 +203,7 @@ fn main() -> Result<()> {
             "account_days",
         ]
         .into_iter()
-        .filter(|v| only.is_none() || wanted(v))
+        .filter(|v| wanted(v))
         {
             let with_rule = best(format!("SELECT * FROM {v}"), false, false).await?;
             let without = best(format!("SELECT * FROM {v}"), true, false).await?;
@@ -284,9 +284,8 @@ fn main() -> Result<()> {
         );
         rows_json.push(serde_json::json!({"query": name, "rows": rows, "datafusion_s": s, "duckdb_s": d, "ratio": ratio, "datafusion_without_rule_s": plain, "datafusion_string_views_s": sv}));
     }
-    let geomean = (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp());
-    let views_geomean = (!view_logs.is_empty())
-        .then(|| (view_logs.iter().sum::<f64>() / view_logs.len() as f64).exp());
+    let geomean = geometric_mean(&logs);
+    let views_geomean = geometric_mean(&view_logs);
     if let Some(g) = geomean {
         println!(
             "| **geometric mean** | | | | **{g:.2}** | | {} |",
@@ -320,21 +319,20 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The geometric mean of ratios given as their logarithms; `None` for none.
+fn geometric_mean(logs: &[f64]) -> Option<f64> {
+    (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
+}
+
 /// A time in seconds, or `-` when it was not measured.
 fn seconds(s: Option<f64>) -> String {
     s.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into())
 }
 
-/// The lake's `events` (`dir`: its `events` directory) with every `Utf8`
-/// column read as `Utf8View` (`GT_BENCH_STRING_VIEWS=1`).
-fn string_view_events(
-    dir: &Path,
-) -> Result<std::sync::Arc<dyn datafusion::catalog::TableProvider>> {
+/// The lake's `events` with every `Utf8` column read as `Utf8View`
+/// (`GT_BENCH_STRING_VIEWS=1`).
+fn string_view_events(lake: &Path) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{
-        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-    };
     let schema = groundtruth_event::event_schema();
     let fields: Vec<Field> = schema
         .fields()
@@ -344,14 +342,8 @@ fn string_view_events(
             _ => f.as_ref().clone(),
         })
         .collect();
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
-    let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(std::sync::Arc::new(Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )));
-    Ok(std::sync::Arc::new(ListingTable::try_new(config)?))
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    Ok(Arc::new(groundtruth_lake::events_table_with_schema(
+        lake, schema,
+    )?))
 }

@@ -11,7 +11,7 @@ import time
 import duckdb
 
 glob, qdir, repeats = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
-prefixes = [p for p in (sys.argv[4] if len(sys.argv) > 4 else "").split(",") if p]
+prefixes = [p.strip() for p in (sys.argv[4] if len(sys.argv) > 4 else "").split(",") if p.strip()]
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")

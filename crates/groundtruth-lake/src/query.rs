@@ -91,7 +91,14 @@ async fn register(
 /// The lake's `events` as a table provider, not registered anywhere (the
 /// analysts' session wraps it in a region filter).
 pub fn events_table(dir: &Path) -> Result<ListingTable, QueryError> {
-    listing("events", &LakeLayout::new(dir).events_dir(), event_schema())
+    events_table_with_schema(dir, event_schema())
+}
+
+/// The lake's `events` read as `schema`: the event schema with columns
+/// read as other types Parquet can decode them into (e.g. `Utf8View` for
+/// `Utf8`), for comparing how each reads; otherwise [`events_table`].
+pub fn events_table_with_schema(dir: &Path, schema: SchemaRef) -> Result<ListingTable, QueryError> {
+    listing("events", &LakeLayout::new(dir).events_dir(), schema)
 }
 
 /// The lake's `dead_letters` as a table provider, not registered anywhere.
