@@ -24,7 +24,9 @@
 //! every session, to try a setting without a rebuild;
 //! `GT_BENCH_STRING_VIEWS=1` adds a column: each query and view over
 //! `events` with its string columns read as `Utf8View` instead of `Utf8`
-//! (tried on 2026-12-01: no gain, see docs/benchmarks.md).
+//! (tried on 2026-12-01: no gain, see docs/benchmarks.md);
+//! `GT_BENCH_STRING_VIEWS=dict` instead reads the low-cardinality string
+//! columns (app, kind, region, module, ...) as `Dictionary(Int32, Utf8)`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -107,7 +109,13 @@ fn main() -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let settings = &settings;
-    let string_views = std::env::var("GT_BENCH_STRING_VIEWS").is_ok_and(|v| v == "1");
+    let strings = match std::env::var("GT_BENCH_STRING_VIEWS").as_deref() {
+        Ok("1") | Ok("view") => Some(Strings::View),
+        Ok("dict") => Some(Strings::Dict),
+        Ok("") | Ok("0") | Err(_) => None,
+        Ok(other) => anyhow::bail!("GT_BENCH_STRING_VIEWS={other}: expected 1, view or dict"),
+    };
+    let string_views = strings.is_some();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -156,7 +164,10 @@ fn main() -> Result<()> {
                     }
                     if views {
                         ctx.deregister_table("events")?;
-                        ctx.register_table("events", string_view_events(lake)?)?;
+                        ctx.register_table(
+                            "events",
+                            string_view_events(lake, strings.unwrap_or(Strings::View))?,
+                        )?;
                         // The views were bound to the session's table when
                         // it was built: bind them again.
                         groundtruth_detect::register_views(&ctx).await?;
@@ -258,7 +269,11 @@ fn main() -> Result<()> {
             .and_then(|d| d["version"].as_str())
             .unwrap_or("(not run)")
     );
-    println!("| query | rows | DataFusion s | DuckDB s | DataFusion / DuckDB | DataFusion s without the distinct rule | DataFusion s with Utf8View strings |");
+    let other = match strings {
+        Some(Strings::Dict) => "with dictionary strings",
+        _ => "with Utf8View strings",
+    };
+    println!("| query | rows | DataFusion s | DuckDB s | DataFusion / DuckDB | DataFusion s without the distinct rule | DataFusion s {other} |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut view_logs = Vec::new();
     let mut logs = Vec::new();
@@ -294,7 +309,7 @@ fn main() -> Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!("\n| metrics view | rows | DataFusion s | without the distinct rule | with Utf8View strings |\n|---|---:|---:|---:|---:|");
+    println!("\n| metrics view | rows | DataFusion s | without the distinct rule | {other} |\n|---|---:|---:|---:|---:|");
     let mut views_json = Vec::new();
     for (name, (s, rows), plain, sv) in &view_times {
         println!(
@@ -329,16 +344,51 @@ fn seconds(s: Option<f64>) -> String {
     s.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into())
 }
 
-/// The lake's `events` with every `Utf8` column read as `Utf8View`
-/// (`GT_BENCH_STRING_VIEWS=1`).
-fn string_view_events(lake: &Path) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+/// How the string columns are read in the extra column.
+#[derive(Debug, Clone, Copy)]
+enum Strings {
+    /// Every `Utf8` column as `Utf8View`.
+    View,
+    /// The low-cardinality ones as `Dictionary(Int32, Utf8)`.
+    Dict,
+}
+
+/// Columns with few distinct values (apps, kinds, regions, ...).
+const LOW_CARDINALITY: &[&str] = &[
+    "app_id",
+    "kind",
+    "region",
+    "device_model",
+    "os_version",
+    "app_version",
+    "integrity",
+    "module",
+    "claimed_region",
+    "registry",
+    "category",
+];
+
+/// The lake's `events` with its strings read another way
+/// (`GT_BENCH_STRING_VIEWS`).
+fn string_view_events(
+    lake: &Path,
+    how: Strings,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let schema = groundtruth_event::event_schema();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+        .map(|f| match (how, f.data_type()) {
+            (Strings::View, DataType::Utf8) => {
+                f.as_ref().clone().with_data_type(DataType::Utf8View)
+            }
+            (Strings::Dict, DataType::Utf8) if LOW_CARDINALITY.contains(&f.name().as_str()) => {
+                f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                ))
+            }
             _ => f.as_ref().clone(),
         })
         .collect();
