@@ -368,6 +368,7 @@ fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
         findings_topic: cfg.live.findings_topic.clone(),
         store,
         runtime: rt.handle().clone(),
+        window_memory_rows: cfg.live.window_memory_rows,
     };
     tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), store = %opts.store.url(), "consuming");
     let result = groundtruth_live::run_live(&mut ing, &opts, &stop);

@@ -37,6 +37,8 @@
 //! [live]                       # `groundtruth run`
 //! state_dir = "data/state"     # checkpoint (and the SQLite review store by default)
 //! findings_topic = "findings"  # Kafka topic of findings; "" = off
+//! window_memory_rows = 2000000 # a window with at most this many events is decoded once
+//!                              # into memory (~0.4 KB an event) for all its queries; 0 = never
 //!
 //! [store]                      # the review store: findings, cases, verdicts, audit, tokens
 //! url = ""                     # "" = SQLite file <live.state_dir>/review.db; a file path,
@@ -106,6 +108,9 @@ pub struct LiveConfig {
     pub state_dir: PathBuf,
     /// Kafka topic of findings (`None`: not published).
     pub findings_topic: Option<String>,
+    /// A window whose context holds at most this many events is decoded
+    /// once into memory for all its queries (0: never).
+    pub window_memory_rows: usize,
 }
 
 /// The review store.
@@ -238,6 +243,7 @@ listen = "127.0.0.1:9898"
 [live]
 state_dir = "data/state"
 findings_topic = "findings"
+window_memory_rows = 2000000
 
 [store]
 url = ""
@@ -559,6 +565,7 @@ impl Config {
                 state_dir: PathBuf::from(string(&mut l, "live.state_dir", false)),
                 findings_topic: Some(string(&mut l, "live.findings_topic", true))
                     .filter(|t| !t.is_empty()),
+                window_memory_rows: int(&mut l, "live.window_memory_rows", 0, 1 << 40) as usize,
             },
             store: StoreConfig {
                 url: Some(string(&mut l, "store.url", true))

@@ -4,9 +4,13 @@
 //! watermark passes its horizon; `groundtruth detect` runs every close of a
 //! file in the same order; both therefore give the same findings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 
 use groundtruth_event::{date32_to_string, local_date, DayZone};
 use groundtruth_finding::{sort_findings, Finding};
@@ -46,14 +50,180 @@ fn micros(rfc3339: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
+/// The events a window may hold in memory by default (about 0.4 KB each in
+/// Arrow; see [`CloseCache::with_memory_rows`]).
+pub const DEFAULT_MEMORY_ROWS: usize = 2_000_000;
+
+/// What a series of closes keeps from one window to the next, so that a
+/// week of context shared by seven daily windows is not worked out seven
+/// times. Using it never changes a close's findings, only its cost.
+///
+/// * **The window's events in memory.** A window's detectors run about ten
+///   queries over its context; when the context holds at most
+///   `memory_rows` events they are decoded from Parquet once, into Arrow
+///   batches that every query of that close reads (above that, each query
+///   scans the files, as a cache of 0 does).
+/// * **Prepared patrols.** `non_human_track` prepares every patrol of the
+///   week (points, features, rules) and only then compares them (replays,
+///   travel modes). A patrol whose fixes are unchanged since the previous
+///   close is not prepared again; patrols the latest close did not see are
+///   dropped, so the cache holds at most one window's patrols.
+///
+/// `GROUNDTRUTH_CLOSE_CACHE=off` in the environment turns both off (to
+/// compare timings with and without it in one sitting).
+#[derive(Debug)]
+pub struct CloseCache {
+    memory_rows: usize,
+    reuse_patrols: bool,
+    patrols: Mutex<PatrolCache>,
+}
+
+#[derive(Debug, Default)]
+struct PatrolCache {
+    /// Closes that looked patrols up so far.
+    run: u64,
+    entries: HashMap<(String, String, String), CachedPatrol>,
+    stats: CacheStats,
+}
+
+/// What the patrol cache did so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Patrols prepared (not in the cache, or their fixes changed).
+    pub prepared: u64,
+    /// Patrols taken from the cache.
+    pub reused: u64,
+    /// Patrols the cache holds now.
+    pub held: usize,
+}
+
+#[derive(Debug)]
+struct CachedPatrol {
+    patrol: groundtruth_track::Patrol,
+    prepared: Arc<groundtruth_track::Prepared>,
+    used: u64,
+}
+
+impl Default for CloseCache {
+    fn default() -> Self {
+        CloseCache::with_memory_rows(DEFAULT_MEMORY_ROWS)
+    }
+}
+
+impl CloseCache {
+    /// A cache holding a window's events in memory when there are at most
+    /// `memory_rows` of them (0: never).
+    pub fn with_memory_rows(memory_rows: usize) -> Self {
+        let on = std::env::var("GROUNDTRUTH_CLOSE_CACHE").map_or(true, |v| v != "off");
+        CloseCache {
+            memory_rows: if on { memory_rows } else { 0 },
+            reuse_patrols: on,
+            patrols: Mutex::default(),
+        }
+    }
+
+    /// What the patrol cache did so far (tests, telemetry).
+    pub fn stats(&self) -> CacheStats {
+        let cache = self.patrols.lock().unwrap_or_else(PoisonError::into_inner);
+        CacheStats {
+            held: cache.entries.len(),
+            ..cache.stats
+        }
+    }
+
+    /// Each patrol prepared, from the cache when its fixes are the ones
+    /// prepared before; the patrols not in `patrols` leave the cache.
+    fn prepare(
+        &self,
+        patrols: &[groundtruth_track::Patrol],
+    ) -> Vec<Arc<groundtruth_track::Prepared>> {
+        if !self.reuse_patrols {
+            return patrols
+                .iter()
+                .map(|p| Arc::new(groundtruth_track::prepare(p)))
+                .collect();
+        }
+        let mut guard = self.patrols.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = &mut *guard;
+        cache.run += 1;
+        let run = cache.run;
+        let out = patrols
+            .iter()
+            .map(|p| {
+                let key = (p.app_id.clone(), p.account_id.clone(), p.patrol_id.clone());
+                match cache.entries.get_mut(&key) {
+                    Some(e) if e.patrol == *p => {
+                        e.used = run;
+                        cache.stats.reused += 1;
+                        Arc::clone(&e.prepared)
+                    }
+                    _ => {
+                        cache.stats.prepared += 1;
+                        let prepared = Arc::new(groundtruth_track::prepare(p));
+                        cache.entries.insert(
+                            key,
+                            CachedPatrol {
+                                patrol: p.clone(),
+                                prepared: Arc::clone(&prepared),
+                                used: run,
+                            },
+                        );
+                        prepared
+                    }
+                }
+            })
+            .collect();
+        cache.entries.retain(|_, e| e.used == run);
+        out
+    }
+}
+
+/// Replaces the session's `events` (the lake's files, filtered to the
+/// window's span) with the same rows decoded once into memory, when the
+/// files hold at most `max_rows` events. Returns the rows held, if it did.
+async fn events_in_memory(
+    ctx: &SessionContext,
+    max_rows: usize,
+) -> Result<Option<usize>, DetectError> {
+    let q = |source| DetectError::Query {
+        what: "the window's events (into memory)",
+        source,
+    };
+    if max_rows == 0 {
+        return Ok(None);
+    }
+    // Rows in the partitions' files (Parquet footers, nothing decoded): the
+    // span filter can only keep fewer.
+    let in_files = ctx
+        .table("lake_events")
+        .await
+        .map_err(q)?
+        .count()
+        .await
+        .map_err(q)?;
+    if in_files > max_rows {
+        return Ok(None);
+    }
+    let events = ctx.table("events").await.map_err(q)?;
+    let schema = Arc::new(events.schema().as_arrow().clone());
+    let partitions = events.collect_partitioned().await.map_err(q)?;
+    let rows = partitions.iter().flatten().map(|b| b.num_rows()).sum();
+    let table = MemTable::try_new(schema, partitions).map_err(q)?;
+    ctx.deregister_table("events").map_err(q)?;
+    ctx.register_table("events", Arc::new(table)).map_err(q)?;
+    Ok(Some(rows))
+}
+
 /// Judges one window: the group's detectors over the events of
 /// `[close.from_us, close.horizon_us)` in the lake at `lake`, keeping the
-/// findings whose `window_end` lies in the window.
+/// findings whose `window_end` lies in the window. `cache` carries work
+/// from one close to the next (it never changes the findings).
 pub async fn run_close(
     lake: &Path,
     schedule: &Schedule,
     close: &Close,
     zone: DayZone,
+    cache: &CloseCache,
 ) -> Result<CloseRun, DetectError> {
     let started = Instant::now();
     let group = &schedule.groups[close.group];
@@ -75,13 +245,15 @@ pub async fn run_close(
         return Ok(run);
     };
     run.empty = false;
+    let in_memory = events_in_memory(&ctx, cache.memory_rows).await?;
     register_views(&ctx).await?;
     let wanted = |d: &str| group.detectors.iter().any(|g| g == d);
     let mut findings = Vec::new();
     if wanted(groundtruth_track::DETECTOR) {
         let t = Instant::now();
         let patrols = tracks::load_patrols(&ctx).await?;
-        let (found, judged) = judge_tracks(patrols, close.span);
+        let prepared = cache.prepare(&patrols);
+        let (found, judged) = judge_tracks(patrols, &prepared, close.span);
         findings.extend(found);
         run.patrols = judged;
         run.detector_s.push((
@@ -113,6 +285,7 @@ pub async fn run_close(
         group = %group.name,
         window_start = %groundtruth_finding::rfc3339_ms(close.span.start_us / 1000),
         findings = run.findings.len(),
+        events_in_memory = in_memory.unwrap_or(0),
         ms = (run.seconds * 1000.0) as u64,
         detectors_ms = %run
             .detector_s
@@ -131,6 +304,7 @@ pub async fn run_close(
 /// Returns the findings and the judged patrols with their assessments.
 fn judge_tracks(
     patrols: Vec<groundtruth_track::Patrol>,
+    prepared: &[Arc<groundtruth_track::Prepared>],
     span: groundtruth_window::Span,
 ) -> (
     Vec<Finding>,
@@ -145,7 +319,8 @@ fn judge_tracks(
             })
         })
         .collect();
-    let report = groundtruth_track::detect_of(&patrols, |i| inside[i]);
+    let prepared: Vec<&groundtruth_track::Prepared> = prepared.iter().map(Arc::as_ref).collect();
+    let report = groundtruth_track::detect_prepared(&patrols, &prepared, |i| inside[i]);
     let judged = patrols
         .into_iter()
         .zip(report.assessments)
@@ -209,8 +384,9 @@ pub async fn run_all_closes(
     let Some((first, last)) = event_span(lake).await? else {
         return Ok((set, runs));
     };
+    let cache = CloseCache::default();
     for close in schedule.due(&Progress::new(), first, last, i64::MAX) {
-        let run = run_close(lake, schedule, &close, zone).await?;
+        let run = run_close(lake, schedule, &close, zone, &cache).await?;
         for f in &run.findings {
             set.upsert(close.span.end_us, f.clone());
         }
@@ -246,4 +422,93 @@ pub async fn event_span(lake: &Path) -> Result<Option<(i64, i64)>, DetectError> 
         return Ok(None);
     }
     Ok(Some((min.value(0), max.value(0))))
+}
+
+#[cfg(test)]
+mod tests {
+    use groundtruth_lake::LakeOptions;
+
+    use super::*;
+
+    /// A patrol is prepared once while its fixes stay the same, again when
+    /// a (late) fix joins it, and leaves the cache when a close no longer
+    /// sees it.
+    #[test]
+    fn a_patrol_is_prepared_again_only_when_its_fixes_change() {
+        use groundtruth_track::{Fix, Patrol};
+        let fix = |t: i64| Fix {
+            t_ms: t,
+            lat: 22.8 + t as f64 * 1e-8,
+            lon: 108.3,
+            accuracy_m: Some(5.0),
+            mock: false,
+        };
+        let mut p = Patrol {
+            app_id: "river".into(),
+            account_id: "u1".into(),
+            patrol_id: "p1".into(),
+            fixes: (0..20).map(|i| fix(i * 10_000)).collect(),
+            ..Patrol::default()
+        };
+        let cache = CloseCache::default();
+        if !cache.reuse_patrols {
+            return; // GROUNDTRUTH_CLOSE_CACHE=off
+        }
+        let stats = |prepared, reused, held| CacheStats {
+            prepared,
+            reused,
+            held,
+        };
+        cache.prepare(std::slice::from_ref(&p));
+        cache.prepare(std::slice::from_ref(&p));
+        assert_eq!(cache.stats(), stats(1, 1, 1));
+        p.fixes.push(fix(200_000));
+        let again = cache.prepare(std::slice::from_ref(&p));
+        assert_eq!(cache.stats(), stats(2, 1, 1));
+        let fresh = groundtruth_track::prepare(&p);
+        assert_eq!(format!("{:?}", again[0]), format!("{fresh:?}"));
+        cache.prepare(&[]);
+        assert_eq!(cache.stats(), stats(2, 1, 0));
+    }
+
+    /// Closes judged one after the other with one cache (the window's
+    /// events in memory, patrols prepared by earlier closes) give exactly
+    /// what each close gives alone, reading the files.
+    #[tokio::test]
+    async fn a_warm_cache_gives_the_findings_of_no_cache() {
+        let mut sc = groundtruth_sim::Scenario::from_toml_str(include_str!(
+            "../../../pipelines/sim-small.toml"
+        ))
+        .unwrap();
+        sc.days = 4;
+        let dir = tempfile::tempdir().unwrap();
+        crate::eval::simulate_into(&sc, dir.path()).unwrap();
+        let schedule = groundtruth_config::Config::defaults().schedule();
+        let zone = LakeOptions::default().zone;
+        let (first, last) = event_span(dir.path()).await.unwrap().unwrap();
+        let warm = CloseCache::default();
+        let (mut findings, mut patrols) = (0, 0);
+        for close in schedule.due(&Progress::new(), first, last, i64::MAX) {
+            let cached = run_close(dir.path(), &schedule, &close, zone, &warm)
+                .await
+                .unwrap();
+            let cold = CloseCache::with_memory_rows(0);
+            let plain = run_close(dir.path(), &schedule, &close, zone, &cold)
+                .await
+                .unwrap();
+            assert_eq!(cached.findings, plain.findings, "{close:?}");
+            assert_eq!(cached.patrols, plain.patrols, "{close:?}");
+            findings += plain.findings.len();
+            patrols += plain.patrols.len();
+        }
+        assert!(
+            findings > 5 && patrols > 50,
+            "{findings} findings, {patrols} patrols"
+        );
+        let stats = warm.stats();
+        assert!(
+            !warm.reuse_patrols || (stats.reused > stats.prepared / 2 && stats.held > 0),
+            "later windows reuse the week's patrols: {stats:?}"
+        );
+    }
 }

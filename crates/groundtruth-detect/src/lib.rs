@@ -20,7 +20,9 @@ pub mod views;
 use datafusion::prelude::SessionContext;
 use groundtruth_finding::{sort_findings, Finding};
 
-pub use closes::{run_all_closes, run_close, CloseRun, FindingSet};
+pub use closes::{
+    run_all_closes, run_close, CacheStats, CloseCache, CloseRun, FindingSet, DEFAULT_MEMORY_ROWS,
+};
 pub use error::DetectError;
 pub use files::{detect_files, write_findings, DetectFilesSummary};
 pub use views::{register_views, VIEWS};

@@ -1,6 +1,6 @@
 //! Patrols from the `events` table, as the `track_steps` view defines them.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use arrow::array::{

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use groundtruth_detect::{run_close, CloseRun, DetectError};
+use groundtruth_detect::{run_close, CloseCache, CloseRun, DetectError};
 use groundtruth_event::{DayZone, SourcePosition};
 use groundtruth_finding::Finding;
 use groundtruth_ingest::{
@@ -41,6 +41,9 @@ pub struct LiveOptions {
     /// The runtime the store's connections and the detectors' queries run
     /// on (the worker thread blocks on it).
     pub runtime: tokio::runtime::Handle,
+    /// A window with at most this many events is decoded once into memory
+    /// for all its queries (see [`CloseCache`]; 0: never).
+    pub window_memory_rows: usize,
 }
 
 /// What a run of the service did.
@@ -112,9 +115,11 @@ fn spawn_worker(
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel();
     let (lake, schedule, zone) = (opts.lake_dir.clone(), opts.schedule.clone(), opts.zone);
+    let memory_rows = opts.window_memory_rows;
     let handle = std::thread::Builder::new()
         .name("gt-detect".into())
         .spawn(move || {
+            let cache = CloseCache::with_memory_rows(memory_rows);
             for job in job_rx {
                 let result = (|| {
                     let run = {
@@ -123,7 +128,7 @@ fn spawn_worker(
                         // another member's (scale-out) may remove a file
                         // the window listed: judge it again.
                         rt.block_on(groundtruth_lake::retry_vanished(
-                            || run_close(&lake, &schedule, &job.close, zone),
+                            || run_close(&lake, &schedule, &job.close, zone, &cache),
                             DetectError::is_vanished_file,
                         ))?
                     };

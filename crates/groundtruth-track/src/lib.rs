@@ -92,54 +92,75 @@ pub fn detect(patrols: &[Patrol]) -> Report {
 /// replay search, the costliest step, then runs for a day's patrols
 /// instead of the week's.
 pub fn detect_of(patrols: &[Patrol], is_target: impl Fn(usize) -> bool) -> Report {
-    let projs: Vec<Projection> = patrols
-        .iter()
-        .map(|p| Projection::near(p.fixes.first().map_or(0.0, |f| f.lat)))
-        .collect();
-    let points: Vec<Vec<Point>> = patrols
-        .iter()
-        .zip(&projs)
-        .map(|(p, proj)| {
-            let mut pts = point::to_points(&p.fixes, *proj);
-            if let Some(steps) = &p.steps {
-                for (pt, &(dt, d)) in pts.iter_mut().zip(steps).skip(1) {
-                    pt.dt_s = dt;
-                    pt.step_m = d;
-                }
-            }
-            pts
-        })
-        .collect();
-    let features: Vec<Features> = patrols
-        .iter()
-        .zip(&points)
-        .map(|(p, pts)| features::compute(&p.fixes, pts))
-        .collect();
-    let mut verdicts: Vec<Vec<Verdict>> = patrols
-        .iter()
-        .zip(&features)
-        .map(|(p, f)| classify::judge(f, p.emulator))
-        .collect();
+    let prepared: Vec<Prepared> = patrols.iter().map(prepare).collect();
+    let refs: Vec<&Prepared> = prepared.iter().collect();
+    detect_prepared(patrols, &refs, is_target)
+}
 
+/// What the detector works out for one patrol on its own, before it is
+/// compared with the others (replays, travel modes): its points, features
+/// and the rules' verdicts. It depends only on the patrol, so a caller
+/// that judges overlapping sets of patrols (a week's context, window after
+/// window) can keep it and hand it back to [`detect_prepared`].
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    proj: Projection,
+    points: Vec<Point>,
+    xy: Vec<(f64, f64)>,
+    features: Features,
+    verdicts: Vec<Verdict>,
+}
+
+/// Prepares one patrol (see [`Prepared`]).
+pub fn prepare(p: &Patrol) -> Prepared {
+    let proj = Projection::near(p.fixes.first().map_or(0.0, |f| f.lat));
+    let mut points = point::to_points(&p.fixes, proj);
+    if let Some(steps) = &p.steps {
+        for (pt, &(dt, d)) in points.iter_mut().zip(steps).skip(1) {
+            pt.dt_s = dt;
+            pt.step_m = d;
+        }
+    }
+    let features = features::compute(&p.fixes, &points);
+    let verdicts = classify::judge(&features, p.emulator);
     // Replays. Points go into one projection per whole degree of latitude,
     // so tracks of one area are comparable.
-    let xy: Vec<Vec<(f64, f64)>> = points
-        .iter()
-        .map(|pts| pts.iter().map(|p| (p.x, p.y)).collect())
-        .collect();
+    let xy = points.iter().map(|p| (p.x, p.y)).collect();
+    Prepared {
+        proj,
+        points,
+        xy,
+        features,
+        verdicts,
+    }
+}
+
+/// [`detect_of`] over patrols already prepared: `prepared[i]` must be
+/// [`prepare`]`(&patrols[i])` (the result is then exactly `detect_of`'s).
+pub fn detect_prepared(
+    patrols: &[Patrol],
+    prepared: &[&Prepared],
+    is_target: impl Fn(usize) -> bool,
+) -> Report {
+    assert_eq!(
+        patrols.len(),
+        prepared.len(),
+        "one prepared patrol per patrol"
+    );
+    let mut verdicts: Vec<Vec<Verdict>> = prepared.iter().map(|p| p.verdicts.clone()).collect();
     let rtracks: Vec<replay::ReplayTrack<'_>> = patrols
         .iter()
-        .enumerate()
-        .map(|(i, p)| replay::ReplayTrack {
+        .zip(prepared)
+        .map(|(p, pr)| replay::ReplayTrack {
             start_ms: p.fixes.first().map_or(0, |f| f.t_ms),
             // Teleporting tracks are judged already; a replay must be
             // compared to a real track.
-            xy: if features[i].teleports.is_empty() {
-                &xy[i]
+            xy: if pr.features.teleports.is_empty() {
+                &pr.xy
             } else {
                 &[]
             },
-            path_m: features[i].path_m,
+            path_m: pr.features.path_m,
         })
         .collect();
     let (matches, replay_stats) = replay::find_replays_of(&rtracks, &is_target);
@@ -164,21 +185,21 @@ pub fn detect_of(patrols: &[Patrol], is_target: impl Fn(usize) -> bool) -> Repor
     }
 
     let (modes, mode_model) = {
-        let population: Vec<&Features> = features.iter().collect();
+        let population: Vec<&Features> = prepared.iter().map(|p| &p.features).collect();
         modes::assign_modes(&population)
     };
 
     let mut findings = Vec::new();
     let mut assessments = Vec::with_capacity(patrols.len());
-    for (i, f) in features.into_iter().enumerate() {
+    for (i, pr) in prepared.iter().enumerate() {
         let a = Assessment {
-            features: f,
+            features: pr.features.clone(),
             mode: modes[i],
             verdicts: std::mem::take(&mut verdicts[i]),
             replay: replay_of[i],
         };
         if a.flagged() && is_target(i) {
-            findings.push(finding(i, patrols, &points, &projs, &a));
+            findings.push(finding(i, patrols, prepared, &a));
         }
         assessments.push(a);
     }
@@ -190,15 +211,9 @@ pub fn detect_of(patrols: &[Patrol], is_target: impl Fn(usize) -> bool) -> Repor
     }
 }
 
-/// The finding for patrol `i`; `points` and `projs` are every patrol's, so a
-/// replay's source geometry comes from what was already computed.
-fn finding(
-    i: usize,
-    all: &[Patrol],
-    points: &[Vec<Point>],
-    projs: &[Projection],
-    a: &Assessment,
-) -> Finding {
+/// The finding for patrol `i`; `prepared` holds every patrol's points, so
+/// a replay's source geometry comes from what was already computed.
+fn finding(i: usize, all: &[Patrol], prepared: &[&Prepared], a: &Assessment) -> Finding {
     let p = &all[i];
     let top = &a.verdicts[0];
     let mut reason = top.reason.clone();
@@ -235,11 +250,14 @@ fn finding(
                 "offset_m": m.offset_m,
                 "cover": m.cover,
                 "shared_cells": m.shared_cells,
-                "source_geometry": simplify::geometry(&points[m.source], projs[m.source]),
+                "source_geometry": simplify::geometry(&prepared[m.source].points, prepared[m.source].proj),
             }),
         );
     }
-    ev.insert("geometry".into(), simplify::geometry(&points[i], projs[i]));
+    ev.insert(
+        "geometry".into(),
+        simplify::geometry(&prepared[i].points, prepared[i].proj),
+    );
     let start = p.fixes.first().map_or(0, |f| f.t_ms);
     let end = p.fixes.last().map_or(0, |f| f.t_ms);
     let mut devices = p.devices.clone();

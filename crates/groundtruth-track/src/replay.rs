@@ -10,7 +10,7 @@
 //! within centimetres; two honest walks of one route lie metres apart
 //! because their GPS errors are independent.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde::Serialize;
 
