@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use groundtruth_benches::{plain_consumer, simulate_ndjson};
+use groundtruth_benches::{env_num, plain_consumer, simulate_ndjson};
 use groundtruth_event::DecodeOptions;
 use groundtruth_ingest::{FlushPolicy, Ingestor, KafkaOptions, KafkaProducerSink};
 use groundtruth_lake::{LakeOptions, LakeWriter};
@@ -56,20 +56,13 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Events of one simulated day of the default week (see `simulate_ndjson`).
 const EVENTS_PER_DAY: usize = 71_000;
 
 fn main() -> Result<()> {
-    let n: usize = env_or("BENCH_EVENTS", 1_000_000);
-    let tail_days: usize = env_or("BENCH_TAIL_DAYS", 4);
-    let tail_rate: f64 = env_or("BENCH_TAIL_RATE", 10_000.0);
+    let n = env_num("BENCH_EVENTS", 1_000_000)? as usize;
+    let tail_days = env_num("BENCH_TAIL_DAYS", 4)? as usize;
+    let tail_rate = env_num("BENCH_TAIL_RATE", 10_000)?.max(1) as f64;
     let tmp = tempfile::tempdir()?;
     let input = tmp.path().join("events.ndjson");
     simulate_ndjson(n + tail_days * EVENTS_PER_DAY, &input)?;
@@ -112,14 +105,18 @@ fn main() -> Result<()> {
     };
     let cfg = groundtruth_config::Config::defaults();
     let lake = tmp.path().join("lake");
-    let mut ing = Ingestor::new(
-        LakeWriter::open(&lake, LakeOptions::default())?,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        "kafka",
-    )
-    .with_lateness_s(cfg.ingest.allowed_lateness_s)
-    .without_late_count();
+    // The service's ingestor over the lake (opened again for the restart).
+    let ingestor = |lake: &std::path::Path| -> Result<Ingestor> {
+        Ok(Ingestor::new(
+            LakeWriter::open(lake, LakeOptions::default())?,
+            DecodeOptions::default(),
+            FlushPolicy::default(),
+            "kafka",
+        )
+        .with_lateness_s(cfg.ingest.allowed_lateness_s)
+        .without_late_count())
+    };
+    let mut ing = ingestor(&lake)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -171,14 +168,7 @@ fn main() -> Result<()> {
             Ok(t.elapsed().as_secs_f64())
         })
     };
-    let mut ing = Ingestor::new(
-        LakeWriter::open(&opts.lake_dir, LakeOptions::default())?,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        "kafka",
-    )
-    .with_lateness_s(cfg.ingest.allowed_lateness_s)
-    .without_late_count();
+    let mut ing = ingestor(&opts.lake_dir)?;
     let edge = run_live(&mut ing, &opts, &AtomicBool::new(false))?;
     let tail_s = producer
         .join()

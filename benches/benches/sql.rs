@@ -33,18 +33,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use groundtruth_benches::env_num;
 use groundtruth_query::{AppCatalog, Limits, QueryService};
 use groundtruth_store::{Principal, ReviewStore, Role, Scope, StoreOptions};
-
-fn env_num(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v}: a number")),
-        Err(_) => Ok(default),
-    }
-}
 
 fn main() -> Result<()> {
     let events = env_num("GT_BENCH_EVENTS", 10_000_000)?;
@@ -145,8 +136,8 @@ fn main() -> Result<()> {
         };
         // `plain`: the same session without groundtruth's optimizer rule
         // (the "before" of MixedDistinctToGroupBy, in the same run).
-        // `views`: `events` read with its strings as Utf8View, and the
-        // views bound to it again.
+        // `views`: `events` read with its strings as GT_BENCH_STRING_VIEWS
+        // says (Utf8View or dictionaries), and the views bound to it again.
         let best = |sql: String, plain: bool, views: bool| {
             let service = &service;
             let who = &who;
@@ -166,7 +157,7 @@ fn main() -> Result<()> {
                         ctx.deregister_table("events")?;
                         ctx.register_table(
                             "events",
-                            string_view_events(lake, strings.unwrap_or(Strings::View))?,
+                            events_with_strings(lake, strings.unwrap_or(Strings::View))?,
                         )?;
                         // The views were bound to the session's table when
                         // it was built: bind them again.
@@ -370,7 +361,7 @@ const LOW_CARDINALITY: &[&str] = &[
 
 /// The lake's `events` with its strings read another way
 /// (`GT_BENCH_STRING_VIEWS`).
-fn string_view_events(
+fn events_with_strings(
     lake: &Path,
     how: Strings,
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {

@@ -10,6 +10,19 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+/// A whole number from the environment variable `name`, or `default` when
+/// it is unset; a value that is not a number is an error naming it.
+pub fn env_num(name: &str, default: u64) -> Result<u64> {
+    use anyhow::Context;
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v}: a number")),
+        Err(_) => Ok(default),
+    }
+}
+
 /// Writes a bench's report as pretty JSON to `target/bench-NAME.json` at
 /// the top of the checkout (creating `target/`, which is absent when the
 /// build goes to another `CARGO_TARGET_DIR`) and returns its path.
