@@ -34,6 +34,11 @@ use groundtruth_lake::{LakeOptions, LakeWriter};
 use groundtruth_live::{run_live, LiveOptions};
 use groundtruth_tests::rss_mb;
 
+/// The allocator of the `groundtruth` binary, so that resident memory is
+/// the service's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const TOPIC: &str = "bench-live";
 
 /// The region of an event line (the message key: a detector's evidence

@@ -20,6 +20,7 @@ mod compact;
 mod dedup;
 mod distinct;
 mod error;
+mod footers;
 mod layout;
 mod query;
 mod writer;
@@ -27,6 +28,7 @@ mod writer;
 pub use compact::CompactStats;
 pub use distinct::MixedDistinctToGroupBy;
 pub use error::LakeError;
+pub use footers::CountsFromFooters;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,

@@ -187,10 +187,12 @@ pub fn lake_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
 }
 
 /// A session with the lake's settings and groundtruth's optimizer rules
-/// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy)).
+/// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
+/// [`CountsFromFooters`](crate::CountsFromFooters)).
 ///
-/// `GROUNDTRUTH_DISTINCT_RULE=off` in the environment leaves the rule out
-/// (to compare plans and timings with and without it).
+/// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` in the
+/// environment leave a rule out (to compare plans and timings with and
+/// without it).
 pub fn lake_context() -> SessionContext {
     let mut builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(session_config())
@@ -198,6 +200,9 @@ pub fn lake_context() -> SessionContext {
         .with_default_features();
     if std::env::var("GROUNDTRUTH_DISTINCT_RULE").map_or(true, |v| v != "off") {
         builder = builder.with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy));
+    }
+    if std::env::var("GROUNDTRUTH_FOOTER_COUNTS").map_or(true, |v| v != "off") {
+        builder = builder.with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters));
     }
     SessionContext::new_with_state(builder.build())
 }
