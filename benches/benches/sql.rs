@@ -25,6 +25,7 @@
 //! `GT_BENCH_STRING_VIEWS=1` adds a column: each query and view over
 //! `events` with its string columns read as `Utf8View` instead of `Utf8`
 //! (tried on 2026-12-01: no gain, see docs/benchmarks.md);
+//! `GT_BENCH_EXPLAIN=1` prints each DataFusion plan (stderr) before timing it;
 //! `GT_BENCH_STRING_VIEWS=dict` instead reads the low-cardinality string
 //! columns (app, kind, region, module, ...) as `Dictionary(Int32, Utf8)`.
 
@@ -139,10 +140,14 @@ fn main() -> Result<()> {
             role: Role::Analyst,
             scope: Scope::nationwide(),
         };
+        // Distinct counts for join selection, measured now rather than in
+        // the background during the first timed query.
+        service.refresh_statistics(&who.scope).await?;
         // `plain`: the same session without groundtruth's optimizer rule
         // (the "before" of MixedDistinctToGroupBy, in the same run).
         // `views`: `events` read with its strings as GT_BENCH_STRING_VIEWS
         // says (Utf8View or dictionaries), and the views bound to it again.
+        let explain = std::env::var_os("GT_BENCH_EXPLAIN").is_some();
         let best = |sql: String, plain: bool, views: bool| {
             let service = &service;
             let who = &who;
@@ -188,6 +193,15 @@ fn main() -> Result<()> {
                                 .with_optimizer_rules(rules)
                                 .with_physical_optimizer_rules(physical)
                                 .build(),
+                        );
+                    }
+                    if explain && best.is_infinite() {
+                        let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+                        eprintln!(
+                            "-- {}{}\n{}",
+                            if plain { "without the rules: " } else { "" },
+                            sql.lines().find(|l| l.starts_with("--")).unwrap_or(""),
+                            datafusion::physical_plan::displayable(plan.as_ref()).indent(false)
                         );
                     }
                     let t = Instant::now();

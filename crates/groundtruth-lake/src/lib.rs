@@ -22,6 +22,7 @@ mod distinct;
 mod error;
 mod footers;
 mod layout;
+pub mod ndv;
 mod query;
 mod writer;
 

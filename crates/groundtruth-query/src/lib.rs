@@ -21,7 +21,7 @@ pub mod views;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -65,6 +65,38 @@ impl Default for Limits {
     }
 }
 
+/// How long the distinct counts of a scope's events (which steer join
+/// choices, see [`groundtruth_lake::ndv`]) are used before they are
+/// measured again.
+pub const STATISTICS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// The distinct counts of one scope's events.
+#[derive(Debug, Default)]
+struct ScopeCounts {
+    counts: Option<groundtruth_lake::ndv::DistinctCounts>,
+    measured: Option<Instant>,
+    refreshing: bool,
+}
+
+/// Distinct counts of `ctx`'s events, or `None` (logged) when the scan
+/// fails: joins are then planned without them.
+async fn measure(
+    ctx: &SessionContext,
+    scope: &Scope,
+) -> Option<groundtruth_lake::ndv::DistinctCounts> {
+    let started = Instant::now();
+    match groundtruth_lake::ndv::estimate(ctx).await {
+        Ok(c) => {
+            tracing::debug!(scope = %scope, ms = started.elapsed().as_millis() as u64, counts = ?c.0, "distinct counts of events measured");
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, scope = %scope, "cannot measure distinct counts of events; joins are planned without them");
+            None
+        }
+    }
+}
+
 /// A query's answer.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
@@ -86,6 +118,8 @@ pub struct QueryService {
     /// Per scope, the session with its tables and views registered (the
     /// store's tables are read at scan time, so it stays current).
     bases: tokio::sync::Mutex<HashMap<Scope, SessionState>>,
+    /// Per scope, distinct counts of its events for join selection.
+    counts: Arc<std::sync::Mutex<HashMap<Scope, ScopeCounts>>>,
     /// Extra setup of every base session (the wire protocol adds its
     /// `pg_catalog` here).
     extra: Option<SessionSetup>,
@@ -118,6 +152,7 @@ impl QueryService {
             catalog: Arc::new(catalog),
             limits,
             bases: Default::default(),
+            counts: Default::default(),
             extra: None,
         }
     }
@@ -212,13 +247,71 @@ impl QueryService {
             )
             .build_arc()
             .map_err(|e| QueryError::Internal(e.to_string()))?;
-        let state = SessionStateBuilder::new_from_existing(base)
+        let counts = self.join_statistics(&who.scope, &base);
+        let mut builder = SessionStateBuilder::new_from_existing(base)
             .with_runtime_env(runtime)
             .with_physical_optimizer_rule(Arc::new(deadline::DeadlineRule {
                 timeout: self.limits.timeout,
-            }))
-            .build();
+            }));
+        if let Some(c) = &counts {
+            builder = builder.with_statistics_registry(groundtruth_lake::ndv::registry(c.clone()));
+        }
+        let mut state = builder.build();
+        if counts.is_some() {
+            let options = state.config_mut().options_mut();
+            options.optimizer.use_statistics_registry = true;
+        }
         Ok(SessionContext::new_with_state(state))
+    }
+
+    /// The distinct counts of `scope`'s events last measured, if any; when
+    /// they are missing or older than [`STATISTICS_MAX_AGE`], they are
+    /// measured again in the background (one scan; the query asking does
+    /// not wait). `GROUNDTRUTH_JOIN_STATISTICS=off` turns them off.
+    fn join_statistics(
+        &self,
+        scope: &Scope,
+        base: &SessionState,
+    ) -> Option<groundtruth_lake::ndv::DistinctCounts> {
+        if std::env::var("GROUNDTRUTH_JOIN_STATISTICS").is_ok_and(|v| v == "off") {
+            return None;
+        }
+        let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = all.entry(scope.clone()).or_default();
+        let stale = entry
+            .measured
+            .is_none_or(|t| t.elapsed() >= STATISTICS_MAX_AGE);
+        if stale && !entry.refreshing {
+            entry.refreshing = true;
+            let counts = Arc::clone(&self.counts);
+            let scope = scope.clone();
+            let ctx = SessionContext::new_with_state(base.clone());
+            tokio::spawn(async move {
+                let measured = measure(&ctx, &scope).await;
+                let mut all = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                let entry = all.entry(scope).or_default();
+                entry.refreshing = false;
+                entry.measured = Some(Instant::now());
+                if let Some(c) = measured {
+                    entry.counts = Some(c);
+                }
+            });
+        }
+        entry.counts.clone()
+    }
+
+    /// Measures the distinct counts of `scope`'s events now and keeps them
+    /// (what the background refresh does; for a caller that wants the
+    /// next queries planned with them, e.g. a benchmark).
+    pub async fn refresh_statistics(&self, scope: &Scope) -> Result<(), QueryError> {
+        let base = self.base(scope).await?;
+        let ctx = SessionContext::new_with_state(base);
+        let measured = measure(&ctx, scope).await;
+        let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = all.entry(scope.clone()).or_default();
+        entry.measured = Some(Instant::now());
+        entry.counts = measured;
+        Ok(())
     }
 
     /// Runs one analyst query (`channel`: `http` or `pgwire`, for the audit
@@ -333,5 +426,64 @@ impl QueryService {
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groundtruth_store::{Role, StoreOptions};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn distinct_counts_are_measured_in_the_background_then_steer_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReviewStore::open(
+            &dir.path().join("review.db").display().to_string(),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let service = QueryService::new(
+            dir.path().join("lake"),
+            DayZone::default(),
+            store,
+            AppCatalog::default(),
+            Limits::default(),
+        );
+        let who = Principal {
+            token_id: String::new(),
+            subject: "chen".into(),
+            role: Role::Analyst,
+            scope: Scope::parse("4501").unwrap(),
+        };
+        let uses_counts = |ctx: &SessionContext| {
+            let state = ctx.state();
+            state.statistics_registry().is_some()
+                && state.config().options().optimizer.use_statistics_registry
+        };
+        // The first session is planned without them; it starts measuring.
+        assert!(!uses_counts(&service.session(&who).await.unwrap()));
+        let started = Instant::now();
+        while !uses_counts(&service.session(&who).await.unwrap()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never measured"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Another scope has its own, measured on demand.
+        let nationwide = Scope::nationwide();
+        service.refresh_statistics(&nationwide).await.unwrap();
+        let all = Principal {
+            scope: nationwide,
+            ..who
+        };
+        assert!(uses_counts(&service.session(&all).await.unwrap()));
+        // Queries answer the same either way.
+        let r = service
+            .run(&all, "http", "SELECT count(*) AS n FROM events", None)
+            .await
+            .unwrap();
+        assert_eq!(r.rows, 1);
     }
 }
