@@ -114,7 +114,7 @@ impl CloseCache {
     /// A cache holding a window's events in memory when there are at most
     /// `memory_rows` of them (0: never).
     pub fn with_memory_rows(memory_rows: usize) -> Self {
-        let on = std::env::var("GROUNDTRUTH_CLOSE_CACHE").map_or(true, |v| v != "off");
+        let on = !groundtruth_lake::switched_off("GROUNDTRUTH_CLOSE_CACHE");
         CloseCache {
             memory_rows: if on { memory_rows } else { 0 },
             reuse_patrols: on,

@@ -178,11 +178,10 @@ fn from_footers(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Executio
         let Some(stats) = file.statistics.as_deref() else {
             return Ok(None);
         };
-        let Some(answer) = file_answer(stats, &keys, &key_types, &counts)? else {
-            return Ok(None);
-        };
-        let Some((key, n)) = answer else {
-            continue; // an empty file
+        let (key, n) = match file_answer(stats, &keys, &key_types, &counts)? {
+            FileAnswer::Group(key, n) => (key, n),
+            FileAnswer::Empty => continue,
+            FileAnswer::Unknown => return Ok(None),
         };
         match groups.get(&key) {
             Some(&at) => rows[at].1.iter_mut().zip(&n).for_each(|(s, n)| *s += n),
@@ -228,26 +227,34 @@ fn through(columns: &[usize], projection: &[ProjectionExpr]) -> Option<Vec<usize
         .collect()
 }
 
-/// One file's group key and counts from its statistics: `Some(None)` for a
-/// file without rows, `None` when the statistics cannot answer (a key not
-/// constant in the file, or a figure not exact).
-#[allow(clippy::type_complexity)]
+/// What one file's statistics say about the aggregate.
+enum FileAnswer {
+    /// The file's one group key and its counts.
+    Group(Vec<ScalarValue>, Vec<i64>),
+    /// The file has no rows.
+    Empty,
+    /// The statistics cannot answer (a key not constant in the file, or a
+    /// figure not exact).
+    Unknown,
+}
+
+/// One file's group key and counts from its statistics.
 fn file_answer(
     stats: &Statistics,
     keys: &[usize],
     key_types: &[arrow::datatypes::DataType],
     counts: &[Count],
-) -> Result<Option<Option<(Vec<ScalarValue>, Vec<i64>)>>> {
+) -> Result<FileAnswer> {
     let Precision::Exact(n) = stats.num_rows else {
-        return Ok(None);
+        return Ok(FileAnswer::Unknown);
     };
     if n == 0 {
-        return Ok(Some(None));
+        return Ok(FileAnswer::Empty);
     }
     let mut key = Vec::with_capacity(keys.len());
     for (&k, dtype) in keys.iter().zip(key_types) {
         let Some(col) = stats.column_statistics.get(k) else {
-            return Ok(None);
+            return Ok(FileAnswer::Unknown);
         };
         match (&col.null_count, &col.min_value, &col.max_value) {
             (Precision::Exact(0), Precision::Exact(lo), Precision::Exact(hi))
@@ -258,7 +265,7 @@ fn file_answer(
             (Precision::Exact(nulls), _, _) if *nulls == n => {
                 key.push(ScalarValue::try_from(dtype)?)
             }
-            _ => return Ok(None),
+            _ => return Ok(FileAnswer::Unknown),
         }
     }
     let mut out = Vec::with_capacity(counts.len());
@@ -267,11 +274,11 @@ fn file_answer(
             Count::Rows => n as i64,
             Count::NonNull(k) => match stats.column_statistics.get(*k).map(|s| &s.null_count) {
                 Some(Precision::Exact(nulls)) if *nulls <= n => (n - nulls) as i64,
-                _ => return Ok(None),
+                _ => return Ok(FileAnswer::Unknown),
             },
         });
     }
-    Ok(Some(Some((key, out))))
+    Ok(FileAnswer::Group(key, out))
 }
 
 #[cfg(test)]

@@ -34,6 +34,6 @@ pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
     lake_context, open_range_session, open_session, read_only_options, retry_vanished, run_sql,
-    vanished_backoff, vanished_delay, OutputFormat, QueryError, VANISHED_RETRIES,
+    switched_off, vanished_backoff, vanished_delay, OutputFormat, QueryError, VANISHED_RETRIES,
 };
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

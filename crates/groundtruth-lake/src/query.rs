@@ -186,6 +186,13 @@ pub fn lake_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
         .expect("the default runtime with no listing cache builds")
 }
 
+/// Whether the environment variable `var` turns a speed-up off (its value
+/// is `off`): each of groundtruth's optimizations has such a switch, to
+/// compare plans and timings with and without it in one sitting.
+pub fn switched_off(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "off")
+}
+
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
 /// [`CountsFromFooters`](crate::CountsFromFooters)).
@@ -198,10 +205,10 @@ pub fn lake_context() -> SessionContext {
         .with_config(session_config())
         .with_runtime_env(lake_runtime())
         .with_default_features();
-    if std::env::var("GROUNDTRUTH_DISTINCT_RULE").map_or(true, |v| v != "off") {
+    if !switched_off("GROUNDTRUTH_DISTINCT_RULE") {
         builder = builder.with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy));
     }
-    if std::env::var("GROUNDTRUTH_FOOTER_COUNTS").map_or(true, |v| v != "off") {
+    if !switched_off("GROUNDTRUTH_FOOTER_COUNTS") {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters));
     }
     SessionContext::new_with_state(builder.build())

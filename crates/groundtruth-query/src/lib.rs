@@ -97,6 +97,23 @@ async fn measure(
     }
 }
 
+/// Records a measurement of `scope`'s distinct counts (a failed one,
+/// `None`, keeps the counts measured before and waits for the next
+/// refresh).
+fn keep(
+    all: &std::sync::Mutex<HashMap<Scope, ScopeCounts>>,
+    scope: Scope,
+    measured: Option<groundtruth_lake::ndv::DistinctCounts>,
+) {
+    let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
+    let entry = all.entry(scope).or_default();
+    entry.refreshing = false;
+    entry.measured = Some(Instant::now());
+    if let Some(c) = measured {
+        entry.counts = Some(c);
+    }
+}
+
 /// A query's answer.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
@@ -273,7 +290,7 @@ impl QueryService {
         scope: &Scope,
         base: &SessionState,
     ) -> Option<groundtruth_lake::ndv::DistinctCounts> {
-        if std::env::var("GROUNDTRUTH_JOIN_STATISTICS").is_ok_and(|v| v == "off") {
+        if groundtruth_lake::switched_off("GROUNDTRUTH_JOIN_STATISTICS") {
             return None;
         }
         let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -288,13 +305,7 @@ impl QueryService {
             let ctx = SessionContext::new_with_state(base.clone());
             tokio::spawn(async move {
                 let measured = measure(&ctx, &scope).await;
-                let mut all = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                let entry = all.entry(scope).or_default();
-                entry.refreshing = false;
-                entry.measured = Some(Instant::now());
-                if let Some(c) = measured {
-                    entry.counts = Some(c);
-                }
+                keep(&counts, scope, measured);
             });
         }
         entry.counts.clone()
@@ -307,10 +318,7 @@ impl QueryService {
         let base = self.base(scope).await?;
         let ctx = SessionContext::new_with_state(base);
         let measured = measure(&ctx, scope).await;
-        let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = all.entry(scope.clone()).or_default();
-        entry.measured = Some(Instant::now());
-        entry.counts = measured;
+        keep(&self.counts, scope.clone(), measured);
         Ok(())
     }
 
