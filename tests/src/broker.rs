@@ -437,6 +437,28 @@ impl Broker {
     }
 }
 
+/// The consumers' `kafka.session_timeout_ms` by default.
+pub const SESSION_TIMEOUT: Duration = Duration::from_millis(6_000);
+
+/// Sleeps until a group member killed at `killed` has surely expired, so
+/// that a replacement joins a group without it.
+///
+/// tansu 0.6.0 expires members lazily, on other members' requests: a
+/// member that joins while the killed one is still the group's leader is
+/// told to rejoin until the leader expires, and when that expiry happens
+/// on its heartbeat just before its own (follower) SyncGroup, tansu takes
+/// that empty SyncGroup as the leader's and forms the group with no
+/// assignment at all: the replacement then reads nothing, for good (seen
+/// in CI: "Kafka partitions assigned partitions=0" and no rebalance).
+/// Kafka's coordinator waits for the leader's SyncGroup instead. The
+/// restart path under test is the same either way.
+pub fn wait_out_session(killed: std::time::Instant) {
+    let until = killed + SESSION_TIMEOUT + Duration::from_secs(2);
+    if let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
 /// Spawns `tansu broker` on `127.0.0.1:port` with `storage`, in `dir`,
 /// appending its output to `log`.
 fn spawn_broker(

@@ -12,7 +12,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use groundtruth_ingest::KafkaProducerSink;
 use groundtruth_sim::{simulate, Scenario, VecSink};
-use groundtruth_tests::{fill_disk, groundtruth_bin, send_signal, Broker, ChildGuard, Tmpfs};
+use groundtruth_tests::{
+    fill_disk, groundtruth_bin, send_signal, wait_out_session, Broker, ChildGuard, Tmpfs,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -381,10 +383,17 @@ fn kafka_kill9_mid_stream_loses_and_duplicates_nothing() -> Result<()> {
     let fast = ["--set", "ingest.flush_interval_ms=50"];
 
     produce_one_per_batch(&broker, &events[..50_000])?;
+    let mut killed = None;
     for round in 0..2 {
+        if let Some(at) = killed {
+            wait_out_session(at);
+        }
+        let log_path = tmp.path().join(format!("ingest-{round}.log"));
         let mut ingest = ChildGuard::spawn({
             let mut c = ingest_cmd(&broker, &lake, "crash", &fast);
-            c.stdout(Stdio::null()).stderr(Stdio::null());
+            c.env("RUST_LOG", "info,groundtruth_ingest=debug");
+            c.stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path)?);
             c
         })?;
         let before = if has_event_files(&lake) {
@@ -392,15 +401,31 @@ fn kafka_kill9_mid_stream_loses_and_duplicates_nothing() -> Result<()> {
         } else {
             0
         };
+        let started = Instant::now();
         wait_for("a new flush", Duration::from_secs(60), || {
             Ok(has_event_files(&lake) && count(&lake, "SELECT count(*) FROM events")? > before)
+        })
+        .with_context(|| {
+            format!(
+                "round {round}, ingest log:\n{}\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+                broker.log_tail(40)
+            )
         })?;
+        eprintln!(
+            "round {round}: first new flush after {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         ingest.kill9()?;
+        killed = Some(Instant::now());
         let at_kill = count(&lake, "SELECT count(*) FROM events")?;
         eprintln!("round {round}: killed with {at_kill} events in the lake");
         if round == 0 {
             produce_one_per_batch(&broker, &events[50_000..])?;
         }
+    }
+    if let Some(at) = killed {
+        wait_out_session(at);
     }
     let log = ingest_until_idle_for(&broker, &lake, "crash", &[], 20)?;
     eprintln!("final run: {log}");

@@ -332,8 +332,12 @@ fn kill9_at_ten_points_of_a_500k_stream_gives_the_uninterrupted_findings() -> Re
     let per = order.len().div_ceil(parts);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let metrics = groundtruth_tests::free_port();
+    let mut killed = None;
     for (i, chunk) in order.chunks(per).enumerate() {
         produce_one_per_batch(&broker, chunk)?;
+        if let Some(at) = killed {
+            groundtruth_tests::wait_out_session(at);
+        }
         let mut svc = ChildGuard::spawn({
             let mut c = run_cmd(&broker, tmp.path(), 3600.0);
             c.args(["--set", &format!("metrics.listen=\"127.0.0.1:{metrics}\"")]);
@@ -358,10 +362,14 @@ fn kill9_at_ten_points_of_a_500k_stream_gives_the_uninterrupted_findings() -> Re
             std::thread::sleep(Duration::from_millis(20));
         }
         svc.kill9()?;
+        killed = Some(Instant::now());
         eprintln!(
             "part {i}: killed after {:?}, this run counted {seen} events (target {target})",
             t.elapsed()
         );
+    }
+    if let Some(at) = killed {
+        groundtruth_tests::wait_out_session(at);
     }
     let log = run_to_end(&broker, tmp.path())?;
     eprintln!("final run: {log}");
