@@ -13,7 +13,8 @@
 //! an analyst gets (`QueryService::session`, nationwide), DuckDB through a
 //! view over `read_parquet` of the lake's `events` files. Each query and
 //! view also runs, in the same run, without groundtruth's optimizer rules
-//! (the "before" of `MixedDistinctToGroupBy` and `CountsFromFooters`).
+//! (the "before" of `MixedDistinctToGroupBy`, `CountsFromFooters` and
+//! `DictionaryKeys`).
 //!
 //! `GT_BENCH_LAKE=DIR` keeps the simulated lake in `DIR` and reuses it on
 //! the next run when `DIR/events` exists (comparing builds on the same
@@ -185,7 +186,13 @@ fn main() -> Result<()> {
                         let physical: Vec<_> = state
                             .physical_optimizers()
                             .iter()
-                            .filter(|r| r.name() != "groundtruth_counts_from_footers")
+                            .filter(|r| {
+                                !matches!(
+                                    r.name(),
+                                    "groundtruth_counts_from_footers"
+                                        | "groundtruth_dictionary_keys"
+                                )
+                            })
                             .cloned()
                             .collect();
                         ctx = datafusion::prelude::SessionContext::new_with_state(

@@ -36,7 +36,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result, ScalarValue, Statistics};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::FileScanConfig;
@@ -57,13 +56,7 @@ impl PhysicalOptimizerRule for CountsFromFooters {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            Ok(match from_footers(&node)? {
-                Some(answered) => Transformed::yes(answered),
-                None => Transformed::no(node),
-            })
-        })
-        .data()
+        crate::rewrite_nodes(plan, from_footers)
     }
 
     fn name(&self) -> &str {
@@ -286,6 +279,7 @@ mod tests {
     use super::*;
     use arrow::array::{Date32Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::tree_node::TreeNode;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 

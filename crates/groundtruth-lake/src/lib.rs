@@ -18,6 +18,7 @@
 
 mod compact;
 mod dedup;
+mod dictkeys;
 mod distinct;
 mod error;
 mod footers;
@@ -27,13 +28,15 @@ mod query;
 mod writer;
 
 pub use compact::CompactStats;
+pub use dictkeys::{DictionaryKeyAggregateExec, DictionaryKeys, DICTIONARY_COLUMNS};
 pub use distinct::MixedDistinctToGroupBy;
 pub use error::LakeError;
 pub use footers::CountsFromFooters;
 pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
-    lake_context, open_range_session, open_session, read_only_options, retry_vanished, run_sql,
-    switched_off, vanished_backoff, vanished_delay, OutputFormat, QueryError, VANISHED_RETRIES,
+    lake_context, open_range_session, open_session, read_only_options, retry_vanished,
+    rewrite_nodes, run_sql, switched_off, vanished_backoff, vanished_delay, OutputFormat,
+    QueryError, VANISHED_RETRIES,
 };
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

@@ -95,6 +95,9 @@ impl StatisticsProvider for LakeDistinctCounts {
         if let Some(agg) = plan.downcast_ref::<AggregateExec>() {
             return Ok(partial_aggregate(agg, child_stats));
         }
+        if let Some(agg) = plan.downcast_ref::<crate::DictionaryKeyAggregateExec>() {
+            return Ok(grouped(plan, &agg.key_inputs(), child_stats));
+        }
         Ok(StatisticsResult::Delegate)
     }
 }
@@ -141,24 +144,40 @@ impl LakeDistinctCounts {
 /// leaves partial aggregates to the operator, which computes from its
 /// input's plain statistics and so loses the estimates.
 fn partial_aggregate(agg: &AggregateExec, child_stats: &[ExtendedStatistics]) -> StatisticsResult {
-    let [input] = child_stats else {
-        return StatisticsResult::Delegate;
-    };
     if !matches!(agg.mode(), AggregateMode::Partial)
         || !agg.group_expr().is_single()
         || agg.group_expr().expr().is_empty()
     {
         return StatisticsResult::Delegate;
     }
+    let Some(keys) = agg
+        .group_expr()
+        .expr()
+        .iter()
+        .map(|(expr, _)| expr.downcast_ref::<Column>().map(Column::index))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return StatisticsResult::Delegate;
+    };
+    grouped(agg, &keys, child_stats)
+}
+
+/// The statistics of a partial aggregate `plan` grouped by its input's
+/// columns `keys`: see [`partial_aggregate`].
+fn grouped(
+    plan: &dyn ExecutionPlan,
+    keys: &[usize],
+    child_stats: &[ExtendedStatistics],
+) -> StatisticsResult {
+    let [input] = child_stats else {
+        return StatisticsResult::Delegate;
+    };
     let input = input.base();
-    let schema = agg.schema();
+    let schema = plan.schema();
     let mut columns = Statistics::unknown_column(&schema);
     let mut product: usize = 1;
-    for (i, (expr, _)) in agg.group_expr().expr().iter().enumerate() {
-        let Some(c) = expr.downcast_ref::<Column>() else {
-            return StatisticsResult::Delegate;
-        };
-        let Some(s) = input.column_statistics.get(c.index()) else {
+    for (i, &key) in keys.iter().enumerate() {
+        let Some(s) = input.column_statistics.get(key) else {
             return StatisticsResult::Delegate;
         };
         let Some(&n) = s.distinct_count.get_value() else {
@@ -169,7 +188,7 @@ fn partial_aggregate(agg: &AggregateExec, child_stats: &[ExtendedStatistics]) ->
         columns[i].min_value = s.min_value.clone().to_inexact();
         columns[i].max_value = s.max_value.clone().to_inexact();
     }
-    let partitions = agg
+    let partitions = plan
         .properties()
         .output_partitioning()
         .partition_count()

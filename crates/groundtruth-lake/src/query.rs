@@ -186,6 +186,26 @@ pub fn lake_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
         .expect("the default runtime with no listing cache builds")
 }
 
+/// `plan` with every node that `rewrite` answers (bottom up) replaced by
+/// its answer: the body of groundtruth's physical optimizer rules.
+pub fn rewrite_nodes(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    rewrite: impl Fn(
+        &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> datafusion::common::Result<
+        Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    >,
+) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    plan.transform_up(|node| {
+        Ok(match rewrite(&node)? {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// Whether the environment variable `var` turns a speed-up off (its value
 /// is `off`): each of groundtruth's optimizations has such a switch, to
 /// compare plans and timings with and without it in one sitting.
@@ -195,10 +215,11 @@ pub fn switched_off(var: &str) -> bool {
 
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
-/// [`CountsFromFooters`](crate::CountsFromFooters)).
+/// [`CountsFromFooters`](crate::CountsFromFooters),
+/// [`DictionaryKeys`](crate::DictionaryKeys)).
 ///
-/// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` in the
-/// environment leave a rule out (to compare plans and timings with and
+/// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` /
+/// `GROUNDTRUTH_DICTIONARY_KEYS=off` in the environment leave a rule out (to compare plans and timings with and
 /// without it).
 pub fn lake_context() -> SessionContext {
     let mut builder = datafusion::execution::SessionStateBuilder::new()
@@ -210,6 +231,9 @@ pub fn lake_context() -> SessionContext {
     }
     if !switched_off("GROUNDTRUTH_FOOTER_COUNTS") {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters));
+    }
+    if !switched_off("GROUNDTRUTH_DICTIONARY_KEYS") {
+        builder = builder.with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys));
     }
     SessionContext::new_with_state(builder.build())
 }

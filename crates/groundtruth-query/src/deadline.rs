@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
@@ -47,18 +47,14 @@ impl PhysicalOptimizerRule for DeadlineRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if runs_long(node.as_ref()) {
-                Ok(Transformed::yes(Arc::new(DeadlineExec {
-                    input: node,
+        groundtruth_lake::rewrite_nodes(plan, |node| {
+            Ok(runs_long(node.as_ref()).then(|| {
+                Arc::new(DeadlineExec {
+                    input: Arc::clone(node),
                     timeout: self.timeout,
-                })
-                    as Arc<dyn ExecutionPlan>))
-            } else {
-                Ok(Transformed::no(node))
-            }
+                }) as Arc<dyn ExecutionPlan>
+            }))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

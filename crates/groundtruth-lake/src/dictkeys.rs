@@ -1,0 +1,1161 @@
+//! A physical optimizer rule: partial aggregates grouped by the lake's
+//! low-cardinality string columns read those columns as Parquet's own
+//! dictionaries and group by dictionary index, not by string.
+//!
+//! The lake's Parquet files store `app_id`, `kind`, `region`, `account_id`
+//! and the other key-like strings dictionary-encoded (a few to a few
+//! thousand distinct values per column chunk). DataFusion's scan expands
+//! every value into a string buffer, and its hash aggregate then hashes
+//! and compares each row's strings: for "events per app and kind" over
+//! 10M rows that is most of the time. DuckDB keeps the dictionaries.
+//!
+//! ```text
+//! AggregateExec: mode=Partial, gby=[app_id, kind], aggr=[count(1)]
+//!   DataSourceExec: <files>, projection=[app_id, kind]
+//! =>
+//! DictionaryKeyAggregateExec: gby=[app_id, kind], aggr=[count(1)]
+//!   DataSourceExec: <files, app_id and kind read as Dictionary(Int32, Utf8)>
+//! ```
+//!
+//! [`DictionaryKeyAggregateExec`] maps each column chunk's dictionary to
+//! global key numbers once (the reader hands the same dictionary to every
+//! batch of a chunk), numbers each row's key combination through a small
+//! dense table per batch (one hash lookup per distinct combination, not per
+//! row), and feeds DataFusion's own group accumulators (`count`, `sum`,
+//! `min`, ... exactly as the hash aggregate would). Its output is the
+//! partial aggregate's: the same schema, the keys as strings, the
+//! accumulators' states, so the final aggregate above is unchanged. Its
+//! group state is reserved in the session's memory pool, so the analysts'
+//! memory limit holds.
+//!
+//! It applies only where it cannot change an answer: a `Partial` aggregate
+//! with plain-column keys, each one of [`DICTIONARY_COLUMNS`] or an integer
+//! or date column, at least one of them a string; aggregates with group
+//! accumulators, no DISTINCT, ORDER BY or FILTER, none reading a key string
+//! column; over a Parquet scan of the lake's `events` (the event schema, no
+//! limit), directly or through a filter that reads the key strings only to
+//! test them for null (`WHERE kind = 'report_submit'` grouped by
+//! `account_id` qualifies, `WHERE app_id <> 'x'` grouped by `app_id` does
+//! not). Anything else (a region scope's filter over a repartition, a
+//! computed key, a single aggregate on one partition) is planned as before.
+//!
+//! `GROUNDTRUTH_DICTIONARY_KEYS=off` in the environment leaves the rule out
+//! of lake sessions (to compare plans and timings).
+
+use std::collections::HashSet;
+
+use foldhash::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::{Column, IsNotNullExpr, IsNullExpr};
+use datafusion::physical_expr::utils::collect_columns;
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::InputOrderMode;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt;
+
+/// The `events` string columns read as dictionaries when an aggregate
+/// groups by them: the ones the lake's Parquet files hold with few distinct
+/// values per column chunk (not `event_id`, `session_id`, `attrs`, ...).
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "app_id",
+    "account_id",
+    "kind",
+    "region",
+    "device_id",
+    "device_model",
+    "os_version",
+    "app_version",
+    "network_id",
+    "integrity",
+    "module",
+    "referrer",
+    "claimed_region",
+    "registry",
+    "category",
+];
+
+/// See the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct DictionaryKeys;
+
+impl PhysicalOptimizerRule for DictionaryKeys {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::rewrite_nodes(plan, rewrite)
+    }
+
+    fn name(&self) -> &str {
+        "groundtruth_dictionary_keys"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// How a group key column arrives in the new plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyKind {
+    /// A string column read as `Dictionary(Int32, Utf8)`.
+    Dictionary,
+    /// `Date32`, `Int32` or `Int64`, kept as it is.
+    Integer,
+}
+
+/// One group key: its column in the scan's output and how it is read.
+#[derive(Debug, Clone)]
+struct Key {
+    input: usize,
+    kind: KeyKind,
+    /// The type the partial aggregate outputs for it.
+    output: DataType,
+}
+
+fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The aggregate `node` over a dictionary-reading scan, or `None` when the
+/// rule does not apply to it.
+fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+        return Ok(None);
+    };
+    if *agg.mode() != AggregateMode::Partial
+        || !agg.group_expr().is_single()
+        || agg.group_expr().expr().is_empty()
+        || agg.limit_options().is_some()
+        || agg.filter_expr().iter().any(Option::is_some)
+        || *agg.input_order_mode() != InputOrderMode::Linear
+    {
+        return Ok(None);
+    }
+    if agg
+        .aggr_expr()
+        .iter()
+        .any(|a| a.is_distinct() || !a.order_bys().is_empty() || !a.groups_accumulator_supported())
+    {
+        return Ok(None);
+    }
+    // A filter between is fine when it reads the key strings only to test
+    // them for null (`WHERE device_id IS NOT NULL`); see `filter_keeps`.
+    // `below[i]`: the scan's output column behind the aggregate's input
+    // column `i` (a filter may project).
+    let (filter, scan_node, below) = match agg.input().downcast_ref::<FilterExec>() {
+        Some(f) if f.fetch().is_none() => {
+            let below: Vec<usize> = match f.projection() {
+                Some(p) => p.to_vec(),
+                None => (0..f.input().schema().fields().len()).collect(),
+            };
+            (Some(Arc::clone(agg.input())), Arc::clone(f.input()), below)
+        }
+        Some(_) => return Ok(None),
+        None => {
+            let n = agg.input().schema().fields().len();
+            (None, Arc::clone(agg.input()), (0..n).collect())
+        }
+    };
+    let Some(scan) = scan_node.downcast_ref::<DataSourceExec>() else {
+        return Ok(None);
+    };
+    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+        return Ok(None);
+    };
+    let source = config.file_source();
+    let Some(parquet) = source.downcast_ref::<ParquetSource>() else {
+        return Ok(None);
+    };
+    let file_schema = config.file_schema();
+    // The per-file read schema below must be each file's own: only the
+    // lake's `events`, whose every file the lake writer writes with the
+    // event schema.
+    if config.limit.is_some()
+        || (source.filter().is_some() && filter.is_none())
+        || !config.table_partition_cols().is_empty()
+        || file_schema.fields() != groundtruth_event::event_schema().fields()
+    {
+        return Ok(None);
+    }
+    // The table column behind each of the scan's output columns.
+    let scanned: Vec<usize> = match source.projection() {
+        Some(p) => {
+            let Some(cols) = p
+                .iter()
+                .map(|e| e.expr.downcast_ref::<Column>().map(Column::index))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Ok(None);
+            };
+            cols
+        }
+        None => (0..file_schema.fields().len()).collect(),
+    };
+
+    let out_schema = agg.schema();
+    let mut keys = Vec::new();
+    let mut as_dictionary = HashSet::new();
+    for (i, (expr, _)) in agg.group_expr().expr().iter().enumerate() {
+        let Some(c) = expr.downcast_ref::<Column>() else {
+            return Ok(None);
+        };
+        let Some(&table) = below.get(c.index()).and_then(|&b| scanned.get(b)) else {
+            return Ok(None);
+        };
+        let field = file_schema.field(table);
+        let kind = match field.data_type() {
+            DataType::Utf8 if DICTIONARY_COLUMNS.contains(&field.name().as_str()) => {
+                as_dictionary.insert(table);
+                KeyKind::Dictionary
+            }
+            DataType::Date32 | DataType::Int32 | DataType::Int64 => KeyKind::Integer,
+            _ => return Ok(None),
+        };
+        let output = out_schema.field(i).data_type().clone();
+        if output != *field.data_type() {
+            return Ok(None);
+        }
+        keys.push(Key {
+            input: c.index(),
+            kind,
+            output,
+        });
+    }
+    if as_dictionary.is_empty() {
+        return Ok(None);
+    }
+    // The aggregates are evaluated as planned, over strings: none may read
+    // a column that now arrives as a dictionary.
+    for a in agg.aggr_expr() {
+        for e in a.expressions() {
+            if collect_columns(&e).iter().any(|c| {
+                below
+                    .get(c.index())
+                    .and_then(|&b| scanned.get(b))
+                    .is_none_or(|t| as_dictionary.contains(t))
+            }) {
+                return Ok(None);
+            }
+        }
+    }
+
+    let is_dictionary = |c: &Column| {
+        scanned
+            .get(c.index())
+            .is_none_or(|t| as_dictionary.contains(t))
+    };
+    if let Some(f) = &filter {
+        let Some(f) = f.downcast_ref::<FilterExec>() else {
+            return Ok(None);
+        };
+        if !filter_keeps(f.predicate(), &is_dictionary) {
+            return Ok(None);
+        }
+    }
+    // The scan's copy of the filter (for pruning row groups by their
+    // statistics) is over the table's columns.
+    let table_is_dictionary = |c: &Column| as_dictionary.contains(&c.index());
+    if source
+        .filter()
+        .is_some_and(|p| !filter_keeps(&p, &table_is_dictionary))
+    {
+        return Ok(None);
+    }
+
+    let read_schema: SchemaRef = Arc::new(Schema::new_with_metadata(
+        file_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if as_dictionary.contains(&i) {
+                    Arc::new(f.as_ref().clone().with_data_type(dictionary_type()))
+                } else {
+                    Arc::clone(f)
+                }
+            })
+            .collect::<Vec<_>>(),
+        file_schema.metadata().clone(),
+    ));
+    let mut new_source = ParquetSource::new(Arc::clone(&read_schema))
+        .with_table_parquet_options(parquet.table_parquet_options().clone());
+    if let Some(predicate) = source.filter() {
+        new_source = new_source.with_predicate(predicate);
+    }
+    if let Some(factory) = parquet.parquet_file_reader_factory() {
+        new_source = new_source.with_parquet_file_reader_factory(Arc::clone(factory));
+    }
+    let groups: Vec<FileGroup> = config
+        .file_groups
+        .iter()
+        .map(|g| {
+            let files = g
+                .iter()
+                .map(|f| f.clone().with_arrow_schema(Arc::clone(&read_schema)))
+                .collect();
+            let mut group = FileGroup::new(files);
+            if let Some(stats) = g.file_statistics(None) {
+                group = group.with_statistics(Arc::new(stats.clone()));
+            }
+            group
+        })
+        .collect();
+    let new_config = FileScanConfigBuilder::from(config.clone())
+        .with_source(Arc::new(new_source))
+        .with_projection_indices(Some(scanned))?
+        .with_file_groups(groups)
+        .build();
+    let new_scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(new_config);
+    let input = match filter {
+        Some(f) => f.replace_children(
+            vec![new_scan],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )?,
+        None => new_scan,
+    };
+    Ok(Some(Arc::new(DictionaryKeyAggregateExec::new(
+        input,
+        keys,
+        agg.aggr_expr().to_vec(),
+        out_schema,
+        agg.group_expr()
+            .expr()
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect(),
+    ))))
+}
+
+/// Whether `predicate` evaluates the same over dictionary-read columns
+/// (`is_dictionary`): it reads them only as the operand of `IS NULL` /
+/// `IS NOT NULL`.
+fn filter_keeps(
+    predicate: &Arc<dyn PhysicalExpr>,
+    is_dictionary: &dyn Fn(&Column) -> bool,
+) -> bool {
+    if predicate.downcast_ref::<IsNullExpr>().is_some()
+        || predicate.downcast_ref::<IsNotNullExpr>().is_some()
+    {
+        let children = predicate.children();
+        if let [only] = children.as_slice() {
+            if only.downcast_ref::<Column>().is_some() {
+                return true;
+            }
+        }
+    }
+    if let Some(c) = predicate.downcast_ref::<Column>() {
+        return !is_dictionary(c);
+    }
+    predicate
+        .children()
+        .into_iter()
+        .all(|child| filter_keeps(child, is_dictionary))
+}
+
+/// A partial aggregate over group keys that arrive as dictionaries or
+/// integers (see the [module documentation](self)).
+#[derive(Debug)]
+pub struct DictionaryKeyAggregateExec {
+    input: Arc<dyn ExecutionPlan>,
+    keys: Vec<Key>,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    schema: SchemaRef,
+    names: Vec<String>,
+    properties: Arc<PlanProperties>,
+}
+
+impl DictionaryKeyAggregateExec {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        keys: Vec<Key>,
+        aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        schema: SchemaRef,
+        names: Vec<String>,
+    ) -> Self {
+        let partitions = input.properties().output_partitioning().partition_count();
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        DictionaryKeyAggregateExec {
+            input,
+            keys,
+            aggregates,
+            schema,
+            names,
+            properties,
+        }
+    }
+}
+
+impl DictionaryKeyAggregateExec {
+    /// The input columns it groups by, in the order of its output's keys.
+    pub fn key_inputs(&self) -> Vec<usize> {
+        self.keys.iter().map(|k| k.input).collect()
+    }
+}
+
+impl DisplayAs for DictionaryKeyAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let aggr: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
+        write!(
+            f,
+            "DictionaryKeyAggregateExec: gby=[{}], aggr=[{}]",
+            self.names.join(", "),
+            aggr.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for DictionaryKeyAggregateExec {
+    fn name(&self) -> &str {
+        "DictionaryKeyAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for a in &self.aggregates {
+            for e in a.expressions() {
+                if f(&e)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (Some(input), true) = (children.pop(), children.is_empty()) else {
+            return Err(DataFusionError::Internal(
+                "DictionaryKeyAggregateExec needs one child".into(),
+            ));
+        };
+        Ok(Arc::new(DictionaryKeyAggregateExec::new(
+            input,
+            self.keys.clone(),
+            self.aggregates.clone(),
+            Arc::clone(&self.schema),
+            self.names.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut input = self.input.execute(partition, Arc::clone(&context))?;
+        let reservation = MemoryConsumer::new(format!("DictionaryKeyAggregateExec[{partition}]"))
+            .register(context.memory_pool());
+        let accumulators = self
+            .aggregates
+            .iter()
+            .map(|a| a.create_groups_accumulator())
+            .collect::<Result<Vec<_>>>()?;
+        let mut state = Grouping::new(
+            self.keys.clone(),
+            self.aggregates.clone(),
+            accumulators,
+            reservation,
+        );
+        let schema = Arc::clone(&self.schema);
+        let batch_size = context.session_config().batch_size();
+        let out = futures::stream::once(async move {
+            while let Some(batch) = input.next().await {
+                state.update(&batch?)?;
+            }
+            state.emit(&schema, batch_size)
+        })
+        .map(|r: Result<Vec<RecordBatch>>| match r {
+            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
+            Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+        })
+        .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            out,
+        )))
+    }
+}
+
+/// The global numbering of one key column's values.
+#[derive(Default)]
+struct KeyValues {
+    strings: HashMap<Box<str>, u32>,
+    integers: HashMap<i64, u32>,
+    /// Value of each number: `None` is null.
+    string_of: Vec<Option<Box<str>>>,
+    integer_of: Vec<Option<i64>>,
+    null: Option<u32>,
+    /// The dictionary last mapped (kept alive, so that its buffers' address
+    /// identifies it) and its values' numbers.
+    cached: Option<(StringArray, Vec<u32>)>,
+    bytes: usize,
+}
+
+impl KeyValues {
+    fn count(&self) -> usize {
+        self.string_of.len().max(self.integer_of.len())
+    }
+
+    fn null_id(&mut self, kind: KeyKind) -> u32 {
+        if let Some(n) = self.null {
+            return n;
+        }
+        let n = self.count() as u32;
+        match kind {
+            KeyKind::Dictionary => self.string_of.push(None),
+            KeyKind::Integer => self.integer_of.push(None),
+        }
+        self.null = Some(n);
+        n
+    }
+
+    fn string_id(&mut self, s: &str) -> u32 {
+        if let Some(&n) = self.strings.get(s) {
+            return n;
+        }
+        let n = self.count() as u32;
+        let boxed: Box<str> = s.into();
+        self.bytes += 2 * s.len() + 48;
+        self.string_of.push(Some(boxed.clone()));
+        self.strings.insert(boxed, n);
+        n
+    }
+
+    fn integer_id(&mut self, v: i64) -> u32 {
+        if let Some(&n) = self.integers.get(&v) {
+            return n;
+        }
+        let n = self.count() as u32;
+        self.bytes += 40;
+        self.integer_of.push(Some(v));
+        self.integers.insert(v, n);
+        n
+    }
+
+    /// The numbers of `dict`'s values, computed once per dictionary.
+    fn dictionary_ids(&mut self, values: &StringArray) -> &[u32] {
+        let same = self.cached.as_ref().is_some_and(|(c, _)| {
+            c.len() == values.len()
+                && c.value_offsets().as_ptr() == values.value_offsets().as_ptr()
+                && c.values().as_ptr() == values.values().as_ptr()
+        });
+        if !same {
+            let ids = (0..values.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        self.null_id(KeyKind::Dictionary)
+                    } else {
+                        self.string_id(values.value(i))
+                    }
+                })
+                .collect();
+            self.cached = Some((values.clone(), ids));
+        }
+        &self.cached.as_ref().expect("set above").1
+    }
+}
+
+/// One batch's key column as local codes `0..len` and each code's global
+/// number.
+struct LocalKey {
+    codes: Vec<u32>,
+    globals: Vec<u32>,
+}
+
+/// Local codes `0..` of a batch's integer key values, and the value of
+/// each code (runs are cheap: `event_date` is one value per lake file).
+fn local_integers(raw: &[Option<i64>]) -> (Vec<u32>, Vec<Option<i64>>) {
+    let mut codes = Vec::with_capacity(raw.len());
+    let mut distinct = Vec::new();
+    let mut seen: HashMap<Option<i64>, u32> = HashMap::default();
+    let mut last: Option<(Option<i64>, u32)> = None;
+    for &v in raw {
+        let code = match last {
+            Some((lv, c)) if lv == v => c,
+            _ => {
+                let c = *seen.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    (distinct.len() - 1) as u32
+                });
+                last = Some((v, c));
+                c
+            }
+        };
+        codes.push(code);
+    }
+    (codes, distinct)
+}
+
+/// The groups seen so far and their accumulators.
+struct Grouping {
+    keys: Vec<Key>,
+    values: Vec<KeyValues>,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// Each group's global key numbers, `keys.len()` per group.
+    group_keys: Vec<u32>,
+    groups: GroupIndex,
+    reservation: MemoryReservation,
+    /// Scratch: each row's group.
+    rows: Vec<usize>,
+    /// The dense table of the last batch (group by local key codes) and
+    /// the global numbers of each key's local codes it was built for.
+    table: Vec<u32>,
+    table_keys: Vec<Vec<u32>>,
+}
+
+/// Group numbers by the key numbers of a group: up to four keys packed
+/// into one integer.
+enum GroupIndex {
+    Packed(HashMap<u128, u32>),
+    Wide(HashMap<Box<[u32]>, u32>),
+}
+
+/// Above this many key combinations per batch (relative to its rows), a
+/// batch's rows are numbered by hashing each row's key numbers instead of
+/// through a dense table.
+const DENSE_LIMIT: usize = 1 << 16;
+
+impl Grouping {
+    fn new(
+        keys: Vec<Key>,
+        aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        accumulators: Vec<Box<dyn GroupsAccumulator>>,
+        reservation: MemoryReservation,
+    ) -> Self {
+        let values = keys.iter().map(|_| KeyValues::default()).collect();
+        let keys_len = keys.len();
+        Grouping {
+            keys,
+            values,
+            aggregates,
+            accumulators,
+            group_keys: Vec::new(),
+            groups: if keys_len <= 4 {
+                GroupIndex::Packed(HashMap::default())
+            } else {
+                GroupIndex::Wide(HashMap::default())
+            },
+            reservation,
+            rows: Vec::new(),
+            table: Vec::new(),
+            table_keys: Vec::new(),
+        }
+    }
+
+    fn local_key(&mut self, k: usize, batch: &RecordBatch) -> Result<LocalKey> {
+        let key = &self.keys[k];
+        let column = batch.column(key.input);
+        let rows = batch.num_rows();
+        let values = &mut self.values[k];
+        match key.kind {
+            KeyKind::Dictionary => {
+                let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
+                    return Err(DataFusionError::Internal(format!(
+                        "DictionaryKeyAggregateExec: key column {} arrived as {}, not a dictionary",
+                        key.input,
+                        column.data_type()
+                    )));
+                };
+                let Some(strings) = dict.values().as_string_opt::<i32>() else {
+                    return Err(DataFusionError::Internal(format!(
+                        "DictionaryKeyAggregateExec: dictionary of {} values",
+                        dict.values().data_type()
+                    )));
+                };
+                let mut globals = values.dictionary_ids(strings).to_vec();
+                let null_code = globals.len() as u32;
+                let keys = dict.keys();
+                let codes: Vec<u32> = if keys.null_count() > 0 {
+                    globals.push(values.null_id(KeyKind::Dictionary));
+                    (0..rows)
+                        .map(|i| {
+                            if keys.is_null(i) {
+                                null_code
+                            } else {
+                                keys.value(i) as u32
+                            }
+                        })
+                        .collect()
+                } else {
+                    keys.values().iter().map(|&v| v as u32).collect()
+                };
+                Ok(LocalKey { codes, globals })
+            }
+            KeyKind::Integer => {
+                let raw: Vec<Option<i64>> = match column.data_type() {
+                    DataType::Date32 => column
+                        .as_primitive::<Date32Type>()
+                        .iter()
+                        .map(|v| v.map(i64::from))
+                        .collect(),
+                    DataType::Int32 => column
+                        .as_primitive::<Int32Type>()
+                        .iter()
+                        .map(|v| v.map(i64::from))
+                        .collect(),
+                    DataType::Int64 => column.as_primitive::<Int64Type>().iter().collect(),
+                    other => {
+                        return Err(DataFusionError::Internal(format!(
+                            "DictionaryKeyAggregateExec: integer key of type {other}"
+                        )))
+                    }
+                };
+                let (codes, distinct) = local_integers(&raw);
+                let globals = distinct
+                    .into_iter()
+                    .map(|v| match v {
+                        Some(v) => values.integer_id(v),
+                        None => values.null_id(KeyKind::Integer),
+                    })
+                    .collect();
+                Ok(LocalKey { codes, globals })
+            }
+        }
+    }
+
+    fn group_of(&mut self, key: &[u32]) -> u32 {
+        let next = (self.group_keys.len() / key.len().max(1)) as u32;
+        let g = match &mut self.groups {
+            GroupIndex::Packed(map) => {
+                let packed = key.iter().fold(0u128, |p, &k| (p << 32) | u128::from(k));
+                *map.entry(packed).or_insert(next)
+            }
+            GroupIndex::Wide(map) => {
+                if let Some(&g) = map.get(key) {
+                    g
+                } else {
+                    map.insert(key.into(), next);
+                    next
+                }
+            }
+        };
+        if g == next {
+            self.group_keys.extend_from_slice(key);
+        }
+        g
+    }
+
+    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let locals = (0..self.keys.len())
+            .map(|k| self.local_key(k, batch))
+            .collect::<Result<Vec<_>>>()?;
+        let combinations = locals
+            .iter()
+            .try_fold(1usize, |n, l| n.checked_mul(l.globals.len().max(1)));
+        self.rows.clear();
+        self.rows.reserve(rows);
+        let mut key = vec![0u32; locals.len()];
+        match combinations {
+            Some(n) if n <= DENSE_LIMIT.max(rows) => {
+                // The previous batch's table still holds when every key's
+                // local codes mean the same global numbers (batches of one
+                // column chunk share its dictionary).
+                let same = self.table_keys.len() == locals.len()
+                    && self
+                        .table_keys
+                        .iter()
+                        .zip(&locals)
+                        .all(|(t, l)| *t == l.globals);
+                let mut table = std::mem::take(&mut self.table);
+                if !same || table.len() != n {
+                    table.clear();
+                    table.resize(n, u32::MAX);
+                    self.table_keys = locals.iter().map(|l| l.globals.clone()).collect();
+                }
+                for i in 0..rows {
+                    let mut at = 0usize;
+                    for l in &locals {
+                        at = at * l.globals.len() + l.codes[i] as usize;
+                    }
+                    let mut g = table[at];
+                    if g == u32::MAX {
+                        for (k, l) in locals.iter().enumerate() {
+                            key[k] = l.globals[l.codes[i] as usize];
+                        }
+                        g = self.group_of(&key);
+                        table[at] = g;
+                    }
+                    self.rows.push(g as usize);
+                }
+                self.table = table;
+            }
+            _ => {
+                for i in 0..rows {
+                    for (k, l) in locals.iter().enumerate() {
+                        key[k] = l.globals[l.codes[i] as usize];
+                    }
+                    let g = self.group_of(&key);
+                    self.rows.push(g as usize);
+                }
+            }
+        }
+        let total = self.group_count();
+        for (a, acc) in self.aggregates.iter().zip(self.accumulators.iter_mut()) {
+            let args = a
+                .expressions()
+                .iter()
+                .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
+                .collect::<Result<Vec<_>>>()?;
+            acc.update_batch(&args, &self.rows, None, total)?;
+        }
+        self.reservation.try_resize(self.size())?;
+        Ok(())
+    }
+
+    fn group_count(&self) -> usize {
+        self.group_keys.len() / self.keys.len().max(1)
+    }
+
+    /// Bytes held: the key numbering, the groups and the accumulators.
+    fn size(&self) -> usize {
+        let keys: usize = self.values.iter().map(|v| v.bytes).sum();
+        let groups = self.group_count() * (self.keys.len() * 8 + 32) + self.group_keys.len() * 4;
+        let accs: usize = self.accumulators.iter().map(|a| a.size()).sum();
+        keys + groups + accs + self.rows.capacity() * 8 + self.table.capacity() * 4
+    }
+
+    /// The partial aggregate's output: keys as `schema` has them, then the
+    /// accumulators' states, in batches of `batch_size` rows.
+    fn emit(mut self, schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>> {
+        let groups = self.group_count();
+        if groups == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.keys.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for (k, key) in self.keys.iter().enumerate() {
+            let values = &self.values[k];
+            let ids = (0..groups).map(|g| self.group_keys[g * n + k] as usize);
+            let array: ArrayRef = match (&key.kind, &key.output) {
+                (KeyKind::Dictionary, _) => {
+                    let mut b = StringBuilder::with_capacity(groups, groups * 8);
+                    for id in ids {
+                        b.append_option(values.string_of[id].as_deref());
+                    }
+                    Arc::new(b.finish())
+                }
+                (KeyKind::Integer, DataType::Date32) => Arc::new(Date32Array::from_iter(
+                    ids.map(|id| values.integer_of[id].map(|v| v as i32)),
+                )),
+                (KeyKind::Integer, DataType::Int32) => Arc::new(Int32Array::from_iter(
+                    ids.map(|id| values.integer_of[id].map(|v| v as i32)),
+                )),
+                (KeyKind::Integer, _) => {
+                    Arc::new(Int64Array::from_iter(ids.map(|id| values.integer_of[id])))
+                }
+            };
+            columns.push(array);
+        }
+        for acc in &mut self.accumulators {
+            columns.extend(acc.state(EmitTo::All)?);
+        }
+        let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
+        self.reservation.free();
+        let step = batch_size.max(1);
+        Ok((0..groups)
+            .step_by(step)
+            .map(|at| batch.slice(at, step.min(groups - at)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{new_null_array, Float64Array};
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::prelude::SessionContext;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    const KINDS: [&str; 5] = [
+        "login",
+        "check_in",
+        "report_submit",
+        "session_start",
+        "patrol_point",
+    ];
+
+    /// `rows` events of the event schema; `seed` varies the values.
+    fn events(rows: usize, seed: usize) -> RecordBatch {
+        let schema = groundtruth_event::event_schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                let at = |i: usize| i + seed;
+                match f.name().as_str() {
+                    "event_id" => Arc::new(StringArray::from_iter_values(
+                        (0..rows).map(|i| format!("e{seed}-{i}")),
+                    )),
+                    "ts" => arrow::compute::cast(
+                        &Int64Array::from_iter_values(
+                            (0..rows).map(|i| 1_780_000_000_000_000 + at(i) as i64 * 1_000_000),
+                        ),
+                        f.data_type(),
+                    )
+                    .unwrap(),
+                    "event_date" => Arc::new(Date32Array::from_iter_values(
+                        (0..rows).map(|i| 20_400 + (at(i) / 97 % 3) as i32),
+                    )),
+                    "app_id" => {
+                        Arc::new(StringArray::from_iter_values((0..rows).map(|i| {
+                            ["river-chief", "attendance", "zhiguitong"][at(i) * 7 % 3]
+                        })))
+                    }
+                    "account_id" => Arc::new(StringArray::from_iter_values(
+                        (0..rows).map(|i| format!("acct-{:03}", at(i) * 31 % 53)),
+                    )),
+                    "kind" => Arc::new(StringArray::from_iter_values(
+                        (0..rows).map(|i| KINDS[at(i) * 3 % 5]),
+                    )),
+                    "region" => Arc::new(StringArray::from_iter((0..rows).map(|i| {
+                        (at(i) % 11 != 0).then_some(["450102", "450203", "330501"][at(i) % 3])
+                    }))),
+                    "device_id" => {
+                        Arc::new(StringArray::from_iter((0..rows).map(|i| {
+                            (at(i) % 4 != 0).then(|| format!("dev-{}", at(i) % 17))
+                        })))
+                    }
+                    "lat" => Arc::new(Float64Array::from_iter(
+                        (0..rows).map(|i| (at(i) % 5 != 0).then_some(22.8 + at(i) as f64 * 1e-4)),
+                    )),
+                    "duration_s" => Arc::new(Float64Array::from_iter_values(
+                        (0..rows).map(|i| (at(i) % 13) as f64),
+                    )),
+                    "changed_fields" => Arc::new(Int64Array::from_iter(
+                        (0..rows).map(|i| (at(i) % 3 != 0).then_some((at(i) % 4) as i64)),
+                    )),
+                    _ => new_null_array(f.data_type(), rows),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn write(path: &std::path::Path, batch: &RecordBatch, props: WriterProperties) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+    }
+
+    /// A lake of three files: small row groups (a dictionary per chunk), a
+    /// file written without dictionary encoding, one with a single row.
+    fn lake() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let events_dir = crate::LakeLayout::new(dir.path()).events_dir();
+        write(
+            &events_dir.join("2026-11-02/river-chief/part-1.parquet"),
+            &events(5_000, 0),
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(700))
+                .build(),
+        );
+        write(
+            &events_dir.join("2026-11-03/attendance/part-2.parquet"),
+            &events(3_000, 11),
+            WriterProperties::builder()
+                .set_dictionary_enabled(false)
+                .build(),
+        );
+        write(
+            &events_dir.join("2026-11-04/zhiguitong/part-3.parquet"),
+            &events(1, 5),
+            WriterProperties::builder().build(),
+        );
+        dir
+    }
+
+    /// Sessions over `dir` with and without the rule (and `partitions`).
+    async fn sessions(
+        dir: &std::path::Path,
+        partitions: usize,
+    ) -> (SessionContext, SessionContext) {
+        let with = crate::open_session(dir).await.unwrap();
+        let state = with.state();
+        let rules: Vec<_> = state
+            .physical_optimizers()
+            .iter()
+            .filter(|r| r.name() != "groundtruth_dictionary_keys")
+            .cloned()
+            .collect();
+        let without = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(state)
+                .with_physical_optimizer_rules(rules)
+                .build(),
+        );
+        for ctx in [&with, &without] {
+            // Small batches: a row group spans several (they share its
+            // dictionaries), and a file ends mid-batch.
+            for set in [
+                format!("SET datafusion.execution.target_partitions = {partitions}"),
+                "SET datafusion.execution.batch_size = 256".to_string(),
+            ] {
+                ctx.sql(&set).await.unwrap().collect().await.unwrap();
+            }
+        }
+        (with, without)
+    }
+
+    async fn answer(ctx: &SessionContext, sql: &str) -> (String, bool) {
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        let batches = df.collect().await.unwrap();
+        (
+            pretty_format_batches(&batches).unwrap().to_string(),
+            shown.contains("DictionaryKeyAggregateExec"),
+        )
+    }
+
+    #[tokio::test]
+    async fn answers_equal_the_hash_aggregate() {
+        let dir = lake();
+        let applies = [
+            "SELECT app_id, kind, count(*) AS n FROM events GROUP BY app_id, kind ORDER BY app_id, kind",
+            "SELECT region, count(*), count(device_id), sum(duration_s), min(ts), max(lat), avg(duration_s) \
+             FROM events GROUP BY region ORDER BY region NULLS FIRST",
+            "SELECT app_id, event_date, account_id FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            "SELECT account_id, count(DISTINCT event_date) AS days, count(*) FROM events \
+             GROUP BY account_id ORDER BY account_id",
+            "SELECT kind, changed_fields, count(*) FROM events GROUP BY kind, changed_fields \
+             ORDER BY kind, changed_fields NULLS FIRST",
+            "SELECT device_id, min(kind), count(lat) FROM events GROUP BY device_id \
+             ORDER BY device_id NULLS FIRST",
+            "SELECT app_id, count(*) FROM events GROUP BY app_id HAVING count(*) > 10 ORDER BY app_id",
+            "SELECT device_id, count(DISTINCT account_id), count(*) FROM events \
+             WHERE device_id IS NOT NULL GROUP BY device_id ORDER BY device_id",
+            "SELECT account_id, count(*) FROM events WHERE kind = 'report_submit' AND lat > 22.8 \
+             GROUP BY account_id ORDER BY account_id",
+            "SELECT region, count(*) FROM events WHERE region IS NULL OR duration_s > 3 \
+             GROUP BY region ORDER BY region NULLS FIRST",
+            // Planned as a group by (kind, account_id) first.
+            "SELECT kind, count(DISTINCT account_id) FROM events GROUP BY kind ORDER BY kind",
+        ];
+        let refused = [
+            "SELECT kind, max(kind) FROM events GROUP BY kind ORDER BY kind",
+            "SELECT lower(kind), count(*) FROM events GROUP BY lower(kind) ORDER BY 1",
+            "SELECT event_id, count(*) FROM events GROUP BY event_id ORDER BY event_id LIMIT 5",
+            "SELECT event_date, count(*) FROM events GROUP BY event_date ORDER BY event_date",
+            "SELECT session_id, count(*) FROM events GROUP BY session_id ORDER BY 1",
+            "SELECT app_id, count(*) FROM events WHERE app_id <> 'attendance' GROUP BY app_id ORDER BY 1",
+            "SELECT kind, count(*) FROM events WHERE lower(kind) IS NOT NULL GROUP BY kind ORDER BY 1",
+        ];
+        for partitions in [1, 2, 4] {
+            let (with, without) = sessions(dir.path(), partitions).await;
+            for (sql, expect) in applies
+                .iter()
+                .map(|s| (s, true))
+                .chain(refused.iter().map(|s| (s, false)))
+            {
+                let (got, used) = answer(&with, sql).await;
+                let (want, unused) = answer(&without, sql).await;
+                assert!(!unused, "{sql}: the rule is off");
+                assert_eq!(got, want, "{sql} over {partitions} partitions");
+                // Never where it must not; where it may, over two
+                // partitions (one plans a single aggregate, four put a
+                // round-robin repartition under some filters).
+                if !expect || partitions == 2 {
+                    assert_eq!(used, expect, "{sql} over {partitions} partitions: {got}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_lake_gives_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (with, _) = sessions(dir.path(), 2).await;
+        let sql = "SELECT app_id, kind, count(*) FROM events GROUP BY 1, 2";
+        let batches = with.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+    }
+
+    #[tokio::test]
+    async fn its_groups_count_against_the_memory_limit() {
+        let dir = lake();
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(4 * 1024, 1.0)
+            .build_arc()
+            .unwrap();
+        let with = crate::open_session(dir.path()).await.unwrap();
+        let state = SessionStateBuilder::new_from_existing(with.state())
+            .with_runtime_env(runtime)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let err = ctx
+            .sql("SELECT app_id, event_date, account_id, count(*) FROM events GROUP BY 1, 2, 3")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Resources exhausted") && err.contains("DictionaryKeyAggregateExec"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn integer_keys_get_codes_per_distinct_value() {
+        let (codes, distinct) = local_integers(&[Some(3), Some(3), None, Some(4), Some(3), None]);
+        assert_eq!(codes, [0, 0, 1, 2, 0, 1]);
+        assert_eq!(distinct, [Some(3), None, Some(4)]);
+    }
+}
