@@ -1,6 +1,9 @@
 //! The analysts' SQL: ten typical queries (`benches/queries/q*.sql`) with
 //! DataFusion beside DuckDB (the Python package) on the same Parquet files
-//! of one simulated lake, and each metrics view in DataFusion.
+//! of one simulated lake, and each metrics view in both (DuckDB creates
+//! the `sql/*.sql` views over empty copies of the review store's tables:
+//! see `queries/duckdb_run.py`); a geometric mean of the queries, and one
+//! of the queries and views together.
 //!
 //! `cargo bench -p groundtruth-benches --bench sql` simulates
 //! `GT_BENCH_EVENTS` events (default 10 000 000) into a lake, runs each
@@ -117,6 +120,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let base_dir = tmp.path().join("duckdb-base");
     let (events, df_times, view_times) = rt.block_on(async {
         let store = ReviewStore::open(
             &tmp.path().join("review.db").display().to_string(),
@@ -248,6 +252,17 @@ fn main() -> Result<()> {
             };
             views.push((v.to_string(), with_rule, without.0, string_views));
         }
+        // The review store's tables and the app catalog, empty, as Parquet
+        // files of their schemas: DuckDB builds the same views over them.
+        if !views.is_empty() {
+            let ctx = service.session(&who).await?;
+            std::fs::create_dir_all(&base_dir)?;
+            for table in BASE_TABLES {
+                let schema = ctx.table(*table).await?.schema().inner().clone();
+                let file = std::fs::File::create(base_dir.join(format!("{table}.parquet")))?;
+                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None)?.close()?;
+            }
+        }
         let events = match simulated {
             Some(n) => n,
             None => {
@@ -273,9 +288,21 @@ fn main() -> Result<()> {
         .arg(&qdir)
         .arg(repeats.to_string())
         .arg(std::env::var("GT_BENCH_QUERIES").unwrap_or_default())
+        .arg(&base_dir)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql"))
+        .arg(
+            view_times
+                .iter()
+                .map(|(name, ..)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .output();
     let duck: Option<serde_json::Value> = match duck {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) if o.status.success() => {
+            eprint!("{}", String::from_utf8_lossy(&o.stderr));
+            serde_json::from_slice(&o.stdout).ok()
+        }
         Ok(o) => {
             eprintln!("DuckDB did not run: {}", String::from_utf8_lossy(&o.stderr));
             None
@@ -341,14 +368,44 @@ fn main() -> Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!("\n| metrics view | rows | DataFusion s | without groundtruth's rules | {other} |\n|---|---:|---:|---:|---:|");
+    println!("\n| metrics view | rows | DataFusion s | DuckDB s | DataFusion / DuckDB | without groundtruth's rules | {other} |\n|---|---:|---:|---:|---:|---:|---:|");
     let mut views_json = Vec::new();
+    let mut all_logs = logs.clone();
     for (name, (s, rows), plain, sv) in &view_times {
+        let d = duck
+            .as_ref()
+            .and_then(|d| d["views"][name.as_str()]["best_s"].as_f64());
+        let ratio = d.filter(|d| *d > 0.0).map(|d| s / d);
+        if let Some(r) = ratio {
+            all_logs.push(r.ln());
+        }
+        let duck_rows = duck
+            .as_ref()
+            .and_then(|d| d["views"][name.as_str()]["rows"].as_u64());
+        if duck_rows.is_some_and(|r| r != *rows as u64) {
+            eprintln!("DuckDB's {name} has {duck_rows:?} rows, DataFusion's {rows}");
+        }
         println!(
-            "| {name} | {rows} | {s:.3} | {plain:.3} | {} |",
+            "| {name} | {rows} | {s:.3} | {} | {} | {plain:.3} | {} |",
+            seconds(d),
+            ratio
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "-".into()),
             seconds(*sv)
         );
-        views_json.push(serde_json::json!({"view": name, "rows": rows, "datafusion_s": s, "datafusion_without_rule_s": plain, "datafusion_string_views_s": sv}));
+        if let Some(err) = duck
+            .as_ref()
+            .and_then(|d| d["view_errors"][name.as_str()].as_str())
+        {
+            eprintln!("DuckDB could not run {name}: {err}");
+        }
+        views_json.push(serde_json::json!({"view": name, "rows": rows, "datafusion_s": s, "duckdb_s": d, "ratio": ratio, "datafusion_without_rule_s": plain, "datafusion_string_views_s": sv}));
+    }
+    let all_geomean = geometric_mean(&all_logs);
+    if !view_times.is_empty() {
+        if let Some(g) = all_geomean {
+            println!("| **geometric mean, queries and views** | | | | **{g:.2}** | | |");
+        }
     }
     let out = groundtruth_benches::write_report(
         "sql",
@@ -359,6 +416,7 @@ fn main() -> Result<()> {
             "queries": rows_json,
             "geometric_mean_ratio": geomean,
             "geometric_mean_ratio_without_rules": plain_geomean,
+            "geometric_mean_ratio_with_views": all_geomean,
             "geometric_mean_ratio_string_views": views_geomean,
             "views": views_json,
         }),
@@ -366,6 +424,16 @@ fn main() -> Result<()> {
     println!("wrote {}", out.display());
     Ok(())
 }
+
+/// The tables the metrics views read besides `events` (the review store's
+/// and the app catalog), given to DuckDB empty with their schemas.
+const BASE_TABLES: &[&str] = &[
+    "review_findings",
+    "finding_accounts",
+    "review_cases",
+    "review_verdicts",
+    "app_catalog",
+];
 
 /// The geometric mean of ratios given as their logarithms; `None` for none.
 fn geometric_mean(logs: &[f64]) -> Option<f64> {
