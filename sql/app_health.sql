@@ -62,17 +62,18 @@ module_use AS (
     FROM month_events
     GROUP BY app_id, module
 ),
-module_totals AS (
-    SELECT app_id, sum(events) AS events FROM module_use GROUP BY app_id
-),
 modules AS (
+    -- The app's total from a window over module_use, not a second CTE over
+    -- it: a CTE is computed again wherever it is named, and module_use
+    -- joins every event back to `recent`.
     SELECT m.app_id,
            count(*) AS modules,
            sum(CASE WHEN CAST(m.users AS DOUBLE) < 0.05 * CAST(p.m1 AS DOUBLE) THEN 1 ELSE 0 END) AS rare_modules,
-           CAST(max(m.events) AS DOUBLE) / CAST(max(t.events) AS DOUBLE) AS top_module_share,
-           sum((CAST(m.events AS DOUBLE) / CAST(t.events AS DOUBLE)) * (CAST(m.events AS DOUBLE) / CAST(t.events AS DOUBLE))) AS module_hhi
-    FROM module_use m
-    JOIN module_totals t ON t.app_id = m.app_id
+           CAST(max(m.events) AS DOUBLE) / CAST(max(m.total) AS DOUBLE) AS top_module_share,
+           sum((CAST(m.events AS DOUBLE) / CAST(m.total AS DOUBLE)) * (CAST(m.events AS DOUBLE) / CAST(m.total AS DOUBLE))) AS module_hhi
+    FROM (SELECT u.app_id, u.module, u.users, u.events,
+                 sum(u.events) OVER (PARTITION BY u.app_id) AS total
+          FROM module_use u) m
     JOIN per_app p ON p.app_id = m.app_id
     GROUP BY m.app_id
 ),

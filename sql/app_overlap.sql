@@ -12,15 +12,16 @@ WITH last_day AS (
     SELECT arrow_cast(max(event_date), 'Int32') AS d FROM events
 ),
 users AS (
-    SELECT DISTINCT a.app_id, a.account_id
-    FROM account_days a CROSS JOIN last_day l
-    WHERE NOT a.flagged AND arrow_cast(a.day, 'Int32') > l.d - 90
-),
-sizes AS (
-    SELECT app_id, count(*) AS users FROM users GROUP BY app_id
+    -- Each app's real users, with their number (a window, not a second CTE
+    -- over users: a CTE is computed again wherever it is named).
+    SELECT app_id, account_id, count(*) OVER (PARTITION BY app_id) AS app_users
+    FROM (SELECT DISTINCT a.app_id, a.account_id
+          FROM account_days a CROSS JOIN last_day l
+          WHERE NOT a.flagged AND arrow_cast(a.day, 'Int32') > l.d - 90)
 ),
 shared AS (
-    SELECT u1.app_id AS app_a, u2.app_id AS app_b, count(*) AS shared_users
+    SELECT u1.app_id AS app_a, u2.app_id AS app_b, count(*) AS shared_users,
+           max(u1.app_users) AS users_a, max(u2.app_users) AS users_b
     FROM users u1 JOIN users u2 ON u1.account_id = u2.account_id AND u1.app_id < u2.app_id
     GROUP BY u1.app_id, u2.app_id
 ),
@@ -41,9 +42,9 @@ shared_functions AS (
     GROUP BY f1.app_id, f2.app_id
 )
 SELECT s.app_a, s.app_b,
-       sa.users AS users_a, sb.users AS users_b, s.shared_users,
+       s.users_a, s.users_b, s.shared_users,
        CAST(s.shared_users AS DOUBLE)
-           / CAST(CASE WHEN sa.users < sb.users THEN sa.users ELSE sb.users END AS DOUBLE) AS people_overlap,
+           / CAST(CASE WHEN s.users_a < s.users_b THEN s.users_a ELSE s.users_b END AS DOUBLE) AS people_overlap,
        coalesce(fa.functions, 0) AS functions_a, coalesce(fb.functions, 0) AS functions_b,
        coalesce(sf.shared_functions, 0) AS shared_functions,
        CASE WHEN coalesce(fa.functions, 0) + coalesce(fb.functions, 0) - coalesce(sf.shared_functions, 0) = 0 THEN 0.0
@@ -51,8 +52,6 @@ SELECT s.app_a, s.app_b,
                  / CAST(coalesce(fa.functions, 0) + coalesce(fb.functions, 0) - coalesce(sf.shared_functions, 0) AS DOUBLE)
        END AS function_overlap
 FROM shared s
-JOIN sizes sa ON sa.app_id = s.app_a
-JOIN sizes sb ON sb.app_id = s.app_b
 LEFT JOIN function_counts fa ON fa.app_id = s.app_a
 LEFT JOIN function_counts fb ON fb.app_id = s.app_b
 LEFT JOIN shared_functions sf ON sf.app_a = s.app_a AND sf.app_b = s.app_b;

@@ -153,6 +153,7 @@ fn main() -> Result<()> {
         // `views`: `events` read with its strings as GT_BENCH_STRING_VIEWS
         // says (Utf8View or dictionaries), and the views bound to it again.
         let explain = std::env::var_os("GT_BENCH_EXPLAIN").is_some();
+        let analyze = std::env::var("GT_BENCH_EXPLAIN").is_ok_and(|v| v == "analyze");
         let best = |sql: String, plain: bool, views: bool| {
             let service = &service;
             let who = &who;
@@ -216,7 +217,25 @@ fn main() -> Result<()> {
                         );
                     }
                     let t = Instant::now();
-                    let batches = ctx.sql(&sql).await?.collect().await?;
+                    let df = ctx.sql(&sql).await?;
+                    let batches = if analyze && best.is_infinite() {
+                        // The executed plan with each operator's metrics.
+                        let plan = df.create_physical_plan().await?;
+                        let batches =
+                            datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx())
+                                .await?;
+                        eprintln!(
+                            "-- executed{}:\n{}",
+                            if plain { ", without the rules" } else { "" },
+                            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                                plan.as_ref()
+                            )
+                            .indent(false)
+                        );
+                        batches
+                    } else {
+                        df.collect().await?
+                    };
                     best = best.min(t.elapsed().as_secs_f64());
                     rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
                 }
