@@ -24,9 +24,7 @@ pub mod postgres;
 pub mod process;
 pub mod wire;
 
-pub use broker::{
-    free_port, tansu_bin, wait_out_session, Broker, SESSION_TIMEOUT, STORAGE_ENGINE, TANSU_VERSION,
-};
+pub use broker::{free_port, tansu_bin, wait_out_session, Broker, STORAGE_ENGINE, TANSU_VERSION};
 pub use disk::{fill_disk, Tmpfs};
 pub use postgres::Postgres;
 pub use process::{kill9, send_signal, spawn_tied, was_sigkilled, ChildGuard};

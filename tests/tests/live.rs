@@ -523,11 +523,12 @@ fn scale_out(broker: &Broker, dir: &Path) -> Result<()> {
         300 + u64::from(std::process::id() % 1500),
     ));
     b.kill9()?;
+    let b_killed = Instant::now();
     produce_one_per_batch(broker, parts[2])?;
     // Past b's session timeout, c joins: the partitions are dealt again
     // over a and c, who take over b's from its committed offsets and its
     // records (and the judging, if b had partition 0).
-    std::thread::sleep(Duration::from_secs(8));
+    groundtruth_tests::wait_out_session(b_killed);
     let (mut c, c_log) = start("c")?;
     wait_for_log(&c_log, "owned=2", Duration::from_secs(60))?;
     produce_one_per_batch(broker, parts[3])?;

@@ -175,7 +175,8 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
                 Some(p) => p.to_vec(),
                 None => (0..f.input().schema().fields().len()).collect(),
             };
-            (Some(Arc::clone(agg.input())), Arc::clone(f.input()), below)
+            let filter = (Arc::clone(agg.input()), Arc::clone(f.predicate()));
+            (Some(filter), Arc::clone(f.input()), below)
         }
         Some(_) => return Ok(None),
         None => {
@@ -271,13 +272,11 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             .get(c.index())
             .is_none_or(|t| as_dictionary.contains(t))
     };
-    if let Some(f) = &filter {
-        let Some(f) = f.downcast_ref::<FilterExec>() else {
-            return Ok(None);
-        };
-        if !filter_keeps(f.predicate(), &is_dictionary) {
-            return Ok(None);
-        }
+    if filter
+        .as_ref()
+        .is_some_and(|(_, predicate)| !filter_keeps(predicate, &is_dictionary))
+    {
+        return Ok(None);
     }
     // The scan's copy of the filter (for pruning row groups by their
     // statistics) is over the table's columns.
@@ -334,7 +333,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         .build();
     let new_scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(new_config);
     let input = match filter {
-        Some(f) => f.replace_children(
+        Some((f, _)) => f.replace_children(
             vec![new_scan],
             ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
         )?,
@@ -489,17 +488,7 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         let mut input = self.input.execute(partition, Arc::clone(&context))?;
         let reservation = MemoryConsumer::new(format!("DictionaryKeyAggregateExec[{partition}]"))
             .register(context.memory_pool());
-        let accumulators = self
-            .aggregates
-            .iter()
-            .map(|a| a.create_groups_accumulator())
-            .collect::<Result<Vec<_>>>()?;
-        let mut state = Grouping::new(
-            self.keys.clone(),
-            self.aggregates.clone(),
-            accumulators,
-            reservation,
-        );
+        let mut state = Grouping::new(self.keys.clone(), &self.aggregates, reservation)?;
         let schema = Arc::clone(&self.schema);
         let batch_size = context.session_config().batch_size();
         let out = futures::stream::once(async move {
@@ -634,7 +623,8 @@ fn local_integers(raw: &[Option<i64>]) -> (Vec<u32>, Vec<Option<i64>>) {
 struct Grouping {
     keys: Vec<Key>,
     values: Vec<KeyValues>,
-    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Each aggregate's argument expressions and its accumulator.
+    arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     /// Each group's global key numbers, `keys.len()` per group.
     group_keys: Vec<u32>,
@@ -663,17 +653,19 @@ const DENSE_LIMIT: usize = 1 << 16;
 impl Grouping {
     fn new(
         keys: Vec<Key>,
-        aggregates: Vec<Arc<AggregateFunctionExpr>>,
-        accumulators: Vec<Box<dyn GroupsAccumulator>>,
+        aggregates: &[Arc<AggregateFunctionExpr>],
         reservation: MemoryReservation,
-    ) -> Self {
+    ) -> Result<Self> {
         let values = keys.iter().map(|_| KeyValues::default()).collect();
         let keys_len = keys.len();
-        Grouping {
+        Ok(Grouping {
             keys,
             values,
-            aggregates,
-            accumulators,
+            arguments: aggregates.iter().map(|a| a.expressions()).collect(),
+            accumulators: aggregates
+                .iter()
+                .map(|a| a.create_groups_accumulator())
+                .collect::<Result<_>>()?,
             group_keys: Vec::new(),
             groups: if keys_len <= 4 {
                 GroupIndex::Packed(HashMap::default())
@@ -684,7 +676,7 @@ impl Grouping {
             rows: Vec::new(),
             table: Vec::new(),
             table_keys: Vec::new(),
-        }
+        })
     }
 
     fn local_key(&mut self, k: usize, batch: &RecordBatch) -> Result<LocalKey> {
@@ -839,9 +831,8 @@ impl Grouping {
             }
         }
         let total = self.group_count();
-        for (a, acc) in self.aggregates.iter().zip(self.accumulators.iter_mut()) {
-            let args = a
-                .expressions()
+        for (exprs, acc) in self.arguments.iter().zip(self.accumulators.iter_mut()) {
+            let args = exprs
                 .iter()
                 .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
                 .collect::<Result<Vec<_>>>()?;
