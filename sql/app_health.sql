@@ -50,22 +50,32 @@ per_app AS (
     FROM recent
     GROUP BY app_id
 ),
+module_days AS (
+    -- Each account's events per module and day: one grouping of the
+    -- events, not a join of every event back to `recent`.
+    SELECT app_id, account_id, event_date AS day, module, count(*) AS events
+    FROM events
+    WHERE module IS NOT NULL
+    GROUP BY app_id, account_id, event_date, module
+),
 month_events AS (
-    SELECT e.app_id, e.module, e.account_id
-    FROM events e
-    JOIN recent r ON r.app_id = e.app_id AND r.account_id = e.account_id
-                 AND r.day = e.event_date AND r.region = coalesce(e.region, '')
-    WHERE r.month = 1 AND NOT r.flagged AND e.module IS NOT NULL
+    -- Month 1's module use by real users: days no finding flags (as
+    -- account_days's `flagged`).
+    SELECT m.app_id, m.module, m.account_id, m.events
+    FROM module_days m CROSS JOIN last_day l
+    WHERE arrow_cast(m.day, 'Int32') > l.d - 30
+      AND NOT EXISTS (SELECT 1 FROM flagged_accounts f
+                      WHERE f.account_id = m.account_id AND f.app_id = m.app_id
+                        AND m.day >= f.first_day AND m.day <= f.last_day)
 ),
 module_use AS (
-    SELECT app_id, module, count(DISTINCT account_id) AS users, count(*) AS events
+    SELECT app_id, module, count(DISTINCT account_id) AS users, sum(events) AS events
     FROM month_events
     GROUP BY app_id, module
 ),
 modules AS (
-    -- The app's total from a window over module_use, not a second CTE over
-    -- it: a CTE is computed again wherever it is named, and module_use
-    -- joins every event back to `recent`.
+    -- The app's total from a window over module_use, not a second CTE
+    -- over it.
     SELECT m.app_id,
            count(*) AS modules,
            sum(CASE WHEN CAST(m.users AS DOUBLE) < 0.05 * CAST(p.m1 AS DOUBLE) THEN 1 ELSE 0 END) AS rare_modules,

@@ -16,7 +16,7 @@
 //! an analyst gets (`QueryService::session`, nationwide), DuckDB through a
 //! view over `read_parquet` of the lake's `events` files. Each query and
 //! view also runs, in the same run, without groundtruth's optimizer rules
-//! (the "before" of `MixedDistinctToGroupBy`, `CountsFromFooters` and
+//! (the "before" of `MixedDistinctToGroupBy`, `SharedSubplans`, `CountsFromFooters` and
 //! `DictionaryKeys`).
 //!
 //! `GT_BENCH_LAKE=DIR` keeps the simulated lake in `DIR` and reuses it on
@@ -181,30 +181,11 @@ fn main() -> Result<()> {
                         groundtruth_query::views::register(&ctx).await?;
                     }
                     if plain {
-                        let state = ctx.state();
-                        let rules: Vec<_> = state
-                            .optimizers()
-                            .iter()
-                            .filter(|r| r.name() != "groundtruth_mixed_distinct_to_group_by")
-                            .cloned()
-                            .collect();
-                        let physical: Vec<_> = state
-                            .physical_optimizers()
-                            .iter()
-                            .filter(|r| {
-                                !matches!(
-                                    r.name(),
-                                    "groundtruth_counts_from_footers"
-                                        | "groundtruth_dictionary_keys"
-                                )
-                            })
-                            .cloned()
-                            .collect();
                         ctx = datafusion::prelude::SessionContext::new_with_state(
-                            datafusion::execution::SessionStateBuilder::new_from_existing(state)
-                                .with_optimizer_rules(rules)
-                                .with_physical_optimizer_rules(physical)
-                                .build(),
+                            groundtruth_lake::without_rules(
+                                ctx.state(),
+                                groundtruth_lake::GROUNDTRUTH_RULES,
+                            ),
                         );
                     }
                     if explain && best.is_infinite() {

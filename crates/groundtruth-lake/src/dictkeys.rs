@@ -54,7 +54,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
@@ -67,6 +67,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::{Column, IsNotNullExpr, IsNullExpr};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::{
@@ -137,6 +138,10 @@ struct Key {
     kind: KeyKind,
     /// The type the partial aggregate outputs for it.
     output: DataType,
+    /// A key computed from one dictionary column (`coalesce(region, '')`):
+    /// the expression over that column alone (column 0), evaluated once
+    /// per dictionary over its values.
+    map: Option<Arc<dyn PhysicalExpr>>,
 }
 
 fn dictionary_type() -> DataType {
@@ -224,6 +229,22 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     let mut keys = Vec::new();
     let mut as_dictionary = HashSet::new();
     for (i, (expr, _)) in agg.group_expr().expr().iter().enumerate() {
+        let output = out_schema.field(i).data_type().clone();
+        if expr.downcast_ref::<Column>().is_none() {
+            // A key computed from one dictionary column.
+            let Some((input, map)) = mapped_key(expr, &output, &below, &scanned, file_schema)?
+            else {
+                return Ok(None);
+            };
+            as_dictionary.insert(scanned[below[input]]);
+            keys.push(Key {
+                input,
+                kind: KeyKind::Dictionary,
+                output,
+                map: Some(map),
+            });
+            continue;
+        }
         let Some(c) = expr.downcast_ref::<Column>() else {
             return Ok(None);
         };
@@ -239,7 +260,6 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             DataType::Date32 | DataType::Int32 | DataType::Int64 => KeyKind::Integer,
             _ => return Ok(None),
         };
-        let output = out_schema.field(i).data_type().clone();
         if output != *field.data_type() {
             return Ok(None);
         }
@@ -247,6 +267,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             input: c.index(),
             kind,
             output,
+            map: None,
         });
     }
     if as_dictionary.is_empty() {
@@ -350,6 +371,46 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             .map(|(_, name)| name.clone())
             .collect(),
     ))))
+}
+
+/// A group key `expr` computed from exactly one of the dictionary columns
+/// (a string, e.g. `coalesce(region, '')`), nothing volatile: the
+/// aggregate's input column it reads and the expression rewritten to read
+/// that column as column 0 of a one-column batch.
+fn mapped_key(
+    expr: &Arc<dyn PhysicalExpr>,
+    output: &DataType,
+    below: &[usize],
+    scanned: &[usize],
+    file_schema: &SchemaRef,
+) -> Result<Option<(usize, Arc<dyn PhysicalExpr>)>> {
+    let columns = collect_columns(expr);
+    let [only] = columns.iter().collect::<Vec<_>>()[..] else {
+        return Ok(None);
+    };
+    let Some(&table) = below.get(only.index()).and_then(|&b| scanned.get(b)) else {
+        return Ok(None);
+    };
+    let field = file_schema.field(table);
+    if *output != DataType::Utf8
+        || *field.data_type() != DataType::Utf8
+        || !DICTIONARY_COLUMNS.contains(&field.name().as_str())
+        || is_volatile(expr)
+    {
+        return Ok(None);
+    }
+    let index = only.index();
+    let map = Arc::clone(expr)
+        .transform(|e| {
+            Ok(match e.downcast_ref::<Column>() {
+                Some(c) if c.index() == index => {
+                    Transformed::yes(Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>)
+                }
+                _ => Transformed::no(e),
+            })
+        })?
+        .data;
+    Ok(Some((index, map)))
 }
 
 /// Whether `predicate` evaluates the same over dictionary-read columns
@@ -519,8 +580,9 @@ struct KeyValues {
     integer_of: Vec<Option<i64>>,
     null: Option<u32>,
     /// The dictionary last mapped (kept alive, so that its buffers' address
-    /// identifies it) and its values' numbers.
-    cached: Option<(StringArray, Vec<u32>)>,
+    /// identifies it), its values' numbers and, for a computed key, the
+    /// number of the key a null gives.
+    cached: Option<(StringArray, Vec<u32>, Option<u32>)>,
     bytes: usize,
 }
 
@@ -565,26 +627,60 @@ impl KeyValues {
         n
     }
 
-    /// The numbers of `dict`'s values, computed once per dictionary.
-    fn dictionary_ids(&mut self, values: &StringArray) -> &[u32] {
-        let same = self.cached.as_ref().is_some_and(|(c, _)| {
+    /// The numbers of `dict`'s values (through `map`, for a computed key,
+    /// with the number of what `map` makes of a null), computed once per
+    /// dictionary.
+    fn dictionary_ids(
+        &mut self,
+        values: &StringArray,
+        map: Option<&Arc<dyn PhysicalExpr>>,
+    ) -> Result<(&[u32], Option<u32>)> {
+        let same = self.cached.as_ref().is_some_and(|(c, _, _)| {
             c.len() == values.len()
                 && c.value_offsets().as_ptr() == values.value_offsets().as_ptr()
                 && c.values().as_ptr() == values.values().as_ptr()
         });
         if !same {
-            let ids = (0..values.len())
-                .map(|i| {
-                    if values.is_null(i) {
-                        self.null_id(KeyKind::Dictionary)
-                    } else {
-                        self.string_id(values.value(i))
-                    }
-                })
-                .collect();
-            self.cached = Some((values.clone(), ids));
+            let (ids, null) = match map {
+                None => (self.string_ids(values), None),
+                Some(map) => {
+                    // The values and a null, through the expression.
+                    let with_null =
+                        arrow::compute::concat(&[values as &dyn Array, &StringArray::new_null(1)])?;
+                    let schema = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+                        "v",
+                        DataType::Utf8,
+                        true,
+                    )]));
+                    let batch = RecordBatch::try_new(schema, vec![with_null])?;
+                    let mapped = map.evaluate(&batch)?.into_array(batch.num_rows())?;
+                    let Some(mapped) = mapped.as_string_opt::<i32>() else {
+                        return Err(DataFusionError::Internal(format!(
+                            "DictionaryKeyAggregateExec: a computed key gave {}",
+                            mapped.data_type()
+                        )));
+                    };
+                    let mut ids = self.string_ids(mapped);
+                    let null = ids.pop();
+                    (ids, null)
+                }
+            };
+            self.cached = Some((values.clone(), ids, null));
         }
-        &self.cached.as_ref().expect("set above").1
+        let (_, ids, null) = self.cached.as_ref().expect("set above");
+        Ok((ids, *null))
+    }
+
+    fn string_ids(&mut self, values: &StringArray) -> Vec<u32> {
+        (0..values.len())
+            .map(|i| {
+                if values.is_null(i) {
+                    self.null_id(KeyKind::Dictionary)
+                } else {
+                    self.string_id(values.value(i))
+                }
+            })
+            .collect()
     }
 }
 
@@ -699,11 +795,15 @@ impl Grouping {
                         dict.values().data_type()
                     )));
                 };
-                let mut globals = values.dictionary_ids(strings).to_vec();
+                let (ids, mapped_null) = values.dictionary_ids(strings, key.map.as_ref())?;
+                let mut globals = ids.to_vec();
                 let null_code = globals.len() as u32;
                 let keys = dict.keys();
                 let codes: Vec<u32> = if keys.null_count() > 0 {
-                    globals.push(values.null_id(KeyKind::Dictionary));
+                    globals.push(match mapped_null {
+                        Some(n) => n,
+                        None => values.null_id(KeyKind::Dictionary),
+                    });
                     (0..rows)
                         .map(|i| {
                             if keys.is_null(i) {
@@ -902,144 +1002,14 @@ impl Grouping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{new_null_array, Float64Array};
+    use crate::testlake::{lake, sessions};
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::properties::WriterProperties;
 
-    const KINDS: [&str; 5] = [
-        "login",
-        "check_in",
-        "report_submit",
-        "session_start",
-        "patrol_point",
-    ];
-
-    /// `rows` events of the event schema; `seed` varies the values.
-    fn events(rows: usize, seed: usize) -> RecordBatch {
-        let schema = groundtruth_event::event_schema();
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| -> ArrayRef {
-                let at = |i: usize| i + seed;
-                match f.name().as_str() {
-                    "event_id" => Arc::new(StringArray::from_iter_values(
-                        (0..rows).map(|i| format!("e{seed}-{i}")),
-                    )),
-                    "ts" => arrow::compute::cast(
-                        &Int64Array::from_iter_values(
-                            (0..rows).map(|i| 1_780_000_000_000_000 + at(i) as i64 * 1_000_000),
-                        ),
-                        f.data_type(),
-                    )
-                    .unwrap(),
-                    "event_date" => Arc::new(Date32Array::from_iter_values(
-                        (0..rows).map(|i| 20_400 + (at(i) / 97 % 3) as i32),
-                    )),
-                    "app_id" => {
-                        Arc::new(StringArray::from_iter_values((0..rows).map(|i| {
-                            ["river-chief", "attendance", "zhiguitong"][at(i) * 7 % 3]
-                        })))
-                    }
-                    "account_id" => Arc::new(StringArray::from_iter_values(
-                        (0..rows).map(|i| format!("acct-{:03}", at(i) * 31 % 53)),
-                    )),
-                    "kind" => Arc::new(StringArray::from_iter_values(
-                        (0..rows).map(|i| KINDS[at(i) * 3 % 5]),
-                    )),
-                    "region" => Arc::new(StringArray::from_iter((0..rows).map(|i| {
-                        (at(i) % 11 != 0).then_some(["450102", "450203", "330501"][at(i) % 3])
-                    }))),
-                    "device_id" => {
-                        Arc::new(StringArray::from_iter((0..rows).map(|i| {
-                            (at(i) % 4 != 0).then(|| format!("dev-{}", at(i) % 17))
-                        })))
-                    }
-                    "lat" => Arc::new(Float64Array::from_iter(
-                        (0..rows).map(|i| (at(i) % 5 != 0).then_some(22.8 + at(i) as f64 * 1e-4)),
-                    )),
-                    "duration_s" => Arc::new(Float64Array::from_iter_values(
-                        (0..rows).map(|i| (at(i) % 13) as f64),
-                    )),
-                    "changed_fields" => Arc::new(Int64Array::from_iter(
-                        (0..rows).map(|i| (at(i) % 3 != 0).then_some((at(i) % 4) as i64)),
-                    )),
-                    _ => new_null_array(f.data_type(), rows),
-                }
-            })
-            .collect();
-        RecordBatch::try_new(schema, columns).unwrap()
-    }
-
-    fn write(path: &std::path::Path, batch: &RecordBatch, props: WriterProperties) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let file = std::fs::File::create(path).unwrap();
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
-        w.write(batch).unwrap();
-        w.close().unwrap();
-    }
-
-    /// A lake of three files: small row groups (a dictionary per chunk), a
-    /// file written without dictionary encoding, one with a single row.
-    fn lake() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let events_dir = crate::LakeLayout::new(dir.path()).events_dir();
-        write(
-            &events_dir.join("2026-11-02/river-chief/part-1.parquet"),
-            &events(5_000, 0),
-            WriterProperties::builder()
-                .set_max_row_group_row_count(Some(700))
-                .build(),
-        );
-        write(
-            &events_dir.join("2026-11-03/attendance/part-2.parquet"),
-            &events(3_000, 11),
-            WriterProperties::builder()
-                .set_dictionary_enabled(false)
-                .build(),
-        );
-        write(
-            &events_dir.join("2026-11-04/zhiguitong/part-3.parquet"),
-            &events(1, 5),
-            WriterProperties::builder().build(),
-        );
-        dir
-    }
-
-    /// Sessions over `dir` with and without the rule (and `partitions`).
-    async fn sessions(
-        dir: &std::path::Path,
-        partitions: usize,
-    ) -> (SessionContext, SessionContext) {
-        let with = crate::open_session(dir).await.unwrap();
-        let state = with.state();
-        let rules: Vec<_> = state
-            .physical_optimizers()
-            .iter()
-            .filter(|r| r.name() != "groundtruth_dictionary_keys")
-            .cloned()
-            .collect();
-        let without = SessionContext::new_with_state(
-            SessionStateBuilder::new_from_existing(state)
-                .with_physical_optimizer_rules(rules)
-                .build(),
-        );
-        for ctx in [&with, &without] {
-            // Small batches: a row group spans several (they share its
-            // dictionaries), and a file ends mid-batch.
-            for set in [
-                format!("SET datafusion.execution.target_partitions = {partitions}"),
-                "SET datafusion.execution.batch_size = 256".to_string(),
-            ] {
-                ctx.sql(&set).await.unwrap().collect().await.unwrap();
-            }
-        }
-        (with, without)
-    }
+    /// The rule tested here.
+    const RULE: &str = "groundtruth_dictionary_keys";
 
     async fn answer(ctx: &SessionContext, sql: &str) -> (String, bool) {
         let df = ctx.sql(sql).await.unwrap();
@@ -1077,10 +1047,21 @@ mod tests {
              GROUP BY region ORDER BY region NULLS FIRST",
             // Planned as a group by (kind, account_id) first.
             "SELECT kind, count(DISTINCT account_id) FROM events GROUP BY kind ORDER BY kind",
+            // Keys computed from one dictionary column: nulls mapped, and
+            // different values mapped to one key.
+            "SELECT app_id, coalesce(region, '') AS r, event_date, count(*) FROM events \
+             GROUP BY app_id, coalesce(region, ''), event_date ORDER BY 1, 2, 3",
+            "SELECT lower(kind), count(*) FROM events GROUP BY lower(kind) ORDER BY 1",
+            "SELECT CASE WHEN kind IN ('login', 'check_in') THEN 'in' ELSE kind END AS k, \
+             substr(account_id, 1, 6) AS a, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT CASE WHEN device_id IS NULL THEN 'none' END AS d, count(*) FROM events \
+             GROUP BY 1 ORDER BY 1 NULLS FIRST",
         ];
         let refused = [
             "SELECT kind, max(kind) FROM events GROUP BY kind ORDER BY kind",
-            "SELECT lower(kind), count(*) FROM events GROUP BY lower(kind) ORDER BY 1",
+            "SELECT app_id || kind, count(*) FROM events GROUP BY app_id || kind ORDER BY 1",
+            "SELECT CASE WHEN random() < 2 THEN kind END, count(*) FROM events GROUP BY 1 ORDER BY 1",
+            "SELECT length(kind), count(*) FROM events GROUP BY length(kind) ORDER BY 1",
             "SELECT event_id, count(*) FROM events GROUP BY event_id ORDER BY event_id LIMIT 5",
             "SELECT event_date, count(*) FROM events GROUP BY event_date ORDER BY event_date",
             "SELECT session_id, count(*) FROM events GROUP BY session_id ORDER BY 1",
@@ -1088,7 +1069,7 @@ mod tests {
             "SELECT kind, count(*) FROM events WHERE lower(kind) IS NOT NULL GROUP BY kind ORDER BY 1",
         ];
         for partitions in [1, 2, 4] {
-            let (with, without) = sessions(dir.path(), partitions).await;
+            let (with, without) = sessions(dir.path(), partitions, RULE).await;
             for (sql, expect) in applies
                 .iter()
                 .map(|s| (s, true))
@@ -1111,7 +1092,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_lake_gives_no_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let (with, _) = sessions(dir.path(), 2).await;
+        let (with, _) = sessions(dir.path(), 2, RULE).await;
         let sql = "SELECT app_id, kind, count(*) FROM events GROUP BY 1, 2";
         let batches = with.sql(sql).await.unwrap().collect().await.unwrap();
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);

@@ -25,6 +25,9 @@ mod footers;
 mod layout;
 pub mod ndv;
 mod query;
+mod shared;
+#[cfg(test)]
+mod testlake;
 mod writer;
 
 pub use compact::CompactStats;
@@ -36,7 +39,8 @@ pub use layout::{escape_app_id, LakeLayout};
 pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
     lake_context, open_range_session, open_session, read_only_options, retry_vanished,
-    rewrite_nodes, run_sql, switched_off, vanished_backoff, vanished_delay, OutputFormat,
-    QueryError, VANISHED_RETRIES,
+    rewrite_nodes, run_sql, switched_off, vanished_backoff, vanished_delay, without_rules,
+    OutputFormat, QueryError, GROUNDTRUTH_RULES, VANISHED_RETRIES,
 };
+pub use shared::{SharedExec, SharedNode, SharedSubplans, SharingQueryPlanner};
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

@@ -206,6 +206,48 @@ pub fn rewrite_nodes(
     .map(|t| t.data)
 }
 
+/// The names of groundtruth's own rules in a lake session (analyzer,
+/// logical and physical), for [`without_rules`].
+pub const GROUNDTRUTH_RULES: &[&str] = &[
+    "groundtruth_shared_subplans",
+    "groundtruth_mixed_distinct_to_group_by",
+    "groundtruth_counts_from_footers",
+    "groundtruth_dictionary_keys",
+];
+
+/// `state` without the analyzer, optimizer and physical optimizer rules
+/// named `names` (e.g. [`GROUNDTRUTH_RULES`]): the "before" of a rule, in
+/// the same process.
+pub fn without_rules(
+    state: datafusion::execution::SessionState,
+    names: &[&str],
+) -> datafusion::execution::SessionState {
+    let analyzers = state
+        .analyzer()
+        .rules
+        .iter()
+        .filter(|r| !names.contains(&r.name()))
+        .cloned()
+        .collect();
+    let optimizers = state
+        .optimizers()
+        .iter()
+        .filter(|r| !names.contains(&r.name()))
+        .cloned()
+        .collect();
+    let physical = state
+        .physical_optimizers()
+        .iter()
+        .filter(|r| !names.contains(&r.name()))
+        .cloned()
+        .collect();
+    datafusion::execution::SessionStateBuilder::new_from_existing(state)
+        .with_analyzer_rules(analyzers)
+        .with_optimizer_rules(optimizers)
+        .with_physical_optimizer_rules(physical)
+        .build()
+}
+
 /// Whether the environment variable `var` turns a speed-up off (its value
 /// is `off`): each of groundtruth's optimizations has such a switch, to
 /// compare plans and timings with and without it in one sitting.
@@ -216,10 +258,12 @@ pub fn switched_off(var: &str) -> bool {
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
 /// [`CountsFromFooters`](crate::CountsFromFooters),
-/// [`DictionaryKeys`](crate::DictionaryKeys)).
+/// [`DictionaryKeys`](crate::DictionaryKeys), [`SharedSubplans`](crate::SharedSubplans)
+/// with its [`SharingQueryPlanner`](crate::SharingQueryPlanner)).
 ///
 /// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` /
-/// `GROUNDTRUTH_DICTIONARY_KEYS=off` in the environment leave a rule out (to compare plans and timings with and
+/// `GROUNDTRUTH_DICTIONARY_KEYS=off` / `GROUNDTRUTH_SHARED_SUBPLANS=off` in
+/// the environment leave a rule out (to compare plans and timings with and
 /// without it).
 pub fn lake_context() -> SessionContext {
     let mut builder = datafusion::execution::SessionStateBuilder::new()
@@ -234,6 +278,11 @@ pub fn lake_context() -> SessionContext {
     }
     if !switched_off("GROUNDTRUTH_DICTIONARY_KEYS") {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys));
+    }
+    if !switched_off("GROUNDTRUTH_SHARED_SUBPLANS") {
+        builder = builder
+            .with_analyzer_rule(Arc::new(crate::shared::SharedSubplans))
+            .with_query_planner(Arc::new(crate::shared::SharingQueryPlanner));
     }
     SessionContext::new_with_state(builder.build())
 }
