@@ -74,6 +74,7 @@ use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::InputOrderMode;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
@@ -200,11 +201,15 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         return Ok(None);
     };
     let file_schema = config.file_schema();
+    // Whether the scan filters rows with its predicate (else the predicate
+    // only skips row groups and pages, and what reads the rows filters
+    // them again: a filter above, or the hash join that pushed it down).
+    let row_filtering = parquet.table_parquet_options().global.pushdown_filters;
     // The per-file read schema below must be each file's own: only the
     // lake's `events`, whose every file the lake writer writes with the
     // event schema.
     if config.limit.is_some()
-        || (source.filter().is_some() && filter.is_none())
+        || (source.filter().is_some() && filter.is_none() && row_filtering)
         || !config.table_partition_cols().is_empty()
         || file_schema.fields() != groundtruth_event::event_schema().fields()
     {
@@ -299,15 +304,17 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     {
         return Ok(None);
     }
-    // The scan's copy of the filter (for pruning row groups by their
-    // statistics) is over the table's columns.
+    // The scan's predicate (a copy of the filter, or a join's dynamic
+    // filter) is over the table's columns. One that reads a dictionary
+    // column other than to test it for null is left out when it only
+    // skips row groups (fewer skipped, same rows), and refuses the rule
+    // when it filters rows.
     let table_is_dictionary = |c: &Column| as_dictionary.contains(&c.index());
-    if source
-        .filter()
-        .is_some_and(|p| !filter_keeps(&p, &table_is_dictionary))
-    {
-        return Ok(None);
-    }
+    let predicate = match source.filter() {
+        Some(p) if filter_keeps(&p, &table_is_dictionary) => Some(p),
+        Some(_) if row_filtering => return Ok(None),
+        _ => None,
+    };
 
     let read_schema: SchemaRef = Arc::new(Schema::new_with_metadata(
         file_schema
@@ -326,7 +333,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     ));
     let mut new_source = ParquetSource::new(Arc::clone(&read_schema))
         .with_table_parquet_options(parquet.table_parquet_options().clone());
-    if let Some(predicate) = source.filter() {
+    if let Some(predicate) = predicate {
         new_source = new_source.with_predicate(predicate);
     }
     if let Some(factory) = parquet.parquet_file_reader_factory() {
@@ -449,6 +456,7 @@ pub struct DictionaryKeyAggregateExec {
     schema: SchemaRef,
     names: Vec<String>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl DictionaryKeyAggregateExec {
@@ -473,6 +481,7 @@ impl DictionaryKeyAggregateExec {
             schema,
             names,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -523,6 +532,10 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn with_new_children(
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
@@ -547,6 +560,7 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let mut input = self.input.execute(partition, Arc::clone(&context))?;
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
         let reservation = MemoryConsumer::new(format!("DictionaryKeyAggregateExec[{partition}]"))
             .register(context.memory_pool());
         let mut state = Grouping::new(self.keys.clone(), &self.aggregates, reservation)?;
@@ -554,9 +568,14 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         let batch_size = context.session_config().batch_size();
         let out = futures::stream::once(async move {
             while let Some(batch) = input.next().await {
-                state.update(&batch?)?;
+                let batch = batch?;
+                let _timer = metrics.elapsed_compute().timer();
+                state.update(&batch)?;
             }
-            state.emit(&schema, batch_size)
+            let _timer = metrics.elapsed_compute().timer();
+            let out = state.emit(&schema, batch_size)?;
+            metrics.record_output(out.iter().map(RecordBatch::num_rows).sum());
+            Ok(out)
         })
         .map(|r: Result<Vec<RecordBatch>>| match r {
             Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
@@ -580,9 +599,9 @@ struct KeyValues {
     integer_of: Vec<Option<i64>>,
     null: Option<u32>,
     /// The dictionary last mapped (kept alive, so that its buffers' address
-    /// identifies it), its values' numbers and, for a computed key, the
-    /// number of the key a null gives.
-    cached: Option<(StringArray, Vec<u32>, Option<u32>)>,
+    /// identifies it) and its values' numbers, then the number of the key
+    /// a null gives; shared by the batches of its column chunk.
+    cached: Option<(StringArray, Arc<[u32]>)>,
     bytes: usize,
 }
 
@@ -634,15 +653,19 @@ impl KeyValues {
         &mut self,
         values: &StringArray,
         map: Option<&Arc<dyn PhysicalExpr>>,
-    ) -> Result<(&[u32], Option<u32>)> {
-        let same = self.cached.as_ref().is_some_and(|(c, _, _)| {
+    ) -> Result<Arc<[u32]>> {
+        let same = self.cached.as_ref().is_some_and(|(c, _)| {
             c.len() == values.len()
                 && c.value_offsets().as_ptr() == values.value_offsets().as_ptr()
                 && c.values().as_ptr() == values.values().as_ptr()
         });
         if !same {
-            let (ids, null) = match map {
-                None => (self.string_ids(values), None),
+            let ids = match map {
+                None => {
+                    let mut ids = self.string_ids(values);
+                    ids.push(self.null_id(KeyKind::Dictionary));
+                    ids
+                }
                 Some(map) => {
                     // The values and a null, through the expression.
                     let with_null =
@@ -660,15 +683,13 @@ impl KeyValues {
                             mapped.data_type()
                         )));
                     };
-                    let mut ids = self.string_ids(mapped);
-                    let null = ids.pop();
-                    (ids, null)
+                    self.string_ids(mapped)
                 }
             };
-            self.cached = Some((values.clone(), ids, null));
+            self.cached = Some((values.clone(), ids.into()));
         }
-        let (_, ids, null) = self.cached.as_ref().expect("set above");
-        Ok((ids, *null))
+        let (_, ids) = self.cached.as_ref().expect("set above");
+        Ok(Arc::clone(ids))
     }
 
     fn string_ids(&mut self, values: &StringArray) -> Vec<u32> {
@@ -688,7 +709,7 @@ impl KeyValues {
 /// number.
 struct LocalKey {
     codes: Vec<u32>,
-    globals: Vec<u32>,
+    globals: Arc<[u32]>,
 }
 
 /// Local codes `0..` of a batch's integer key values, and the value of
@@ -731,7 +752,12 @@ struct Grouping {
     /// The dense table of the last batch (group by local key codes) and
     /// the global numbers of each key's local codes it was built for.
     table: Vec<u32>,
-    table_keys: Vec<Vec<u32>>,
+    table_keys: Vec<Arc<[u32]>>,
+    /// Where the key combinations are too many for a dense table (two keys
+    /// of a few thousand values each, `device_id` and `account_id`): the
+    /// groups of the combinations seen, by local key codes, for the same
+    /// dictionaries as `table_keys`.
+    sparse: HashMap<u64, u32>,
 }
 
 /// Group numbers by the key numbers of a group: up to four keys packed
@@ -772,6 +798,7 @@ impl Grouping {
             rows: Vec::new(),
             table: Vec::new(),
             table_keys: Vec::new(),
+            sparse: HashMap::default(),
         })
     }
 
@@ -795,15 +822,11 @@ impl Grouping {
                         dict.values().data_type()
                     )));
                 };
-                let (ids, mapped_null) = values.dictionary_ids(strings, key.map.as_ref())?;
-                let mut globals = ids.to_vec();
-                let null_code = globals.len() as u32;
+                // The dictionary's numbers, then a null's.
+                let globals = values.dictionary_ids(strings, key.map.as_ref())?;
+                let null_code = strings.len() as u32;
                 let keys = dict.keys();
                 let codes: Vec<u32> = if keys.null_count() > 0 {
-                    globals.push(match mapped_null {
-                        Some(n) => n,
-                        None => values.null_id(KeyKind::Dictionary),
-                    });
                     (0..rows)
                         .map(|i| {
                             if keys.is_null(i) {
@@ -886,22 +909,26 @@ impl Grouping {
         self.rows.clear();
         self.rows.reserve(rows);
         let mut key = vec![0u32; locals.len()];
+        // The previous batch's tables still hold when every key's local
+        // codes mean the same global numbers (batches of one column chunk
+        // share its dictionary).
+        let same = self.table_keys.len() == locals.len()
+            && self
+                .table_keys
+                .iter()
+                .zip(&locals)
+                .all(|(t, l)| Arc::ptr_eq(t, &l.globals) || **t == *l.globals);
+        if !same {
+            self.table.clear();
+            self.sparse.clear();
+            self.table_keys = locals.iter().map(|l| Arc::clone(&l.globals)).collect();
+        }
         match combinations {
             Some(n) if n <= DENSE_LIMIT.max(rows) => {
-                // The previous batch's table still holds when every key's
-                // local codes mean the same global numbers (batches of one
-                // column chunk share its dictionary).
-                let same = self.table_keys.len() == locals.len()
-                    && self
-                        .table_keys
-                        .iter()
-                        .zip(&locals)
-                        .all(|(t, l)| *t == l.globals);
                 let mut table = std::mem::take(&mut self.table);
-                if !same || table.len() != n {
+                if table.len() != n {
                     table.clear();
                     table.resize(n, u32::MAX);
-                    self.table_keys = locals.iter().map(|l| l.globals.clone()).collect();
                 }
                 for i in 0..rows {
                     let mut at = 0usize;
@@ -920,7 +947,29 @@ impl Grouping {
                 }
                 self.table = table;
             }
-            _ => {
+            Some(_) => {
+                let mut sparse = std::mem::take(&mut self.sparse);
+                for i in 0..rows {
+                    let mut at = 0u64;
+                    for l in &locals {
+                        at = at * l.globals.len() as u64 + u64::from(l.codes[i]);
+                    }
+                    let g = match sparse.get(&at) {
+                        Some(&g) => g,
+                        None => {
+                            for (k, l) in locals.iter().enumerate() {
+                                key[k] = l.globals[l.codes[i] as usize];
+                            }
+                            let g = self.group_of(&key);
+                            sparse.insert(at, g);
+                            g
+                        }
+                    };
+                    self.rows.push(g as usize);
+                }
+                self.sparse = sparse;
+            }
+            None => {
                 for i in 0..rows {
                     for (k, l) in locals.iter().enumerate() {
                         key[k] = l.globals[l.codes[i] as usize];
@@ -951,7 +1000,11 @@ impl Grouping {
         let keys: usize = self.values.iter().map(|v| v.bytes).sum();
         let groups = self.group_count() * (self.keys.len() * 8 + 32) + self.group_keys.len() * 4;
         let accs: usize = self.accumulators.iter().map(|a| a.size()).sum();
-        keys + groups + accs + self.rows.capacity() * 8 + self.table.capacity() * 4
+        keys + groups
+            + accs
+            + self.rows.capacity() * 8
+            + self.table.capacity() * 4
+            + self.sparse.capacity() * 16
     }
 
     /// The partial aggregate's output: keys as `schema` has them, then the
@@ -1056,6 +1109,11 @@ mod tests {
              substr(account_id, 1, 6) AS a, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2",
             "SELECT CASE WHEN device_id IS NULL THEN 'none' END AS d, count(*) FROM events \
              GROUP BY 1 ORDER BY 1 NULLS FIRST",
+            // More key combinations than a dense table takes (the groups
+            // seen by local key codes instead).
+            "SELECT app_id, account_id, device_id, kind, region, changed_fields, count(*), \
+             sum(duration_s) FROM events GROUP BY 1, 2, 3, 4, 5, 6 \
+             ORDER BY 1, 2, 3 NULLS FIRST, 4, 5 NULLS FIRST, 6 NULLS FIRST",
         ];
         let refused = [
             "SELECT kind, max(kind) FROM events GROUP BY kind ORDER BY kind",

@@ -212,6 +212,7 @@ pub const GROUNDTRUTH_RULES: &[&str] = &[
     "groundtruth_shared_subplans",
     "groundtruth_mixed_distinct_to_group_by",
     "groundtruth_counts_from_footers",
+    "groundtruth_aggregate_below_join",
     "groundtruth_dictionary_keys",
 ];
 
@@ -258,10 +259,12 @@ pub fn switched_off(var: &str) -> bool {
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
 /// [`CountsFromFooters`](crate::CountsFromFooters),
+/// [`AggregateBelowJoin`](crate::AggregateBelowJoin),
 /// [`DictionaryKeys`](crate::DictionaryKeys), [`SharedSubplans`](crate::SharedSubplans)
 /// with its [`SharingQueryPlanner`](crate::SharingQueryPlanner)).
 ///
 /// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` /
+/// `GROUNDTRUTH_AGGREGATE_BELOW_JOIN=off` /
 /// `GROUNDTRUTH_DICTIONARY_KEYS=off` / `GROUNDTRUTH_SHARED_SUBPLANS=off` in
 /// the environment leave a rule out (to compare plans and timings with and
 /// without it).
@@ -275,6 +278,11 @@ pub fn lake_context() -> SessionContext {
     }
     if !switched_off("GROUNDTRUTH_FOOTER_COUNTS") {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters));
+    }
+    // Before DictionaryKeys: the aggregate it moves below a join then
+    // reads the scan directly.
+    if !switched_off("GROUNDTRUTH_AGGREGATE_BELOW_JOIN") {
+        builder = builder.with_physical_optimizer_rule(Arc::new(crate::eager::AggregateBelowJoin));
     }
     if !switched_off("GROUNDTRUTH_DICTIONARY_KEYS") {
         builder = builder.with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys));
