@@ -278,20 +278,71 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     if as_dictionary.is_empty() {
         return Ok(None);
     }
-    // The aggregates are evaluated as planned, over strings: none may read
-    // a column that now arrives as a dictionary.
+    // The aggregates' arguments: a part that reads one dictionary column
+    // alone (`kind = 'session_end'` in `sum(CASE WHEN kind = 'session_end'
+    // THEN ... END)`) is computed once per dictionary and taken per row
+    // (the column is then read as a dictionary); a column read whole (as
+    // `max(kind)` does) must stay a string, so it cannot be a key.
+    let table_of = |i: usize| below.get(i).and_then(|&b| scanned.get(b)).copied();
+    let mut whole = HashSet::new();
+    let mut parts_of = HashSet::new();
     for a in agg.aggr_expr() {
         for e in a.expressions() {
-            if collect_columns(&e).iter().any(|c| {
-                below
-                    .get(c.index())
-                    .and_then(|&b| scanned.get(b))
-                    .is_none_or(|t| as_dictionary.contains(t))
-            }) {
-                return Ok(None);
-            }
+            classify(&e, &mut whole, &mut parts_of);
         }
     }
+    if whole
+        .iter()
+        .any(|&i| table_of(i).is_none_or(|t| as_dictionary.contains(&t)))
+    {
+        return Ok(None);
+    }
+    let filter_reads = |i: usize| {
+        filter.as_ref().is_some_and(|(_, predicate)| {
+            !filter_keeps(predicate, &|c: &Column| c.index() == below[i])
+        })
+    };
+    let derivable: HashSet<usize> = parts_of
+        .into_iter()
+        .filter(|&i| {
+            !whole.contains(&i)
+                && !filter_reads(i)
+                && table_of(i).is_some_and(|t| {
+                    let field = file_schema.field(t);
+                    *field.data_type() == DataType::Utf8
+                        && DICTIONARY_COLUMNS.contains(&field.name().as_str())
+                })
+        })
+        .collect();
+    let input_schema = agg.input().schema();
+    let mut derived = Vec::new();
+    let mut aggregates = Vec::new();
+    for a in agg.aggr_expr() {
+        let args = a
+            .expressions()
+            .iter()
+            .map(|e| derive(e, &derivable, &mut derived, input_schema.fields().len()))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(moved) = a.with_new_expressions(args, Vec::new()) else {
+            return Ok(None);
+        };
+        aggregates.push(Arc::new(moved));
+    }
+    let mut fields = Vec::new();
+    for (k, d) in derived.iter().enumerate() {
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            format!("__dictionary_part_{k}"),
+            d.part.data_type(&input_schema)?,
+            true,
+        )));
+        if let Some(t) = table_of(d.input) {
+            as_dictionary.insert(t);
+        }
+    }
+    for d in &mut derived {
+        d.part = at_column_zero(&d.part, d.input)?;
+    }
+    let parts = Arc::new(Parts { derived, fields });
 
     let is_dictionary = |c: &Column| {
         scanned
@@ -370,7 +421,8 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     Ok(Some(Arc::new(DictionaryKeyAggregateExec::new(
         input,
         keys,
-        agg.aggr_expr().to_vec(),
+        aggregates,
+        parts,
         out_schema,
         agg.group_expr()
             .expr()
@@ -378,6 +430,104 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             .map(|(_, name)| name.clone())
             .collect(),
     ))))
+}
+
+/// The parts of aggregate arguments computed per dictionary (see
+/// `rewrite`), and their fields after a batch's columns.
+#[derive(Debug)]
+struct Parts {
+    derived: Vec<Derived>,
+    fields: Vec<arrow::datatypes::FieldRef>,
+}
+
+/// One part: the input column it reads and the expression, over that
+/// column as column 0 (once built).
+#[derive(Debug, Clone)]
+struct Derived {
+    input: usize,
+    part: Arc<dyn PhysicalExpr>,
+}
+
+/// Notes in `whole` the columns `expr` reads as they are, in `parts_of`
+/// those it reads only inside a part of one column (not the column alone,
+/// nothing volatile).
+fn classify(
+    expr: &Arc<dyn PhysicalExpr>,
+    whole: &mut HashSet<usize>,
+    parts_of: &mut HashSet<usize>,
+) {
+    if let Some(c) = expr.downcast_ref::<Column>() {
+        whole.insert(c.index());
+        return;
+    }
+    let columns = collect_columns(expr);
+    if columns.len() == 1 && !is_volatile(expr) {
+        parts_of.extend(columns.iter().map(Column::index));
+        return;
+    }
+    for child in expr.children() {
+        classify(child, whole, parts_of);
+    }
+}
+
+/// `expr` with each part that reads one of `derivable` alone replaced by a
+/// column after the input's `width` columns (its part noted in `derived`).
+fn derive(
+    expr: &Arc<dyn PhysicalExpr>,
+    derivable: &HashSet<usize>,
+    derived: &mut Vec<Derived>,
+    width: usize,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    if expr.downcast_ref::<Column>().is_some() {
+        return Ok(Arc::clone(expr));
+    }
+    let columns = collect_columns(expr);
+    if let [only] = columns.iter().collect::<Vec<_>>()[..] {
+        if derivable.contains(&only.index()) && !is_volatile(expr) {
+            let at = width + derived.len();
+            derived.push(Derived {
+                input: only.index(),
+                part: Arc::clone(expr),
+            });
+            return Ok(Arc::new(Column::new(
+                &format!("__dictionary_part_{}", at - width),
+                at,
+            )));
+        }
+    }
+    let children = expr
+        .children()
+        .into_iter()
+        .map(|c| derive(c, derivable, derived, width))
+        .collect::<Result<Vec<_>>>()?;
+    Arc::clone(expr).with_new_children(children)
+}
+
+/// `expr` reading its one column `index` as column 0.
+fn at_column_zero(expr: &Arc<dyn PhysicalExpr>, index: usize) -> Result<Arc<dyn PhysicalExpr>> {
+    Ok(Arc::clone(expr)
+        .transform(|e| {
+            Ok(match e.downcast_ref::<Column>() {
+                Some(c) if c.index() == index => {
+                    Transformed::yes(Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>)
+                }
+                _ => Transformed::no(e),
+            })
+        })?
+        .data)
+}
+
+/// `expr` (over one string column as column 0) over a dictionary's values
+/// and then a null: what it gives for each index, and for a null.
+fn through_dictionary(expr: &Arc<dyn PhysicalExpr>, values: &StringArray) -> Result<ArrayRef> {
+    let with_null = arrow::compute::concat(&[values as &dyn Array, &StringArray::new_null(1)])?;
+    let schema = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+        "v",
+        DataType::Utf8,
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![with_null])?;
+    expr.evaluate(&batch)?.into_array(batch.num_rows())
 }
 
 /// A group key `expr` computed from exactly one of the dictionary columns
@@ -407,17 +557,7 @@ fn mapped_key(
         return Ok(None);
     }
     let index = only.index();
-    let map = Arc::clone(expr)
-        .transform(|e| {
-            Ok(match e.downcast_ref::<Column>() {
-                Some(c) if c.index() == index => {
-                    Transformed::yes(Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>)
-                }
-                _ => Transformed::no(e),
-            })
-        })?
-        .data;
-    Ok(Some((index, map)))
+    Ok(Some((index, at_column_zero(expr, index)?)))
 }
 
 /// Whether `predicate` evaluates the same over dictionary-read columns
@@ -453,6 +593,7 @@ pub struct DictionaryKeyAggregateExec {
     input: Arc<dyn ExecutionPlan>,
     keys: Vec<Key>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    parts: Arc<Parts>,
     schema: SchemaRef,
     names: Vec<String>,
     properties: Arc<PlanProperties>,
@@ -464,6 +605,7 @@ impl DictionaryKeyAggregateExec {
         input: Arc<dyn ExecutionPlan>,
         keys: Vec<Key>,
         aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        parts: Arc<Parts>,
         schema: SchemaRef,
         names: Vec<String>,
     ) -> Self {
@@ -478,6 +620,7 @@ impl DictionaryKeyAggregateExec {
             input,
             keys,
             aggregates,
+            parts,
             schema,
             names,
             properties,
@@ -501,7 +644,17 @@ impl DisplayAs for DictionaryKeyAggregateExec {
             "DictionaryKeyAggregateExec: gby=[{}], aggr=[{}]",
             self.names.join(", "),
             aggr.join(", ")
-        )
+        )?;
+        if !self.parts.derived.is_empty() {
+            let parts: Vec<String> = self
+                .parts
+                .derived
+                .iter()
+                .map(|d| format!("{} of #{}", d.part, d.input))
+                .collect();
+            write!(f, ", per_dictionary=[{}]", parts.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -549,6 +702,7 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
             input,
             self.keys.clone(),
             self.aggregates.clone(),
+            Arc::clone(&self.parts),
             Arc::clone(&self.schema),
             self.names.clone(),
         )))
@@ -563,7 +717,12 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         let metrics = BaselineMetrics::new(&self.metrics, partition);
         let reservation = MemoryConsumer::new(format!("DictionaryKeyAggregateExec[{partition}]"))
             .register(context.memory_pool());
-        let mut state = Grouping::new(self.keys.clone(), &self.aggregates, reservation)?;
+        let mut state = Grouping::new(
+            self.keys.clone(),
+            &self.aggregates,
+            Arc::clone(&self.parts),
+            reservation,
+        )?;
         let schema = Arc::clone(&self.schema);
         let batch_size = context.session_config().batch_size();
         let out = futures::stream::once(async move {
@@ -667,16 +826,7 @@ impl KeyValues {
                     ids
                 }
                 Some(map) => {
-                    // The values and a null, through the expression.
-                    let with_null =
-                        arrow::compute::concat(&[values as &dyn Array, &StringArray::new_null(1)])?;
-                    let schema = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
-                        "v",
-                        DataType::Utf8,
-                        true,
-                    )]));
-                    let batch = RecordBatch::try_new(schema, vec![with_null])?;
-                    let mapped = map.evaluate(&batch)?.into_array(batch.num_rows())?;
+                    let mapped = through_dictionary(map, values)?;
                     let Some(mapped) = mapped.as_string_opt::<i32>() else {
                         return Err(DataFusionError::Internal(format!(
                             "DictionaryKeyAggregateExec: a computed key gave {}",
@@ -742,6 +892,10 @@ struct Grouping {
     values: Vec<KeyValues>,
     /// Each aggregate's argument expressions and its accumulator.
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// The parts computed per dictionary, and each one's values for the
+    /// dictionary it last saw.
+    parts: Arc<Parts>,
+    part_values: Vec<Option<(StringArray, ArrayRef)>>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     /// Each group's global key numbers, `keys.len()` per group.
     group_keys: Vec<u32>,
@@ -776,6 +930,7 @@ impl Grouping {
     fn new(
         keys: Vec<Key>,
         aggregates: &[Arc<AggregateFunctionExpr>],
+        parts: Arc<Parts>,
         reservation: MemoryReservation,
     ) -> Result<Self> {
         let values = keys.iter().map(|_| KeyValues::default()).collect();
@@ -784,6 +939,8 @@ impl Grouping {
             keys,
             values,
             arguments: aggregates.iter().map(|a| a.expressions()).collect(),
+            part_values: vec![None; parts.derived.len()],
+            parts,
             accumulators: aggregates
                 .iter()
                 .map(|a| a.create_groups_accumulator())
@@ -980,6 +1137,8 @@ impl Grouping {
             }
         }
         let total = self.group_count();
+        let augmented = self.with_parts(batch)?;
+        let batch = augmented.as_ref().unwrap_or(batch);
         for (exprs, acc) in self.arguments.iter().zip(self.accumulators.iter_mut()) {
             let args = exprs
                 .iter()
@@ -989,6 +1148,63 @@ impl Grouping {
         }
         self.reservation.try_resize(self.size())?;
         Ok(())
+    }
+
+    /// `batch` with the parts computed per dictionary after its columns
+    /// (`None` when there are none).
+    fn with_parts(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        if self.parts.derived.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = batch.columns().to_vec();
+        for (d, cached) in self.parts.derived.iter().zip(self.part_values.iter_mut()) {
+            let column = batch.column(d.input);
+            let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
+                return Err(DataFusionError::Internal(format!(
+                    "DictionaryKeyAggregateExec: column {} arrived as {}, not a dictionary",
+                    d.input,
+                    column.data_type()
+                )));
+            };
+            let Some(strings) = dict.values().as_string_opt::<i32>() else {
+                return Err(DataFusionError::Internal(format!(
+                    "DictionaryKeyAggregateExec: dictionary of {} values",
+                    dict.values().data_type()
+                )));
+            };
+            let same = cached.as_ref().is_some_and(|(c, _)| {
+                c.len() == strings.len()
+                    && c.value_offsets().as_ptr() == strings.value_offsets().as_ptr()
+                    && c.values().as_ptr() == strings.values().as_ptr()
+            });
+            if !same {
+                *cached = Some((strings.clone(), through_dictionary(&d.part, strings)?));
+            }
+            let (_, per_value) = cached.as_ref().expect("set above");
+            // Each row's index, a null's after the dictionary's values.
+            let null_at = strings.len() as u32;
+            let keys = dict.keys();
+            let indices: arrow::array::UInt32Array = if keys.null_count() > 0 {
+                keys.iter()
+                    .map(|k| Some(k.map_or(null_at, |k| k as u32)))
+                    .collect()
+            } else {
+                keys.values().iter().map(|&k| Some(k as u32)).collect()
+            };
+            columns.push(arrow::compute::take(per_value.as_ref(), &indices, None)?);
+        }
+        let fields: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .chain(&self.parts.fields)
+            .cloned()
+            .collect();
+        Ok(Some(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?))
     }
 
     fn group_count(&self) -> usize {
@@ -1109,6 +1325,20 @@ mod tests {
              substr(account_id, 1, 6) AS a, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2",
             "SELECT CASE WHEN device_id IS NULL THEN 'none' END AS d, count(*) FROM events \
              GROUP BY 1 ORDER BY 1 NULLS FIRST",
+            // Aggregate arguments with parts of one dictionary column,
+            // computed per dictionary (nulls included).
+            "SELECT app_id, sum(CASE WHEN kind = 'login' THEN 1 ELSE 0 END), \
+             sum(CASE WHEN kind = 'check_in' THEN coalesce(duration_s, 0) ELSE 0 END), \
+             count(CASE WHEN device_id IS NULL THEN 1 END), max(upper(kind)), \
+             sum(CASE WHEN region IS NULL THEN 1 ELSE 0 END), min(coalesce(region, '-')) \
+             FROM events GROUP BY app_id ORDER BY app_id",
+            "SELECT account_id, event_date, sum(CASE WHEN kind IN ('login', 'report_submit') \
+             THEN 1 ELSE 0 END) FROM events GROUP BY 1, 2 ORDER BY 1, 2",
+            // A column read whole, or by the filter, stays a string.
+            "SELECT app_id, max(kind), sum(CASE WHEN kind = 'login' THEN 1 ELSE 0 END) \
+             FROM events GROUP BY app_id ORDER BY app_id",
+            "SELECT app_id, sum(CASE WHEN kind = 'login' THEN 1 ELSE 0 END) FROM events \
+             WHERE kind <> 'check_in' GROUP BY app_id ORDER BY app_id",
             // More key combinations than a dense table takes (the groups
             // seen by local key codes instead).
             "SELECT app_id, account_id, device_id, kind, region, changed_fields, count(*), \
@@ -1142,6 +1372,20 @@ mod tests {
                 // round-robin repartition under some filters).
                 if !expect || partitions == 2 {
                     assert_eq!(used, expect, "{sql} over {partitions} partitions: {got}");
+                }
+                if partitions == 2 && sql.contains("max(upper(kind))") {
+                    let plan = datafusion::physical_plan::displayable(
+                        with.sql(sql)
+                            .await
+                            .unwrap()
+                            .create_physical_plan()
+                            .await
+                            .unwrap()
+                            .as_ref(),
+                    )
+                    .indent(false)
+                    .to_string();
+                    assert!(plan.contains("per_dictionary=["), "{plan}");
                 }
             }
         }
