@@ -321,6 +321,10 @@ struct SharedRuntime {
 enum Partition {
     /// Not run yet (or read by every copy, and let go).
     Waiting,
+    /// Its run on the shared plan was given up (the reader running it was
+    /// dropped, or it failed): a plan's partition runs once, so the other
+    /// copies run their own.
+    Abandoned,
     /// Run: its batches, and how many copies are still to read them.
     Kept {
         batches: Vec<RecordBatch>,
@@ -459,21 +463,40 @@ impl ExecutionPlan for SharedExec {
             return self.input.execute(partition, context);
         }
         let slot = runtime.partition(partition);
+        let own = Arc::clone(&self.input);
         let readers = runtime.readers;
         let name = format!("SharedExec[{}]", runtime.id);
         let batches = futures::stream::once(async move {
             let mut slot = slot.lock().await;
-            if let Partition::Kept {
-                batches, unread, ..
-            } = &mut *slot
-            {
-                let out = batches.clone();
-                *unread -= 1;
-                if *unread == 0 {
-                    *slot = Partition::Waiting;
+            match &mut *slot {
+                Partition::Kept {
+                    batches, unread, ..
+                } => {
+                    let out = batches.clone();
+                    *unread -= 1;
+                    if *unread == 0 {
+                        *slot = Partition::Waiting;
+                    }
+                    return Ok(out);
                 }
-                return Ok(out);
+                Partition::Abandoned => {
+                    drop(slot);
+                    if Arc::ptr_eq(&own, &plan) {
+                        return Err(DataFusionError::Execution(format!(
+                            "{name}: partition {partition} was run and given up already"
+                        )));
+                    }
+                    let mut stream = own.execute(partition, context)?;
+                    let mut batches = Vec::new();
+                    while let Some(batch) = stream.next().await {
+                        batches.push(batch?);
+                    }
+                    return Ok(batches);
+                }
+                Partition::Waiting => {}
             }
+            // Until it is kept, a dropped or failed run leaves it abandoned.
+            *slot = Partition::Abandoned;
             let reservation = MemoryConsumer::new(name).register(context.memory_pool());
             let mut stream = plan.execute(partition, context)?;
             let mut batches = Vec::new();
@@ -723,5 +746,40 @@ mod tests {
             pretty_format_batches(&batches).unwrap().to_string(),
             expected
         );
+    }
+    #[tokio::test]
+    async fn a_run_given_up_leaves_the_other_copies_their_own() {
+        use arrow::array::Int64Array;
+        use datafusion::physical_plan::test::exec::{BlockingExec, MockExec};
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let runtime = Arc::new(SharedRuntime::new(7, 2));
+        // The first copy's run never ends; its reader is dropped mid-run.
+        let first = SharedExec::new(
+            Arc::new(BlockingExec::new(Arc::clone(&schema), 1)),
+            Arc::clone(&runtime),
+        );
+        let second = SharedExec::new(
+            Arc::new(MockExec::new(vec![Ok(batch)], Arc::clone(&schema))),
+            Arc::clone(&runtime),
+        );
+        let ctx = SessionContext::new();
+        let mut stream = first.execute(0, ctx.task_ctx()).unwrap();
+        assert!(futures::poll!(stream.next()).is_pending());
+        drop(stream);
+        let batches = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            collect(Arc::new(second), ctx.task_ctx()),
+        )
+        .await
+        .expect("the second copy runs its own plan, not the given-up one")
+        .unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
     }
 }
