@@ -75,7 +75,6 @@ use datafusion::physical_plan::execution_plan::{
 };
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::InputOrderMode;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -530,6 +529,48 @@ fn through_dictionary(expr: &Arc<dyn PhysicalExpr>, values: &StringArray) -> Res
     expr.evaluate(&batch)?.into_array(batch.num_rows())
 }
 
+/// A column read as a dictionary (input column `input`): its keys and its
+/// string values.
+fn dictionary_of(
+    column: &ArrayRef,
+    input: usize,
+) -> Result<(&arrow::array::Int32DictionaryArray, &StringArray)> {
+    let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
+        return Err(DataFusionError::Internal(format!(
+            "DictionaryKeyAggregateExec: column {input} arrived as {}, not a dictionary",
+            column.data_type()
+        )));
+    };
+    let Some(strings) = dict.values().as_string_opt::<i32>() else {
+        return Err(DataFusionError::Internal(format!(
+            "DictionaryKeyAggregateExec: dictionary of {} values",
+            dict.values().data_type()
+        )));
+    };
+    Ok((dict, strings))
+}
+
+/// Each row's index into the dictionary `values`, a null's after them
+/// (where `through_dictionary` and the key numbers put a null).
+fn dictionary_codes(dict: &arrow::array::Int32DictionaryArray, values: &StringArray) -> Vec<u32> {
+    let keys = dict.keys();
+    if keys.null_count() == 0 {
+        return keys.values().iter().map(|&v| v as u32).collect();
+    }
+    let null_code = values.len() as u32;
+    keys.iter()
+        .map(|k| k.map_or(null_code, |k| k as u32))
+        .collect()
+}
+
+/// Whether `a` and `b` are the same dictionary (the reader hands the same
+/// buffers to every batch of a column chunk).
+fn same_dictionary(a: &StringArray, b: &StringArray) -> bool {
+    a.len() == b.len()
+        && a.value_offsets().as_ptr() == b.value_offsets().as_ptr()
+        && a.values().as_ptr() == b.values().as_ptr()
+}
+
 /// A group key `expr` computed from exactly one of the dictionary columns
 /// (a string, e.g. `coalesce(region, '')`), nothing volatile: the
 /// aggregate's input column it reads and the expression rewritten to read
@@ -691,15 +732,10 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (Some(input), true) = (children.pop(), children.is_empty()) else {
-            return Err(DataFusionError::Internal(
-                "DictionaryKeyAggregateExec needs one child".into(),
-            ));
-        };
         Ok(Arc::new(DictionaryKeyAggregateExec::new(
-            input,
+            crate::query::only_child(children, "DictionaryKeyAggregateExec")?,
             self.keys.clone(),
             self.aggregates.clone(),
             Arc::clone(&self.parts),
@@ -725,26 +761,20 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         )?;
         let schema = Arc::clone(&self.schema);
         let batch_size = context.session_config().batch_size();
-        let out = futures::stream::once(async move {
-            while let Some(batch) = input.next().await {
-                let batch = batch?;
-                let _timer = metrics.elapsed_compute().timer();
-                state.update(&batch)?;
-            }
-            let _timer = metrics.elapsed_compute().timer();
-            let out = state.emit(&schema, batch_size)?;
-            metrics.record_output(out.iter().map(RecordBatch::num_rows).sum());
-            Ok(out)
-        })
-        .map(|r: Result<Vec<RecordBatch>>| match r {
-            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
-            Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
-        })
-        .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        Ok(crate::query::stream_of_batches(
             Arc::clone(&self.schema),
-            out,
-        )))
+            async move {
+                while let Some(batch) = input.next().await {
+                    let batch = batch?;
+                    let _timer = metrics.elapsed_compute().timer();
+                    state.update(&batch)?;
+                }
+                let _timer = metrics.elapsed_compute().timer();
+                let out = state.emit(&schema, batch_size)?;
+                metrics.record_output(out.iter().map(RecordBatch::num_rows).sum());
+                Ok(out)
+            },
+        ))
     }
 }
 
@@ -813,12 +843,11 @@ impl KeyValues {
         values: &StringArray,
         map: Option<&Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<[u32]>> {
-        let same = self.cached.as_ref().is_some_and(|(c, _)| {
-            c.len() == values.len()
-                && c.value_offsets().as_ptr() == values.value_offsets().as_ptr()
-                && c.values().as_ptr() == values.values().as_ptr()
-        });
-        if !same {
+        if !self
+            .cached
+            .as_ref()
+            .is_some_and(|(c, _)| same_dictionary(c, values))
+        {
             let ids = match map {
                 None => {
                     let mut ids = self.string_ids(values);
@@ -962,41 +991,16 @@ impl Grouping {
     fn local_key(&mut self, k: usize, batch: &RecordBatch) -> Result<LocalKey> {
         let key = &self.keys[k];
         let column = batch.column(key.input);
-        let rows = batch.num_rows();
         let values = &mut self.values[k];
         match key.kind {
             KeyKind::Dictionary => {
-                let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
-                    return Err(DataFusionError::Internal(format!(
-                        "DictionaryKeyAggregateExec: key column {} arrived as {}, not a dictionary",
-                        key.input,
-                        column.data_type()
-                    )));
-                };
-                let Some(strings) = dict.values().as_string_opt::<i32>() else {
-                    return Err(DataFusionError::Internal(format!(
-                        "DictionaryKeyAggregateExec: dictionary of {} values",
-                        dict.values().data_type()
-                    )));
-                };
+                let (dict, strings) = dictionary_of(column, key.input)?;
                 // The dictionary's numbers, then a null's.
                 let globals = values.dictionary_ids(strings, key.map.as_ref())?;
-                let null_code = strings.len() as u32;
-                let keys = dict.keys();
-                let codes: Vec<u32> = if keys.null_count() > 0 {
-                    (0..rows)
-                        .map(|i| {
-                            if keys.is_null(i) {
-                                null_code
-                            } else {
-                                keys.value(i) as u32
-                            }
-                        })
-                        .collect()
-                } else {
-                    keys.values().iter().map(|&v| v as u32).collect()
-                };
-                Ok(LocalKey { codes, globals })
+                Ok(LocalKey {
+                    codes: dictionary_codes(dict, strings),
+                    globals,
+                })
             }
             KeyKind::Integer => {
                 let raw: Vec<Option<i64>> = match column.data_type() {
@@ -1158,39 +1162,15 @@ impl Grouping {
         }
         let mut columns = batch.columns().to_vec();
         for (d, cached) in self.parts.derived.iter().zip(self.part_values.iter_mut()) {
-            let column = batch.column(d.input);
-            let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
-                return Err(DataFusionError::Internal(format!(
-                    "DictionaryKeyAggregateExec: column {} arrived as {}, not a dictionary",
-                    d.input,
-                    column.data_type()
-                )));
-            };
-            let Some(strings) = dict.values().as_string_opt::<i32>() else {
-                return Err(DataFusionError::Internal(format!(
-                    "DictionaryKeyAggregateExec: dictionary of {} values",
-                    dict.values().data_type()
-                )));
-            };
-            let same = cached.as_ref().is_some_and(|(c, _)| {
-                c.len() == strings.len()
-                    && c.value_offsets().as_ptr() == strings.value_offsets().as_ptr()
-                    && c.values().as_ptr() == strings.values().as_ptr()
-            });
-            if !same {
+            let (dict, strings) = dictionary_of(batch.column(d.input), d.input)?;
+            if !cached
+                .as_ref()
+                .is_some_and(|(c, _)| same_dictionary(c, strings))
+            {
                 *cached = Some((strings.clone(), through_dictionary(&d.part, strings)?));
             }
             let (_, per_value) = cached.as_ref().expect("set above");
-            // Each row's index, a null's after the dictionary's values.
-            let null_at = strings.len() as u32;
-            let keys = dict.keys();
-            let indices: arrow::array::UInt32Array = if keys.null_count() > 0 {
-                keys.iter()
-                    .map(|k| Some(k.map_or(null_at, |k| k as u32)))
-                    .collect()
-            } else {
-                keys.values().iter().map(|&k| Some(k as u32)).collect()
-            };
+            let indices = arrow::array::UInt32Array::from(dictionary_codes(dict, strings));
             columns.push(arrow::compute::take(per_value.as_ref(), &indices, None)?);
         }
         let fields: Vec<_> = batch
@@ -1375,13 +1355,7 @@ mod tests {
                 }
                 if partitions == 2 && sql.contains("max(upper(kind))") {
                     let plan = datafusion::physical_plan::displayable(
-                        with.sql(sql)
-                            .await
-                            .unwrap()
-                            .create_physical_plan()
-                            .await
-                            .unwrap()
-                            .as_ref(),
+                        crate::testlake::physical_plan(&with, sql).await.as_ref(),
                     )
                     .indent(false)
                     .to_string();

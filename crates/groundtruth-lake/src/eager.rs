@@ -266,7 +266,7 @@ fn unique_on(plan: &Arc<dyn ExecutionPlan>, column: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testlake::{lake, sessions};
+    use crate::testlake::{lake, physical_plan, sessions};
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::physical_plan::{collect, displayable};
@@ -277,13 +277,7 @@ mod tests {
 
     /// The answer, and whether some join's probe side is an aggregate.
     async fn answer(ctx: &SessionContext, sql: &str) -> (String, bool, String) {
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let plan = physical_plan(ctx, sql).await;
         let mut below = false;
         plan.apply(|node| {
             if let Some(j) = node.downcast_ref::<HashJoinExec>() {

@@ -51,7 +51,6 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
@@ -416,14 +415,12 @@ impl ExecutionPlan for SharedExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (Some(input), true) = (children.pop(), children.is_empty()) else {
-            return Err(DataFusionError::Internal(
-                "SharedExec needs one child".into(),
-            ));
-        };
-        Ok(Arc::new(SharedExec::new(input, Arc::clone(&self.runtime))))
+        Ok(Arc::new(SharedExec::new(
+            crate::query::only_child(children, "SharedExec")?,
+            Arc::clone(&self.runtime),
+        )))
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
@@ -466,7 +463,8 @@ impl ExecutionPlan for SharedExec {
         let own = Arc::clone(&self.input);
         let readers = runtime.readers;
         let name = format!("SharedExec[{}]", runtime.id);
-        let batches = futures::stream::once(async move {
+        let schema = self.schema();
+        Ok(crate::query::stream_of_batches(schema, async move {
             let mut slot = slot.lock().await;
             match &mut *slot {
                 Partition::Kept {
@@ -486,12 +484,10 @@ impl ExecutionPlan for SharedExec {
                             "{name}: partition {partition} was run and given up already"
                         )));
                     }
-                    let mut stream = own.execute(partition, context)?;
-                    let mut batches = Vec::new();
-                    while let Some(batch) = stream.next().await {
-                        batches.push(batch?);
-                    }
-                    return Ok(batches);
+                    return datafusion::physical_plan::common::collect(
+                        own.execute(partition, context)?,
+                    )
+                    .await;
                 }
                 Partition::Waiting => {}
             }
@@ -511,23 +507,14 @@ impl ExecutionPlan for SharedExec {
                 _reservation: reservation,
             };
             Ok(batches)
-        })
-        .map(|r: Result<Vec<RecordBatch>>| match r {
-            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
-            Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
-        })
-        .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema(),
-            batches,
-        )))
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testlake::{lake, sessions};
+    use crate::testlake::{lake, physical_plan, sessions};
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::execution::SessionStateBuilder;
@@ -540,13 +527,7 @@ mod tests {
     /// The answer (sorted by the query), its plan, and how many scans of
     /// the lake ran.
     async fn answer(ctx: &SessionContext, sql: &str) -> (String, String, usize) {
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let plan = physical_plan(ctx, sql).await;
         let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
         let mut scans = 0;
         plan.apply(|node| {

@@ -135,3 +135,16 @@ pub(crate) async fn sessions(
     }
     (with, without)
 }
+
+/// The physical plan of `sql` in `ctx`.
+pub(crate) async fn physical_plan(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
