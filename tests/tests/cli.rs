@@ -357,3 +357,72 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     ensure!(status.success(), "serve exited with {status}");
     Ok(())
 }
+
+/// An `app_id` the contract allows (up to 128 characters) but whose escaped
+/// directory name would pass the file system's 255 bytes: 128 CJK
+/// characters, 100 `!`. Each is stored, queryable under its own id, and
+/// `detect` over the same file exits 0.
+#[test]
+fn app_ids_of_any_allowed_length_are_stored_and_detect_exits_0() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let lake = tmp.path().join("lake");
+    let lake = lake.to_str().expect("utf-8 path");
+    let ids = [
+        "智".repeat(128),
+        "!".repeat(100),
+        format!("{}b", "智".repeat(127)),
+        "river-chief".to_string(),
+    ];
+    let mut lines = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        for j in 0..3 {
+            lines.push_str(
+                &serde_json::json!({
+                    "event_id": format!("long-{i}-{j}"),
+                    "ts": format!("2026-11-30T09:0{j}:00+08:00"),
+                    "app_id": id,
+                    "account_id": format!("u{i}"),
+                    "kind": "session_start",
+                    "region": "450102",
+                    "device_id": format!("dev-{i}"),
+                })
+                .to_string(),
+            );
+            lines.push('\n');
+        }
+    }
+    let input = tmp.path().join("long.ndjson");
+    std::fs::write(&input, lines)?;
+    let input = input.to_str().expect("path");
+    let out = run_groundtruth(&["ingest", "--quiet", "--lake", lake, input])?;
+    let err = text(&out.stderr);
+    ensure!(out.status.success(), "{err}");
+    ensure!(
+        err.contains("accepted 12, duplicates 0, rejected 0"),
+        "{err}"
+    );
+    let out = run_groundtruth(&[
+        "sql",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+        "SELECT length(app_id) AS len, count(*) AS n FROM events GROUP BY app_id ORDER BY 1, 2",
+    ])?;
+    ensure!(
+        text(&out.stdout) == "len,n\n11,3\n100,3\n128,3\n128,3\n",
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let findings = tmp.path().join("findings.ndjson");
+    let out = run_groundtruth(&[
+        "detect",
+        "--input",
+        input,
+        "--output",
+        findings.to_str().expect("path"),
+    ])?;
+    ensure!(out.status.success(), "detect: {}", text(&out.stderr));
+    Ok(())
+}

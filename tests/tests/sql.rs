@@ -86,6 +86,7 @@ fn env() -> Env {
             // the whole suite at once; the abuse tests only need it finite.
             timeout: Duration::from_secs(8),
             memory_bytes: 64 << 20,
+            server_memory_bytes: 256 << 20,
             max_rows: 100,
             ..Limits::default()
         };
@@ -618,4 +619,440 @@ fn the_wire_protocol_refuses_what_http_refuses() {
             .unwrap();
         assert_eq!(n as usize, events_in("4501"));
     });
+}
+
+/// The attacks of the standing suite, by family: queries that took the
+/// process down (deep expressions, values that grow past memory, series
+/// that never end), limits that did not hold, and reads across the region
+/// scope through error messages. Each runs on both channels.
+fn attack_suite() -> Vec<(String, String)> {
+    let chain = |sep: &str, term: &str, n: usize| vec![term; n].join(sep);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |name: String, sql: String| out.push((name, sql));
+    // Deep expressions: the planner recursed until the stack ran out.
+    for n in [300, 1000, 2000, 5000] {
+        add(
+            format!("{n} additions"),
+            format!("SELECT {}", chain("+", "1", n)),
+        );
+        add(
+            format!("{n} string concats"),
+            format!("SELECT {}", chain("||", "'a'", n)),
+        );
+        add(
+            format!("{n} ANDs"),
+            format!(
+                "SELECT count(*) FROM events WHERE {}",
+                chain(" AND ", "true", n)
+            ),
+        );
+        add(
+            format!("{n} ORs"),
+            format!(
+                "SELECT count(*) FROM events WHERE {}",
+                chain(" OR ", "kind = 'x'", n)
+            ),
+        );
+        add(
+            format!("{n} multiplications"),
+            format!("SELECT {}", chain("*", "lat", n)),
+        );
+        add(
+            format!("{n} NOTs"),
+            format!("SELECT {} true", "NOT ".repeat(n)),
+        );
+        add(
+            format!("{n} unary minus"),
+            format!("SELECT {}1", "- ".repeat(n)),
+        );
+        add(format!("{n} UNIONs"), chain(" UNION ALL ", "SELECT 1", n));
+        add(
+            format!("{n} CASE branches"),
+            format!(
+                "SELECT CASE {} END",
+                (0..n)
+                    .map(|i| format!("WHEN lat = {i} THEN {i}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        );
+        add(
+            format!("{n}-table join"),
+            format!(
+                "SELECT 1 FROM events{}",
+                (0..n.min(600))
+                    .map(|i| format!(" JOIN events e{i} USING (event_id)"))
+                    .collect::<String>()
+            ),
+        );
+    }
+    add(
+        "IN list of 5000".into(),
+        format!(
+            "SELECT count(*) FROM events WHERE account_id IN ({})",
+            (0..5000)
+                .map(|i| format!("'a{i}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    // Values that grow past memory, also in constant folding.
+    for (name, sql) in [
+        ("array_repeat of a 1 MB string", "SELECT cardinality(array_repeat(arrow_cast(repeat('x',1048576),'LargeUtf8'),1000000))"),
+        ("array_repeat nested", "SELECT cardinality(array_repeat(array_repeat(array_repeat(1,1000),1000),1000))"),
+        ("array_resize of a big fill", "SELECT cardinality(array_resize([1], 1000000, repeat('x', 1000)))"),
+        ("replace growth", "SELECT length(replace(repeat('a',100000),'a',repeat('b',100000)))"),
+        ("replace of the empty string", "SELECT length(replace(repeat('a',100000),'',repeat('b',1000)))"),
+        ("regexp_replace growth", "SELECT length(regexp_replace(repeat('a',100000),'a','$0$0$0$0$0$0$0$0$0$0','g'))"),
+        ("repeat per row", "SELECT sum(length(repeat(md5(value::text),32000))) FROM range(2000)"),
+        ("repeat of a 1 MB constant per row", "SELECT sum(length(repeat(repeat('x', 1000000), 1))) FROM range(100000)"),
+        ("repeat in a result", "SELECT repeat('x', 1000000) AS big FROM range(100)"),
+        ("concat of many", "SELECT length(concat(repeat('x',1000000),repeat('x',1000000),repeat('x',1000000)))"),
+        ("concat_ws separator", "SELECT length(concat_ws(repeat('x',1000000),'a','b','c','d'))"),
+        ("|| of a CTE", "WITH t AS (SELECT repeat('x', 1000000) AS s) SELECT length(s||s||s||s||s||s||s||s) FROM t"),
+        ("|| per row", "SELECT sum(length(repeat('x', 100000) || value::text)) FROM range(100000)"),
+        ("recursive doubling", "WITH RECURSIVE t(s, n) AS (SELECT 'x', 1 UNION ALL SELECT s || s, n + 1 FROM t WHERE n < 40) SELECT max(length(s)) FROM t"),
+        ("hex of hex of hex", "SELECT length(encode(encode(encode(repeat('x',1000000),'hex'),'hex'),'hex'))"),
+        ("upper of a big string", "SELECT length(upper(repeat('ß', 500000)))"),
+        ("lpad with a big fill", "SELECT length(lpad('x', 1000000000, 'ab'))"),
+        ("range, zero step from the 31st", "SELECT cardinality(range(DATE '2020-01-31', DATE '2019-01-01', INTERVAL '-1 month 31 days'))"),
+        ("range, mixed-sign step", "SELECT cardinality(range(TIMESTAMP '2020-01-31', TIMESTAMP '2030-01-01', INTERVAL '1 month -30 days'))"),
+        ("generate_series of seconds", "SELECT cardinality(generate_series(TIMESTAMP '1970-01-01', TIMESTAMP '2100-01-01', INTERVAL '1 second'))"),
+        ("range of 1e12", "SELECT cardinality(range(1, 1000000000000))"),
+        ("array_concat of big lists", "SELECT cardinality(array_concat(range(1000000), range(1000000), range(1000000)))"),
+        ("make_array of big strings", "SELECT cardinality(make_array(repeat('x',1000000),repeat('x',1000000),repeat('x',1000000),repeat('x',1000000)))"),
+        // Limits that did not hold.
+        ("regex over a cross join", "SELECT count(*) FROM events a, events b, events c WHERE regexp_like(a.event_id || b.event_id || c.event_id, '(a|b|c|d|e)+x')"),
+        ("count over a huge range", "SELECT count(*) FROM range(10000000000)"),
+        ("recursive without end", "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t"),
+        ("sort beyond memory", "SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3"),
+        ("string_agg of big values", "SELECT length(string_agg(repeat('x', 1000000), ',')) FROM range(60)"),
+        ("array_agg of big values", "SELECT cardinality(array_agg(repeat('x', 1000000))) FROM range(60)"),
+    ] {
+        add(name.into(), sql.into());
+    }
+    // Reads across the scope through error messages.
+    let leak = "concat(region,'|',account_id,'|',device_id,'|',ip)";
+    for (name, sql) in [
+        ("cast of another region's row".to_string(), format!("SELECT count(*) FROM events WHERE CAST(CASE WHEN region LIKE '4502%' THEN {leak} ELSE '1' END AS INT) = 1")),
+        ("divide by zero on another region".to_string(), "SELECT count(*) FROM events WHERE 1/(CASE WHEN region LIKE '4502%' THEN 0 ELSE 1 END) = 1".to_string()),
+        ("walk with NOT IN".to_string(), format!("SELECT count(*) FROM events WHERE account_id NOT IN ('u01') AND CAST(CASE WHEN region NOT LIKE '4501%' THEN {leak} ELSE '1' END AS INT) = 1")),
+        ("cast in a join".to_string(), format!("SELECT count(*) FROM events a JOIN events b ON a.event_id = b.event_id WHERE CAST(CASE WHEN b.region LIKE '4502%' THEN {leak} ELSE '1' END AS INT) = 1")),
+        ("cast in a view".to_string(), "SELECT count(*) FROM account_days WHERE CAST(CASE WHEN region LIKE '4502%' THEN account_id ELSE '1' END AS INT) = 1".to_string()),
+        ("cast in an aggregate".to_string(), format!("SELECT max(CAST(CASE WHEN region LIKE '4502%' THEN {leak} ELSE '1' END AS INT)) FROM events")),
+        ("arrow_cast on another region".to_string(), "SELECT count(*) FROM events WHERE arrow_cast(CASE WHEN region LIKE '4502%' THEN account_id ELSE '1' END, 'Int64') = 1".to_string()),
+        ("to_timestamp on another region".to_string(), "SELECT count(*) FROM events WHERE to_timestamp(CASE WHEN region LIKE '4502%' THEN device_id ELSE '2026-01-01' END) IS NOT NULL".to_string()),
+        ("explain analyze".to_string(), "EXPLAIN ANALYZE SELECT app_id, count(*) FROM events GROUP BY 1".to_string()),
+        ("explain verbose".to_string(), "EXPLAIN VERBOSE SELECT * FROM events WHERE account_id = 'x'".to_string()),
+    ] {
+        add(name, sql);
+    }
+    for column in [
+        "account_id",
+        "device_id",
+        "ip",
+        "event_id",
+        "app_id",
+        "region",
+        "kind",
+    ] {
+        add(
+            format!("cast of {column}"),
+            format!("SELECT count(*) FROM events WHERE CAST({column} AS INT) > 0"),
+        );
+        add(
+            format!("sum of {column}"),
+            format!("SELECT sum(CAST({column} AS DOUBLE)) FROM events"),
+        );
+        add(
+            format!("date of {column}"),
+            format!("SELECT count(*) FROM events WHERE CAST({column} AS DATE) IS NOT NULL"),
+        );
+    }
+    out
+}
+
+#[test]
+fn standing_attack_suite_over_both_channels_keeps_scope_limits_and_the_server() {
+    let e = env();
+    let attacks = attack_suite();
+    assert!(attacks.len() >= 100, "{} attacks", attacks.len());
+    let foreign = fixtures::foreign_values(&repo().join(FIXTURE), "4501");
+    assert!(
+        foreign.len() > 50,
+        "the fixture's other city has values: {}",
+        foreign.len()
+    );
+    let t = &e.t.analyst_4501;
+    let clean = |what: &str, sql: &str, text: &str| {
+        for v in foreign.iter().filter(|v| !sql.contains(v.as_str())) {
+            assert!(
+                !text.contains(v.as_str()),
+                "{what}: quotes `{v}` from outside the scope: {}",
+                text.chars().take(400).collect::<String>()
+            );
+        }
+        assert!(
+            !text.contains(".parquet"),
+            "{what}: names lake files: {}",
+            text.chars().take(400).collect::<String>()
+        );
+    };
+    let alive = |after: &str| {
+        let rows = e.rows(t, "SELECT count(*) AS n FROM events");
+        assert_eq!(count(&rows, "n"), events_in("4501") as i64, "after {after}");
+    };
+    let started = std::time::Instant::now();
+    for (name, sql) in &attacks {
+        let r = request_with(
+            e.http,
+            "POST",
+            "/api/v1/sql",
+            Some(t),
+            "text/plain",
+            Some(sql.as_bytes()),
+        )
+        .unwrap_or_else(|err| panic!("http {name}: the server did not answer: {err:#}"));
+        assert!(
+            r.status < 500,
+            "http {name}: {} {}",
+            r.status,
+            r.text().chars().take(300).collect::<String>()
+        );
+        clean(&format!("http {name}"), sql, &r.text());
+        alive(&format!("http {name}"));
+        let (_, out, err) = e.psql(t, &["-c", sql]);
+        clean(&format!("pgwire {name}"), sql, &out);
+        clean(&format!("pgwire {name}"), sql, &err);
+        assert!(
+            !err.contains("server closed the connection unexpectedly"),
+            "pgwire {name}: {err}"
+        );
+        assert_eq!(
+            e.psql_ok(t, "SELECT count(*) FROM events"),
+            events_in("4501").to_string(),
+            "pgwire after {name}"
+        );
+    }
+    eprintln!(
+        "{} attacks on both channels in {:.1} s",
+        attacks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    // The crashers are refused, not answered, and each is in the audit log.
+    for (name, sql) in &attacks[..4] {
+        let r = request_with(
+            e.http,
+            "POST",
+            "/api/v1/sql",
+            Some(t),
+            "text/plain",
+            Some(sql.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(r.status, 403, "{name}: {}", r.text());
+    }
+    let audit = e.audit_queries();
+    let refused = audit
+        .iter()
+        .filter(|a| a["after"]["outcome"]["status"] == json!("refused"))
+        .count();
+    assert!(refused >= 4, "refusals are audited: {refused}");
+    // A scoped caller's error quotes only its own rows.
+    let (status, v) = e.sql(t, json!({"sql": "SELECT count(*) FROM events WHERE CAST(concat(region, '|', account_id) AS INT) = 1"}));
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("'4501"),
+        "{v}"
+    );
+}
+
+#[test]
+fn csv_cells_cannot_run_as_spreadsheet_formulas() {
+    let e = env();
+    let r = request_with(
+        e.http,
+        "POST",
+        "/api/v1/sql?format=csv",
+        Some(&e.t.analyst),
+        "text/plain",
+        Some(b"SELECT '=HYPERLINK(\"http://x\")' AS \"=evil\", '+1+1' AS b, '-3.5' AS c, '@SUM(A1)' AS d, 'plain' AS e"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("'=evil,b,c,d,e"), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some("\"'=HYPERLINK(\"\"http://x\"\")\",'+1+1,-3.5,'@SUM(A1),plain"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sessions_end_and_silent_connections_cannot_lock_anyone_out() {
+    let e = env();
+    // A token revoked while its wire connection is open stops there.
+    let who =
+        e.rt.block_on(e.store.authenticate(&e.t.analyst_4502))
+            .unwrap();
+    e.rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!(
+            "postgres://x:{}@{}/groundtruth?sslmode=disable",
+            e.t.analyst_4502, e.pg
+        );
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n as usize, events_in("4502"));
+        let admin = e.store.authenticate(&e.t.admin).await.unwrap();
+        e.store.revoke_token(&admin, &who.token_id).await.unwrap();
+        let err = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&mut c)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("revoked"), "{err}");
+    });
+    // Wrong passwords are audited.
+    let (ok, _, _) = e.psql(
+        "gt_1111111111111111111111111111111111111111111111111111111111111111",
+        &["-c", "SELECT 1"],
+    );
+    assert!(!ok);
+    let failed =
+        e.rt.block_on(e.store.audit_log(
+            &Scope::nationwide(),
+            &AuditQuery {
+                action: Some("auth.failed".into()),
+                limit: 50,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    assert!(
+        !failed.items.is_empty(),
+        "a failed sign-in is in the audit log"
+    );
+
+    // 40 silent connections from another address: psql still signs in,
+    // and the silent ones are closed after the startup timeout.
+    let silent: Vec<std::net::TcpStream> = e.rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(c) = s.connect(e.pg).await {
+                out.push(c.into_std().unwrap());
+            }
+        }
+        out
+    });
+    assert!(silent.len() >= 10);
+    let started = std::time::Instant::now();
+    assert_eq!(e.psql_ok(&e.t.analyst, "SELECT 1"), "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "signed in at once beside the silent connections"
+    );
+    let mut first = silent.into_iter().next().unwrap();
+    first.set_nonblocking(false).unwrap();
+    first
+        .set_read_timeout(Some(
+            groundtruth_pgwire::STARTUP_TIMEOUT + Duration::from_secs(10),
+        ))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut first, &mut buf)
+        .unwrap_or_else(|err| panic!("not closed after the startup timeout: {err}"));
+    assert_eq!(n, 0, "closed, not answered");
+
+    // HTTP: half a request is cut off after the header-read timeout.
+    let mut half = std::net::TcpStream::connect(e.http).unwrap();
+    std::io::Write::write_all(&mut half, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(25)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut half, &mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "half a request held {:?}",
+        started.elapsed()
+    );
+}
+
+/// Twenty heavy queries at once, from several callers: the server's memory
+/// stays within the server-wide pool (256 MB here) plus a fixed overhead,
+/// each query gets an answer or a clear limit error, and `/healthz`
+/// answers throughout.
+#[test]
+fn twenty_concurrent_hostile_queries_stay_within_the_servers_memory() {
+    let e = env();
+    let heavy = [
+        "SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3",
+        "SELECT length(string_agg(repeat('x', 1000000), ',')) FROM range(60)",
+        "SELECT cardinality(array_agg(repeat(md5(value::text), 30000))) FROM range(60)",
+        "SELECT a.account_id, count(DISTINCT b.event_id || c.event_id) FROM events a, events b, events c GROUP BY 1",
+        "SELECT repeat('x', 1000000) AS big FROM range(60)",
+    ];
+    let tokens = [
+        &e.t.analyst,
+        &e.t.analyst_4501,
+        &e.t.analyst_4502,
+        &e.t.admin,
+    ];
+    let before = groundtruth_tests::rss_mb();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let sql = heavy[i % heavy.len()];
+                let token = tokens[i % tokens.len()];
+                s.spawn(move || {
+                    request_with(
+                        e.http,
+                        "POST",
+                        "/api/v1/sql",
+                        Some(token),
+                        "text/plain",
+                        Some(sql.as_bytes()),
+                    )
+                    .map(|r| r.status)
+                    .unwrap_or(0)
+                })
+            })
+            .collect();
+        // The API answers while they run.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(500));
+            let started = std::time::Instant::now();
+            let r = request(e.http, "GET", "/healthz", None, None).unwrap();
+            assert_eq!(r.status, 200);
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "healthz took {:?}",
+                started.elapsed()
+            );
+        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let peak = groundtruth_tests::peak_rss_mb();
+    eprintln!("20 heavy queries: statuses {statuses:?}; resident memory {before:.0} MB before, peak {peak:.0} MB");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(s, 200 | 400 | 408 | 422 | 429)),
+        "{statuses:?}"
+    );
+    assert!(
+        peak < before + 256.0 + 256.0,
+        "peak {peak:.0} MB against {before:.0} MB before and a 256 MB server pool"
+    );
+    // Still serving.
+    let rows = e.rows(&e.t.analyst, "SELECT count(*) AS n FROM events");
+    assert_eq!(count(&rows, "n"), events_in("") as i64);
 }

@@ -84,6 +84,7 @@ impl From<StoreError> for ApiError {
         match e.kind() {
             ErrorKind::NotFound => ApiError::NotFound(e.to_string()),
             ErrorKind::Conflict => ApiError::Conflict(e.to_string()),
+            ErrorKind::Forbidden => ApiError::Forbidden(e.to_string()),
             ErrorKind::Invalid => ApiError::BadRequest(e.to_string()),
             ErrorKind::Backend => {
                 tracing::error!(error = %e, "review store failed");

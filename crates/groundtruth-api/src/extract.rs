@@ -125,7 +125,22 @@ impl FromRequestParts<ApiState> for Caller {
                     "cannot check the token right now; try again".into(),
                 ))
             }
-            Err(e) => Err(ApiError::Unauthorized(e)),
+            Err(e) => {
+                // A token of the right shape that does not (or no longer)
+                // hold is someone trying: audited. Missing or malformed
+                // headers are noise and are not.
+                if matches!(
+                    e,
+                    AuthError::Unknown | AuthError::Revoked { .. } | AuthError::Expired { .. }
+                ) {
+                    let label = format!("token {}…", token.get(..10).unwrap_or(""));
+                    state
+                        .store
+                        .record_signin_failure("http", &label, &e.to_string())
+                        .await;
+                }
+                Err(ApiError::Unauthorized(e))
+            }
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// A request taking longer is answered 408.
     pub request_timeout: Duration,
+    /// `/metrics` needs an admin's bearer token.
+    pub metrics_token: bool,
 }
 
 impl Default for ApiLimits {
@@ -45,6 +47,7 @@ impl Default for ApiLimits {
         ApiLimits {
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            metrics_token: false,
         }
     }
 }
@@ -180,9 +183,79 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, app, ServeLimits::default(), shutdown).await
+}
+
+/// What one HTTP connection may hold.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// A request's headers must arrive within this; a client that sends
+    /// half a request and waits is cut off.
+    pub header_read_timeout: std::time::Duration,
+    /// Connections open at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// [`serve`] with its connection limits: HTTP/1 over hyper with a
+/// header-read timeout (axum's own loop has none) and at most
+/// `max_connections` open at once; on `shutdown`, stops accepting and lets
+/// the requests in flight finish.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    tracing::warn!(error = %e, "api: cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "api connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Now, epoch microseconds.

@@ -464,8 +464,17 @@ pub async fn readyz(State(s): State<ApiState>) -> (StatusCode, Json<Ready>) {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format"), (status = 404, body = ErrorBody)))]
-pub async fn metrics(State(s): State<ApiState>) -> Result<String, ApiError> {
+    responses((status = 200, description = "Prometheus text format"),
+        (status = 401, body = ErrorBody, description = "api.metrics_token is on and no valid token was sent"),
+        (status = 403, body = ErrorBody, description = "api.metrics_token is on and the token is not an admin's"),
+        (status = 404, body = ErrorBody)))]
+pub async fn metrics(
+    State(s): State<ApiState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<String, ApiError> {
+    if s.limits.metrics_token {
+        caller?.require(&[Role::Admin], "read the metrics")?;
+    }
     match &s.metrics {
         Some(h) => Ok(h.render()),
         None => Err(ApiError::NotFound(

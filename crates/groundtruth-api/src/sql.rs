@@ -86,6 +86,10 @@ impl From<QueryError> for ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 message,
             },
+            (_, QueryError::Busy(_)) => ApiError::Rejected {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message,
+            },
             (_, QueryError::Timeout { .. }) => ApiError::Rejected {
                 status: StatusCode::REQUEST_TIMEOUT,
                 message,
@@ -186,32 +190,35 @@ pub async fn sql(
         tracing::error!(error = %e, "cannot encode a query result");
         ApiError::Internal("cannot encode the result; the details are in the server log".into())
     };
-    let extra = |mut resp: Response| {
-        let h = resp.headers_mut();
-        h.insert("x-groundtruth-rows", HeaderValue::from(result.rows));
-        h.insert(
-            "x-groundtruth-truncated",
-            HeaderValue::from_static(if result.truncated { "true" } else { "false" }),
-        );
-        resp
-    };
-    Ok(match format {
-        Format::Json => extra(Json(encode::json(&result).map_err(encode_failed)?).into_response()),
-        Format::Csv => extra(
-            (
+    let (rows, truncated) = (result.rows, result.truncated);
+    // Encoding a large answer (up to the query's memory limit) is CPU work:
+    // off the threads that serve requests.
+    let body = tokio::task::spawn_blocking(move || -> Result<Response, String> {
+        Ok(match format {
+            Format::Json => Json(encode::json(&result)?).into_response(),
+            Format::Csv => (
                 [(header::CONTENT_TYPE, format.content_type())],
-                encode::csv(&result).map_err(encode_failed)?,
+                encode::csv(&result)?,
             )
                 .into_response(),
-        ),
-        Format::Arrow => extra(
-            (
+            Format::Arrow => (
                 [(header::CONTENT_TYPE, format.content_type())],
-                encode::arrow_ipc(&result).map_err(encode_failed)?,
+                encode::arrow_ipc(&result)?,
             )
                 .into_response(),
-        ),
+        })
     })
+    .await
+    .map_err(|e| encode_failed(e.to_string()))?
+    .map_err(encode_failed)?;
+    let mut resp = body;
+    let h = resp.headers_mut();
+    h.insert("x-groundtruth-rows", HeaderValue::from(rows));
+    h.insert(
+        "x-groundtruth-truncated",
+        HeaderValue::from_static(if truncated { "true" } else { "false" }),
+    );
+    Ok(resp)
 }
 
 fn accept_format(headers: &HeaderMap) -> Option<Format> {

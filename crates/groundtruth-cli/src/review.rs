@@ -87,6 +87,8 @@ pub(crate) fn query_service(cfg: &Config, store: ReviewStore) -> Result<Arc<Quer
         max_sql_bytes: cfg.query.max_sql_bytes,
         timeout: Duration::from_millis(cfg.query.timeout_ms),
         memory_bytes: cfg.query.memory_mb << 20,
+        server_memory_bytes: cfg.query.server_memory_mb << 20,
+        max_concurrent: cfg.query.max_concurrent,
         max_rows: cfg.query.max_rows,
         ..Limits::default()
     };
@@ -117,6 +119,7 @@ pub(crate) fn api_state(
         limits: ApiLimits {
             max_body_bytes: cfg.api.max_body_bytes,
             request_timeout: Duration::from_millis(cfg.api.request_timeout_ms),
+            metrics_token: cfg.api.metrics_token,
         },
     }
 }

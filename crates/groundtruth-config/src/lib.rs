@@ -49,10 +49,13 @@
 //! listen = "127.0.0.1:8080"    # "" = no API in `groundtruth run`
 //! max_body_bytes = 1048576     # larger request bodies get 413
 //! request_timeout_ms = 30000   # slower requests get 408
+//! metrics_token = false        # true: /metrics needs a bearer token (admin)
 //!
 //! [query]                      # analysts' SQL (POST /api/v1/sql and the wire protocol)
 //! timeout_ms = 20000           # a longer query is stopped (below api.request_timeout_ms)
 //! memory_mb = 512              # memory pool of one query
+//! server_memory_mb = 1024      # memory all running queries share (>= memory_mb)
+//! max_concurrent = 8           # queries running at once; more wait their turn
 //! max_rows = 10000             # rows an HTTP answer carries; more are cut and flagged
 //! max_sql_bytes = 100000       # longer query text is refused
 //! catalog = ""                 # app catalog TOML (names, levels, functions); "" = none
@@ -128,6 +131,8 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
+    /// `/metrics` needs an admin's bearer token.
+    pub metrics_token: bool,
 }
 
 /// The analysts' SQL.
@@ -135,6 +140,10 @@ pub struct ApiConfig {
 pub struct QueryConfig {
     pub timeout_ms: u64,
     pub memory_mb: usize,
+    /// Memory all running queries share.
+    pub server_memory_mb: usize,
+    /// Queries running at once.
+    pub max_concurrent: usize,
     pub max_rows: usize,
     pub max_sql_bytes: usize,
     /// The app catalog file (`None`: no catalog; apps are known by id).
@@ -253,10 +262,13 @@ max_connections = 8
 listen = "127.0.0.1:8080"
 max_body_bytes = 1048576
 request_timeout_ms = 30000
+metrics_token = false
 
 [query]
 timeout_ms = 20000
 memory_mb = 512
+server_memory_mb = 1024
+max_concurrent = 8
 max_rows = 10000
 max_sql_bytes = 100000
 catalog = ""
@@ -577,10 +589,13 @@ impl Config {
                 listen: socket(&mut l, "api.listen", "127.0.0.1:8080"),
                 max_body_bytes: int(&mut l, "api.max_body_bytes", 1024, 1 << 30) as usize,
                 request_timeout_ms: int(&mut l, "api.request_timeout_ms", 100, 3_600_000) as u64,
+                metrics_token: boolean(&mut l, "api.metrics_token"),
             },
             query: QueryConfig {
                 timeout_ms: int(&mut l, "query.timeout_ms", 100, 3_600_000) as u64,
                 memory_mb: int(&mut l, "query.memory_mb", 16, 1 << 20) as usize,
+                server_memory_mb: int(&mut l, "query.server_memory_mb", 16, 1 << 24) as usize,
+                max_concurrent: int(&mut l, "query.max_concurrent", 1, 1024) as usize,
                 max_rows: int(&mut l, "query.max_rows", 1, 100_000_000) as usize,
                 max_sql_bytes: int(&mut l, "query.max_sql_bytes", 1024, 64 << 20) as usize,
                 catalog: Some(string(&mut l, "query.catalog", true))
@@ -604,6 +619,15 @@ impl Config {
                 },
             },
         };
+        if cfg.query.server_memory_mb < cfg.query.memory_mb {
+            l.problem(
+                "query.server_memory_mb",
+                format!(
+                    "{} MB must be at least query.memory_mb ({} MB): one query draws its memory from the server's",
+                    cfg.query.server_memory_mb, cfg.query.memory_mb
+                ),
+            );
+        }
         if cfg.query.timeout_ms >= cfg.api.request_timeout_ms {
             l.problem(
                 "query.timeout_ms",

@@ -116,9 +116,18 @@ pub fn valid_member(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Longest partition directory name [`escape_app_id`] makes, in bytes
+/// (file systems allow 255; the rest of the path is ours and short).
+pub const MAX_PARTITION_NAME: usize = 120;
+
 /// Makes an `app_id` safe as one path component: ASCII letters, digits,
 /// `-`, `_` and `.` are kept, every other byte becomes `%XX`; a leading dot
-/// is escaped too, so `..` cannot climb out of the lake.
+/// is escaped too, so `..` cannot climb out of the lake. A name that would
+/// be longer than [`MAX_PARTITION_NAME`] (the contract allows 128
+/// characters, which escape to up to 1,536 bytes) is cut at a whole escape
+/// and ends in `~` and the xxh3 hash of the whole id: `~` is always escaped
+/// otherwise, so a cut name never equals a plain one, and two ids sharing
+/// the kept prefix differ in the hash. The real id is in the files.
 pub fn escape_app_id(app_id: &str) -> String {
     let mut out = String::with_capacity(app_id.len());
     for (i, b) in app_id.bytes().enumerate() {
@@ -129,6 +138,17 @@ pub fn escape_app_id(app_id: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
+    if out.len() <= MAX_PARTITION_NAME {
+        return out;
+    }
+    let hash = format!("~{:016x}", xxhash_rust::xxh3::xxh3_64(app_id.as_bytes()));
+    let mut cut = MAX_PARTITION_NAME - hash.len();
+    // Never split a `%XX` escape.
+    while let Some(p) = out[..cut].rfind('%').filter(|p| p + 3 > cut) {
+        cut = p;
+    }
+    out.truncate(cut);
+    out.push_str(&hash);
     out
 }
 
@@ -175,5 +195,37 @@ mod tests {
         assert_eq!(escape_app_id(".."), "%2E.");
         assert_eq!(escape_app_id("智慧"), "%E6%99%BA%E6%85%A7");
         assert_ne!(escape_app_id("a b"), escape_app_id("a_b"));
+    }
+
+    #[test]
+    fn long_app_ids_are_cut_to_one_bounded_name_each() {
+        // The contract allows 128 characters: 128 CJK characters escape to
+        // 1,536 bytes, 100 `!` to 300.
+        let cjk = "智".repeat(128);
+        let bangs = "!".repeat(100);
+        let mut seen = std::collections::HashSet::new();
+        for id in [
+            cjk.clone(),
+            format!("{}慧", "智".repeat(127)),
+            bangs.clone(),
+            format!("{bangs}?"),
+            "a".repeat(128),
+            format!("{}b", "a".repeat(127)),
+            "a".repeat(120),
+        ] {
+            let name = escape_app_id(&id);
+            assert!(name.len() <= MAX_PARTITION_NAME, "{id}: {name}");
+            assert!(!name.starts_with('.') && !name.contains('/'), "{name}");
+            // The kept part is whole escapes.
+            let kept = name.split('~').next().unwrap();
+            assert!(
+                kept.rfind('%').is_none_or(|p| p + 3 <= kept.len()),
+                "{name}"
+            );
+            assert!(seen.insert(name.clone()), "two ids share {name}");
+            assert_eq!(escape_app_id(&id), name, "the same id, the same name");
+        }
+        // A short id keeps its plain name (existing lakes stay as they are).
+        assert_eq!(escape_app_id("a".repeat(120).as_str()), "a".repeat(120));
     }
 }

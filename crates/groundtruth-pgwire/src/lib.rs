@@ -88,33 +88,51 @@ pub fn with_pg_catalog(service: QueryService) -> QueryService {
     })
 }
 
+/// How long a connection may take to sign in before it is closed.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections not yet signed in, at most, at once.
+pub const MAX_UNAUTHENTICATED: usize = 64;
+/// Connections not yet signed in from one address: silent connections from
+/// one place cannot hold the slots everyone else signs in through.
+pub const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 4;
+/// Connections one token may hold open at once.
+pub const MAX_PER_CALLER: usize = 8;
+
 /// Serves the wire protocol on `listener` until `shutdown` resolves, at
-/// most `max_connections` at once (more are turned away with an error).
+/// most `max_connections` at once (more are turned away with an error), of
+/// which at most [`MAX_UNAUTHENTICATED`] not yet signed in (closed after
+/// [`STARTUP_TIMEOUT`]) and [`MAX_PER_CALLER`] per token. Connections run
+/// on the [`query runtime`](groundtruth_query::query_runtime): the
+/// statements they plan and run do not hold up the API's threads.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<QueryService>,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let rt =
+        groundtruth_query::query_runtime().map_err(|e| std::io::Error::other(e.to_string()))?;
     let timeout = service.limits.timeout;
     let template = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
-    let handlers = Arc::new(Handlers {
-        startup: Arc::new(TokenStartup {
+    let startup = Arc::new(TokenStartup {
+        service: service.clone(),
+        params: DefaultServerParameterProvider::default(),
+        pids: RandomPidSecretKeyGenerator::default(),
+        conns: Arc::new(ConnectionManager::new()),
+        callers: Default::default(),
+    });
+    let query = Arc::new(Scoped {
+        service: service.clone(),
+        parser: Arc::new(ScopedParser {
+            template,
+            limits: service.limits.clone(),
             service: service.clone(),
-            params: DefaultServerParameterProvider::default(),
-            pids: RandomPidSecretKeyGenerator::default(),
-            conns: Arc::new(ConnectionManager::new()),
         }),
-        query: Arc::new(Scoped {
-            service: service.clone(),
-            parser: Arc::new(ScopedParser {
-                template,
-                limits: service.limits.clone(),
-            }),
-            timeout,
-        }),
+        timeout,
     });
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let unauthenticated = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let signing_in: Counts<std::net::IpAddr> = Default::default();
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -129,19 +147,129 @@ pub async fn serve(
                 }
             },
         };
+        let Some(from_peer) = Slot::take(&signing_in, peer.ip(), MAX_UNAUTHENTICATED_PER_ADDRESS)
+        else {
+            tracing::warn!(%peer, "pgwire: {MAX_UNAUTHENTICATED_PER_ADDRESS} connections from this address are signing in; turning one away");
+            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "signing_in_from_address").increment(1);
+            drop(socket);
+            continue;
+        };
+        let Ok(unsigned) = unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "pgwire: {MAX_UNAUTHENTICATED} connections are signing in; turning one away");
+            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "signing_in")
+                .increment(1);
+            drop(socket);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max_connections, "pgwire: too many connections; turning one away");
+            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "full").increment(1);
             drop(socket);
             continue;
         };
         metrics::counter!("groundtruth_pgwire_connections_total").increment(1);
-        let h = handlers.clone();
-        tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, h).await {
-                tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
+        let signed_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let h = Arc::new(Handlers {
+            startup: Arc::new(ConnStartup {
+                inner: startup.clone(),
+                signed_in: signed_in.clone(),
+                unsigned: std::sync::Mutex::new(Some((unsigned, from_peer))),
+            }),
+            query: query.clone(),
+        });
+        rt.spawn(async move {
+            let conn = pgwire::tokio::process_socket(socket, None, h);
+            tokio::pin!(conn);
+            let watchdog = async {
+                tokio::time::sleep(STARTUP_TIMEOUT).await;
+                if signed_in.load(std::sync::atomic::Ordering::Acquire) {
+                    futures::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                r = &mut conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
+                },
+                _ = watchdog => {
+                    tracing::info!(%peer, "pgwire: no sign-in within {} s; closing the connection", STARTUP_TIMEOUT.as_secs());
+                    metrics::counter!("groundtruth_pgwire_refused_total", "why" => "startup_timeout").increment(1);
+                }
             }
             drop(permit);
         });
+    }
+}
+
+/// One connection's sign-in: [`TokenStartup`], then the connection counts
+/// as signed in (its unauthenticated slot is given back, the startup
+/// watchdog stands down).
+struct ConnStartup {
+    inner: Arc<TokenStartup>,
+    signed_in: Arc<std::sync::atomic::AtomicBool>,
+    unsigned: std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, Slot<std::net::IpAddr>)>>,
+}
+
+/// Open connections per key (an address signing in, a token signed in).
+type Counts<K> = Arc<std::sync::Mutex<std::collections::HashMap<K, usize>>>;
+
+/// One connection's place in a [`Counts`]; given back when dropped (the
+/// connection ends, or stops counting: it signed in).
+struct Slot<K: std::hash::Hash + Eq + Clone> {
+    counts: Counts<K>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slot<K> {
+    /// A place under `key` when it holds fewer than `max`.
+    fn take(counts: &Counts<K>, key: K, max: usize) -> Option<Slot<K>> {
+        let mut c = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = c.entry(key.clone()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            counts: Arc::clone(counts),
+            key,
+        })
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let mut c = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = c.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StartupHandler for ConnStartup {
+    async fn on_startup<C>(&self, client: &mut C, msg: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.inner.on_startup(client, msg).await?;
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            self.signed_in
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.unsigned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +295,7 @@ fn query_error(e: &QueryError) -> PgWireError {
         QueryError::TooLong { .. } => "54000",
         QueryError::Timeout { .. } => "57014",
         QueryError::Memory { .. } => "53200",
+        QueryError::Busy(_) => "53300",
         QueryError::Internal(_) | QueryError::Vanished(_) => "XX000",
     };
     user_error(code, e.to_string())
@@ -184,6 +313,8 @@ struct TokenStartup {
     params: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
     conns: Arc<ConnectionManager>,
+    /// Open connections per token.
+    callers: Counts<String>,
 }
 
 #[async_trait]
@@ -217,8 +348,21 @@ impl StartupHandler for TokenStartup {
                     Err(e) => {
                         tracing::info!(user = %claimed, error = %e, "pgwire sign-in refused");
                         metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "refused").increment(1);
+                        self.service
+                            .store()
+                            .record_signin_failure("pgwire", &claimed, &e.to_string())
+                            .await;
                         return Err(PgWireError::InvalidPassword(claimed));
                     }
+                };
+                let Some(slot) = Slot::take(&self.callers, who.token_id.clone(), MAX_PER_CALLER)
+                else {
+                    metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "busy")
+                        .increment(1);
+                    return Err(user_error(
+                        "53300",
+                        format!("this token already holds {MAX_PER_CALLER} connections; close one first"),
+                    ));
                 };
                 if !matches!(who.role, Role::Analyst | Role::Admin) {
                     metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "forbidden")
@@ -251,6 +395,7 @@ impl StartupHandler for TokenStartup {
                 metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "ok")
                     .increment(1);
                 client.session_extensions().insert(Conn { who, svc });
+                client.session_extensions().insert(slot);
                 let (pid, key) = self.pids.generate(client);
                 client.set_pid_and_secret_key(pid, key.clone());
                 // Registered so a client's CancelRequest reaches it.
@@ -356,6 +501,23 @@ struct Scoped {
 }
 
 impl Scoped {
+    /// The connection's token must still hold for each statement: a
+    /// revoked or expired token ends what it may do at once, not at the
+    /// next sign-in. The refusal is audited.
+    async fn still_signed_in(&self, who: &Principal, sql: &str) -> PgWireResult<()> {
+        match self.service.store().still_valid(who).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = user_error(
+                    "28000",
+                    format!("{e}; this connection can run nothing more: sign in again with a valid token"),
+                );
+                self.audit(who, sql, Err(&e)).await;
+                Err(e)
+            }
+        }
+    }
+
     fn timeout_error(&self) -> PgWireError {
         query_error(&QueryError::Timeout {
             seconds: self.timeout.as_secs_f64(),
@@ -408,7 +570,8 @@ impl SimpleQueryHandler for Scoped {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let c = conn(client)?;
-        if let Err(e) = guard::check_text(query, &self.service.limits) {
+        self.still_signed_in(&c.who, query).await?;
+        if let Err(e) = guard::check_wire_text(query, &self.service.limits) {
             let e = query_error(&e);
             self.audit(&c.who, query, Err(&e)).await;
             return Err(e);
@@ -453,6 +616,7 @@ impl ExtendedQueryHandler for Scoped {
     {
         let c = conn(client)?;
         let sql = portal.statement.statement.0.clone();
+        self.still_signed_in(&c.who, &sql).await?;
         let deadline = Instant::now() + self.timeout;
         let result = tokio::time::timeout_at(
             deadline,
@@ -470,6 +634,7 @@ impl ExtendedQueryHandler for Scoped {
 struct ScopedParser {
     template: Arc<Parser>,
     limits: groundtruth_query::Limits,
+    service: Arc<QueryService>,
 }
 
 #[async_trait]
@@ -486,7 +651,24 @@ impl QueryParser for ScopedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let c = conn(client)?;
-        guard::check_text(sql, &self.limits).map_err(|e| query_error(&e))?;
+        let refused = |e: PgWireError| async {
+            let outcome =
+                serde_json::json!({"status": "refused", "error": e.to_string(), "stage": "parse"});
+            self.service.audit(&c.who, "pgwire", sql, outcome).await;
+            Err(e)
+        };
+        if let Err(e) = self.service.store().still_valid(&c.who).await {
+            return refused(user_error(
+                "28000",
+                format!(
+                    "{e}; this connection can run nothing more: sign in again with a valid token"
+                ),
+            ))
+            .await;
+        }
+        if let Err(e) = guard::check_wire_text(sql, &self.limits) {
+            return refused(query_error(&e)).await;
+        }
         c.svc.query_parser().parse_sql(client, sql, types).await
     }
 
@@ -504,7 +686,7 @@ impl QueryParser for ScopedParser {
 }
 
 struct Handlers {
-    startup: Arc<TokenStartup>,
+    startup: Arc<ConnStartup>,
     query: Arc<Scoped>,
 }
 
@@ -523,7 +705,7 @@ impl PgWireServerHandlers for Handlers {
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
-            self.startup.conns.clone(),
+            self.startup.inner.conns.clone(),
         ))
     }
 }

@@ -4,7 +4,7 @@
 //! many batches from little input (a cross join feeding an aggregate) loops
 //! inside one poll and never gives the timer a turn. [`DeadlineRule`] (the
 //! last physical optimizer rule of an analyst's session) puts a
-//! [`DeadlineExec`] above every join, unnest and generator; it passes
+//! [`DeadlineExec`] above every join, unnest, generator and recursive query; it passes
 //! batches through and fails the query with [`TimedOut`] once the time
 //! limit has passed since the query started, so the loop above it ends.
 
@@ -38,7 +38,7 @@ pub struct DeadlineRule {
 
 fn runs_long(plan: &dyn ExecutionPlan) -> bool {
     let name = plan.name();
-    name.contains("Join") || name == "UnnestExec" || name == "LazyMemoryExec"
+    name.contains("Join") || matches!(name, "UnnestExec" | "LazyMemoryExec" | "RecursiveQueryExec")
 }
 
 impl PhysicalOptimizerRule for DeadlineRule {

@@ -62,19 +62,71 @@ pub fn json(r: &QueryResult) -> Result<Value, String> {
 /// CSV with a header line.
 pub fn csv(r: &QueryResult) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
+    let schema = formula_safe_schema(&r.schema);
     {
         let mut w = arrow::csv::WriterBuilder::new()
             .with_header(true)
             .build(&mut buf);
         if r.batches.is_empty() {
-            w.write(&RecordBatch::new_empty(r.schema.clone()))
+            w.write(&RecordBatch::new_empty(schema.clone()))
                 .map_err(|e| e.to_string())?;
         }
         for b in &r.batches {
-            w.write(b).map_err(|e| e.to_string())?;
+            let b = formula_safe(b, &schema).map_err(|e| e.to_string())?;
+            w.write(&b).map_err(|e| e.to_string())?;
         }
     }
     Ok(buf)
+}
+
+/// Whether a spreadsheet would read `v` as a formula (`=`, `+`, `-`, `@`,
+/// or a tab or carriage return first; OWASP's list).
+fn formula_like(v: &str) -> bool {
+    v.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// `v` with a leading `'` when a spreadsheet would run it, except plain
+/// numbers (`-3.5` stays a number).
+fn defuse(v: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(v) && v.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{v}"))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
+/// Column names defused like values (an alias can be `=HYPERLINK(...)`).
+fn formula_safe_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(defuse(f.name()).into_owned()))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// A batch whose text cells cannot run as spreadsheet formulas.
+fn formula_safe(
+    b: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let cols = b
+        .columns()
+        .iter()
+        .map(
+            |c| match c.as_any().downcast_ref::<arrow::array::StringArray>() {
+                Some(s) if s.iter().flatten().any(formula_like) => {
+                    let out: arrow::array::StringArray = s
+                        .iter()
+                        .map(|v| v.map(|v| defuse(v).into_owned()))
+                        .collect();
+                    Arc::new(out) as arrow::array::ArrayRef
+                }
+                _ => Arc::clone(c),
+            },
+        )
+        .collect();
+    RecordBatch::try_new(Arc::clone(schema), cols)
 }
 
 /// An Arrow IPC stream (schema, then the batches).

@@ -28,6 +28,9 @@ pub enum QueryError {
     Memory { mb: usize, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many queries at once (the caller's or the server's).
+    #[error("busy: {0}")]
+    Busy(String),
     /// A file listed by the query was compacted away before it was read;
     /// the query is run again.
     #[error("a lake file changed under the query: {0}")]
@@ -39,9 +42,10 @@ impl QueryError {
         match self {
             QueryError::Refused(_) => QueryErrorKind::Refused,
             QueryError::Invalid(_) => QueryErrorKind::Invalid,
-            QueryError::TooLong { .. } | QueryError::Timeout { .. } | QueryError::Memory { .. } => {
-                QueryErrorKind::Limit
-            }
+            QueryError::TooLong { .. }
+            | QueryError::Timeout { .. }
+            | QueryError::Memory { .. }
+            | QueryError::Busy(_) => QueryErrorKind::Limit,
             QueryError::Internal(_) | QueryError::Vanished(_) => QueryErrorKind::Internal,
         }
     }

@@ -12,8 +12,12 @@
 //!   so `read_csv('/etc/passwd')` or `SELECT * FROM '/etc/passwd'` name
 //!   nothing that exists.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Query, Select, SetExpr, Statement, TableFactor, Visit, Visitor,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -32,7 +36,104 @@ pub fn check(sql: &str, limits: &Limits) -> Result<(), QueryError> {
             statements.len()
         )));
     }
+    if let DfStatement::Statement(st) = &statements[0] {
+        check_shape(st, limits)?;
+    }
     check_statement(&statements[0])
+}
+
+/// The text limits, then (for the wire protocol, whose own parser reads
+/// the text next) the shape of every statement the text parses into: a
+/// text that does not parse here is left to that parser's error.
+pub fn check_wire_text(sql: &str, limits: &Limits) -> Result<(), QueryError> {
+    check_text(sql, limits)?;
+    if let Ok(statements) = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
+        for s in &statements {
+            if let DfStatement::Statement(st) = s {
+                check_shape(st, limits)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a statement's shape is refused.
+enum Shape {
+    Deep,
+    Selects,
+    Tables,
+}
+
+/// Counts, while walking a statement, what makes planning deep or wide.
+struct ShapeCounter {
+    depth: usize,
+    selects: usize,
+    tables: usize,
+    max_depth: usize,
+    max_parts: usize,
+}
+
+impl Visitor for ShapeCounter {
+    type Break = Shape;
+
+    fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<Shape> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return ControlFlow::Break(Shape::Deep);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<Shape> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, _: &Select) -> ControlFlow<Shape> {
+        self.selects += 1;
+        if self.selects > self.max_parts {
+            return ControlFlow::Break(Shape::Selects);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<Shape> {
+        self.tables += 1;
+        if self.tables > self.max_parts {
+            return ControlFlow::Break(Shape::Tables);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// An expression nested deeper than [`Limits::max_expr_depth`] (`1+1+...`
+/// with thousands of terms nests as deep as it is long, and every planner
+/// stage recurses over it), or more than [`Limits::max_query_parts`]
+/// `SELECT`s or tables in one statement, is refused before planning. The
+/// walk stops at the limit, so it is itself bounded.
+pub fn check_shape(st: &Statement, limits: &Limits) -> Result<(), QueryError> {
+    let mut counter = ShapeCounter {
+        depth: 0,
+        selects: 0,
+        tables: 0,
+        max_depth: limits.max_expr_depth,
+        max_parts: limits.max_query_parts,
+    };
+    match st.visit(&mut counter) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(Shape::Deep) => Err(QueryError::Refused(format!(
+            "an expression in the query nests more than {} operators or calls deep; split it (a CTE, or fewer terms per expression)",
+            limits.max_expr_depth
+        ))),
+        ControlFlow::Break(Shape::Selects) => Err(QueryError::Refused(format!(
+            "the query has more than {} SELECTs; at most {} are accepted",
+            limits.max_query_parts, limits.max_query_parts
+        ))),
+        ControlFlow::Break(Shape::Tables) => Err(QueryError::Refused(format!(
+            "the query names more than {} tables; at most {} are accepted",
+            limits.max_query_parts, limits.max_query_parts
+        ))),
+    }
 }
 
 /// The limits on the text alone (length, tokens, nesting), checked before
@@ -208,5 +309,40 @@ mod tests {
         assert!(check(&many, &l).unwrap_err().to_string().contains("tokens"));
         let deep = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
         assert!(check(&deep, &l).unwrap_err().to_string().contains("nests"));
+    }
+
+    #[test]
+    fn long_operator_chains_and_wide_queries_are_refused_before_planning() {
+        let l = limits();
+        let chain = |sep: &str, term: &str, n: usize| vec![term; n].join(sep);
+        for q in [
+            format!("SELECT {}", chain("+", "1", 2000)),
+            format!("SELECT {}", chain("||", "'a'", 3300)),
+            format!("SELECT 1 WHERE {}", chain(" AND ", "true", 3300)),
+            format!("SELECT 1 WHERE {}", chain(" OR ", "1=1", 1000)),
+        ] {
+            let e = check(&q, &l).unwrap_err().to_string();
+            assert!(e.contains("nests more than"), "{e}");
+            let e = check_wire_text(&q, &l).unwrap_err().to_string();
+            assert!(e.contains("nests more than"), "{e}");
+        }
+        let unions = chain(" UNION ALL ", "SELECT 1", 600);
+        assert!(check(&unions, &l)
+            .unwrap_err()
+            .to_string()
+            .contains("SELECTs"));
+        let joins = format!(
+            "SELECT 1 FROM events{}",
+            " JOIN events USING (event_id)".repeat(400)
+        );
+        assert!(check(&joins, &l)
+            .unwrap_err()
+            .to_string()
+            .contains("tables"));
+        // Within the limits, the same shapes pass.
+        check(&format!("SELECT {}", chain("+", "1", 100)), &l).unwrap();
+        check(&chain(" UNION ALL ", "SELECT 1", 50), &l).unwrap();
+        // Text the wire's own parser may read differently is left to it.
+        check_wire_text("SET client_encoding TO 'UTF8'", &l).unwrap();
     }
 }

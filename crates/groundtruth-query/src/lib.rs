@@ -16,6 +16,8 @@ pub mod deadline;
 pub mod encode;
 mod error;
 pub mod guard;
+pub mod pool;
+pub mod scope;
 pub mod tables;
 pub mod views;
 
@@ -30,7 +32,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::prelude::{col, lit, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use groundtruth_event::DayZone;
 use groundtruth_store::{Principal, ReviewStore, Scope};
@@ -45,9 +47,23 @@ pub struct Limits {
     pub max_tokens: usize,
     /// Deepest nesting of parentheses.
     pub max_depth: usize,
+    /// Deepest nesting of expressions (operators, calls), checked on the
+    /// parsed statement ([`guard::check_shape`]).
+    pub max_expr_depth: usize,
+    /// Most `SELECT`s, and most tables named, in one statement.
+    pub max_query_parts: usize,
     pub timeout: Duration,
-    /// Memory the query's operators may hold (DataFusion's memory pool).
+    /// Memory the query's operators (and its collected result) may hold
+    /// (DataFusion's memory pool).
     pub memory_bytes: usize,
+    /// Memory all queries of the server may hold together: each query's
+    /// pool draws on this one ([`pool::CappedPool`]).
+    pub server_memory_bytes: usize,
+    /// Queries running at once on the server; more wait their turn (within
+    /// their time limit).
+    pub max_concurrent: usize,
+    /// Queries one caller may have running at once; more are refused.
+    pub max_per_caller: usize,
     /// Most rows returned; more are cut and the result says so.
     pub max_rows: usize,
 }
@@ -58,8 +74,13 @@ impl Default for Limits {
             max_sql_bytes: 100_000,
             max_tokens: 20_000,
             max_depth: 64,
+            max_expr_depth: 256,
+            max_query_parts: 256,
             timeout: Duration::from_secs(30),
             memory_bytes: 512 << 20,
+            server_memory_bytes: 1 << 30,
+            max_concurrent: 8,
+            max_per_caller: 3,
             max_rows: 10_000,
         }
     }
@@ -140,6 +161,12 @@ pub struct QueryService {
     /// Extra setup of every base session (the wire protocol adds its
     /// `pg_catalog` here).
     extra: Option<SessionSetup>,
+    /// The server-wide memory pool every query's pool draws on.
+    shared_pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    /// Turns for running queries ([`Limits::max_concurrent`]).
+    turns: Arc<tokio::sync::Semaphore>,
+    /// Queries running per caller (token id or subject).
+    running: Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
 
 /// A hook run on every base session after its tables are registered.
@@ -167,10 +194,15 @@ impl QueryService {
             zone,
             store,
             catalog: Arc::new(catalog),
-            limits,
             bases: Default::default(),
             counts: Default::default(),
             extra: None,
+            shared_pool: Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
+                limits.server_memory_bytes.max(1),
+            )),
+            turns: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
+            running: Default::default(),
+            limits,
         }
     }
 
@@ -201,13 +233,15 @@ impl QueryService {
         let internal = |e: &dyn std::fmt::Display| QueryError::Internal(e.to_string());
         let ctx = groundtruth_lake::lake_context();
         let events = groundtruth_lake::events_table(&self.lake).map_err(|e| internal(&e))?;
-        let mut df = ctx.read_table(Arc::new(events)).map_err(|e| internal(&e))?;
-        if !scope.is_nationwide() {
-            df = df
-                .filter(col("region").like(lit(scope.like_pattern())))
-                .map_err(|e| internal(&e))?;
-        }
-        ctx.register_table("events", df.into_view())
+        // A regional caller's events are cut inside the scan, beneath
+        // every expression of the query (scope.rs); the nationwide scope
+        // reads the lake's table itself (and gets the lake's rules).
+        let events: Arc<dyn datafusion::catalog::TableProvider> = if scope.is_nationwide() {
+            Arc::new(events)
+        } else {
+            Arc::new(scope::ScopedEvents::new(Arc::new(events), scope.clone()))
+        };
+        ctx.register_table("events", events)
             .map_err(|e| internal(&e))?;
         if scope.is_nationwide() {
             let dl = groundtruth_lake::dead_letters_table(&self.lake).map_err(|e| internal(&e))?;
@@ -241,6 +275,7 @@ impl QueryService {
         ctx.register_table("app_catalog", Arc::new(cat))
             .map_err(|e| internal(&e))?;
         bounded::register(&ctx);
+        let ctx = SessionContext::new_with_state(bounded::planners_first(ctx.state()));
         groundtruth_detect::register_views(&ctx)
             .await
             .map_err(|e| internal(&e))?;
@@ -258,7 +293,10 @@ impl QueryService {
         // No spilling: an analyst's query lives in its memory pool, and
         // writes nothing to disk.
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .with_memory_pool(Arc::new(pool::CappedPool::new(
+                Arc::clone(&self.shared_pool),
+                self.limits.memory_bytes,
+            )))
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
@@ -324,26 +362,139 @@ impl QueryService {
 
     /// Runs one analyst query (`channel`: `http` or `pgwire`, for the audit
     /// log) and returns at most `max_rows` rows (capped by the limits).
+    ///
+    /// The query runs on the [`query_runtime`] (big stacks, apart from the
+    /// threads that serve requests, so a heavy query does not hold up
+    /// `/healthz` or other callers' requests), after waiting for a turn
+    /// ([`Limits::max_concurrent`]). When the caller goes away (the future
+    /// is dropped: a client that disconnected), the query is stopped and
+    /// audited as cancelled; a query that panics is an internal error,
+    /// audited, and the server goes on.
     pub async fn run(
-        &self,
+        self: &Arc<Self>,
         who: &Principal,
         channel: &'static str,
         sql: &str,
         max_rows: Option<usize>,
     ) -> Result<QueryResult, QueryError> {
-        let started = Instant::now();
-        let result = self.run_inner(who, sql, max_rows).await;
-        let outcome = match &result {
-            Ok(r) => {
-                serde_json::json!({"status": "ok", "rows": r.rows, "truncated": r.truncated, "ms": started.elapsed().as_millis() as u64})
-            }
+        let rt = query_runtime()?;
+        let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = Arc::clone(self);
+        let (who2, sql2) = (who.clone(), sql.to_string());
+        let task = rt.spawn(async move {
+            let started = Instant::now();
+            let result = tokio::select! {
+                r = svc.run_counted(&who2, &sql2, max_rows) => Some(r),
+                _ = gone_rx => None,
+            };
+            let ms = started.elapsed().as_millis() as u64;
+            let outcome = match &result {
+                Some(Ok(r)) => {
+                    serde_json::json!({"status": "ok", "rows": r.rows, "truncated": r.truncated, "ms": ms})
+                }
+                Some(Err(e)) => {
+                    serde_json::json!({"status": outcome_status(e), "error": e.to_string(), "ms": ms})
+                }
+                None => {
+                    serde_json::json!({"status": "cancelled", "error": "the client went away before the answer", "ms": ms})
+                }
+            };
+            svc.audit(&who2, channel, &sql2, outcome).await;
+            tracing::info!(subject = %who2.subject, scope = %who2.scope, channel, ms, ok = matches!(result, Some(Ok(_))), "analyst query");
+            result
+        });
+        let joined = task.await;
+        // Kept until here: dropped with this future if the caller leaves.
+        drop(gone_tx);
+        match joined {
+            Ok(Some(r)) => r,
+            Ok(None) => Err(QueryError::Internal("the query was cancelled".into())),
             Err(e) => {
-                serde_json::json!({"status": "error", "error": e.to_string(), "ms": started.elapsed().as_millis() as u64})
+                let why = if e.is_panic() {
+                    "crashed"
+                } else {
+                    "was stopped"
+                };
+                tracing::error!(error = %e, subject = %who.subject, "an analyst query {why}");
+                let err = QueryError::Internal(format!(
+                    "the query {why} inside the server; the server goes on, and the details are in its log"
+                ));
+                self.audit(
+                    who,
+                    channel,
+                    sql,
+                    serde_json::json!({"status": "crashed", "error": err.to_string()}),
+                )
+                .await;
+                Err(err)
             }
+        }
+    }
+
+    /// [`Self::run_inner`] within the caller's and the server's share of
+    /// running queries.
+    async fn run_counted(
+        &self,
+        who: &Principal,
+        sql: &str,
+        max_rows: Option<usize>,
+    ) -> Result<QueryResult, QueryError> {
+        let key = if who.token_id.is_empty() {
+            who.subject.clone()
+        } else {
+            who.token_id.clone()
         };
-        self.audit(who, channel, sql, outcome).await;
-        tracing::info!(subject = %who.subject, scope = %who.scope, channel, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "analyst query");
-        result
+        {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = running.entry(key.clone()).or_default();
+            if *n >= self.limits.max_per_caller {
+                return Err(QueryError::Busy(format!(
+                    "you have {n} queries running; at most {} at once per caller: wait for one to finish",
+                    self.limits.max_per_caller
+                )));
+            }
+            *n += 1;
+        }
+        let _release = Release {
+            running: Arc::clone(&self.running),
+            key,
+        };
+        let turn = tokio::time::timeout(self.limits.timeout, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                QueryError::Busy(format!(
+                    "the server ran {} queries for {} s and had no turn for this one; try again",
+                    self.limits.max_concurrent,
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+            .map_err(|_| QueryError::Internal("the query service is shutting down".into()))?;
+        let r = self.run_inner(who, sql, max_rows).await;
+        drop(turn);
+        r.map_err(|e| self.scrub(e))
+    }
+
+    /// An error as a caller may see it: the lake's path on the server is
+    /// not the caller's business.
+    fn scrub(&self, e: QueryError) -> QueryError {
+        let lake = std::fs::canonicalize(&self.lake).unwrap_or_else(|_| self.lake.clone());
+        let lake = lake.display().to_string();
+        if lake.len() < 2 {
+            return e;
+        }
+        let clean = |m: String| m.replace(&lake, "<lake>");
+        match e {
+            QueryError::Refused(m) => QueryError::Refused(clean(m)),
+            QueryError::Invalid(m) => QueryError::Invalid(clean(m)),
+            QueryError::Internal(m) => QueryError::Internal(clean(m)),
+            QueryError::Vanished(m) => QueryError::Vanished(clean(m)),
+            QueryError::Busy(m) => QueryError::Busy(clean(m)),
+            QueryError::Memory { mb, detail } => QueryError::Memory {
+                mb,
+                detail: clean(detail),
+            },
+            other => other,
+        }
     }
 
     /// Writes a query and its outcome to the audit log; a failure to write
@@ -378,6 +529,43 @@ impl QueryService {
         }
     }
 
+    /// String values with the lake's path on the server replaced by
+    /// `<lake>` (`EXPLAIN` names the files a scan reads).
+    fn without_lake_paths(
+        &self,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let lake = std::fs::canonicalize(&self.lake).unwrap_or_else(|_| self.lake.clone());
+        let lake = lake.display().to_string();
+        let lake = lake.trim_start_matches('/');
+        if lake.is_empty() {
+            return Ok(batches);
+        }
+        batches
+            .into_iter()
+            .map(|b| {
+                let cols = b
+                    .columns()
+                    .iter()
+                    .map(
+                        |c| match c.as_any().downcast_ref::<arrow::array::StringArray>() {
+                            Some(s) if s.iter().flatten().any(|v| v.contains(lake)) => {
+                                let out: arrow::array::StringArray = s
+                                    .iter()
+                                    .map(|v| v.map(|v| v.replace(lake, "<lake>")))
+                                    .collect();
+                                Arc::new(out) as arrow::array::ArrayRef
+                            }
+                            _ => Arc::clone(c),
+                        },
+                    )
+                    .collect();
+                RecordBatch::try_new(b.schema(), cols)
+                    .map_err(|e| QueryError::Internal(e.to_string()))
+            })
+            .collect()
+    }
+
     /// One run; a file compacted away under it is [`QueryError::Vanished`].
     async fn attempt(
         &self,
@@ -404,8 +592,15 @@ impl QueryService {
             let mut batches = Vec::new();
             let mut rows = 0usize;
             let mut truncated = false;
+            // The answer held here counts against the query's memory, three
+            // times over: the batches, and the copies its encoding (JSON,
+            // CSV, the wire's rows) makes of them.
+            let held = datafusion::execution::memory_pool::MemoryConsumer::new("query result")
+                .register(&ctx.runtime_env().memory_pool);
             while let Some(b) = stream.next().await {
                 let b = b.map_err(|e| QueryError::from_datafusion(e, mb))?;
+                held.try_grow(b.get_array_memory_size().saturating_mul(RESULT_COPIES))
+                    .map_err(|e| QueryError::from_datafusion(e, mb))?;
                 if rows + b.num_rows() > cap {
                     let keep = cap - rows;
                     if keep > 0 {
@@ -420,6 +615,7 @@ impl QueryService {
             }
             let (schema, batches) = encode::plain_strings(&schema, batches)
                 .map_err(|e| QueryError::Internal(e.to_string()))?;
+            let batches = self.without_lake_paths(batches)?;
             Ok::<_, QueryError>((schema, batches, rows, truncated))
         };
         let (schema, batches, rows, truncated) = tokio::time::timeout(self.limits.timeout, work)
@@ -437,6 +633,67 @@ impl QueryService {
     }
 }
 
+/// How many times a collected result's bytes are reserved: the batches and
+/// the encoding's copies of them.
+const RESULT_COPIES: usize = 3;
+
+/// Gives back a caller's running-query count.
+struct Release {
+    running: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = running.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The audit log's word for how a query ended.
+fn outcome_status(e: &QueryError) -> &'static str {
+    match e {
+        QueryError::Refused(_) => "refused",
+        QueryError::Timeout { .. } => "timeout",
+        QueryError::Memory { .. } | QueryError::TooLong { .. } | QueryError::Busy(_) => "limit",
+        _ => "error",
+    }
+}
+
+/// Stack of each query thread: planning recurses over the query's
+/// expressions, and [`guard::check_shape`] lets through what this holds
+/// (measured: a 256-deep expression plans in a few MB in a debug build).
+pub const QUERY_STACK_BYTES: usize = 64 << 20;
+
+/// The runtime analysts' queries (both channels) run on: one worker per
+/// core, [`QUERY_STACK_BYTES`] stacks, apart from the runtime that serves
+/// requests. Built on first use; lives as long as the process.
+pub fn query_runtime() -> Result<&'static tokio::runtime::Runtime, QueryError> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2),
+                )
+                .thread_name("gt-query")
+                .thread_stack_size(QUERY_STACK_BYTES)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| QueryError::Internal(format!("cannot start the query runtime: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,13 +708,13 @@ mod tests {
         )
         .await
         .unwrap();
-        let service = QueryService::new(
+        let service = Arc::new(QueryService::new(
             dir.path().join("lake"),
             DayZone::default(),
             store,
             AppCatalog::default(),
             Limits::default(),
-        );
+        ));
         let who = Principal {
             token_id: String::new(),
             subject: "chen".into(),

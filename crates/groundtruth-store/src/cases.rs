@@ -502,6 +502,7 @@ impl ReviewStore {
         let note = check_text("note", note, 0)?;
         let mut tx = self.write.begin().await.map_err(db("begin a verdict"))?;
         let before = load_case(&mut *tx, &actor.scope, case_id).await?;
+        whole_case_in_scope(actor, &before, "decide")?;
         check_version(&before, expected_version)?;
         if before.status == Status::Closed {
             return Err(StoreError::Conflict(format!(
@@ -575,6 +576,7 @@ impl ReviewStore {
         let note = check_text("note", note, 0)?;
         let mut tx = self.write.begin().await.map_err(db("begin a reopen"))?;
         let before = load_case(&mut *tx, &actor.scope, case_id).await?;
+        whole_case_in_scope(actor, &before, "reopen")?;
         if before.status == Status::Open {
             return Err(StoreError::Conflict(format!(
                 "case {case_id} is already open"
@@ -920,6 +922,29 @@ fn check_version(case: &CaseSummary, expected: Option<i64>) -> Result<(), StoreE
 
 /// Most characters in a note.
 pub const MAX_NOTE_CHARS: usize = 10_000;
+
+/// A decision on a case (verdict, reopening) is for a caller whose scope
+/// covers every region the case reaches: an inspector of one city cannot
+/// close a case about another city's people, nor take it out of the
+/// nationwide figures and the detectors' precision.
+fn whole_case_in_scope(actor: &Principal, case: &CaseSummary, to: &str) -> Result<(), StoreError> {
+    let outside: Vec<&str> = case
+        .regions
+        .iter()
+        .filter(|r| !actor.scope.covers(r))
+        .map(String::as_str)
+        .collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Forbidden(format!(
+        "case {} reaches regions outside your scope {} ({}); only someone whose scope covers all of {} can {to} it: add a note, or pass it to them",
+        case.case_id,
+        actor.scope,
+        outside.join(", "),
+        case.regions.join(", ")
+    )))
+}
 
 fn check_text(field: &str, text: &str, min: usize) -> Result<String, StoreError> {
     let t = text.trim();

@@ -11,6 +11,9 @@ pub enum ErrorKind {
     Conflict,
     /// A value that is not acceptable.
     Invalid,
+    /// Visible, but not the caller's to change (a case that reaches outside
+    /// the caller's scope).
+    Forbidden,
     /// The database failed; details are in the log, not for the client.
     Backend,
 }
@@ -21,6 +24,8 @@ pub enum StoreError {
     NotFound { what: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("`{field}`: {problem}")]
     Invalid { field: String, problem: String },
     #[error("cannot open the review store at {url}: {source}; check store.url and that the database is reachable")]
@@ -54,6 +59,7 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Forbidden(_) => ErrorKind::Forbidden,
             StoreError::Invalid { .. } => ErrorKind::Invalid,
             _ => ErrorKind::Backend,
         }

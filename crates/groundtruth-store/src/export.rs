@@ -153,4 +153,34 @@ impl ReviewStore {
         )
         .await
     }
+
+    /// Writes a failed sign-in (`channel`: `http` or `pgwire`) to the audit
+    /// log under the name the client claimed; a failure to write is logged.
+    pub async fn record_signin_failure(&self, channel: &'static str, claimed: &str, why: &str) {
+        let claimed: String = claimed.chars().take(128).collect();
+        let actor = crate::Principal {
+            subject: format!("unknown ({claimed})"),
+            ..crate::Principal::system()
+        };
+        let write = async {
+            let mut conn = self.write.acquire().await.map_err(db("log a sign-in"))?;
+            crate::audit::record(
+                &mut conn,
+                crate::now_us(),
+                crate::audit::Change {
+                    actor: &actor,
+                    action: "auth.failed",
+                    entity: "signin",
+                    entity_id: channel.to_string(),
+                    case_id: None,
+                    before: None,
+                    after: Some(serde_json::json!({"claimed": claimed, "why": why})),
+                },
+            )
+            .await
+        };
+        if let Err(e) = write.await {
+            tracing::error!(error = %e, channel, "cannot write a failed sign-in to the audit log");
+        }
+    }
 }

@@ -197,14 +197,33 @@ impl ReviewStore {
         if !ok_shape {
             return Err(AuthError::Malformed);
         }
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tokens WHERE token_hash = $1"
-        ))
-        .bind(hash(&token.to_ascii_lowercase()))
-        .fetch_optional(&self.read)
-        .await
-        .map_err(|e| AuthError::Store(e.to_string()))?
-        .ok_or(AuthError::Unknown)?;
+        let t = self
+            .holding("token_hash", &hash(&token.to_ascii_lowercase()))
+            .await?;
+        Ok(Principal {
+            token_id: t.token_id,
+            subject: t.subject,
+            role: t.role,
+            scope: t.region,
+        })
+    }
+
+    /// Whether the token `who` signed in with still holds: not revoked, not
+    /// expired, not deleted (a connection that stays open checks this
+    /// before every statement).
+    pub async fn still_valid(&self, who: &Principal) -> Result<(), AuthError> {
+        self.holding("token_id", &who.token_id).await.map(|_| ())
+    }
+
+    /// The token whose `column` is `value`, if it is there, not revoked and
+    /// not expired.
+    async fn holding(&self, column: &'static str, value: &str) -> Result<TokenInfo, AuthError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE {column} = $1"))
+            .bind(value)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?
+            .ok_or(AuthError::Unknown)?;
         let t = info(&row).map_err(|e| AuthError::Store(e.to_string()))?;
         if let Some(at) = t.revoked_at {
             return Err(AuthError::Revoked { at });
@@ -217,12 +236,7 @@ impl ReviewStore {
                 return Err(AuthError::Expired { at: rfc3339_us(e) });
             }
         }
-        Ok(Principal {
-            token_id: t.token_id,
-            subject: t.subject,
-            role: t.role,
-            scope: t.region,
-        })
+        Ok(t)
     }
 
     /// Tokens whose scope lies inside `scope`.

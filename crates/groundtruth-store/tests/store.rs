@@ -944,3 +944,67 @@ async fn scoped_pages_by_score_match_the_region_and_follow_changes() {
     assert_eq!(open[0].1, last.1, "{open:?}");
     assert_eq!(open, expected_pages(&s, "4501", Status::Open).await);
 }
+
+/// A case that reaches two cities is decided (or reopened) only by someone
+/// whose scope covers both: either city's inspector sees it, may note on
+/// it, and is refused a verdict with the regions named.
+#[tokio::test]
+async fn a_case_across_regions_is_decided_only_by_a_scope_covering_all_of_them() {
+    let (_d, s) = open().await;
+    let mut both = finding(
+        "both",
+        "bulk_check_in",
+        &["x1", "x2", "x3"],
+        "450102",
+        0.9,
+        2,
+    );
+    both.evidence["scope"] = json!({"apps": ["zhiguitong"], "regions": {"450102": 2, "450302": 1}});
+    let alone = finding("alone", "bulk_check_in", &["y1"], "450302", 0.8, 2);
+    s.upsert_findings(day_us(2), &[both, alone]).await.unwrap();
+    let nanning = token(&s, "nanning", Role::Inspector, "4501").await;
+    let guilin = token(&s, "guilin", Role::Inspector, "4503").await;
+    let province = token(&s, "province", Role::Inspector, "45").await;
+    let cases = s
+        .list_cases(
+            &Scope::nationwide(),
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let id = |account: &str| {
+        cases
+            .iter()
+            .find(|c| c.accounts.iter().any(|a| a == account))
+            .unwrap()
+            .case_id
+    };
+    let (shared, own) = (id("x1"), id("y1"));
+    for who in [&nanning, &guilin] {
+        // Visible to each city, and open to notes.
+        s.case_detail(&who.scope, shared).await.unwrap();
+        s.add_note(who, shared, "seen").await.unwrap();
+        let e = s
+            .record_verdict(who, shared, Verdict::Dismissed, "not ours", None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("450102") && text.contains("450302"), "{text}");
+    }
+    // A city's own case is its own to decide.
+    s.record_verdict(&guilin, own, Verdict::Confirmed, "seen on site", None)
+        .await
+        .unwrap();
+    // The province decides the shared one; a city cannot reopen it.
+    s.record_verdict(&province, shared, Verdict::Confirmed, "both cities", None)
+        .await
+        .unwrap();
+    let e = s.reopen(&nanning, shared, "again").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+    s.reopen(&province, shared, "again").await.unwrap();
+}

@@ -82,3 +82,29 @@ pub async fn load_review(store: &ReviewStore, name: &str) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// Every string value (of 4 or more bytes) of `fixture`'s events outside
+/// region `scope` that no event inside has: what no answer or error given
+/// to a caller of `scope` may quote. (Not every test binary that includes
+/// this file uses it.)
+#[allow(dead_code)]
+pub fn foreign_values(fixture: &Path, scope: &str) -> std::collections::BTreeSet<String> {
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(fixture)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let values = |inside: bool| -> std::collections::BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| e["region"].as_str().unwrap_or("").starts_with(scope) == inside)
+            .filter_map(|e| e.as_object())
+            .flat_map(|e| e.values())
+            .filter_map(|v| v.as_str())
+            .filter(|s| s.len() >= 4)
+            .map(String::from)
+            .collect()
+    };
+    let inside = values(true);
+    values(false).difference(&inside).cloned().collect()
+}
