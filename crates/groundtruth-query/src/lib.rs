@@ -62,7 +62,9 @@ pub struct Limits {
     /// Queries running at once on the server; more wait their turn (within
     /// their time limit).
     pub max_concurrent: usize,
-    /// Queries one caller may have running at once; more are refused.
+    /// Queries one caller may have running at once; more wait their turn
+    /// (a page that asks six things at once), and beyond
+    /// [`CALLER_QUEUE`] times this many the caller is refused.
     pub max_per_caller: usize,
     /// Most rows returned; more are cut and the result says so.
     pub max_rows: usize,
@@ -165,8 +167,9 @@ pub struct QueryService {
     shared_pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
     /// Turns for running queries ([`Limits::max_concurrent`]).
     turns: Arc<tokio::sync::Semaphore>,
-    /// Queries running per caller (token id or subject).
-    running: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    /// Per caller (token id or subject): queries admitted (running or
+    /// waiting) and the turns of those running.
+    running: Arc<std::sync::Mutex<HashMap<String, CallerTurns>>>,
 }
 
 /// A hook run on every base session after its tables are registered.
@@ -444,22 +447,39 @@ impl QueryService {
         } else {
             who.token_id.clone()
         };
-        {
+        let mine = {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = running.entry(key.clone()).or_default();
-            if *n >= self.limits.max_per_caller {
+            let c = running.entry(key.clone()).or_insert_with(|| CallerTurns {
+                admitted: 0,
+                turns: Arc::new(tokio::sync::Semaphore::new(
+                    self.limits.max_per_caller.max(1),
+                )),
+            });
+            let most = self.limits.max_per_caller.max(1) * CALLER_QUEUE;
+            if c.admitted >= most {
                 return Err(QueryError::Busy(format!(
-                    "you have {n} queries running; at most {} at once per caller: wait for one to finish",
-                    self.limits.max_per_caller
+                    "you have {} queries running or waiting; at most {most} per caller: wait for some to finish",
+                    c.admitted
                 )));
             }
-            *n += 1;
-        }
+            c.admitted += 1;
+            Arc::clone(&c.turns)
+        };
         let _release = Release {
             running: Arc::clone(&self.running),
             key,
         };
-        let turn = tokio::time::timeout(self.limits.timeout, self.turns.clone().acquire_owned())
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let _my_turn = tokio::time::timeout_at(deadline, mine.acquire_owned())
+            .await
+            .map_err(|_| {
+                QueryError::Busy(format!(
+                    "your other queries ran for {} s and this one had no turn; try again",
+                    self.limits.timeout.as_secs()
+                ))
+            })?
+            .map_err(|_| QueryError::Internal("the query service is shutting down".into()))?;
+        let turn = tokio::time::timeout_at(deadline, self.turns.clone().acquire_owned())
             .await
             .map_err(|_| {
                 QueryError::Busy(format!(
@@ -637,18 +657,31 @@ impl QueryService {
 /// the encoding's copies of them.
 const RESULT_COPIES: usize = 3;
 
-/// Gives back a caller's running-query count.
+/// How many times [`Limits::max_per_caller`] queries one caller may have
+/// admitted (running or waiting for a turn).
+pub const CALLER_QUEUE: usize = 4;
+
+/// One caller's queries.
+#[derive(Debug)]
+struct CallerTurns {
+    /// Running or waiting.
+    admitted: usize,
+    /// Turns to run ([`Limits::max_per_caller`]).
+    turns: Arc<tokio::sync::Semaphore>,
+}
+
+/// Gives back a caller's admitted query.
 struct Release {
-    running: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    running: Arc<std::sync::Mutex<HashMap<String, CallerTurns>>>,
     key: String,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = running.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(c) = running.get_mut(&self.key) {
+            c.admitted = c.admitted.saturating_sub(1);
+            if c.admitted == 0 {
                 running.remove(&self.key);
             }
         }
