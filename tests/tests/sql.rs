@@ -918,6 +918,32 @@ fn sessions_end_and_silent_connections_cannot_lock_anyone_out() {
             .to_string();
         assert!(err.contains("revoked"), "{err}");
     });
+    // A statement that fails on the wire, while planning or while its rows
+    // stream, is audited as an error, never as ok; one that streams to the
+    // end, with its row count.
+    let failing = "SELECT CAST(account_id AS INT) AS n FROM events";
+    e.psql_err(&e.t.analyst, failing);
+    e.psql_ok(&e.t.analyst, "SELECT event_id FROM events LIMIT 7");
+    let audit = e.audit_queries();
+    let of = |sql: &str| -> Vec<Value> {
+        audit
+            .iter()
+            .filter(|a| a["after"]["sql"] == json!(sql) && a["entity_id"] == json!("pgwire"))
+            .map(|a| a["after"]["outcome"].clone())
+            .collect()
+    };
+    let failed = of(failing);
+    assert!(
+        !failed.is_empty() && failed.iter().all(|o| o["status"] == json!("error")),
+        "{failed:?}"
+    );
+    let ok = of("SELECT event_id FROM events LIMIT 7");
+    assert!(
+        ok.iter()
+            .any(|o| o["status"] == json!("ok") && o["rows"] == json!(7)),
+        "{ok:?}"
+    );
+
     // Wrong passwords are audited.
     let (ok, _, _) = e.psql(
         "gt_1111111111111111111111111111111111111111111111111111111111111111",

@@ -534,29 +534,132 @@ impl Scoped {
     }
 }
 
-/// Ends a result's row stream with a timeout error once `deadline` passes.
-fn with_deadline(r: Response, deadline: Instant, err: PgWireError) -> Response {
+/// The audit entry of a statement whose rows are still to come: written
+/// when the rows end (`ok`, with their count), when they fail (`error`:
+/// a query can fail while streaming, after its plan was accepted), or, if
+/// the client stops reading first, as `stopped` when the stream is dropped.
+struct StreamAudit {
+    service: Arc<QueryService>,
+    who: Principal,
+    sql: String,
+    rows: usize,
+    written: bool,
+}
+
+impl StreamAudit {
+    fn outcome(&self, error: Option<&PgWireError>) -> serde_json::Value {
+        match error {
+            Some(e) => {
+                serde_json::json!({"status": "error", "error": e.to_string(), "rows": self.rows})
+            }
+            None => serde_json::json!({"status": "ok", "rows": self.rows}),
+        }
+    }
+
+    /// Writes the entry now (the rows ended or failed).
+    async fn write(&mut self, error: Option<&PgWireError>) {
+        if self.written {
+            return;
+        }
+        self.written = true;
+        let outcome = self.outcome(error);
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => if error.is_none() { "ok" } else { "error" }).increment(1);
+        self.service
+            .audit(&self.who, "pgwire", &self.sql, outcome)
+            .await;
+    }
+}
+
+impl Drop for StreamAudit {
+    fn drop(&mut self) {
+        if self.written {
+            return;
+        }
+        let outcome = serde_json::json!({"status": "stopped", "error": "the client stopped reading the rows", "rows": self.rows});
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => "stopped").increment(1);
+        let (service, who, sql) = (
+            Arc::clone(&self.service),
+            self.who.clone(),
+            std::mem::take(&mut self.sql),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
+        }
+    }
+}
+
+/// Ends a result's row stream with a timeout error once `deadline` passes,
+/// and writes its audit entry when the rows end.
+fn with_deadline(
+    r: Response,
+    deadline: Instant,
+    err: PgWireError,
+    mut audit: StreamAudit,
+) -> Response {
     match r {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
             let sleep = Box::pin(tokio::time::sleep_until(deadline));
             let err = Arc::new(std::sync::Mutex::new(Some(err)));
-            q.data_rows = Box::pin(futures::stream::unfold(Some((rows, sleep)), move |st| {
-                let err = err.clone();
-                async move {
-                    let (mut rows, mut sleep) = st?;
-                    tokio::select! {
-                        _ = &mut sleep => {
-                            let e = err.lock().ok()?.take()?;
-                            Some((Err(e), None))
+            q.data_rows = Box::pin(futures::stream::unfold(
+                Some((rows, sleep, audit)),
+                move |st| {
+                    let err = err.clone();
+                    async move {
+                        let (mut rows, mut sleep, mut audit) = st?;
+                        tokio::select! {
+                            _ = &mut sleep => {
+                                let e = err.lock().ok()?.take()?;
+                                audit.write(Some(&e)).await;
+                                Some((Err(e), None))
+                            }
+                            row = rows.next() => match row {
+                                None => {
+                                    audit.write(None).await;
+                                    None
+                                }
+                                Some(Err(e)) => {
+                                    audit.write(Some(&e)).await;
+                                    Some((Err(e), Some((rows, sleep, audit))))
+                                }
+                                Some(Ok(row)) => {
+                                    audit.rows += 1;
+                                    Some((Ok(row), Some((rows, sleep, audit))))
+                                }
+                            },
                         }
-                        row = rows.next() => row.map(|row| (row, Some((rows, sleep)))),
                     }
-                }
-            }));
+                },
+            ));
             Response::Query(q)
         }
-        other => other,
+        other => {
+            // No rows to come: it ran.
+            audit.written = true;
+            metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => "ok").increment(1);
+            let outcome = audit.outcome(None);
+            let (service, who, sql) = (
+                Arc::clone(&audit.service),
+                audit.who.clone(),
+                std::mem::take(&mut audit.sql),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
+            }
+            other
+        }
+    }
+}
+
+impl Scoped {
+    fn stream_audit(&self, who: &Principal, sql: &str) -> StreamAudit {
+        StreamAudit {
+            service: Arc::clone(&self.service),
+            who: who.clone(),
+            sql: sql.to_string(),
+            rows: 0,
+            written: false,
+        }
     }
 }
 
@@ -583,11 +686,23 @@ impl SimpleQueryHandler for Scoped {
         )
         .await
         .unwrap_or_else(|_| Err(self.timeout_error()));
-        self.audit(&c.who, query, result.as_ref().map(|_| ())).await;
-        Ok(result?
-            .into_iter()
-            .map(|r| with_deadline(r, deadline, self.timeout_error()))
-            .collect())
+        match result {
+            Err(e) => {
+                self.audit(&c.who, query, Err(&e)).await;
+                Err(e)
+            }
+            Ok(responses) => Ok(responses
+                .into_iter()
+                .map(|r| {
+                    with_deadline(
+                        r,
+                        deadline,
+                        self.timeout_error(),
+                        self.stream_audit(&c.who, query),
+                    )
+                })
+                .collect()),
+        }
     }
 }
 
@@ -624,8 +739,18 @@ impl ExtendedQueryHandler for Scoped {
         )
         .await
         .unwrap_or_else(|_| Err(self.timeout_error()));
-        self.audit(&c.who, &sql, result.as_ref().map(|_| ())).await;
-        Ok(with_deadline(result?, deadline, self.timeout_error()))
+        match result {
+            Err(e) => {
+                self.audit(&c.who, &sql, Err(&e)).await;
+                Err(e)
+            }
+            Ok(r) => Ok(with_deadline(
+                r,
+                deadline,
+                self.timeout_error(),
+                self.stream_audit(&c.who, &sql),
+            )),
+        }
     }
 }
 
