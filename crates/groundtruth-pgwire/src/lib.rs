@@ -556,6 +556,20 @@ impl StreamAudit {
         }
     }
 
+    /// Writes the entry in a task of its own (from where nothing can wait).
+    fn write_later(&mut self, status: &'static str, outcome: serde_json::Value) {
+        self.written = true;
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => status).increment(1);
+        let (service, who, sql) = (
+            Arc::clone(&self.service),
+            self.who.clone(),
+            std::mem::take(&mut self.sql),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
+        }
+    }
+
     /// Writes the entry now (the rows ended or failed).
     async fn write(&mut self, error: Option<&PgWireError>) {
         if self.written {
@@ -576,15 +590,7 @@ impl Drop for StreamAudit {
             return;
         }
         let outcome = serde_json::json!({"status": "stopped", "error": "the client stopped reading the rows", "rows": self.rows});
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => "stopped").increment(1);
-        let (service, who, sql) = (
-            Arc::clone(&self.service),
-            self.who.clone(),
-            std::mem::take(&mut self.sql),
-        );
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
-        }
+        self.write_later("stopped", outcome);
     }
 }
 
@@ -635,17 +641,8 @@ fn with_deadline(
         }
         other => {
             // No rows to come: it ran.
-            audit.written = true;
-            metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => "ok").increment(1);
             let outcome = audit.outcome(None);
-            let (service, who, sql) = (
-                Arc::clone(&audit.service),
-                audit.who.clone(),
-                std::mem::take(&mut audit.sql),
-            );
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
-            }
+            audit.write_later("ok", outcome);
             other
         }
     }
