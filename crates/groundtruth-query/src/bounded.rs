@@ -190,29 +190,14 @@ fn at<T: Copy>(v: &[T], i: usize) -> T {
 /// values' bytes, 8 for anything else fixed-size (0 for null).
 fn value_bytes(a: &ArrayRef) -> Result<Vec<i64>> {
     let n = a.len();
-    let of_offsets =
-        |offsets: &[i64]| -> Vec<i64> { (0..n).map(|i| offsets[i + 1] - offsets[i]).collect() };
+    fn lengths(l: impl Iterator<Item = usize>) -> Vec<i64> {
+        l.map(|v| v as i64).collect()
+    }
     let bytes = match a.data_type() {
-        DataType::Utf8 => {
-            let o: Vec<i64> = a
-                .as_string::<i32>()
-                .offsets()
-                .iter()
-                .map(|&v| v as i64)
-                .collect();
-            of_offsets(&o)
-        }
-        DataType::LargeUtf8 => of_offsets(a.as_string::<i64>().offsets()),
-        DataType::Binary => {
-            let o: Vec<i64> = a
-                .as_binary::<i32>()
-                .offsets()
-                .iter()
-                .map(|&v| v as i64)
-                .collect();
-            of_offsets(&o)
-        }
-        DataType::LargeBinary => of_offsets(a.as_binary::<i64>().offsets()),
+        DataType::Utf8 => lengths(a.as_string::<i32>().offsets().lengths()),
+        DataType::LargeUtf8 => lengths(a.as_string::<i64>().offsets().lengths()),
+        DataType::Binary => lengths(a.as_binary::<i32>().offsets().lengths()),
+        DataType::LargeBinary => lengths(a.as_binary::<i64>().offsets().lengths()),
         DataType::Utf8View => (0..n)
             .map(|i| a.as_string_view().value(i).len() as i64)
             .collect(),

@@ -170,6 +170,8 @@ pub struct QueryService {
     /// Per caller (token id or subject): queries admitted (running or
     /// waiting) and the turns of those running.
     running: Arc<std::sync::Mutex<HashMap<String, CallerTurns>>>,
+    /// See [`Self::lake_text`].
+    lake_text: std::sync::OnceLock<String>,
 }
 
 /// A hook run on every base session after its tables are registered.
@@ -205,6 +207,7 @@ impl QueryService {
             )),
             turns: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             running: Default::default(),
+            lake_text: std::sync::OnceLock::new(),
             limits,
         }
     }
@@ -497,12 +500,7 @@ impl QueryService {
     /// An error as a caller may see it: the lake's path on the server is
     /// not the caller's business.
     fn scrub(&self, e: QueryError) -> QueryError {
-        let lake = std::fs::canonicalize(&self.lake).unwrap_or_else(|_| self.lake.clone());
-        let lake = lake.display().to_string();
-        if lake.len() < 2 {
-            return e;
-        }
-        let clean = |m: String| m.replace(&lake, "<lake>");
+        let clean = |m: String| self.hide_lake(&m);
         match e {
             QueryError::Refused(m) => QueryError::Refused(clean(m)),
             QueryError::Invalid(m) => QueryError::Invalid(clean(m)),
@@ -514,6 +512,34 @@ impl QueryService {
                 detail: clean(detail),
             },
             other => other,
+        }
+    }
+
+    /// The lake's path on the server as text shows it (object-store paths
+    /// have no leading `/`), resolved once, when the lake exists.
+    fn lake_text(&self) -> Option<&str> {
+        if self.lake_text.get().is_none() {
+            let abs = std::fs::canonicalize(&self.lake).ok()?;
+            let text = abs
+                .display()
+                .to_string()
+                .trim_start_matches('/')
+                .to_string();
+            let _ = self.lake_text.set(text);
+        }
+        self.lake_text
+            .get()
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// `text` with the lake's path replaced by `<lake>`.
+    fn hide_lake(&self, text: &str) -> String {
+        match self.lake_text() {
+            Some(lake) => text
+                .replace(&format!("/{lake}"), "<lake>")
+                .replace(lake, "<lake>"),
+            None => text.to_string(),
         }
     }
 
@@ -555,12 +581,9 @@ impl QueryService {
         &self,
         batches: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
-        let lake = std::fs::canonicalize(&self.lake).unwrap_or_else(|_| self.lake.clone());
-        let lake = lake.display().to_string();
-        let lake = lake.trim_start_matches('/');
-        if lake.is_empty() {
+        let Some(lake) = self.lake_text() else {
             return Ok(batches);
-        }
+        };
         batches
             .into_iter()
             .map(|b| {
@@ -570,10 +593,8 @@ impl QueryService {
                     .map(
                         |c| match c.as_any().downcast_ref::<arrow::array::StringArray>() {
                             Some(s) if s.iter().flatten().any(|v| v.contains(lake)) => {
-                                let out: arrow::array::StringArray = s
-                                    .iter()
-                                    .map(|v| v.map(|v| v.replace(lake, "<lake>")))
-                                    .collect();
+                                let out: arrow::array::StringArray =
+                                    s.iter().map(|v| v.map(|v| self.hide_lake(v))).collect();
                                 Arc::new(out) as arrow::array::ArrayRef
                             }
                             _ => Arc::clone(c),
