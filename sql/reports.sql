@@ -7,11 +7,14 @@
 -- from_prev_m: great-circle metres from the account's previous report
 -- (NULL when either has no position); since_prev_s: seconds since it.
 -- near_copy: same category, within max(25 m, 2 x the reported accuracy)
--- and 3600 s of the previous report.
+-- and 3600 s of the previous report. summary: the report's free text
+-- (`attrs.summary`, optional in the contract; NULL when absent or not a
+-- string).
 CREATE OR REPLACE VIEW reports AS
 WITH r AS (
     SELECT event_id, app_id, account_id, region, registry, category,
-           session_id, ts, CAST(ts AS BIGINT) AS t_us, event_date,
+           attr_text(attrs, 'summary') AS summary, session_id,
+           ts, CAST(ts AS BIGINT) AS t_us, event_date,
            lat, lon, accuracy_m
     FROM events
     WHERE kind = 'report_submit'
@@ -30,7 +33,7 @@ measured AS (
            haversine_m(prev_lat, prev_lon, lat, lon) AS from_prev_m
     FROM ordered
 )
-SELECT event_id, app_id, account_id, region, registry, category, session_id,
+SELECT event_id, app_id, account_id, region, registry, category, summary, session_id,
        ts, t_us, event_date, lat, lon, accuracy_m, since_prev_s, from_prev_m,
        COALESCE(category = prev_category
                 AND from_prev_m <= greatest(25.0, 2 * COALESCE(accuracy_m, 0.0))

@@ -12,8 +12,11 @@
 //!    same network are compared, in start order, so the work is linear in
 //!    the sessions. `session_chain` (SQL) gives each session the gap since
 //!    every earlier session on the network ended; a chain continues while
-//!    the gap is between 0 and [`MAX_HANDOFF_S`] and the account and device
-//!    are new to the chain.
+//!    the gap is between 0 and [`MAX_HANDOFF_S`] and the account is new to
+//!    the chain. A phone may come back in the chain with another account
+//!    (farms put several colleagues' accounts on one phone), but a chain
+//!    needs at least two phones: one phone switching accounts is a family
+//!    or a help desk.
 //! 2. Significance, free of constants fitted to a data set: under the null
 //!    that sessions on a network start independently (a Poisson process of
 //!    *any* rate), the chance that a session is followed by another that
@@ -24,7 +27,7 @@
 //!    the data is below [`ALPHA`].
 //! 3. Groups: chains on one network that share accounts are joined
 //!    (union-find); the group's members are the accounts in its chains on
-//!    at least a third of the days it swept, so one stray session does not
+//!    at least a third of the days it swept (a group must span [`MIN_GROUP_DAYS`]), so one stray session does not
 //!    make someone a member.
 //! 4. The signature is reported with the figures: days, order consistency
 //!    across days (Kendall's τ), phones that only ever served one account on
@@ -52,6 +55,17 @@ pub const MAX_HANDOFF_S: f64 = 120.0;
 /// accounts and a couple may hand phones back and forth; reported farms run
 /// 8 to 60+ phones.
 pub const MIN_PHONES: usize = 5;
+
+/// Fewest phones in a chain: one phone switching between accounts is a
+/// shared family phone or a help desk, not a row of phones.
+pub const MIN_CHAIN_DEVICES: usize = 2;
+
+/// Fewest days a group's chains must span (chains join into a group only
+/// through shared accounts, so the same accounts came back). A farm exists
+/// to keep accounts active day after day; one day of serial sessions is
+/// also what a training session or a help desk that signs residents in one
+/// by one looks like.
+pub const MIN_GROUP_DAYS: usize = 2;
 
 /// A chain is kept when the expected number of chains at least as tight
 /// arising by chance among all sessions in the data is below this.
@@ -118,6 +132,18 @@ fn finish_chain(cur: &[usize], sessions: &[ChainSession], log10_budget: f64, out
     if cur.len() < MIN_PHONES {
         return;
     }
+    // Phones in the chain (a session without a device id counts as its own).
+    let phones: BTreeSet<Option<&str>> = cur
+        .iter()
+        .map(|&i| sessions[i].device_id.as_deref())
+        .collect();
+    let unknown = cur
+        .iter()
+        .filter(|&&i| sessions[i].device_id.is_none())
+        .count();
+    if phones.len() + unknown.saturating_sub(1) < MIN_CHAIN_DEVICES {
+        return;
+    }
     let mut s = 0.0;
     let mut g: f64 = 0.0;
     for w in cur.windows(2) {
@@ -142,25 +168,19 @@ fn chains(sessions: &[ChainSession]) -> Vec<Chain> {
     let mut out = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     let mut accounts: BTreeSet<&str> = BTreeSet::new();
-    let mut devices: BTreeSet<&str> = BTreeSet::new();
     for (i, s) in sessions.iter().enumerate() {
         let continues = cur.last().is_some_and(|&j| {
             sessions[j].net_key == s.net_key
                 && s.gap_s.is_some_and(|g| (0.0..=MAX_HANDOFF_S).contains(&g))
                 && !accounts.contains(s.account_id.as_str())
-                && s.device_id.as_deref().is_none_or(|d| !devices.contains(d))
         });
         if !continues {
             finish_chain(&cur, sessions, log10_budget, &mut out);
             cur.clear();
             accounts.clear();
-            devices.clear();
         }
         cur.push(i);
         accounts.insert(&s.account_id);
-        if let Some(d) = &s.device_id {
-            devices.insert(d);
-        }
     }
     finish_chain(&cur, sessions, log10_budget, &mut out);
     out
@@ -248,6 +268,9 @@ fn group_finding(
                 .insert(s.event_date);
             chain_days.insert(s.event_date);
         }
+    }
+    if chain_days.len() < MIN_GROUP_DAYS {
+        return None;
     }
     let need = chain_days.len().div_ceil(3);
     let members: Vec<String> = account_days

@@ -10,7 +10,7 @@
 //! | `bulk_check_in` | `check_ins` | [`checkin`] |
 //! | `registration_farm` | `registrations` | [`registration`] |
 //! | `record_churn` | `record_churn_daily` | [`churn`] |
-//! | `report_inflation` | `reports_daily` | [`reports`] |
+//! | `report_inflation` | `reports` | [`reports`] |
 //!
 //! Thresholds are either physical or logical limits (one person works one
 //! phone at a time; GPS never repeats a fix to the last digit) or robust
@@ -24,6 +24,7 @@ pub mod coactive;
 pub mod farm;
 pub mod registration;
 pub mod reports;
+pub mod stats;
 
 use groundtruth_finding::{finding_id, rfc3339_ms, Finding};
 use serde_json::{Map, Value};
@@ -39,7 +40,7 @@ pub struct Input {
     /// `registrations`, ordered by (app_id, source, t_us).
     pub registrations: Vec<registration::Registration>,
     pub churn_days: Vec<churn::ChurnDay>,
-    pub report_days: Vec<reports::ReportDay>,
+    pub reports: Vec<reports::Report>,
 }
 
 /// Findings of one detector and how long it took.
@@ -88,7 +89,7 @@ pub fn detect_only(input: &Input, wanted: &dyn Fn(&str) -> bool) -> Vec<Detector
         registration::detect(&input.registrations)
     });
     time(churn::DETECTOR, &|| churn::detect(&input.churn_days));
-    time(reports::DETECTOR, &|| reports::detect(&input.report_days));
+    time(reports::DETECTOR, &|| reports::detect(&input.reports));
     out
 }
 

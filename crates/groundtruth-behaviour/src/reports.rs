@@ -1,235 +1,871 @@
-//! `report_inflation`: a unit told to "report more cases" files bursts of
-//! trivial or duplicate reports before an assessment.
+//! `report_inflation`: a unit told to "report more cases" files a burst of
+//! filler reports before an assessment.
 //!
-//! From `reports_daily` (per account and day): a near-copy is a report of the
-//! same category from the same spot within the hour of the account's
-//! previous one (`reports` view). The baseline is every account's days in
-//! the same app and kind of day (weekday, weekend) over the week up to that
-//! day ([`crate::baseline::trailing`]): a day is flagged when
-//! its near-copies are [`K_SIGMA`] robust standard deviations above the
-//! peers' median, at least [`MIN_COPIES`], and at least [`MIN_SHARE`] of the
-//! day's reports. A unit with a genuinely bad week files more reports, but
-//! about different things in different places, so its copies stay at the
-//! baseline.
+//! The unit is the reporting accounts of one region in one app. A day of a
+//! unit is judged on two questions, each a significance test against
+//! baselines of the same data (nothing fitted to a data set):
+//!
+//! 1. **A surge.** The day's reports against what is expected of the unit:
+//!    the larger of its own median day over the week before (when it has
+//!    [`MIN_HISTORY_DAYS`] of them) and its peers' median rate per account
+//!    that week times its accounts (when other units have
+//!    [`MIN_PEER_ACCOUNTS`]), never below one report a day. Poisson tail.
+//! 2. **Filler, not work.** A genuinely bad week also raises the count; it
+//!    raises every category and its reports say different things. Filler
+//!    shows in the make-up of the day: (a) summaries that repeat an earlier
+//!    summary of the unit that week word for word (digits, spaces and
+//!    punctuation aside), against the peers' repeat share; (b) reports
+//!    crowded into two categories, against those categories' share among
+//!    the peers' reports (corrected for the choice of the two); (c) reports
+//!    of the same category from the same spot within the hour of the
+//!    author's previous one (`near_copy`), against the peers' share.
+//!    Binomial tails.
+//!
+//! A day is flagged when both hold after a Bonferroni correction over every
+//! unit-day judged ([`ALPHA`]). A unit's flagged days within a week of each
+//! other make one finding; it names the unit's accounts whose own reports
+//! those days are beyond chance against their usual (their own week before,
+//! or their share of the unit's expected day; corrected for the unit's
+//! accounts) and of which at least two are filler by a sign that fired.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use groundtruth_finding::Finding;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
-use crate::baseline::{trailing, Robust};
-use crate::{date_string, is_weekend, round2, Draft};
+use crate::baseline::{Robust, LOOKBACK_DAYS};
+use crate::stats::{binomial_ln_sf, ln_choose, poisson_ln_sf};
+use crate::{date_string, round2, Draft};
 
 /// Detector name (contract).
 pub const DETECTOR: &str = "report_inflation";
 
-/// Robust standard deviations above the peers' median.
-pub const K_SIGMA: f64 = 6.0;
+/// Expected number of falsely flagged unit-days in the data.
+pub const ALPHA: f64 = 0.01;
 
-/// Fewest near-copies in a flagged day (two reports about one pothole
-/// happen).
-pub const MIN_COPIES: f64 = 5.0;
+/// Days of the unit's own history a baseline needs.
+pub const MIN_HISTORY_DAYS: usize = 3;
 
-/// Smallest share of the day's reports that are near-copies.
-pub const MIN_SHARE: f64 = 0.3;
+/// Other units whose own text collision rates make a median.
+pub const MIN_PEER_UNITS: usize = 3;
 
-/// One row of `reports_daily`.
+/// Accounts of other units a peer rate needs.
+pub const MIN_PEER_ACCOUNTS: usize = 5;
+
+/// Fewest reports a day of inflation holds (a handful of reports is no
+/// campaign, whatever the rates say).
+pub const MIN_REPORTS: u64 = 8;
+
+/// One report (a row of the `reports` view).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReportDay {
+pub struct Report {
     pub app_id: String,
     pub account_id: String,
-    pub event_date: i32,
     pub region: Option<String>,
-    pub reports: i64,
-    pub near_copies: i64,
-    pub categories: i64,
-    pub sessions: i64,
-    pub first_us: i64,
-    pub last_us: i64,
+    pub category: Option<String>,
+    /// The report's free text (`attrs.summary`), when it has one.
+    pub summary: Option<String>,
+    pub t_us: i64,
+    pub event_date: i32,
+    /// Same category, same spot, within the hour of the author's previous.
+    pub near_copy: bool,
+    /// The report carries a position.
+    pub located: bool,
 }
 
-/// Runs the detector.
-pub fn detect(days: &[ReportDay]) -> Vec<Finding> {
-    let mut peers: BTreeMap<(&str, bool), Vec<&ReportDay>> = BTreeMap::new();
-    for d in days {
-        peers
-            .entry((d.app_id.as_str(), is_weekend(d.event_date)))
-            .or_default()
-            .push(d);
+/// The words of a summary: letters only, lower case, so that two reports
+/// that differ in a number, a space or a comma read as one text.
+pub fn text_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// What one unit did on one day.
+#[derive(Debug, Default, Clone)]
+struct UnitDay {
+    reports: u64,
+    with_text: u64,
+    repeats: u64,
+    /// For each report with text: how many texts the unit wrote in the
+    /// week before it.
+    prior_texts: Vec<u64>,
+    located: u64,
+    copies: u64,
+    categories: BTreeMap<String, u64>,
+    /// Per account: (reports, repeats, copies, per category).
+    accounts: BTreeMap<String, AccountDay>,
+    first_us: i64,
+    last_us: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct AccountDay {
+    reports: u64,
+    repeats: u64,
+    copies: u64,
+    categories: BTreeMap<String, u64>,
+}
+
+/// The verdict on one unit-day that was judged.
+#[derive(Debug, Clone)]
+struct Judged {
+    date: i32,
+    expected: f64,
+    surge_ln_p: f64,
+    /// Which filler signs fired, with their ln p.
+    signs: Vec<(&'static str, f64)>,
+    top_categories: Vec<String>,
+    peer_top_share: f64,
+    /// Repeats expected of an honest unit writing as many texts.
+    expected_repeats: Option<f64>,
+}
+
+/// (app, region), or (app, "account …") for reports without a region.
+type Unit = (String, String);
+
+/// Runs the detector. `reports` in any order.
+pub fn detect(reports: &[Report]) -> Vec<Finding> {
+    let mut by_app: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
+    for r in reports {
+        by_app.entry(&r.app_id).or_default().push(r);
     }
-    let mut flagged: BTreeMap<(&str, &str), Vec<(&ReportDay, Robust)>> = BTreeMap::new();
-    for ((app, _), ds) in &peers {
-        let bases = trailing(
-            &ds.iter()
-                .map(|d| (d.event_date, d.near_copies as f64))
-                .collect::<Vec<_>>(),
-        );
-        for d in ds {
-            let Some(&base) = bases.get(&d.event_date) else {
+    let mut out = Vec::new();
+    for (app, mut rs) in by_app {
+        rs.sort_by(|a, b| (a.t_us, &a.account_id).cmp(&(b.t_us, &b.account_id)));
+        out.extend(detect_app(app, &rs));
+    }
+    out
+}
+
+fn unit_of(r: &Report) -> String {
+    match &r.region {
+        Some(g) => g.clone(),
+        // No region: the account is its own unit.
+        None => format!("account {}", r.account_id),
+    }
+}
+
+fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
+    // Unit-days, with word-for-word repeats within the unit's week.
+    let mut days: BTreeMap<Unit, BTreeMap<i32, UnitDay>> = BTreeMap::new();
+    let mut last_seen: HashMap<(String, String), i32> = HashMap::new();
+    // Per unit: the dates of its texts in the week so far, and how often
+    // each text came.
+    let mut recent: HashMap<String, VecDeque<i32>> = HashMap::new();
+    let mut texts: BTreeMap<String, HashMap<String, u64>> = BTreeMap::new();
+    let mut active: BTreeSet<i32> = BTreeSet::new();
+    for r in rs {
+        let unit = unit_of(r);
+        active.insert(r.event_date);
+        let key = r.summary.as_deref().map(text_key).filter(|k| !k.is_empty());
+        let mut prior = None;
+        if let Some(k) = &key {
+            let q = recent.entry(unit.clone()).or_default();
+            while q
+                .front()
+                .is_some_and(|&d| d <= r.event_date - LOOKBACK_DAYS)
+            {
+                q.pop_front();
+            }
+            prior = Some(q.len() as u64);
+            q.push_back(r.event_date);
+            *texts
+                .entry(unit.clone())
+                .or_default()
+                .entry(k.clone())
+                .or_default() += 1;
+        }
+        let repeat = key.is_some_and(|k| {
+            let key = (unit.clone(), k);
+            let seen = last_seen
+                .get(&key)
+                .is_some_and(|&d| d > r.event_date - LOOKBACK_DAYS);
+            last_seen.insert(key, r.event_date);
+            seen
+        });
+        let d = days
+            .entry((app.to_string(), unit))
+            .or_default()
+            .entry(r.event_date)
+            .or_insert_with(|| UnitDay {
+                first_us: r.t_us,
+                last_us: r.t_us,
+                ..UnitDay::default()
+            });
+        d.reports += 1;
+        if let Some(n) = prior {
+            d.with_text += 1;
+            d.prior_texts.push(n);
+        }
+        d.repeats += u64::from(repeat);
+        d.located += u64::from(r.located);
+        d.copies += u64::from(r.near_copy);
+        d.first_us = d.first_us.min(r.t_us);
+        d.last_us = d.last_us.max(r.t_us);
+        let a = d.accounts.entry(r.account_id.clone()).or_default();
+        a.reports += 1;
+        a.repeats += u64::from(repeat);
+        a.copies += u64::from(r.near_copy);
+        if let Some(c) = &r.category {
+            *d.categories.entry(c.clone()).or_default() += 1;
+            *a.categories.entry(c.clone()).or_default() += 1;
+        }
+    }
+    let collisions = Collisions::new(&texts);
+    let tested: usize = days.values().map(BTreeMap::len).sum();
+    let ln_budget = (tested.max(1) as f64).ln();
+    let ln_alpha = ALPHA.ln();
+
+    let mut flagged: BTreeMap<&Unit, Vec<Judged>> = BTreeMap::new();
+    let mut weeks: HashMap<i32, Weeks<'_>> = HashMap::new();
+    for (unit, ud) in &days {
+        for (&date, d) in ud {
+            if d.reports < MIN_REPORTS {
+                continue;
+            }
+            let w = weeks
+                .entry(date)
+                .or_insert_with(|| Weeks::new(app, date, &days, &active));
+            let Some(j) = judge(unit, date, d, &days, &active, w, &collisions) else {
                 continue;
             };
-            let limit = base.upper(K_SIGMA, MIN_COPIES);
-            let c = d.near_copies as f64;
-            if c >= limit && c >= MIN_SHARE * d.reports as f64 {
-                flagged
-                    .entry((app, d.account_id.as_str()))
-                    .or_default()
-                    .push((d, base));
+            let surge = j.surge_ln_p + ln_budget < ln_alpha;
+            let filler = j
+                .signs
+                .iter()
+                .any(|(_, p)| p + ln_budget + 3f64.ln() < ln_alpha);
+            if surge && filler {
+                flagged.entry(unit).or_default().push(j);
             }
         }
     }
-    // How many accounts of a region were flagged on each day (a unit-wide push).
-    let mut region_day: BTreeMap<(Option<&str>, i32), usize> = BTreeMap::new();
-    for ds in flagged.values() {
-        for (d, _) in ds {
-            *region_day
-                .entry((d.region.as_deref(), d.event_date))
-                .or_default() += 1;
+    let mut out = Vec::new();
+    for (unit, js) in flagged {
+        // Episodes: flagged days within a week of the previous one.
+        let mut episode: Vec<Judged> = Vec::new();
+        for j in js {
+            if episode
+                .last()
+                .is_some_and(|p| j.date - p.date >= LOOKBACK_DAYS)
+            {
+                out.extend(finding(unit, &std::mem::take(&mut episode), &days));
+            }
+            episode.push(j);
+        }
+        out.extend(finding(unit, &episode, &days));
+    }
+    out
+}
+
+/// Fewest texts a unit needs for its own collision rate to count.
+const MIN_TEXTS: u64 = 10;
+
+/// How often two texts of one unit read the same, per unit: the chance a
+/// report repeats a given earlier report of its unit by honest coincidence
+/// (a small vocabulary, one street named in many reports).
+struct Collisions {
+    /// unit -> (pairs that read the same, pairs).
+    units: BTreeMap<String, (f64, f64)>,
+}
+
+impl Collisions {
+    fn new(texts: &BTreeMap<String, HashMap<String, u64>>) -> Collisions {
+        let units = texts
+            .iter()
+            .map(|(u, t)| {
+                let n: u64 = t.values().sum();
+                let same: f64 = t.values().map(|&k| (k * k.saturating_sub(1)) as f64).sum();
+                (u.clone(), (same, (n * n.saturating_sub(1)) as f64))
+            })
+            .collect();
+        Collisions { units }
+    }
+
+    /// The rate for `unit` under the null: the larger of the median of its
+    /// peers' own rates (units with [`MIN_TEXTS`] texts; a filler unit
+    /// among them does not move a median) and the peers' pooled rate (one
+    /// coincidence added, so no rate is taken as zero).
+    fn null_for(&self, unit: &str) -> Option<f64> {
+        let min_pairs = (MIN_TEXTS * (MIN_TEXTS - 1)) as f64;
+        let peers = || self.units.iter().filter(move |(u, _)| u.as_str() != unit);
+        let rates: Vec<f64> = peers()
+            .filter(|(_, (_, pairs))| *pairs >= min_pairs)
+            .map(|(_, (same, pairs))| same / pairs)
+            .collect();
+        let median = (rates.len() >= MIN_PEER_UNITS)
+            .then(|| Robust::of(rates).map(|r| r.median))
+            .flatten();
+        let (same, pairs) = peers().fold((0.0, 0.0), |a, (_, (s, p))| (a.0 + s, a.1 + p));
+        let pooled = (pairs > 0.0).then(|| (same + 1.0) / (pairs + 2.0));
+        match (median, pooled) {
+            (Some(m), Some(p)) => Some(m.max(p)),
+            (m, p) => m.or(p),
         }
     }
-    flagged
-        .into_iter()
-        .map(|((app, account), mut ds)| {
-            ds.sort_by_key(|d| d.0.event_date);
-            let peers_same_day = ds
+}
+
+/// What one unit did over the week up to a day.
+#[derive(Debug, Default, Clone)]
+struct Week {
+    reports: u64,
+    with_text: u64,
+    repeats: u64,
+    located: u64,
+    copies: u64,
+    categories: BTreeMap<String, u64>,
+    accounts: usize,
+}
+
+impl Week {
+    fn add(&mut self, o: &Week) {
+        self.reports += o.reports;
+        self.with_text += o.with_text;
+        self.repeats += o.repeats;
+        self.located += o.located;
+        self.copies += o.copies;
+        for (c, k) in &o.categories {
+            *self.categories.entry(c.clone()).or_default() += k;
+        }
+        self.accounts += o.accounts;
+    }
+
+    fn minus(&self, o: &Week) -> Week {
+        Week {
+            reports: self.reports - o.reports,
+            with_text: self.with_text - o.with_text,
+            repeats: self.repeats - o.repeats,
+            located: self.located - o.located,
+            copies: self.copies - o.copies,
+            categories: self
+                .categories
                 .iter()
-                .map(|(d, _)| region_day[&(d.region.as_deref(), d.event_date)] - 1)
-                .max()
-                .unwrap_or(0);
-            // The account's usual day: its unflagged days before the first flagged one.
-            let first = ds[0].0.event_date;
-            let own_other_days: Vec<f64> = days
-                .iter()
-                .filter(|d| {
-                    d.app_id == app
-                        && d.account_id == account
-                        && d.event_date < first
-                        && d.event_date > first - crate::baseline::LOOKBACK_DAYS
-                })
-                .map(|d| d.reports as f64)
-                .collect();
-            finding(app, account, &ds, peers_same_day, &own_other_days)
-        })
+                .map(|(c, k)| (c.clone(), k - o.categories.get(c).copied().unwrap_or(0)))
+                .filter(|(_, k)| *k > 0)
+                .collect(),
+            accounts: self.accounts - o.accounts,
+        }
+    }
+}
+
+/// Every unit's week up to one day, and their sum.
+struct Weeks<'a> {
+    units: BTreeMap<&'a Unit, Week>,
+    /// Every account's reports per active day that week, with its unit.
+    accounts: Vec<(&'a Unit, f64)>,
+    total: Week,
+}
+
+impl<'a> Weeks<'a> {
+    fn new(
+        app: &str,
+        date: i32,
+        days: &'a BTreeMap<Unit, BTreeMap<i32, UnitDay>>,
+        active: &BTreeSet<i32>,
+    ) -> Weeks<'a> {
+        let week = (date - LOOKBACK_DAYS + 1)..=date;
+        let active_days = active.range(week.clone()).count().max(1) as f64;
+        let mut units = BTreeMap::new();
+        let mut rates = Vec::new();
+        let mut total = Week::default();
+        for (u, ud) in days {
+            if u.0 != app {
+                continue;
+            }
+            let mut w = Week::default();
+            let mut accounts: BTreeMap<&str, u64> = BTreeMap::new();
+            for (_, d) in ud.range(week.clone()) {
+                w.reports += d.reports;
+                w.with_text += d.with_text;
+                w.repeats += d.repeats;
+                w.located += d.located;
+                w.copies += d.copies;
+                for (c, k) in &d.categories {
+                    *w.categories.entry(c.clone()).or_default() += k;
+                }
+                for (a, x) in &d.accounts {
+                    *accounts.entry(a.as_str()).or_default() += x.reports;
+                }
+            }
+            if w.reports == 0 {
+                continue;
+            }
+            w.accounts = accounts.len();
+            rates.extend(accounts.values().map(|&n| (u, n as f64 / active_days)));
+            total.add(&w);
+            units.insert(u, w);
+        }
+        Weeks {
+            units,
+            accounts: rates,
+            total,
+        }
+    }
+
+    /// The peers of `unit`: every other unit's week, and the median rate of
+    /// reports per account and day of their accounts (when there are
+    /// [`MIN_PEER_ACCOUNTS`]).
+    fn peers(&self, unit: &Unit) -> (Week, Option<f64>) {
+        let others = match self.units.get(unit) {
+            Some(w) => self.total.minus(w),
+            None => self.total.clone(),
+        };
+        let rates: Vec<f64> = self
+            .accounts
+            .iter()
+            .filter(|(u, _)| *u != unit)
+            .map(|(_, r)| *r)
+            .collect();
+        let rate = (rates.len() >= MIN_PEER_ACCOUNTS)
+            .then(|| Robust::of(rates).map(|r| r.median))
+            .flatten();
+        (others, rate)
+    }
+}
+
+fn judge(
+    unit: &Unit,
+    date: i32,
+    d: &UnitDay,
+    days: &BTreeMap<Unit, BTreeMap<i32, UnitDay>>,
+    active: &BTreeSet<i32>,
+    weeks: &Weeks<'_>,
+    collisions: &Collisions,
+) -> Option<Judged> {
+    let ud = &days[unit];
+    // The unit's own week before: its counts on the days the app was used.
+    let history: Vec<f64> = active
+        .range((date - LOOKBACK_DAYS + 1)..date)
+        .map(|day| ud.get(day).map_or(0.0, |x| x.reports as f64))
+        .collect();
+    let own = (history.len() >= MIN_HISTORY_DAYS)
+        .then(|| Robust::of(history.iter().copied()).map(|r| r.median))
+        .flatten();
+    let (p, peer_rate) = weeks.peers(unit);
+    let week_accounts = weeks.units.get(unit).map_or(0, |w| w.accounts);
+    let from_peers = peer_rate.map(|r| r * week_accounts as f64);
+    if own.is_none() && from_peers.is_none() {
+        return None;
+    }
+    let expected = own.unwrap_or(0.0).max(from_peers.unwrap_or(0.0)).max(1.0);
+    let surge_ln_p = poisson_ln_sf(d.reports, expected);
+
+    let mut signs = Vec::new();
+    // (a) Word-for-word repeats: each text could repeat any of the unit's
+    // texts of the week before it, each with the chance two texts of one
+    // honest unit read the same.
+    let collision = collisions.null_for(&unit.1);
+    let expected_repeats = collision.map(|c| {
+        d.prior_texts
+            .iter()
+            .map(|&n| (n as f64 * c).min(1.0))
+            .sum::<f64>()
+    });
+    if let Some(mu) = expected_repeats.filter(|_| d.repeats >= 2) {
+        signs.push(("repeated_text", poisson_ln_sf(d.repeats, mu.max(1e-9))));
+    }
+    // (b) Two categories crowding out the rest.
+    let mut cats: Vec<(&String, &u64)> = d.categories.iter().collect();
+    cats.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = cats.iter().take(2).map(|c| c.0.clone()).collect();
+    let known: BTreeSet<&String> = p.categories.keys().chain(d.categories.keys()).collect();
+    let k_all = known.len() as u64;
+    let peer_cat_total: u64 = p.categories.values().sum();
+    let peer_top: u64 = top.iter().filter_map(|c| p.categories.get(c)).sum();
+    let peer_top_share = (peer_top as f64 + 1.0) / (peer_cat_total as f64 + k_all as f64);
+    if k_all >= 4 && peer_cat_total > 0 {
+        let in_top: u64 = cats.iter().take(2).map(|c| *c.1).sum();
+        let categorised: u64 = d.categories.values().sum();
+        signs.push((
+            "two_categories",
+            binomial_ln_sf(in_top, categorised, peer_top_share) + ln_choose(k_all, 2),
+        ));
+    }
+    // (c) Same-spot copies.
+    if d.copies >= 2 {
+        let peer_copy_share = (p.copies as f64 + 1.0) / (p.located as f64 + 2.0);
+        signs.push((
+            "same_spot_copies",
+            binomial_ln_sf(d.copies, d.located, peer_copy_share),
+        ));
+    }
+    Some(Judged {
+        date,
+        expected,
+        surge_ln_p,
+        signs,
+        top_categories: top,
+        peer_top_share,
+        expected_repeats,
+    })
+}
+
+/// The signs that fired on a judged day (after the correction).
+fn fired(j: &Judged, ln_budget: f64) -> Vec<&'static str> {
+    j.signs
+        .iter()
+        .filter(|(_, p)| p + ln_budget + 3f64.ln() < ALPHA.ln())
+        .map(|(s, _)| *s)
         .collect()
 }
 
 fn finding(
-    app: &str,
-    account: &str,
-    ds: &[(&ReportDay, Robust)],
-    peers_same_day: usize,
-    own_other_days: &[f64],
-) -> Finding {
-    let reports: i64 = ds.iter().map(|d| d.0.reports).sum();
-    let copies: i64 = ds.iter().map(|d| d.0.near_copies).sum();
-    let start = ds.iter().map(|d| d.0.first_us).min().unwrap_or(0);
-    let end = ds.iter().map(|d| d.0.last_us).max().unwrap_or(0);
-    let dates: Vec<String> = ds.iter().map(|d| date_string(d.0.event_date)).collect();
-    let usual = if own_other_days.is_empty() {
-        None
-    } else {
-        Some(own_other_days.iter().sum::<f64>() / own_other_days.len() as f64)
-    };
-    let mut reason = format!(
-        "On {} ({} day{}) this account filed {reports} reports, {copies} of them near-copies of the one before (same category, same spot, within the hour); peers file {:.0} such copies a day.",
-        dates.join(", "),
-        ds.len(),
-        if ds.len() == 1 { "" } else { "s" },
-        ds[0].1.median,
-    );
-    if let Some(u) = usual {
-        reason.push_str(&format!(" In the days before it filed {u:.1} a day."));
+    unit: &Unit,
+    episode: &[Judged],
+    days: &BTreeMap<Unit, BTreeMap<i32, UnitDay>>,
+) -> Option<Finding> {
+    let first = episode.first()?;
+    let ud = &days[unit];
+    let tested: usize = days.values().map(BTreeMap::len).sum();
+    let ln_budget = (tested.max(1) as f64).ln();
+    // Accounts: their reports on the flagged days against their usual.
+    let flagged_days = episode.len() as f64;
+    let mut per_account: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for j in episode {
+        let d = &ud[&j.date];
+        let signs = fired(j, ln_budget);
+        for (a, ad) in &d.accounts {
+            let mut filler = 0;
+            if signs.contains(&"repeated_text") {
+                filler = filler.max(ad.repeats);
+            }
+            if signs.contains(&"same_spot_copies") {
+                filler = filler.max(ad.copies);
+            }
+            if signs.contains(&"two_categories") {
+                filler = filler.max(
+                    j.top_categories
+                        .iter()
+                        .filter_map(|c| ad.categories.get(c))
+                        .sum(),
+                );
+            }
+            let e = per_account.entry(a).or_default();
+            e.0 += ad.reports;
+            e.1 += filler;
+        }
     }
-    if peers_same_day > 0 {
-        reason.push_str(&format!(
-            " {peers_same_day} other account{} in the same region did the same that day.",
-            if peers_same_day == 1 { "" } else { "s" }
+    let history_days: Vec<i32> = ((first.date - LOOKBACK_DAYS + 1)..first.date).collect();
+    let n_accounts = per_account.len().max(1) as f64;
+    let mut named: Vec<(String, u64, f64)> = Vec::new();
+    for (a, (n, filler)) in &per_account {
+        let before: u64 = history_days
+            .iter()
+            .filter_map(|day| ud.get(day))
+            .filter_map(|x| x.accounts.get(*a))
+            .map(|x| x.reports)
+            .sum();
+        let unit_before: u64 = history_days
+            .iter()
+            .filter_map(|day| ud.get(day))
+            .map(|x| x.reports)
+            .sum();
+        // Usual: its own rate over the week before, or its share of the
+        // unit's expected day when it has no week before.
+        let own = before as f64 / (history_days.len() as f64);
+        let share = episode.iter().map(|j| j.expected).sum::<f64>() / flagged_days / n_accounts;
+        let usual = if unit_before > 0 {
+            own.max(share)
+        } else {
+            share
+        }
+        .max(0.2)
+            * flagged_days;
+        // Beyond chance for any of the unit's accounts.
+        let surge = poisson_ln_sf(*n, usual) + n_accounts.ln() < ALPHA.ln();
+        if *filler >= 2 && surge {
+            named.push((a.to_string(), *n, usual));
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    let reports: u64 = episode.iter().map(|j| ud[&j.date].reports).sum();
+    let repeats: u64 = episode.iter().map(|j| ud[&j.date].repeats).sum();
+    let with_text: u64 = episode.iter().map(|j| ud[&j.date].with_text).sum();
+    let copies: u64 = episode.iter().map(|j| ud[&j.date].copies).sum();
+    let expected: f64 = episode.iter().map(|j| j.expected).sum();
+    let mut all_signs: BTreeSet<&str> = BTreeSet::new();
+    for j in episode {
+        all_signs.extend(fired(j, ln_budget));
+    }
+    let dates: Vec<String> = episode.iter().map(|j| date_string(j.date)).collect();
+    let start = episode.iter().map(|j| ud[&j.date].first_us).min()?;
+    let end = episode.iter().map(|j| ud[&j.date].last_us).max()?;
+    let (app, region) = (unit.0.as_str(), unit.1.as_str());
+
+    let mut reason = format!(
+        "Unit {region} filed {reports} reports in {app} on {} day{} ({}), against {:.0} expected from its own week before and its peers.",
+        episode.len(),
+        if episode.len() == 1 { "" } else { "s" },
+        dates.join(", "),
+        expected,
+    );
+    let mut parts = Vec::new();
+    if all_signs.contains("repeated_text") {
+        parts.push(format!(
+            "{repeats} of the {with_text} with text repeat an earlier report's text word for word"
         ));
     }
+    if all_signs.contains("two_categories") {
+        let top = &first.top_categories;
+        let in_top: u64 = episode
+            .iter()
+            .map(|j| {
+                j.top_categories
+                    .iter()
+                    .filter_map(|c| ud[&j.date].categories.get(c))
+                    .sum::<u64>()
+            })
+            .sum();
+        parts.push(format!(
+            "{in_top} fall in two categories ({}) that make {:.0}% of the peers' reports",
+            top.join(", "),
+            100.0 * first.peer_top_share
+        ));
+    }
+    if all_signs.contains("same_spot_copies") {
+        parts.push(format!(
+            "{copies} repeat the author's previous report from the same spot within the hour"
+        ));
+    }
+    reason.push_str(&format!(
+        " {}; a genuinely bad week raises every category and says different things.",
+        capitalise(&parts.join("; "))
+    ));
     let score =
-        (0.75 + 0.05 * ds.len().min(3) as f64 + 0.05 * (peers_same_day > 0) as u8 as f64).min(0.99);
-    let regions: BTreeSet<&str> = ds.iter().filter_map(|d| d.0.region.as_deref()).collect();
+        (0.7 + 0.1 * (all_signs.len() as f64 - 1.0) + 0.05 * (episode.len().min(3) as f64 - 1.0))
+            .min(0.97);
+
     let mut ev = Map::new();
     ev.insert("app_id".into(), json!(app));
-    ev.insert("regions".into(), json!(regions));
+    ev.insert("region".into(), json!(region));
+    ev.insert("signs".into(), json!(all_signs));
     ev.insert("reports".into(), json!(reports));
-    ev.insert("near_copies".into(), json!(copies));
-    ev.insert("usual_reports_per_day".into(), json!(usual.map(round2)));
-    ev.insert(
-        "same_region_accounts_same_day".into(),
-        json!(peers_same_day),
-    );
+    ev.insert("expected_reports".into(), json!(round2(expected)));
+    ev.insert("repeated_text".into(), json!(repeats));
+    ev.insert("with_text".into(), json!(with_text));
+    ev.insert("same_spot_copies".into(), json!(copies));
     ev.insert(
         "days".into(),
-        json!(ds
-            .iter()
-            .map(|(d, b)| json!({
-                "date": date_string(d.event_date),
-                "reports": d.reports,
-                "near_copies": d.near_copies,
-                "categories": d.categories,
-                "sessions": d.sessions,
-                "peer_median_copies": round2(b.median),
-            }))
-            .collect::<Vec<_>>()),
+        Value::Array(
+            episode
+                .iter()
+                .map(|j| {
+                    let d = &ud[&j.date];
+                    json!({
+                        "date": date_string(j.date),
+                        "reports": d.reports,
+                        "expected": round2(j.expected),
+                        "surge_log10_p": round2(j.surge_ln_p / std::f64::consts::LN_10),
+                        "repeated_text": d.repeats,
+                        "with_text": d.with_text,
+                        "expected_repeats": j.expected_repeats.map(round2),
+                        "top_categories": j.top_categories,
+                        "top_categories_reports": j.top_categories.iter().filter_map(|c| d.categories.get(c)).sum::<u64>(),
+                        "peer_top_share": round2(j.peer_top_share),
+                        "same_spot_copies": d.copies,
+                        "signs": fired(j, ln_budget),
+                    })
+                })
+                .collect(),
+        ),
     );
-    Draft {
-        accounts: vec![account.to_string()],
-        devices: Vec::new(),
-        span_us: (start, end),
-        score,
-        reason,
-        evidence: ev,
+    ev.insert(
+        "accounts".into(),
+        Value::Array(
+            named
+                .iter()
+                .map(|(a, n, usual)| json!({"account": a, "reports": n, "usual": round2(*usual)}))
+                .collect(),
+        ),
+    );
+    Some(
+        Draft {
+            accounts: named.into_iter().map(|a| a.0).collect(),
+            devices: Vec::new(),
+            span_us: (start, end),
+            score,
+            reason,
+            evidence: ev,
+        }
+        .finding(DETECTOR, &[app, region, &dates[0]]),
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
-    .finding(DETECTOR, &[app, account, &dates[0]])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn day(account: &str, date: i32, reports: i64, copies: i64) -> ReportDay {
-        ReportDay {
-            app_id: "grid-report".into(),
-            account_id: account.into(),
-            event_date: date,
-            region: Some("450102".into()),
-            reports,
-            near_copies: copies,
-            categories: 3,
-            sessions: reports.min(4),
-            first_us: date as i64 * 86_400_000_000,
-            last_us: date as i64 * 86_400_000_000 + 1,
+    // 2026-11-02 (Monday) = day 20394.
+    const MON: i32 = 20394;
+    const CATS: [&str; 8] = [
+        "family", "noise", "debt", "tenancy", "land", "wages", "marriage", "traffic",
+    ];
+    const PLACES: [&str; 8] = [
+        "东街", "西村", "南门", "北岸", "河口", "桥头", "新村", "老街",
+    ];
+    const WHO: [&str; 8] = [
+        "住户", "商户", "村民", "租户", "老人", "学生", "司机", "业主",
+    ];
+    const DONE: [&str; 4] = [
+        "已上门了解情况",
+        "已电话回访",
+        "已转交相关部门",
+        "现场劝解后暂平息",
+    ];
+
+    fn report(unit: &str, acct: &str, day: i32, i: u64, cat: &str, text: String) -> Report {
+        Report {
+            app_id: "disputes".into(),
+            account_id: acct.into(),
+            region: Some(unit.into()),
+            category: Some(cat.into()),
+            summary: Some(text),
+            t_us: (day as i64 * 86_400 + 32_400 + i as i64 * 600) * 1_000_000,
+            event_date: day,
+            near_copy: false,
+            located: false,
+        }
+    }
+
+    /// A varied report: the k-th of its author, any category, any place.
+    fn varied(unit: &str, acct: &str, day: i32, k: u64, seed: u64) -> Report {
+        let h = (seed * 2_654_435_761 + k * 40_503 + day as u64 * 97) % 1_000_003;
+        let cat = CATS[(h % 8) as usize];
+        let place = PLACES[((h / 8) % 8) as usize];
+        let who = WHO[((h / 64) % 8) as usize];
+        let done = DONE[((h / 512) % 4) as usize];
+        let text = format!(
+            "{place}{}号{who}反映{cat}问题，{done}（{}）。",
+            h % 300,
+            h % 7
+        );
+        report(unit, acct, day, k, cat, text)
+    }
+
+    /// Eight honest units of four accounts, one to three reports a day.
+    fn world() -> Vec<Report> {
+        let mut v = Vec::new();
+        for u in 0..8 {
+            for a in 0..4 {
+                for d in 0..14 {
+                    let n = 1 + (u + a + d) % 3;
+                    for k in 0..n as u64 {
+                        v.push(varied(
+                            &format!("4501{u:02}"),
+                            &format!("u{u}a{a}"),
+                            MON + d,
+                            k,
+                            (u * 10 + a) as u64,
+                        ));
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn honest_world_and_bad_week_not_flagged() {
+        let mut v = world();
+        // A bad week in unit 450100: four times the reports, all kinds.
+        for a in 0..4 {
+            for d in 3..8 {
+                for k in 10..18 {
+                    v.push(varied(
+                        "450100",
+                        &format!("u0a{a}"),
+                        MON + d,
+                        k,
+                        77 + a as u64,
+                    ));
+                }
+            }
+        }
+        assert_eq!(detect(&v), Vec::new());
+    }
+
+    #[test]
+    fn filler_burst_found_by_text_or_by_categories() {
+        for with_text in [true, false] {
+            let mut v = world();
+            // Unit 450103, accounts 0-2, three days before an assessment:
+            // ten a day each, in two categories, from three texts.
+            for a in 0..3 {
+                for d in 5..8 {
+                    for k in 10..20u64 {
+                        let cat = ["family", "noise"][(k % 2) as usize];
+                        let mut r = report(
+                            "450103",
+                            &format!("u3a{a}"),
+                            MON + d,
+                            k,
+                            cat,
+                            format!("新村小区两户因{cat}发生争执，现场劝解后暂平息。"),
+                        );
+                        if !with_text {
+                            r.summary = None;
+                        }
+                        v.push(r);
+                    }
+                }
+            }
+            let f = detect(&v);
+            assert_eq!(f.len(), 1, "{f:#?}");
+            let f = &f[0];
+            assert_eq!(f.accounts, vec!["u3a0", "u3a1", "u3a2"]);
+            let signs = f.evidence["signs"].as_array().unwrap();
+            assert!(signs.contains(&json!("two_categories")), "{signs:?}");
+            assert_eq!(signs.contains(&json!("repeated_text")), with_text);
+            assert_eq!(f.evidence["days"].as_array().unwrap().len(), 3);
+            f.validate().unwrap();
+            // The same id on the first day alone (a live pipeline upserts).
+            let first: Vec<Report> = v
+                .iter()
+                .filter(|r| r.event_date <= MON + 5)
+                .cloned()
+                .collect();
+            let early = detect(&first);
+            assert_eq!(early.len(), 1);
+            assert_eq!(early[0].finding_id, f.finding_id);
         }
     }
 
     #[test]
-    fn copies_flagged_bad_week_not() {
-        // 2026-11-02 (Monday) = day 20394.
-        let mon = 20394;
-        let mut ds = Vec::new();
-        for a in 0..30 {
-            for d in 0..5 {
-                ds.push(day(
-                    &format!("g{a}"),
-                    mon + d,
-                    1 + (a + d as usize) as i64 % 4,
-                    0,
-                ));
+    fn same_spot_copies_are_a_sign() {
+        let mut v = world();
+        for d in 5..7 {
+            for k in 10..40u64 {
+                let mut r = varied("450105", "u5a1", MON + d, k, 5);
+                r.located = true;
+                r.near_copy = k % 10 != 0;
+                r.summary = None;
+                v.push(r);
             }
         }
-        // Bad week: three times the reports, all different.
-        for d in 0..5 {
-            ds.push(day("bad", mon + d, 11, 0));
-        }
-        // Inflating: two days of copy bursts.
-        ds.push(day("infl", mon + 2, 38, 33));
-        ds.push(day("infl", mon + 3, 30, 27));
-        ds.push(day("infl", mon, 2, 0));
-        let f = detect(&ds);
+        let f = detect(&v);
         assert_eq!(f.len(), 1, "{f:#?}");
-        assert_eq!(f[0].accounts, vec!["infl".to_string()]);
-        assert_eq!(f[0].evidence["days"].as_array().unwrap().len(), 2);
-        f[0].validate().unwrap();
+        assert_eq!(f[0].accounts, vec!["u5a1"]);
+        assert_eq!(f[0].evidence["signs"], json!(["same_spot_copies"]));
+    }
+
+    #[test]
+    fn text_key_ignores_digits_spaces_and_punctuation() {
+        assert_eq!(
+            text_key("河口组群众来电，涉及 family，约12人。"),
+            text_key("河口组群众来电,涉及family,约9人")
+        );
+        assert_ne!(text_key("东街"), text_key("西村"));
+        assert_eq!(text_key("123 ,."), "");
     }
 }

@@ -8,7 +8,7 @@ use groundtruth_behaviour::checkin::CheckIn;
 use groundtruth_behaviour::churn::ChurnDay;
 use groundtruth_behaviour::farm::{ChainSession, DeviceProfile};
 use groundtruth_behaviour::registration::Registration;
-use groundtruth_behaviour::reports::ReportDay;
+use groundtruth_behaviour::reports::Report;
 use groundtruth_behaviour::Input;
 
 use crate::error::DetectError;
@@ -322,44 +322,38 @@ async fn churn_days(ctx: &SessionContext) -> Result<Vec<ChurnDay>, DetectError> 
     Ok(out)
 }
 
-async fn report_days(ctx: &SessionContext) -> Result<Vec<ReportDay>, DetectError> {
-    const WHAT: &str = "reports per day (reports_daily)";
+async fn reports(ctx: &SessionContext) -> Result<Vec<Report>, DetectError> {
+    const WHAT: &str = "reports (reports)";
     let mut out = Vec::new();
     for b in query(
         ctx,
         WHAT,
-        "SELECT * FROM reports_daily ORDER BY app_id, account_id, event_date",
+        "SELECT app_id, account_id, region, category, summary, t_us, event_date, near_copy, \
+         lat IS NOT NULL AS located FROM reports ORDER BY app_id, t_us, event_id",
     )
     .await?
     {
         let r = Rows { b: &b, what: WHAT };
-        let (app, acct, region, date) = (
+        let (app, acct, region, category, summary, date) = (
             r.req("app_id")?,
             r.req("account_id")?,
             r.strs("region")?,
+            r.strs("category")?,
+            r.strs("summary")?,
             r.dates("event_date")?,
         );
-        let n = |c| r.ints(c);
-        let (reports, copies, cats, sess, first, last) = (
-            n("reports")?,
-            n("near_copies")?,
-            n("categories")?,
-            n("sessions")?,
-            n("first_us")?,
-            n("last_us")?,
-        );
+        let (t, copy, located) = (r.ints("t_us")?, r.bools("near_copy")?, r.bools("located")?);
         for (i, app_id) in app.into_iter().enumerate() {
-            out.push(ReportDay {
+            out.push(Report {
                 app_id,
                 account_id: acct[i].clone(),
-                event_date: date[i],
                 region: region[i].clone(),
-                reports: reports[i],
-                near_copies: copies[i],
-                categories: cats[i],
-                sessions: sess[i],
-                first_us: first[i],
-                last_us: last[i],
+                category: category[i].clone(),
+                summary: summary[i].clone(),
+                t_us: t[i],
+                event_date: date[i],
+                near_copy: copy[i].unwrap_or(false),
+                located: located[i].unwrap_or(false),
             });
         }
     }
@@ -390,13 +384,13 @@ pub async fn load_input_for(
         }
     }
     let farm = wanted(farm::DETECTOR);
-    let (sessions, devices, check_ins, registrations, churn_days, report_days) = futures::try_join!(
+    let (sessions, devices, check_ins, registrations, churn_days, reports) = futures::try_join!(
         when(farm, sessions(ctx)),
         when(farm, devices(ctx)),
         when(wanted(checkin::DETECTOR), check_ins(ctx)),
         when(wanted(registration::DETECTOR), registrations(ctx)),
         when(wanted(churn::DETECTOR), churn_days(ctx)),
-        when(wanted(reports::DETECTOR), report_days(ctx)),
+        when(wanted(reports::DETECTOR), self::reports(ctx)),
     )?;
     Ok(Input {
         sessions,
@@ -404,6 +398,6 @@ pub async fn load_input_for(
         check_ins,
         registrations,
         churn_days,
-        report_days,
+        reports,
     })
 }

@@ -1,9 +1,10 @@
-//! The SQL views in `sql/`, compiled into the binary, and the SQL function
-//! they share: `haversine_m(lat1, lon1, lat2, lon2)`.
+//! The SQL views in `sql/`, compiled into the binary, and the SQL functions
+//! they share: `haversine_m(lat1, lon1, lat2, lon2)` and
+//! `attr_text(attrs, key)`.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array};
+use arrow::array::{Array, AsArray, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Float64Type};
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
@@ -125,11 +126,56 @@ pub fn register_functions(ctx: &SessionContext) {
         Volatility::Immutable,
         f,
     ));
+    let f = Arc::new(|args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let (json, key) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
+        let out: StringArray = (0..json.len())
+            .map(|i| {
+                if json.is_null(i) || key.is_null(i) {
+                    return None;
+                }
+                attr_text(json.value(i), key.value(i))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    });
+    ctx.register_udf(create_udf(
+        "attr_text",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        f,
+    ));
+}
+
+/// The string value of the top-level `key` of a JSON object (an event's
+/// `attrs`, kept as the sender wrote it); `None` when the text is not an
+/// object, the key is missing or its value is not a string. Optional fields
+/// the contract documents without a column of their own (a report's
+/// `summary`) are read this way.
+pub fn attr_text(json: &str, key: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .ok()?
+        .remove(key)?
+    {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::haversine_m;
+    use super::{attr_text, haversine_m};
+
+    #[test]
+    fn attr_text_reads_string_fields_only() {
+        let a = r#"{"category":"family","summary":"两户因家事争执","n":3}"#;
+        assert_eq!(attr_text(a, "summary").as_deref(), Some("两户因家事争执"));
+        assert_eq!(attr_text(a, "n"), None);
+        assert_eq!(attr_text(a, "missing"), None);
+        assert_eq!(attr_text("not json", "summary"), None);
+        assert_eq!(attr_text("[1,2]", "summary"), None);
+    }
 
     #[test]
     fn haversine_known_distances() {
