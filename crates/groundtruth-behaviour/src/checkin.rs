@@ -22,8 +22,21 @@
 //! [`FAMILY_ACCOUNTS`] + 1 accounts outright. Separately, one account whose
 //! check-ins sit on exactly the same coordinates on [`SAME_SPOT_DAYS`] or
 //! more days is flagged (a mock-location app replaying one position).
+//!
+//! **Measured or registered.** Some apps send the phone's fix; others send
+//! the duty point's registered coordinates (the post's QR code, beacon or
+//! venue was scanned), so every honest check-in there repeats them exactly.
+//! Which one an app (and each duty point) does is learnt from the data
+//! before an exact repeat counts as a sign ([`Sources`]): a point is
+//! *registered* when most of the accounts seen there (at least
+//! [`MIN_POINT_ACCOUNTS`]) share one exact coordinate, which different
+//! people's phones never do; an app is registered when most of its points
+//! that can be told are, or, without points, when most of its check-ins sit
+//! on coordinates that several accounts share. On registered coordinates
+//! copied positions say nothing; the other signs (one device, many
+//! accounts; machine timing) hold either way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use groundtruth_finding::{rfc3339_ms, Finding};
 use serde_json::{json, Map};
@@ -80,21 +93,93 @@ impl CheckIn {
     }
 }
 
+/// Whether coordinates are the phone's own fix (measured) or the duty
+/// point's registered ones, per app and per duty point.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    /// (app, point) -> registered, for points with enough accounts.
+    points: HashMap<(&'a str, &'a str), bool>,
+    /// app -> registered.
+    apps: HashMap<&'a str, bool>,
+}
+
+impl<'a> Sources<'a> {
+    /// Learns the sources from the check-ins themselves.
+    pub fn learn(rows: &'a [CheckIn]) -> Sources<'a> {
+        type Coord = (u64, u64);
+        let coord = |r: &CheckIn| Some((r.lat?.to_bits(), r.lon?.to_bits()));
+        let mut at_points: HashMap<(&str, &str), HashMap<Coord, BTreeSet<&str>>> = HashMap::new();
+        let mut at_coords: HashMap<&str, HashMap<Coord, BTreeSet<&str>>> = HashMap::new();
+        for r in rows {
+            let Some(c) = coord(r) else { continue };
+            if let Some(p) = &r.point_id {
+                at_points
+                    .entry((&r.app_id, p))
+                    .or_default()
+                    .entry(c)
+                    .or_default()
+                    .insert(&r.account_id);
+            }
+            at_coords
+                .entry(&r.app_id)
+                .or_default()
+                .entry(c)
+                .or_default()
+                .insert(&r.account_id);
+        }
+        let mut points = HashMap::new();
+        let mut votes: HashMap<&str, (usize, usize)> = HashMap::new();
+        for ((app, point), coords) in at_points {
+            let accounts: BTreeSet<&str> = coords.values().flatten().copied().collect();
+            if (accounts.len() as i64) < MIN_POINT_ACCOUNTS {
+                continue;
+            }
+            let modal = coords.values().map(BTreeSet::len).max().unwrap_or(0);
+            let registered = 2 * modal > accounts.len();
+            points.insert((app, point), registered);
+            let v = votes.entry(app).or_default();
+            v.0 += usize::from(registered);
+            v.1 += 1;
+        }
+        let mut apps = HashMap::new();
+        for (app, coords) in at_coords {
+            let registered = match votes.get(app) {
+                Some(&(reg, of)) => 2 * reg > of,
+                None => {
+                    let all: usize = coords.values().map(BTreeSet::len).sum();
+                    let shared: usize =
+                        coords.values().map(BTreeSet::len).filter(|&n| n >= 2).sum();
+                    2 * shared > all
+                }
+            };
+            apps.insert(app, registered);
+        }
+        Sources { points, apps }
+    }
+
+    /// True when `r`'s coordinates are a phone's own fix as far as the data
+    /// tell (its point's verdict, else its app's).
+    pub fn measured(&self, r: &CheckIn) -> bool {
+        if let Some(p) = &r.point_id {
+            if let Some(reg) = self.points.get(&(r.app_id.as_str(), p.as_str())) {
+                return !reg;
+            }
+        }
+        !self.apps.get(r.app_id.as_str()).copied().unwrap_or(false)
+    }
+}
+
 /// What one device did on one day.
 #[derive(Debug, Default)]
 struct DeviceDay<'a> {
     rows: Vec<&'a CheckIn>,
+    /// Check-ins on measured coordinates that repeat another's exactly.
+    copies: usize,
 }
 
 impl DeviceDay<'_> {
     fn accounts(&self) -> BTreeSet<&str> {
         self.rows.iter().map(|r| r.account_id.as_str()).collect()
-    }
-    fn copies(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| r.same_spot_check_ins >= 2)
-            .count()
     }
     fn far(&self) -> usize {
         self.rows.iter().filter(|r| r.far()).count()
@@ -123,7 +208,7 @@ impl DeviceDay<'_> {
     fn flagged(&self) -> bool {
         let n = self.accounts().len();
         n > FAMILY_ACCOUNTS + 1
-            || (n >= FAMILY_ACCOUNTS && (self.copies() >= 2 || self.regular() || self.far() >= 1))
+            || (n >= FAMILY_ACCOUNTS && (self.copies >= 2 || self.regular() || self.far() >= 1))
     }
 }
 
@@ -140,9 +225,15 @@ pub fn detect(rows: &[CheckIn]) -> Vec<Finding> {
             }
         }
     }
+    let sources = Sources::learn(rows);
     let mut per_device: BTreeMap<&str, Vec<DeviceDay<'_>>> = BTreeMap::new();
     for ((dev, _), mut dd) in days {
         dd.rows.sort_by_key(|r| (r.t_us, r.event_id.as_str()));
+        dd.copies = dd
+            .rows
+            .iter()
+            .filter(|r| r.same_spot_check_ins >= 2 && sources.measured(r))
+            .count();
         if dd.flagged() {
             per_device.entry(dev).or_default().push(dd);
         }
@@ -151,7 +242,7 @@ pub fn detect(rows: &[CheckIn]) -> Vec<Finding> {
         .into_iter()
         .map(|(dev, dds)| device_finding(dev, &dds))
         .collect();
-    out.extend(same_spot_accounts(rows, &out));
+    out.extend(same_spot_accounts(rows, &out, &sources));
     out
 }
 
@@ -162,7 +253,7 @@ fn device_finding(device: &str, dds: &[DeviceDay<'_>]) -> Finding {
         .iter()
         .map(|d| date_string(d.rows[0].event_date))
         .collect();
-    let copies: usize = dds.iter().map(DeviceDay::copies).sum();
+    let copies: usize = dds.iter().map(|d| d.copies).sum();
     let far: Vec<&&CheckIn> = rows.iter().filter(|r| r.far()).collect();
     let regular_days = dds.iter().filter(|d| d.regular()).count();
     let max_accounts = dds.iter().map(|d| d.accounts().len()).max().unwrap_or(0);
@@ -244,14 +335,18 @@ fn device_finding(device: &str, dds: &[DeviceDay<'_>]) -> Finding {
 }
 
 /// Accounts alone on one exact coordinate on many days (not already named).
-fn same_spot_accounts(rows: &[CheckIn], already: &[Finding]) -> Vec<Finding> {
+fn same_spot_accounts(
+    rows: &[CheckIn],
+    already: &[Finding],
+    sources: &Sources<'_>,
+) -> Vec<Finding> {
     let named: BTreeSet<&str> = already
         .iter()
         .flat_map(|f| f.accounts.iter().map(String::as_str))
         .collect();
     let mut spots: BTreeMap<(&str, &str), Vec<&CheckIn>> = BTreeMap::new();
     for r in rows {
-        if r.same_spot_accounts == 1 && r.same_spot_days >= SAME_SPOT_DAYS {
+        if r.same_spot_accounts == 1 && r.same_spot_days >= SAME_SPOT_DAYS && sources.measured(r) {
             spots
                 .entry((r.app_id.as_str(), r.account_id.as_str()))
                 .or_default()
@@ -351,6 +446,52 @@ mod tests {
         assert!(detect(&rows).is_empty());
         // Two accounts even with identical timing.
         assert!(detect(&device_day(2, |_| 7, false)).is_empty());
+    }
+
+    /// A venue app: every visit to a venue carries the venue's coordinates.
+    #[test]
+    fn registered_coordinates_are_no_sign() {
+        let mut rows = Vec::new();
+        for venue in 0..6 {
+            for a in 0..5 {
+                for d in 0..4 {
+                    let mut r = row(
+                        &format!("v{venue}a{a}"),
+                        &format!("dv{venue}a{a}"),
+                        30_000 + d as i64 * 86_400,
+                        100 + d,
+                    );
+                    r.point_id = Some(format!("venue{venue}"));
+                    r.lat = Some(22.8 + venue as f64 * 0.01);
+                    r.lon = Some(108.3);
+                    r.same_spot_check_ins = 20;
+                    r.same_spot_accounts = 5;
+                    r.same_spot_days = 4;
+                    rows.push(r);
+                }
+            }
+        }
+        // A regular at a venue nobody else visited in the data.
+        for d in 0..4 {
+            let mut r = row("regular", "dreg", 40_000 + d as i64 * 86_400, 100 + d);
+            r.point_id = Some("corner-cafe".into());
+            r.lat = Some(23.1);
+            r.same_spot_check_ins = 4;
+            r.same_spot_days = 4;
+            rows.push(r);
+        }
+        let s = Sources::learn(&rows);
+        assert!(!s.measured(&rows[0]));
+        assert!(!s.measured(rows.last().unwrap()), "the app's verdict");
+        assert!(detect(&rows).is_empty());
+        // The same regular in an app of phone fixes is a replayed position.
+        let solo: Vec<CheckIn> = rows
+            .iter()
+            .filter(|r| r.account_id == "regular")
+            .cloned()
+            .collect();
+        assert!(Sources::learn(&solo).measured(&solo[0]));
+        assert_eq!(detect(&solo).len(), 1);
     }
 
     #[test]
