@@ -344,10 +344,36 @@ fn drop_spikes(pts: &mut Vec<Point>) -> usize {
     dropped
 }
 
+/// Jumps that stay. A jump that lands where the track could have got to at
+/// its own pace from a fix shortly before ([`th::GLITCH_MAX_S`]) is the end
+/// of a stretch of wrong fixes, not a teleport: a phone that lost its
+/// satellites (an underpass, a tunnel, falling back to cell positions)
+/// reported somewhere else for a while and then caught up. The pace is the
+/// track's own 95th-percentile step speed, so a walker cannot "catch up"
+/// kilometres while a car can. A spoofer's jump to the patrol site is not
+/// explained this way: nothing before it was near enough.
 fn find_teleports(pts: &[Point]) -> Vec<Jump> {
-    pts.windows(2)
-        .filter(|w| is_jump(&w[0], &w[1]))
-        .map(|w| &w[1])
+    let mut speeds: Vec<f64> = pts
+        .windows(2)
+        .filter(|w| w[1].dt_s > 0.0 && w[1].dt_s <= th::GAP_S && !is_jump(&w[0], &w[1]))
+        .map(|w| w[1].speed())
+        .collect();
+    let own_mps = quantile(&mut speeds, 0.95).unwrap_or(0.0);
+    let caught_up = |i: usize| {
+        let b = &pts[i];
+        (0..i.saturating_sub(1))
+            .rev()
+            .take_while(|&j| (b.t_ms - pts[j].t_ms) as f64 / 1000.0 <= th::GLITCH_MAX_S)
+            .any(|j| {
+                let a = &pts[j];
+                let dt = (b.t_ms - a.t_ms) as f64 / 1000.0;
+                dist((a.x, a.y), (b.x, b.y))
+                    <= th::jump_min_m(a.accuracy_m, b.accuracy_m) + own_mps * dt
+            })
+    };
+    (1..pts.len())
+        .filter(|&i| is_jump(&pts[i - 1], &pts[i]) && !caught_up(i))
+        .map(|i| &pts[i])
         .map(|p| Jump {
             at_ms: p.t_ms,
             distance_m: p.step_m,
@@ -610,4 +636,60 @@ fn home_returns(pts: &[Point], home: (f64, f64), acc_med: f64) -> usize {
         }
     }
     returns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::{to_points, Fix, Projection};
+
+    /// Fixes every `step_s` seconds moving east at `mps`, from (lat, lon);
+    /// `wrong` maps a fix index to a displaced position (metres north).
+    fn track(mps: f64, step_s: i64, n: usize, wrong: impl Fn(usize) -> f64) -> Vec<Point> {
+        let fixes: Vec<Fix> = (0..n)
+            .map(|i| {
+                let east_m = mps * (i as i64 * step_s) as f64;
+                Fix {
+                    t_ms: 1_790_000_000_000 + i as i64 * step_s * 1000,
+                    lat: 39.99 + wrong(i) / 111_195.0,
+                    lon: 116.33 + east_m / (111_195.0 * 39.99f64.to_radians().cos()),
+                    accuracy_m: None,
+                    mock: false,
+                }
+            })
+            .collect();
+        to_points(&fixes, Projection::near(39.99))
+    }
+
+    #[test]
+    fn a_phone_catching_up_is_no_teleport_a_jump_that_stays_is() {
+        // A car at 15 m/s; for 3 minutes the phone reported places drifting
+        // 6 km north (cell fall-back, 60 m/s at most), then jumped back to
+        // where the car really was.
+        let car = track(15.0, 10, 60, |i| {
+            if (20..38).contains(&i) {
+                (600.0 * (i - 19) as f64).min(6_000.0)
+            } else {
+                0.0
+            }
+        });
+        assert!(
+            find_teleports(&car).is_empty(),
+            "{:?}",
+            find_teleports(&car)
+        );
+        // A walker at 1.3 m/s who jumps 5 km north and carries on there.
+        let walker = track(1.3, 5, 300, |i| if i >= 150 { 5_000.0 } else { 0.0 });
+        assert_eq!(find_teleports(&walker).len(), 1);
+        // A walker flipping to a place 5 km away for 5 minutes and back: the
+        // jump there stays a teleport (nothing before it was near).
+        let flip = track(1.3, 5, 300, |i| {
+            if (150..210).contains(&i) {
+                5_000.0
+            } else {
+                0.0
+            }
+        });
+        assert_eq!(find_teleports(&flip).len(), 1);
+    }
 }

@@ -14,6 +14,12 @@ pub const DEFAULT_ACCURACY_M: f64 = 30.0;
 /// a jump, not movement.
 pub const MAX_GROUND_MPS: f64 = 100.0;
 
+/// Longest a phone reports wrong positions before it catches up with where
+/// its owner really is (lost satellites under a bridge or in a tunnel, a
+/// fall-back to cell positions), seconds. A jump back to where the track
+/// could be at its own pace from a fix this recent is such a catch-up.
+pub const GLITCH_MAX_S: f64 = 900.0;
+
 /// A jump must also be longer than positioning error can explain. When both
 /// fixes report their accuracy: 500 m, or ten times the worse accuracy if
 /// that is larger. When either does not, the fix may have come from the
