@@ -111,20 +111,21 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
     let measured = f.accuracy_reported_share >= 0.5
         && f.accuracy_median_m
             .is_some_and(|a| a <= th::ANIMAL_MAX_ACCURACY_M);
-    let lively =
-        f.bursts >= th::ANIMAL_MIN_BURSTS || f.speed_mad_ratio >= th::ANIMAL_ERRATIC_SPEED_MAD;
+    // Dashes are the animal's own sign: a person surveying a plot also
+    // winds, stops, varies pace and comes back to the same spots, but does
+    // not sprint off and back again and again.
     if measured
-        && lively
-        && f.home_returns >= th::ANIMAL_MIN_RETURNS
+        && f.bursts >= th::ANIMAL_MIN_BURSTS
         && rg_ratio < th::ANIMAL_MAX_RG_OVER_PATH
         && f.turn_mean_deg >= th::ANIMAL_MIN_TURN_DEG
     {
         let extra = f.bursts.min(5) as f64 * 0.01
             + f.home_dashes.min(5) as f64 * 0.01
-            + (f.home_returns - th::ANIMAL_MIN_RETURNS).min(3) as f64 * 0.01
-            + if f.bursts >= th::ANIMAL_MIN_BURSTS
-                && f.speed_mad_ratio >= th::ANIMAL_ERRATIC_SPEED_MAD
-            {
+            + f.home_returns
+                .saturating_sub(th::ANIMAL_MIN_RETURNS - 1)
+                .min(3) as f64
+                * 0.01
+            + if f.speed_mad_ratio >= th::ANIMAL_ERRATIC_SPEED_MAD {
                 0.02
             } else {
                 0.0

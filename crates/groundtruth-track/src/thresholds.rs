@@ -104,14 +104,17 @@ pub const SYNTHETIC_MIN_STEPS: usize = 20;
 /// wandering) draws exactly such small, winding, back-and-forth tracks, and
 /// nobody may be accused on noise.
 pub const ANIMAL_MAX_ACCURACY_M: f64 = 20.0;
-/// Animal-like: at least this many sprint bursts, or erratic speed...
+/// Animal-like: at least this many sprint bursts (a dog dashes after a smell
+/// and back to its owner; a person surveying a small plot winds, stops,
+/// changes pace and crosses the same spots too, but does not sprint)...
 pub const ANIMAL_MIN_BURSTS: usize = 2;
-/// ...(fix-to-fix speed deviating by this share of the median: people keep a
-/// steady pace, 10-20% here; a dog switches between sniffing, walking,
-/// trotting and dashing)...
+/// (Raises the score, not required: fix-to-fix speed deviating by this share
+/// of the median; people keep a steady pace, 10-20% on a route, more when
+/// they stop and go on a site; a dog switches between sniffing, walking,
+/// trotting and dashing.)
 pub const ANIMAL_ERRATIC_SPEED_MAD: f64 = 0.3;
-/// ...and this many returns to one spot (a dog runs out and back to its owner
-/// or kennel; a patrol walks a route and passes any spot at most a few times)...
+/// (Raises the score from this many returns to one spot: a dog runs out and
+/// back to its owner; a patrol passes any spot at most a few times.)
 pub const ANIMAL_MIN_RETURNS: usize = 3;
 /// ...within a small area: the radius of gyration under this share of the
 /// distance covered. A patrol walks a route: one out-and-back of length L
