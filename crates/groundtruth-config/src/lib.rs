@@ -67,7 +67,7 @@
 //! # windows from local midnight, closed when the watermark passes
 //! # end + delay_s, seeing lookback_s of context before the window.
 //! [windows]
-//! non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+//! non_human_track = { size_s = 86400, lookback_s = 1123200, delay_s = 3600 }
 //! phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -277,7 +277,7 @@ catalog = ""
 listen = "127.0.0.1:5433"
 
 [windows]
-non_human_track = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
+non_human_track = { size_s = 86400, lookback_s = 1123200, delay_s = 3600 }
 phone_farm = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
@@ -984,7 +984,9 @@ mod tests {
         .unwrap();
         assert_eq!(ok.windows["phone_farm"].size_s, 3600);
         assert_eq!(ok.windows["phone_farm"].lookback_s, 518_400);
-        assert_eq!(ok.schedule().groups.len(), 3);
+        // phone_farm (hourly here); non_human_track (two weeks of context);
+        // registration_farm (a day's delay); the other day detectors.
+        assert_eq!(ok.schedule().groups.len(), 4);
     }
 
     #[test]
