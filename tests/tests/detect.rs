@@ -236,3 +236,37 @@ fn behaviour_detectors_meet_the_bar() -> Result<()> {
     }
     Ok(())
 }
+
+/// The behaviour detectors over a family of simulated worlds drawn from a
+/// seed (every parameter from a wide range): the worst world still meets
+/// issue 26's bar. `groundtruth eval worlds --worlds 20` reports more.
+#[test]
+fn drawn_worlds_meet_the_bar_in_the_worst_case() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let worlds = groundtruth_detect::eval_behaviour::draw_worlds(6, 2, 3);
+    let rt = tokio::runtime::Runtime::new()?;
+    let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+        &worlds,
+        &groundtruth_config::Config::defaults().schedule(),
+        tmp.path(),
+    ))?;
+    println!("{}\n{}", eval.table(), eval.worst_case_table());
+    for w in eval.worst_case() {
+        ensure!(
+            w.worlds == 6,
+            "{} judged on {} worlds",
+            w.detector,
+            w.worlds
+        );
+        ensure!(
+            w.worst_precision >= 0.95 && w.worst_recall >= 0.90,
+            "{}: worst precision {:.3} ({}), worst recall {:.3} ({})",
+            w.detector,
+            w.worst_precision,
+            w.worst_precision_world,
+            w.worst_recall,
+            w.worst_recall_world
+        );
+    }
+    Ok(())
+}

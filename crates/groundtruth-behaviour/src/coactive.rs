@@ -14,9 +14,9 @@
 //!
 //! An office that studies together at 09:00 on its Wi-Fi forms such a group
 //! too; what separates a rack is its phones: a group is a farm only when at
-//! least [`MIN_STATIC_SHARE`] of the phones it used there served one account
-//! and were never seen on any other network (`device_profile`). People's
-//! phones go home at night.
+//! least [`MIN_STATIC_SHARE`] of the phones it used there were never seen on
+//! any other network (`device_profile`), however many accounts each
+//! carried. People's phones go home at night.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,7 +38,7 @@ pub const MIN_SIMILARITY: f64 = 0.5;
 /// Largest bucket compared (accounts in one network's slot).
 pub const MAX_BUCKET: usize = 200;
 
-/// Smallest share of a group's phones that never moved or changed hands.
+/// Smallest share of a group's phones that never left its network.
 pub const MIN_STATIC_SHARE: f64 = 0.8;
 
 /// Finds racks among `sessions`, leaving out accounts in `already` (found
@@ -160,10 +160,7 @@ fn judge(
     if known.is_empty() {
         return None;
     }
-    let static_phones = known
-        .iter()
-        .filter(|p| p.accounts == 1 && p.networks == 1)
-        .count();
+    let static_phones = known.iter().filter(|p| p.networks == 1).count();
     let static_share = static_phones as f64 / known.len() as f64;
     if static_share < MIN_STATIC_SHARE {
         return None;
@@ -173,7 +170,7 @@ fn judge(
     let end = mine.iter().map(|s| s.end_us).max()?;
     let mean_sim = sims.iter().sum::<f64>() / sims.len().max(1) as f64;
     let reason = format!(
-        "{} accounts were active together on one network ({net}) on {} days, in the same {SLOT_MIN}-minute slots (similarity {mean_sim:.2}), on {static_phones} of {} phones that never served another account or left that network. People's phones go home; a rack of phones run together looks like this.",
+        "{} accounts were active together on one network ({net}) on {} days, in the same {SLOT_MIN}-minute slots (similarity {mean_sim:.2}), on {static_phones} of {} phones that never left that network. People's phones go home; a rack of phones run together looks like this.",
         members.len(),
         days.len(),
         known.len(),

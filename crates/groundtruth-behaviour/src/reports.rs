@@ -23,10 +23,11 @@
 //!
 //! A day is flagged when both hold after a Bonferroni correction over every
 //! unit-day judged ([`ALPHA`]). A unit's flagged days within a week of each
-//! other make one finding; it names the unit's accounts whose own reports
-//! those days are beyond chance against their usual (their own week before,
-//! or their share of the unit's expected day; corrected for the unit's
-//! accounts) and of which at least two are filler by a sign that fired.
+//! other make one finding; it names the unit's accounts that filed more
+//! than their usual those days (their own week before, or their share of
+//! the unit's expected day) and whose filler by a sign that fired is beyond
+//! chance for an honest account writing as much (corrected for the unit's
+//! accounts).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -104,6 +105,9 @@ struct UnitDay {
 struct AccountDay {
     reports: u64,
     repeats: u64,
+    /// As [`UnitDay::prior_texts`], for this account's texts.
+    prior_texts: Vec<u64>,
+    located: u64,
     copies: u64,
     categories: BTreeMap<String, u64>,
 }
@@ -120,6 +124,10 @@ struct Judged {
     peer_top_share: f64,
     /// Repeats expected of an honest unit writing as many texts.
     expected_repeats: Option<f64>,
+    /// The chance two honest texts of the unit read the same.
+    collision: Option<f64>,
+    /// The peers' share of same-spot copies among located reports.
+    peer_copy_share: f64,
 }
 
 /// (app, region), or (app, "account …") for reports without a region.
@@ -207,6 +215,8 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
         let a = d.accounts.entry(r.account_id.clone()).or_default();
         a.reports += 1;
         a.repeats += u64::from(repeat);
+        a.prior_texts.extend(prior);
+        a.located += u64::from(r.located);
         a.copies += u64::from(r.near_copy);
         if let Some(c) = &r.category {
             *d.categories.entry(c.clone()).or_default() += 1;
@@ -483,8 +493,8 @@ fn judge(
         ));
     }
     // (c) Same-spot copies.
+    let peer_copy_share = (p.copies as f64 + 1.0) / (p.located as f64 + 2.0);
     if d.copies >= 2 {
-        let peer_copy_share = (p.copies as f64 + 1.0) / (p.located as f64 + 2.0);
         signs.push((
             "same_spot_copies",
             binomial_ln_sf(d.copies, d.located, peer_copy_share),
@@ -498,6 +508,8 @@ fn judge(
         top_categories: top,
         peer_top_share,
         expected_repeats,
+        collision,
+        peer_copy_share,
     })
 }
 
@@ -510,6 +522,9 @@ fn fired(j: &Judged, ln_budget: f64) -> Vec<&'static str> {
         .collect()
 }
 
+/// Per fired sign: an account's filler (observed, expected).
+type Filler<'a> = BTreeMap<&'a str, (u64, f64)>;
+
 fn finding(
     unit: &Unit,
     episode: &[Judged],
@@ -521,35 +536,50 @@ fn finding(
     let ln_budget = (tested.max(1) as f64).ln();
     // Accounts: their reports on the flagged days against their usual.
     let flagged_days = episode.len() as f64;
-    let mut per_account: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    // Per account: reports, and per fired sign its filler (observed,
+    // expected of an honest account writing as much).
+    let mut per_account: BTreeMap<&str, (u64, Filler<'_>)> = BTreeMap::new();
     for j in episode {
         let d = &ud[&j.date];
         let signs = fired(j, ln_budget);
         for (a, ad) in &d.accounts {
-            let mut filler = 0;
-            if signs.contains(&"repeated_text") {
-                filler = filler.max(ad.repeats);
-            }
-            if signs.contains(&"same_spot_copies") {
-                filler = filler.max(ad.copies);
-            }
-            if signs.contains(&"two_categories") {
-                filler = filler.max(
-                    j.top_categories
-                        .iter()
-                        .filter_map(|c| ad.categories.get(c))
-                        .sum(),
-                );
-            }
             let e = per_account.entry(a).or_default();
             e.0 += ad.reports;
-            e.1 += filler;
+            for sign in &signs {
+                let (obs, exp) = match *sign {
+                    "repeated_text" => (
+                        ad.repeats,
+                        ad.prior_texts
+                            .iter()
+                            .map(|&n| (n as f64 * j.collision.unwrap_or(1.0)).min(1.0))
+                            .sum(),
+                    ),
+                    "same_spot_copies" => (ad.copies, ad.located as f64 * j.peer_copy_share),
+                    _ => {
+                        let k: u64 = ad.categories.values().sum();
+                        (
+                            j.top_categories
+                                .iter()
+                                .filter_map(|c| ad.categories.get(c))
+                                .sum(),
+                            k as f64 * j.peer_top_share,
+                        )
+                    }
+                };
+                let f = e.1.entry(sign).or_default();
+                f.0 += obs;
+                f.1 += exp;
+            }
         }
     }
     let history_days: Vec<i32> = ((first.date - LOOKBACK_DAYS + 1)..first.date).collect();
     let n_accounts = per_account.len().max(1) as f64;
     let mut named: Vec<(String, u64, f64)> = Vec::new();
     for (a, (n, filler)) in &per_account {
+        // Its filler is beyond chance by a sign that fired (at least two).
+        let filler_beyond_chance = filler.values().any(|&(obs, exp)| {
+            obs >= 2 && poisson_ln_sf(obs, exp.max(1e-9)) + n_accounts.ln() < ALPHA.ln()
+        });
         let before: u64 = history_days
             .iter()
             .filter_map(|day| ud.get(day))
@@ -572,9 +602,11 @@ fn finding(
         }
         .max(0.2)
             * flagged_days;
-        // Beyond chance for any of the unit's accounts.
-        let surge = poisson_ln_sf(*n, usual) + n_accounts.ln() < ALPHA.ln();
-        if *filler >= 2 && surge {
+        // More than its usual: the filler is on top of its work. (Whether
+        // the surplus alone is beyond chance is not asked: one burst of
+        // filler among a large unit's accounts need not be, while its make-
+        // up is.)
+        if filler_beyond_chance && *n as f64 > usual {
             named.push((a.to_string(), *n, usual));
         }
     }

@@ -18,8 +18,8 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 use crate::review;
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs, Format,
-    IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs,
+    EvalWorldsArgs, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -87,6 +87,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
             eval_behaviour(&cfg, &args)
+        }
+        Command::Eval(EvalCommand::Worlds(args)) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            eval_worlds(&cfg, &args)
         }
         Command::Lake(LakeCommand::Compact) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -740,19 +745,46 @@ fn eval_behaviour(cfg: &Config, args: &EvalBehaviourArgs) -> Result<()> {
             .map(|p| read_scenario(p))
             .collect::<Result<Vec<_>>>()?
     };
-    for s in &scenarios {
+    let eval = run_behaviour(cfg, &scenarios)?;
+    print!("{}", eval.table());
+    write_json(args.json.as_deref(), &eval)
+}
+
+/// Validates `scenarios`, simulates and judges each in a scratch directory.
+fn run_behaviour(
+    cfg: &Config,
+    scenarios: &[Scenario],
+) -> Result<groundtruth_detect::eval_behaviour::BehaviourEval> {
+    for s in scenarios {
         s.validate()
             .with_context(|| format!("scenario {}", s.name))?;
     }
     let scratch = eval_scratch()?;
-    let eval =
+    Ok(
         query_runtime()?.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
-            &scenarios,
+            scenarios,
             &cfg.schedule(),
             scratch.path(),
-        ))?;
+        ))?,
+    )
+}
+
+fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
+    anyhow::ensure!(args.worlds >= 1, "--worlds must be at least 1");
+    let scenarios =
+        groundtruth_detect::eval_behaviour::draw_worlds(args.worlds, args.seed, args.days);
+    let eval = run_behaviour(cfg, &scenarios)?;
     print!("{}", eval.table());
-    write_json(args.json.as_deref(), &eval)
+    println!(
+        "\nWorst case over {} worlds (seed {}):\n\n{}",
+        args.worlds,
+        args.seed,
+        eval.worst_case_table()
+    );
+    write_json(
+        args.json.as_deref(),
+        &serde_json::json!({"eval": eval, "worst_case": eval.worst_case()}),
+    )
 }
 
 fn eval_scratch() -> Result<tempfile::TempDir> {

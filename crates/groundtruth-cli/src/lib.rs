@@ -96,6 +96,26 @@ pub enum EvalCommand {
     /// report_inflation: account-level precision and recall per detector
     /// over a matrix of simulated scenarios with every honest look-alike.
     Behaviour(EvalBehaviourArgs),
+    /// The behaviour detectors over a family of simulated worlds drawn from
+    /// seeds, every parameter from a wide range: per world the figures, per
+    /// detector the worst precision and recall (and the median).
+    Worlds(EvalWorldsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalWorldsArgs {
+    /// How many worlds to draw.
+    #[arg(long, default_value_t = 20)]
+    pub worlds: u32,
+    /// Seed of the draw (the same seed draws the same worlds).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days per world (2-7).
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

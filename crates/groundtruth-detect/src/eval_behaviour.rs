@@ -223,6 +223,167 @@ pub fn matrix(days: u32) -> Vec<Scenario> {
         .collect()
 }
 
+/// A small deterministic generator (SplitMix64) for drawing worlds.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[lo, hi)`.
+    fn f(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `[lo, hi]`.
+    fn u(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + (self.next() % u64::from(hi - lo + 1)) as u32
+    }
+    fn coin(&mut self, p: f64) -> bool {
+        self.f(0.0, 1.0) < p
+    }
+}
+
+/// `n` worlds drawn from `seed`, every scenario parameter from a wide
+/// range instead of a fixed matrix: population; farms of 5 to 60
+/// colleagues with 1 to 3 accounts a phone, sessions of tens of seconds to
+/// minutes, skipped phones and pauses, morning or evening sweeps, 0-50%
+/// camouflage; bulk check-in operators; registration farms; churners;
+/// inflating units with and without report texts; check-in apps that send
+/// the phone's fix or the post's registered coordinates; every honest
+/// look-alike in varying numbers. `days` per world (2-7).
+pub fn draw_worlds(n: u32, seed: u64, days: u32) -> Vec<Scenario> {
+    let mut r = Draw(seed ^ 0x6772_6f75_6e64);
+    (0..n)
+        .map(|i| {
+            let mut s = Scenario::default_week();
+            s.name = format!("world-{seed}-{i}");
+            s.seed = r.next() % 1_000_000;
+            s.days = days.clamp(2, 7);
+            s.population.officials = r.u(500, 2000);
+            s.population.units_per_region = r.u(2, 6);
+            s.honest.report_text = r.coin(0.5);
+            s.honest.checkin_registered_coords = r.coin(0.5);
+            s.honest.checkin_spread_min = r.f(3.0, 15.0);
+            s.honest.reports_per_day = [0, r.u(2, 6)];
+            let f = &mut s.fraud;
+            f.phone_farm.farms = r.u(1, 3);
+            f.phone_farm.phones = r.u(5, 60);
+            f.phone_farm.accounts_per_phone = r.u(1, 3);
+            let short = r.u(20, 90);
+            f.phone_farm.session_s = [short, short + r.u(20, 240)];
+            f.phone_farm.camouflage_share = r.f(0.0, 0.5);
+            f.phone_farm.skip_share = r.f(0.0, 0.2);
+            f.phone_farm.pause_share = r.f(0.0, 0.08);
+            f.phone_farm.sweeps_per_day = r.u(1, 2);
+            f.phone_farm.sweep_time = format!("{:02}:{:02}", r.u(6, 9), r.u(0, 59));
+            f.phone_farm.racks = u32::from(f.phone_farm.farms >= 2 && r.coin(0.5));
+            f.bulk_check_in.operators = r.u(1, 3);
+            f.bulk_check_in.accounts = r.u(4, 20);
+            f.bulk_check_in.step_s = r.u(5, 60);
+            f.bulk_check_in.far_share = r.f(0.0, 0.5);
+            f.registration_farm.registrations = r.u(15, 200);
+            f.registration_farm.devices = r.u(2, 12);
+            f.registration_farm.ips = r.u(1, 6);
+            f.registration_farm.window_min = r.u(20, 120);
+            f.registration_farm.days = vec![r.u(0, s.days.saturating_sub(2))];
+            f.record_churn.workers = r.u(1, 3);
+            f.report_inflation.workers = r.u(2, 6);
+            f.report_inflation.bursts_per_day = r.u(1, 4);
+            let b = r.u(4, 10);
+            f.report_inflation.burst_size = [b, b + r.u(0, 12)];
+            f.report_inflation.days_before = r.u(1, 3).min(s.days - 1).max(1);
+            f.report_inflation.assessment_date =
+                chrono::NaiveDate::parse_from_str(&s.start_date, "%Y-%m-%d")
+                    .map(|d| (d + chrono::Days::new(s.days as u64 - 1)).to_string())
+                    .unwrap_or_default();
+            s.confounders.office_wifi_study = r.u(10, 80);
+            s.confounders.family_shared_phone = r.u(1, 12);
+            s.confounders.help_desk_workers = r.u(0, 3);
+            s.confounders.bad_week = r.coin(0.5);
+            s.confounders.bad_week_factor = r.f(2.0, 4.0);
+            s.confounders.census_day = r.u(0, s.days - 1);
+            s
+        })
+        .collect()
+}
+
+/// Per detector over several worlds: the worst and the median of the
+/// worlds' precision and recall (worlds where the detector had nothing to
+/// find or flagged nothing count as 1 for the undefined figure).
+#[derive(Debug, Clone, Serialize)]
+pub struct WorstCase {
+    pub detector: String,
+    pub worlds: usize,
+    pub worst_precision: f64,
+    pub worst_precision_world: String,
+    pub median_precision: f64,
+    pub worst_recall: f64,
+    pub worst_recall_world: String,
+    pub median_recall: f64,
+}
+
+impl BehaviourEval {
+    /// The worst case and the median per detector over the runs.
+    pub fn worst_case(&self) -> Vec<WorstCase> {
+        DETECTORS
+            .iter()
+            .map(|det| {
+                let rows: Vec<&Row> = self.rows.iter().filter(|r| r.detector == *det).collect();
+                let med = |mut v: Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v.get(v.len() / 2).copied().unwrap_or(1.0)
+                };
+                let worst = |f: &dyn Fn(&Row) -> f64| {
+                    rows.iter()
+                        .min_by(|a, b| f(a).total_cmp(&f(b)))
+                        .map_or((1.0, String::new()), |r| (f(r), r.scenario.clone()))
+                };
+                let (wp, wpw) = worst(&|r| r.precision);
+                let (wr, wrw) = worst(&|r| r.recall);
+                WorstCase {
+                    detector: det.to_string(),
+                    worlds: rows.len(),
+                    worst_precision: wp,
+                    worst_precision_world: wpw,
+                    median_precision: med(rows.iter().map(|r| r.precision).collect()),
+                    worst_recall: wr,
+                    worst_recall_world: wrw,
+                    median_recall: med(rows.iter().map(|r| r.recall).collect()),
+                }
+            })
+            .collect()
+    }
+
+    /// [`Self::worst_case`] as a Markdown table.
+    pub fn worst_case_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "| detector | worlds | worst precision | (world) | median precision | worst recall | (world) | median recall |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---|---:|");
+        for w in self.worst_case() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} | {} | {:.3} | {:.3} | {} | {:.3} |",
+                w.detector,
+                w.worlds,
+                w.worst_precision,
+                w.worst_precision_world,
+                w.median_precision,
+                w.worst_recall,
+                w.worst_recall_world,
+                w.median_recall
+            );
+        }
+        s
+    }
+}
+
 /// Runs every scenario and scores each detector. `scratch`: an empty directory.
 pub async fn evaluate_behaviour(
     scenarios: &[Scenario],
@@ -401,5 +562,41 @@ impl BehaviourEval {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_worlds_are_valid_varied_and_reproducible() {
+        let a = draw_worlds(30, 9, 3);
+        let b = draw_worlds(30, 9, 3);
+        assert_eq!(a, b, "the same seed draws the same worlds");
+        assert_ne!(draw_worlds(30, 10, 3), a);
+        for s in &a {
+            s.validate().unwrap();
+            assert_eq!(s.days, 3);
+            let pf = &s.fraud.phone_farm;
+            assert!((5..=60).contains(&pf.phones) && (1..=3).contains(&pf.accounts_per_phone));
+            assert!(pf.session_s[0] <= pf.session_s[1]);
+        }
+        // The ranges are used, not one corner of them.
+        let phones: BTreeSet<u32> = a.iter().map(|s| s.fraud.phone_farm.phones).collect();
+        assert!(phones.len() > 10, "{phones:?}");
+        for flag in [
+            |s: &Scenario| s.honest.report_text,
+            |s: &Scenario| s.honest.checkin_registered_coords,
+            |s: &Scenario| s.confounders.bad_week,
+        ] {
+            let on = a.iter().filter(|s| flag(s)).count();
+            assert!(on > 3 && on < 27, "{on} of 30");
+        }
+        let per_phone: BTreeSet<u32> = a
+            .iter()
+            .map(|s| s.fraud.phone_farm.accounts_per_phone)
+            .collect();
+        assert_eq!(per_phone, BTreeSet::from([1, 2, 3]));
     }
 }

@@ -287,7 +287,12 @@ fn official_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
         let u = &w.units[unit as usize];
         let (office, point, net, ip) = (u.office, u.duty_point, u.net, u.ip);
         let sd = rng.random_range(5.0..30.0) / 2.0;
-        let pos = noisy_pos(rng, office, sd);
+        let pos = if h.checkin_registered_coords {
+            // The post's registered coordinates, as scanned.
+            (office.0, office.1, f32::NAN)
+        } else {
+            noisy_pos(rng, office, sd)
+        };
         let c = if rng.random::<f64>() < 0.6 {
             Ctx { net, ip, ..base }
         } else {
@@ -718,6 +723,54 @@ fn registry_day(
     }
 }
 
+/// Places a report's text names.
+const PLACES: &[&str] = &[
+    "东街",
+    "西村",
+    "南门市场",
+    "北岸小区",
+    "河口组",
+    "桥头",
+    "新村小区",
+    "老粮站",
+    "学校旁",
+    "幸福里",
+    "三队",
+    "滨江路",
+    "工业园",
+    "菜市场",
+    "卫生院旁",
+    "文化广场",
+];
+
+/// Report texts: `{p}` a place, `{c}` the category, `{n}` a figure.
+const TEMPLATES: &[&str] = &[
+    "{p}{n}号住户反映{c}问题，已上门了解情况。",
+    "{p}群众来电，涉及{c}，约{n}人，已登记跟进。",
+    "网格巡查发现{p}存在{c}隐患，已通知责任单位处理。",
+    "{p}两户因{c}发生争执，现场劝解后暂平息。",
+    "{p}居民求助：{c}，涉及金额约{n}百元，已转交相关部门。",
+    "{p}附近{c}情况复查，较上次有所改善，继续跟踪。",
+];
+
+/// A report's summary text from its (template, place, figure).
+pub(crate) fn summary(t: u8, p: u8, n: u16, category: &str) -> String {
+    TEMPLATES[t as usize % TEMPLATES.len()]
+        .replace("{p}", PLACES[p as usize % PLACES.len()])
+        .replace("{c}", category)
+        .replace("{n}", &n.to_string())
+}
+
+/// A text drawn at random (an honest report's own words).
+fn any_text(rng: &mut ChaCha8Rng) -> (u8, u8, u16) {
+    (
+        rng.random_range(0..TEMPLATES.len()) as u8,
+        rng.random_range(0..PLACES.len()) as u8,
+        rng.random_range(2..300),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn report(
     w: &mut World,
     d: &mut Day<'_>,
@@ -725,6 +778,7 @@ fn report(
     t: Ms,
     pos: (f64, f64, f32),
     category: &'static str,
+    text: Option<(u8, u8, u16)>,
     sid: u64,
 ) {
     let i = push(w, d, c, t, Kind::ReportSubmit, "grid-report", "report");
@@ -734,6 +788,7 @@ fn report(
     d.evs[i].attrs = Attrs::Report {
         registry: "grid_events",
         category,
+        text,
     };
 }
 
@@ -771,7 +826,8 @@ fn grid_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
             let tr = t + rng.random_range(60_000..400_000);
             let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
             let pos = noisy_pos(rng, spot, 8.0);
-            report(w, d, c, tr, pos, cat, sid);
+            let text = sc.honest.report_text.then(|| any_text(rng));
+            report(w, d, c, tr, pos, cat, text, sid);
             session_end(
                 w,
                 d,
@@ -799,11 +855,13 @@ fn grid_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
             };
             let t0 = d.at(rng.random_range(9.0 * 3600.0..17.0 * 3600.0));
             let sid = session_start(w, d, c, t0, "grid-report", "report", None);
+            // Filler repeats one text.
+            let text = sc.honest.report_text.then(|| any_text(rng));
             let mut t = t0;
             for _ in 0..size {
                 t += rng.random_range(20_000..90_000);
                 let pos = noisy_pos(rng, spot, 2.0);
-                report(w, d, c, t, pos, cat, sid);
+                report(w, d, c, t, pos, cat, text, sid);
             }
             session_end(w, d, c, sid, t0, t + 10_000, "grid-report", "report");
         }
@@ -1022,7 +1080,13 @@ fn bulk_day(w: &mut World, d: &mut Day<'_>, rng: &mut ChaCha8Rng) {
         let (spot, acc) = (w.bulk[k].spot, w.bulk[k].acc);
         for j in 0..w.bulk[k].accounts.len() {
             let a = w.bulk[k].accounts[j];
-            let point = w.units[w.officials[a as usize].unit as usize].duty_point;
+            let unit_a = w.officials[a as usize].unit as usize;
+            let point = w.units[unit_a].duty_point;
+            let (spot, acc) = if d.sc.honest.checkin_registered_coords {
+                (w.units[unit_a].office, f32::NAN)
+            } else {
+                (spot, acc)
+            };
             let c = Ctx {
                 device: dev,
                 net,

@@ -83,6 +83,8 @@ pub(crate) enum Attrs {
     Report {
         registry: &'static str,
         category: &'static str,
+        /// The summary's (template, place, figure), when reports carry text.
+        text: Option<(u8, u8, u16)>,
     },
 }
 

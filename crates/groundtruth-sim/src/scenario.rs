@@ -102,6 +102,14 @@ pub struct Honest {
     pub record_ops_per_day: [u32; 2],
     /// Reports per grid worker per weekday `[min, max]`. Default `[0, 4]`.
     pub reports_per_day: [u32; 2],
+    /// Reports carry a free-text `summary` (a template filled with a place,
+    /// a category and a figure; a unit inflating its count repeats one
+    /// text). Default `false`.
+    pub report_text: bool,
+    /// The attendance app records the duty point's registered coordinates
+    /// (QR code, beacon) instead of the phone's fix, so every honest
+    /// check-in at a post repeats them exactly. Default `false`.
+    pub checkin_registered_coords: bool,
 }
 
 /// Honest look-alikes of fraud.
@@ -154,8 +162,11 @@ pub struct PhoneFarm {
     pub enabled: bool,
     /// Number of farms. Default `1`.
     pub farms: u32,
-    /// Phones per farm, each bound to one colleague's account (>= 2). Default `30`.
+    /// Accounts (colleagues) per farm (>= 2). Default `30`.
     pub phones: u32,
+    /// Most colleagues' accounts one phone of the farm carries (each phone
+    /// carries 1 to this many, switched in turn). Default `1`.
+    pub accounts_per_phone: u32,
     /// Local time the morning sweep starts, `HH:MM`. Default `"06:40"`.
     pub sweep_time: String,
     /// Sweeps per day (1 or 2; the second one in the evening). Default `1`.
@@ -346,6 +357,8 @@ impl Default for Honest {
             gps_gap_prob: 0.3,
             record_ops_per_day: [10, 40],
             reports_per_day: [0, 4],
+            report_text: false,
+            checkin_registered_coords: false,
         }
     }
 }
@@ -375,6 +388,7 @@ impl Default for PhoneFarm {
             enabled: true,
             farms: 1,
             phones: 30,
+            accounts_per_phone: 1,
             sweep_time: "06:40".into(),
             sweeps_per_day: 1,
             session_s: [60, 180],

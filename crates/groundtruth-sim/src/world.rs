@@ -497,26 +497,37 @@ impl World {
                 let spot = w.officials[operator as usize].home;
                 let model = PHONES[rng.random_range(0..PHONES.len())];
                 let mut phones = Vec::new();
+                // (device, position, accounts it still takes)
+                let mut phone: Option<(u32, (f64, f64), u32)> = None;
                 for _ in 0..f.phone_farm.phones {
                     let o = w.new_official(rng, sc, u, Role::Office, "phone_farm", "farm_account");
                     let camo = rng.random::<f64>() < f.phone_farm.camouflage_share;
                     w.officials[o as usize].own_activity = if camo { 0.5 } else { 0.0 };
-                    let integ = if rng.random::<f64>() < 0.7 {
-                        "device"
-                    } else {
-                        "basic"
+                    let (dev, pos, left) = match phone {
+                        Some(p) if p.2 > 0 => p,
+                        _ => {
+                            let integ = if rng.random::<f64>() < 0.7 {
+                                "device"
+                            } else {
+                                "basic"
+                            };
+                            let dev = w.new_device(rng, Some(integ));
+                            w.devices[dev as usize].model = model.0;
+                            w.devices[dev as usize].os = model.1[0];
+                            w.devices[dev as usize].ver = 0;
+                            w.devices[dev as usize].shares_location = true;
+                            let pos = geo::offset(
+                                spot.0,
+                                spot.1,
+                                rng.random_range(-1.5..1.5),
+                                rng.random_range(-1.5..1.5),
+                            );
+                            let carries =
+                                rng.random_range(1..=f.phone_farm.accounts_per_phone.max(1));
+                            (dev, pos, carries)
+                        }
                     };
-                    let dev = w.new_device(rng, Some(integ));
-                    w.devices[dev as usize].model = model.0;
-                    w.devices[dev as usize].os = model.1[0];
-                    w.devices[dev as usize].ver = 0;
-                    w.devices[dev as usize].shares_location = true;
-                    let pos = geo::offset(
-                        spot.0,
-                        spot.1,
-                        rng.random_range(-1.5..1.5),
-                        rng.random_range(-1.5..1.5),
-                    );
+                    phone = Some((dev, pos, left - 1));
                     phones.push((o, dev, pos));
                 }
                 w.farms.push(Farm {
@@ -946,11 +957,19 @@ impl World {
                 }
                 buf.push(b'}');
             }
-            Attrs::Report { registry, category } => {
+            Attrs::Report {
+                registry,
+                category,
+                text,
+            } => {
                 buf.extend_from_slice(b",\"attrs\":{\"registry\":");
                 event::push_str(buf, registry);
                 buf.extend_from_slice(b",\"category\":");
                 event::push_str(buf, category);
+                if let Some((t, p, n)) = text {
+                    buf.extend_from_slice(b",\"summary\":");
+                    event::push_str(buf, &crate::day::summary(t, p, n, category));
+                }
                 buf.push(b'}');
             }
         }
