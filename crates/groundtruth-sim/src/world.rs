@@ -522,8 +522,12 @@ impl World {
                                 rng.random_range(-1.5..1.5),
                                 rng.random_range(-1.5..1.5),
                             );
-                            let carries =
-                                rng.random_range(1..=f.phone_farm.accounts_per_phone.max(1));
+                            // Drawn only when phones carry several, so the
+                            // worlds of existing scenarios stay as they were.
+                            let carries = match f.phone_farm.accounts_per_phone {
+                                0 | 1 => 1,
+                                k => rng.random_range(1..=k),
+                            };
                             (dev, pos, carries)
                         }
                     };
