@@ -24,13 +24,16 @@
 //! has exact statistics, and in every file each key column is either one
 //! value (minimum = maximum, no nulls) or all nulls. Anything else leaves
 //! the plan as it was, so a query over a file mixing apps, a `WHERE`, or a
-//! lake written without statistics scans as before. DataFusion's own
-//! `AggregateStatistics` does this for aggregates without GROUP BY.
+//! lake written without statistics scans as before. A file that DataFusion
+//! splits into several byte ranges (to scan it in parallel) appears once
+//! per range, each carrying the whole file's statistics; it is counted
+//! once. DataFusion's own `AggregateStatistics` does this for aggregates
+//! without GROUP BY.
 //!
 //! `GROUNDTRUTH_FOOTER_COUNTS=off` in the environment leaves the rule out
 //! of lake sessions (to compare plans and timings).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
@@ -167,7 +170,13 @@ fn from_footers(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Executio
 
     let mut groups: HashMap<Vec<ScalarValue>, usize> = HashMap::new();
     let mut rows: Vec<(Vec<ScalarValue>, Vec<i64>)> = Vec::new();
+    // A large file is scanned as several byte ranges, each listed as a file
+    // of its own with the whole file's statistics: count each file once.
+    let mut seen: HashSet<&str> = HashSet::new();
     for file in config.file_groups.iter().flat_map(|g| g.files()) {
+        if !seen.insert(file.object_meta.location.as_ref()) {
+            continue;
+        }
         let Some(stats) = file.statistics.as_deref() else {
             return Ok(None);
         };
@@ -457,6 +466,68 @@ mod tests {
         let (got, scans) = run(&ruled, sql).await;
         assert!(!scans);
         assert_eq!(got, want);
+    }
+
+    /// One large file, split into byte ranges scanned in parallel: each
+    /// range carries the file's statistics, and the file is counted once
+    /// (it was counted once per range: issue 27's doubled day counts).
+    #[tokio::test]
+    async fn a_file_split_into_ranges_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<(Option<&str>, i32, Option<i64>, &str)> = (0..20_000)
+            .map(|i| (Some("a"), 7, (i % 3 != 0).then_some(i), "p"))
+            .collect();
+        write(dir.path(), "big.parquet", &rows);
+        write(dir.path(), "small.parquet", &[(Some("b"), 7, Some(1), "q")]);
+        for rule in [false, true] {
+            let state = SessionStateBuilder::new()
+                .with_config(
+                    SessionConfig::new()
+                        .with_target_partitions(4)
+                        .with_repartition_file_scans(true)
+                        .with_repartition_file_min_size(1),
+                )
+                .with_default_features();
+            let state = if rule {
+                state.with_physical_optimizer_rule(Arc::new(CountsFromFooters))
+            } else {
+                state
+            };
+            let ctx = SessionContext::new_with_state(state.build());
+            ctx.register_parquet(
+                "t",
+                dir.path().to_str().unwrap(),
+                ParquetReadOptions::default().schema(&schema()),
+            )
+            .await
+            .unwrap();
+            // The file is really split (more scan ranges than files).
+            let plan = ctx
+                .sql("SELECT app FROM t")
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            let shown = datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string();
+            assert!(shown.contains("big.parquet:"), "not split: {shown}");
+            let (got, scans) = run(
+                &ctx,
+                "SELECT app, day, count(*) AS n, count(x) AS xs FROM t GROUP BY app, day",
+            )
+            .await;
+            assert_eq!(scans, !rule);
+            assert_eq!(
+                got,
+                [
+                    "| a   | 1970-01-08 | 20000 | 13333 |",
+                    "| b   | 1970-01-08 | 1     | 1     |"
+                ],
+                "rule {rule}"
+            );
+        }
     }
 
     #[tokio::test]
