@@ -775,6 +775,30 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
         groundtruth_detect::eval_behaviour::draw_worlds(args.worlds, args.seed, args.days);
     let eval = run_behaviour(cfg, &scenarios)?;
     print!("{}", eval.table());
+    // non_human_track on the same worlds' patrols.
+    let mut tracks = Vec::new();
+    if !args.no_tracks {
+        let rt = query_runtime()?;
+        for s in &scenarios {
+            let s = groundtruth_detect::eval_behaviour::with_drawn_patrols(s.clone());
+            s.validate()
+                .with_context(|| format!("drawn world {}", s.name))?;
+            let scratch = eval_scratch()?;
+            let t = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
+                &s,
+                &cfg.schedule(),
+                None,
+                scratch.path(),
+            ))?;
+            tracks.push(t);
+        }
+        let worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
+        println!(
+            "\nnon_human_track, worst case over {} worlds:\n\n{}",
+            tracks.len(),
+            groundtruth_detect::eval_behaviour::track_worst_case_table(&worst)
+        );
+    }
     println!(
         "\nWorst case over {} worlds (seed {}):\n\n{}",
         args.worlds,
@@ -783,7 +807,12 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
     );
     write_json(
         args.json.as_deref(),
-        &serde_json::json!({"eval": eval, "worst_case": eval.worst_case()}),
+        &serde_json::json!({
+            "eval": eval,
+            "worst_case": eval.worst_case(),
+            "tracks": tracks,
+            "tracks_worst_case": groundtruth_detect::eval_behaviour::track_worst_case(&tracks),
+        }),
     )
 }
 

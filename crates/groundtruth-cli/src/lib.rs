@@ -96,9 +96,9 @@ pub enum EvalCommand {
     /// report_inflation: account-level precision and recall per detector
     /// over a matrix of simulated scenarios with every honest look-alike.
     Behaviour(EvalBehaviourArgs),
-    /// The behaviour detectors over a family of simulated worlds drawn from
-    /// seeds, every parameter from a wide range: per world the figures, per
-    /// detector the worst precision and recall (and the median).
+    /// The detectors over a family of simulated worlds drawn from seeds,
+    /// every parameter from a wide range: per world the figures, per
+    /// detector (and per track fraud type) the worst precision and recall.
     Worlds(EvalWorldsArgs),
 }
 
@@ -113,6 +113,9 @@ pub struct EvalWorldsArgs {
     /// Days per world (2-7).
     #[arg(long, default_value_t = 3)]
     pub days: u32,
+    /// Leave out non_human_track (judged on each world's patrols otherwise).
+    #[arg(long)]
+    pub no_tracks: bool,
     /// Also write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -311,6 +311,121 @@ pub fn draw_worlds(n: u32, seed: u64, days: u32) -> Vec<Scenario> {
         .collect()
 }
 
+/// `scenario` with its patrols drawn from wide ranges too (from a stream of
+/// the scenario's seed, so a world's behaviour side is left as it was): the
+/// share of patrollers and their modes, fix intervals, GPS gaps, boats and
+/// poor GPS, and how many dogs, straight lines, teleports and replays.
+pub fn with_drawn_patrols(mut s: Scenario) -> Scenario {
+    let mut t = Draw(s.seed ^ 0x7472_6163_6b73);
+    s.population.patrol_share = t.f(0.25, 0.5);
+    let (walk, bike) = (t.f(0.3, 0.8), t.f(0.05, 0.3));
+    s.honest.mode_shares = [walk, bike, (1.0 - walk - bike).max(0.05)];
+    let fix = t.f(2.0, 10.0);
+    s.honest.fix_interval_s = [fix, fix + t.f(0.0, 10.0)];
+    s.honest.gps_gap_prob = t.f(0.1, 0.5);
+    s.honest.patrol_prob_weekday = t.f(0.5, 0.9);
+    s.confounders.boat_patrollers = t.u(1, 8);
+    s.confounders.poor_gps_patrollers = t.u(1, 10);
+    let nh = &mut s.fraud.non_human_track;
+    nh.dog_leg = t.u(3, 10);
+    nh.straight_line = t.u(2, 8);
+    nh.teleport = t.u(2, 8);
+    nh.replay = t.u(3, 10);
+    nh.fake_day_share = t.f(0.6, 1.0);
+    nh.mock_flag_share = t.f(0.0, 0.5);
+    s
+}
+
+/// `non_human_track` over several worlds: per fraud type the worst recall
+/// and precision, and the largest share of honest patrols flagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackWorstCase {
+    pub fraud_type: String,
+    pub worlds: usize,
+    pub patrols: usize,
+    pub worst_recall: f64,
+    pub worst_recall_world: String,
+    pub worst_precision: f64,
+    pub worst_precision_world: String,
+}
+
+/// The worst case of `evals` (one per world): per fraud type, then a row
+/// `honest` whose "recall" is the largest share of honest patrols flagged.
+pub fn track_worst_case(evals: &[crate::eval::TrackEval]) -> Vec<TrackWorstCase> {
+    let mut by_type: BTreeMap<String, TrackWorstCase> = BTreeMap::new();
+    for e in evals {
+        for t in &e.types {
+            let w = by_type
+                .entry(t.fraud_type.clone())
+                .or_insert_with(|| TrackWorstCase {
+                    fraud_type: t.fraud_type.clone(),
+                    worlds: 0,
+                    patrols: 0,
+                    worst_recall: 1.0,
+                    worst_recall_world: String::new(),
+                    worst_precision: 1.0,
+                    worst_precision_world: String::new(),
+                });
+            w.worlds += 1;
+            w.patrols += t.patrols;
+            if t.patrols > 0 && t.recall < w.worst_recall {
+                w.worst_recall = t.recall;
+                w.worst_recall_world = e.scenario.clone();
+            }
+            if t.precision < w.worst_precision {
+                w.worst_precision = t.precision;
+                w.worst_precision_world = e.scenario.clone();
+            }
+        }
+    }
+    let mut out: Vec<TrackWorstCase> = by_type.into_values().collect();
+    let mut honest = TrackWorstCase {
+        fraud_type: "honest (share flagged)".into(),
+        worlds: evals.len(),
+        patrols: 0,
+        worst_recall: 0.0,
+        worst_recall_world: String::new(),
+        worst_precision: 1.0,
+        worst_precision_world: String::new(),
+    };
+    for e in evals {
+        let n: usize = e.honest.iter().map(|h| h.patrols).sum();
+        let f: usize = e.honest.iter().map(|h| h.flagged).sum();
+        honest.patrols += n;
+        let share = ratio(f, n);
+        if n > 0 && f > 0 && share > honest.worst_recall {
+            honest.worst_recall = share;
+            honest.worst_recall_world = e.scenario.clone();
+        }
+    }
+    out.push(honest);
+    out
+}
+
+/// [`track_worst_case`] as a Markdown table.
+pub fn track_worst_case_table(rows: &[TrackWorstCase]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| fraud type | worlds | patrols | worst recall (honest: largest share flagged) | (world) | worst precision | (world) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---|---:|---|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {} | {:.3} | {} |",
+            r.fraud_type,
+            r.worlds,
+            r.patrols,
+            r.worst_recall,
+            r.worst_recall_world,
+            r.worst_precision,
+            r.worst_precision_world
+        );
+    }
+    s
+}
+
 /// Per detector over several worlds: the worst and the median of the
 /// worlds' precision and recall (worlds where the detector had nothing to
 /// find or flagged nothing count as 1 for the undefined figure).
@@ -598,5 +713,15 @@ mod tests {
             .map(|s| s.fraud.phone_farm.accounts_per_phone)
             .collect();
         assert_eq!(per_phone, BTreeSet::from([1, 2, 3]));
+        // Patrols drawn on top leave the behaviour side as it was.
+        for s in &a {
+            let p = with_drawn_patrols(s.clone());
+            p.validate().unwrap();
+            assert_eq!(p.fraud.phone_farm, s.fraud.phone_farm);
+            assert_eq!(p.fraud.report_inflation, s.fraud.report_inflation);
+            let nh = &p.fraud.non_human_track;
+            assert!((3..=10).contains(&nh.dog_leg) && (3..=10).contains(&nh.replay));
+            assert!(p.honest.fix_interval_s[0] <= p.honest.fix_interval_s[1]);
+        }
     }
 }
