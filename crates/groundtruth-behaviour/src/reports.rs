@@ -242,11 +242,7 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
                 continue;
             };
             let surge = j.surge_ln_p + ln_budget < ln_alpha;
-            let filler = j
-                .signs
-                .iter()
-                .any(|(_, p)| p + ln_budget + 3f64.ln() < ln_alpha);
-            if surge && filler {
+            if surge && !fired(&j, ln_budget).is_empty() {
                 flagged.entry(unit).or_default().push(j);
             }
         }
@@ -260,11 +256,16 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
                 .last()
                 .is_some_and(|p| j.date - p.date >= LOOKBACK_DAYS)
             {
-                out.extend(finding(unit, &std::mem::take(&mut episode), &days));
+                out.extend(finding(
+                    unit,
+                    &std::mem::take(&mut episode),
+                    &days,
+                    ln_budget,
+                ));
             }
             episode.push(j);
         }
-        out.extend(finding(unit, &episode, &days));
+        out.extend(finding(unit, &episode, &days, ln_budget));
     }
     out
 }
@@ -316,36 +317,28 @@ impl Collisions {
     }
 }
 
-/// What one unit did over the week up to a day.
+/// What the peer baselines read of a unit's (or several units') week.
 #[derive(Debug, Default, Clone)]
 struct Week {
     reports: u64,
-    with_text: u64,
-    repeats: u64,
     located: u64,
     copies: u64,
     categories: BTreeMap<String, u64>,
-    accounts: usize,
 }
 
 impl Week {
-    fn add(&mut self, o: &Week) {
-        self.reports += o.reports;
-        self.with_text += o.with_text;
-        self.repeats += o.repeats;
-        self.located += o.located;
-        self.copies += o.copies;
-        for (c, k) in &o.categories {
+    fn add_day(&mut self, d: &UnitDay) {
+        self.reports += d.reports;
+        self.located += d.located;
+        self.copies += d.copies;
+        for (c, k) in &d.categories {
             *self.categories.entry(c.clone()).or_default() += k;
         }
-        self.accounts += o.accounts;
     }
 
     fn minus(&self, o: &Week) -> Week {
         Week {
             reports: self.reports - o.reports,
-            with_text: self.with_text - o.with_text,
-            repeats: self.repeats - o.repeats,
             located: self.located - o.located,
             copies: self.copies - o.copies,
             categories: self
@@ -354,14 +347,14 @@ impl Week {
                 .map(|(c, k)| (c.clone(), k - o.categories.get(c).copied().unwrap_or(0)))
                 .filter(|(_, k)| *k > 0)
                 .collect(),
-            accounts: self.accounts - o.accounts,
         }
     }
 }
 
-/// Every unit's week up to one day, and their sum.
+/// Every unit's week up to one day (with its reporting accounts), and
+/// their sum.
 struct Weeks<'a> {
-    units: BTreeMap<&'a Unit, Week>,
+    units: BTreeMap<&'a Unit, (Week, usize)>,
     /// Every account's reports per active day that week, with its unit.
     accounts: Vec<(&'a Unit, f64)>,
     total: Week,
@@ -386,14 +379,8 @@ impl<'a> Weeks<'a> {
             let mut w = Week::default();
             let mut accounts: BTreeMap<&str, u64> = BTreeMap::new();
             for (_, d) in ud.range(week.clone()) {
-                w.reports += d.reports;
-                w.with_text += d.with_text;
-                w.repeats += d.repeats;
-                w.located += d.located;
-                w.copies += d.copies;
-                for (c, k) in &d.categories {
-                    *w.categories.entry(c.clone()).or_default() += k;
-                }
+                w.add_day(d);
+                total.add_day(d);
                 for (a, x) in &d.accounts {
                     *accounts.entry(a.as_str()).or_default() += x.reports;
                 }
@@ -401,10 +388,8 @@ impl<'a> Weeks<'a> {
             if w.reports == 0 {
                 continue;
             }
-            w.accounts = accounts.len();
             rates.extend(accounts.values().map(|&n| (u, n as f64 / active_days)));
-            total.add(&w);
-            units.insert(u, w);
+            units.insert(u, (w, accounts.len()));
         }
         Weeks {
             units,
@@ -418,7 +403,7 @@ impl<'a> Weeks<'a> {
     /// [`MIN_PEER_ACCOUNTS`]).
     fn peers(&self, unit: &Unit) -> (Week, Option<f64>) {
         let others = match self.units.get(unit) {
-            Some(w) => self.total.minus(w),
+            Some((w, _)) => self.total.minus(w),
             None => self.total.clone(),
         };
         let rates: Vec<f64> = self
@@ -453,7 +438,7 @@ fn judge(
         .then(|| Robust::of(history.iter().copied()).map(|r| r.median))
         .flatten();
     let (p, peer_rate) = weeks.peers(unit);
-    let week_accounts = weeks.units.get(unit).map_or(0, |w| w.accounts);
+    let week_accounts = weeks.units.get(unit).map_or(0, |w| w.1);
     let from_peers = peer_rate.map(|r| r * week_accounts as f64);
     if own.is_none() && from_peers.is_none() {
         return None;
@@ -529,11 +514,10 @@ fn finding(
     unit: &Unit,
     episode: &[Judged],
     days: &BTreeMap<Unit, BTreeMap<i32, UnitDay>>,
+    ln_budget: f64,
 ) -> Option<Finding> {
     let first = episode.first()?;
     let ud = &days[unit];
-    let tested: usize = days.values().map(BTreeMap::len).sum();
-    let ln_budget = (tested.max(1) as f64).ln();
     // Accounts: their reports on the flagged days against their usual.
     let flagged_days = episode.len() as f64;
     // Per account: reports, and per fired sign its filler (observed,

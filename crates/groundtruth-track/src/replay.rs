@@ -157,23 +157,58 @@ fn on_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, (f64, f64)) 
     (dist(p, q), q)
 }
 
-/// A grid of points for nearest-neighbour lookups within one cell's reach.
-struct Grid<'a> {
+/// The earlier track's fixes, or its path as a polyline, indexed by the
+/// grid cells each fix (or each segment's bounding box) touches, for
+/// nearest-point lookups within one cell's reach. A replay resampled at
+/// another fix interval (points interpolated along the copied path) lies on
+/// the path, not on its fixes: two honest walks are metres apart either way.
+struct Near<'a> {
     size: f64,
     cells: HashMap<(i64, i64), Vec<u32>>,
     xy: &'a [(f64, f64)],
+    /// Pieces are segments `xy[i]`-`xy[i + 1]`, not single fixes.
+    segments: bool,
 }
 
-impl<'a> Grid<'a> {
-    fn new(xy: &'a [(f64, f64)], size: f64) -> Self {
-        let mut cells: HashMap<(i64, i64), Vec<u32>> = HashMap::new();
-        for (i, &(x, y)) in xy.iter().enumerate() {
-            cells
-                .entry(((x / size).floor() as i64, (y / size).floor() as i64))
-                .or_default()
-                .push(i as u32);
+impl<'a> Near<'a> {
+    /// The fixes of `xy`.
+    fn fixes(xy: &'a [(f64, f64)], size: f64) -> Self {
+        Near::new(xy, size, false)
+    }
+
+    /// The path through `xy`.
+    fn path(xy: &'a [(f64, f64)], size: f64) -> Self {
+        Near::new(xy, size, true)
+    }
+
+    fn new(xy: &'a [(f64, f64)], size: f64, segments: bool) -> Self {
+        let mut near = Near {
+            size,
+            cells: HashMap::new(),
+            xy,
+            segments,
+        };
+        let cell = |v: f64| (v / size).floor() as i64;
+        for i in 0..xy.len() {
+            let (a, b) = near.piece(i);
+            for cx in cell(a.0.min(b.0))..=cell(a.0.max(b.0)) {
+                for cy in cell(a.1.min(b.1))..=cell(a.1.max(b.1)) {
+                    near.cells.entry((cx, cy)).or_default().push(i as u32);
+                }
+            }
         }
-        Grid { size, cells, xy }
+        near
+    }
+
+    /// Piece `i`: a fix (both ends the same), or the segment from fix `i`
+    /// to the next (a single point for the last fix).
+    fn piece(&self, i: usize) -> ((f64, f64), (f64, f64)) {
+        let j = if self.segments {
+            (i + 1).min(self.xy.len() - 1)
+        } else {
+            i
+        };
+        (self.xy[i], self.xy[j])
     }
 
     /// The nearest point within about one cell, if any.
@@ -187,62 +222,7 @@ impl<'a> Grid<'a> {
             for dy in -1..=1 {
                 if let Some(v) = self.cells.get(&(cx + dx, cy + dy)) {
                     for &k in v {
-                        let q = self.xy[k as usize];
-                        let d = dist(p, q);
-                        if best.is_none_or(|b| d < b.0) {
-                            best = Some((d, q));
-                        }
-                    }
-                }
-            }
-        }
-        best.map(|b| b.1)
-    }
-}
-
-/// The earlier track as a polyline, its segments indexed by the grid cells
-/// their bounding boxes touch, for nearest-point lookups within one cell's
-/// reach. A replay resampled at another fix interval (points interpolated
-/// along the copied path) lies on the path, not on its fixes: two honest
-/// walks are metres apart either way.
-struct Path<'a> {
-    size: f64,
-    cells: HashMap<(i64, i64), Vec<u32>>,
-    xy: &'a [(f64, f64)],
-}
-
-impl<'a> Path<'a> {
-    fn new(xy: &'a [(f64, f64)], size: f64) -> Self {
-        let mut cells: HashMap<(i64, i64), Vec<u32>> = HashMap::new();
-        let cell = |v: f64| (v / size).floor() as i64;
-        for i in 0..xy.len() {
-            let (a, b) = (xy[i], xy[(i + 1).min(xy.len() - 1)]);
-            for cx in cell(a.0.min(b.0))..=cell(a.0.max(b.0)) {
-                for cy in cell(a.1.min(b.1))..=cell(a.1.max(b.1)) {
-                    cells.entry((cx, cy)).or_default().push(i as u32);
-                }
-            }
-        }
-        Path { size, cells, xy }
-    }
-
-    /// Segment `i` (a single point for the last fix).
-    fn segment(&self, i: usize) -> ((f64, f64), (f64, f64)) {
-        (self.xy[i], self.xy[(i + 1).min(self.xy.len() - 1)])
-    }
-
-    /// The nearest point of the path within about one cell, if any.
-    fn nearest(&self, p: (f64, f64)) -> Option<(f64, f64)> {
-        let (cx, cy) = (
-            (p.0 / self.size).floor() as i64,
-            (p.1 / self.size).floor() as i64,
-        );
-        let mut best: Option<(f64, (f64, f64))> = None;
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                if let Some(v) = self.cells.get(&(cx + dx, cy + dy)) {
-                    for &k in v {
-                        let (a, b) = self.segment(k as usize);
+                        let (a, b) = self.piece(k as usize);
                         let (d, q) = on_segment(p, a, b);
                         if best.is_none_or(|b| d < b.0) {
                             best = Some((d, q));
@@ -266,7 +246,7 @@ pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     }
     let stride = a.len().div_ceil(MAX_A).max(1);
     let a_s: Vec<(f64, f64)> = a.iter().step_by(stride).copied().collect();
-    let path = Path::new(b, 30.0);
+    let path = Near::path(b, 30.0);
     // Offset: median of the differences to the nearest point, refined a few
     // times (iterative closest point), once against `b`'s fixes (exact for a
     // copy that kept some of the fixes) and once against its path (for a
@@ -295,7 +275,7 @@ pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
         }
         Some(off)
     };
-    let fixes = Grid::new(b, 30.0);
+    let fixes = Near::fixes(b, 30.0);
     let spread = |off: (f64, f64)| -> f64 {
         a_s.iter()
             .map(|p| {
