@@ -944,6 +944,48 @@ fn sessions_end_and_silent_connections_cannot_lock_anyone_out() {
         "{ok:?}"
     );
 
+    // A client's CancelRequest (psql sends one on Ctrl-C) stops its
+    // statement at once, long before the time limit; it is audited as
+    // cancelled and the server goes on.
+    let long = "SELECT sum(length(a.event_id) + length(b.event_id) + length(c.event_id)) \
+                FROM events a CROSS JOIN events b CROSS JOIN events c CROSS JOIN events d";
+    let child = groundtruth_tests::psql(e.pg.port(), &e.t.analyst)
+        .args(["-c", long])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "psql after Ctrl-C: {err} {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "cancelled after {:?} (time limit 8 s)",
+        sent.elapsed()
+    );
+    assert_eq!(e.psql_ok(&e.t.analyst, "SELECT 1"), "1");
+    let cancelled: Vec<Value> = e
+        .audit_queries()
+        .into_iter()
+        .filter(|a| a["after"]["sql"] == json!(long))
+        .map(|a| a["after"]["outcome"].clone())
+        .collect();
+    assert!(
+        cancelled.iter().any(|o| o["status"] == json!("cancelled")),
+        "{cancelled:?}"
+    );
+
     // Wrong passwords are audited.
     let (ok, _, _) = e.psql(
         "gt_1111111111111111111111111111111111111111111111111111111111111111",

@@ -23,6 +23,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +120,7 @@ pub async fn serve(
         params: DefaultServerParameterProvider::default(),
         pids: RandomPidSecretKeyGenerator::default(),
         conns: Arc::new(ConnectionManager::new()),
+        streams: Arc::new(ConnectionManager::new()),
         callers: Default::default(),
     });
     let query = Arc::new(Scoped {
@@ -313,6 +315,10 @@ struct TokenStartup {
     params: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
     conns: Arc<ConnectionManager>,
+    /// The same connections again, for cancelling a statement while its
+    /// rows stream (pgwire's own handle only covers the statement until
+    /// its first row; one sender each, so two registries).
+    streams: Arc<ConnectionManager>,
     /// Open connections per token.
     callers: Counts<String>,
 }
@@ -399,11 +405,15 @@ impl StartupHandler for TokenStartup {
                 let (pid, key) = self.pids.generate(client);
                 client.set_pid_and_secret_key(pid, key.clone());
                 // Registered so a client's CancelRequest reaches it.
-                let (handle, guard) = self.conns.register(pid, key);
+                let (handle, guard) = self.conns.register(pid, key.clone());
                 client
                     .session_extensions()
                     .insert::<Arc<ConnectionHandle>>(handle);
                 client.session_extensions().insert::<ConnectionGuard>(guard);
+                let (handle, guard) = self.streams.register(pid, key);
+                client
+                    .session_extensions()
+                    .insert(StreamCancel(handle, guard));
                 finish_authentication(client, &self.params).await?;
             }
             _ => {}
@@ -525,11 +535,19 @@ impl Scoped {
     }
 
     async fn audit(&self, who: &Principal, sql: &str, result: Result<(), &PgWireError>) {
+        let status = result.err().map_or("ok", failure_status);
         let outcome = match result {
-            Ok(()) => serde_json::json!({"status": "ok"}),
-            Err(e) => serde_json::json!({"status": "error", "error": e.to_string()}),
+            Ok(()) => serde_json::json!({"status": status}),
+            Err(e) => serde_json::json!({"status": status, "error": e.to_string()}),
         };
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => status).increment(1);
+        if status == "cancelled" {
+            // pgwire drops the statement's future on a cancel request as
+            // soon as it can: write the entry where nothing waits for it.
+            let (service, who, sql) = (Arc::clone(&self.service), who.clone(), sql.to_string());
+            tokio::spawn(async move { service.audit(&who, "pgwire", &sql, outcome).await });
+            return;
+        }
         self.service.audit(who, "pgwire", sql, outcome).await;
     }
 }
@@ -550,7 +568,7 @@ impl StreamAudit {
     fn outcome(&self, error: Option<&PgWireError>) -> serde_json::Value {
         match error {
             Some(e) => {
-                serde_json::json!({"status": "error", "error": e.to_string(), "rows": self.rows})
+                serde_json::json!({"status": failure_status(e), "error": e.to_string(), "rows": self.rows})
             }
             None => serde_json::json!({"status": "ok", "rows": self.rows}),
         }
@@ -577,7 +595,7 @@ impl StreamAudit {
         }
         self.written = true;
         let outcome = self.outcome(error);
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => if error.is_none() { "ok" } else { "error" }).increment(1);
+        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => error.map_or("ok", failure_status)).increment(1);
         self.service
             .audit(&self.who, "pgwire", &self.sql, outcome)
             .await;
@@ -594,46 +612,78 @@ impl Drop for StreamAudit {
     }
 }
 
-/// Ends a result's row stream with a timeout error once `deadline` passes,
-/// and writes its audit entry when the rows end.
-fn with_deadline(
-    r: Response,
-    deadline: Instant,
-    err: PgWireError,
-    mut audit: StreamAudit,
-) -> Response {
+/// What ends a statement early, with the error it ends with: its deadline
+/// (a timeout) or the client's CancelRequest (SQLSTATE 57014), whichever
+/// comes first. One per statement, watched while it plans and runs and
+/// then while its rows stream.
+type Stop = Pin<Box<dyn Future<Output = PgWireError> + Send>>;
+
+/// A connection's cancel handle for its statements' [`Stop`] (kept
+/// registered as long as the connection lives).
+struct StreamCancel(Arc<ConnectionHandle>, #[allow(dead_code)] ConnectionGuard);
+
+/// A CancelRequest stops the connection's statement wherever it is: in
+/// pgwire before its first row, in its [`Stop`] while the rows stream.
+struct CancelBoth {
+    conns: Arc<ConnectionManager>,
+    streams: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelBoth {
+    async fn on_cancel_request(&self, r: pgwire::messages::cancel::CancelRequest) {
+        let found = self.streams.cancel(r.pid, &r.secret_key).await;
+        self.conns.cancel(r.pid, &r.secret_key).await;
+        tracing::info!(pid = r.pid, found, "pgwire cancel request");
+    }
+}
+
+/// How a failed statement is audited: `cancelled` when the client's
+/// CancelRequest stopped it, else `error`.
+fn failure_status(e: &PgWireError) -> &'static str {
+    match e {
+        PgWireError::UserError(info) if info.code == CANCELLED => "cancelled",
+        _ => "error",
+    }
+}
+
+/// SQLSTATE query_canceled.
+const CANCELLED: &str = "57014";
+
+/// The error of a statement the client cancelled, as PostgreSQL words it.
+fn cancelled_error() -> PgWireError {
+    user_error(CANCELLED, "canceling statement due to user request".into())
+}
+
+/// Ends a result's row stream with `stop`'s error once it fires, and
+/// writes its audit entry when the rows end.
+fn until_stopped(r: Response, stop: Stop, mut audit: StreamAudit) -> Response {
     match r {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
-            let sleep = Box::pin(tokio::time::sleep_until(deadline));
-            let err = Arc::new(std::sync::Mutex::new(Some(err)));
             q.data_rows = Box::pin(futures::stream::unfold(
-                Some((rows, sleep, audit)),
-                move |st| {
-                    let err = err.clone();
-                    async move {
-                        let (mut rows, mut sleep, mut audit) = st?;
-                        tokio::select! {
-                            _ = &mut sleep => {
-                                let e = err.lock().ok()?.take()?;
-                                audit.write(Some(&e)).await;
-                                Some((Err(e), None))
-                            }
-                            row = rows.next() => match row {
-                                None => {
-                                    audit.write(None).await;
-                                    None
-                                }
-                                Some(Err(e)) => {
-                                    audit.write(Some(&e)).await;
-                                    Some((Err(e), Some((rows, sleep, audit))))
-                                }
-                                Some(Ok(row)) => {
-                                    audit.rows += 1;
-                                    Some((Ok(row), Some((rows, sleep, audit))))
-                                }
-                            },
+                Some((rows, stop, audit)),
+                move |st| async move {
+                    let (mut rows, mut stop, mut audit) = st?;
+                    tokio::select! {
+                        e = &mut stop => {
+                            audit.write(Some(&e)).await;
+                            Some((Err(e), None))
                         }
+                        row = rows.next() => match row {
+                            None => {
+                                audit.write(None).await;
+                                None
+                            }
+                            Some(Err(e)) => {
+                                audit.write(Some(&e)).await;
+                                Some((Err(e), Some((rows, stop, audit))))
+                            }
+                            Some(Ok(row)) => {
+                                audit.rows += 1;
+                                Some((Ok(row), Some((rows, stop, audit))))
+                            }
+                        },
                     }
                 },
             ));
@@ -649,6 +699,33 @@ fn with_deadline(
 }
 
 impl Scoped {
+    /// The [`Stop`] of a statement starting now on `client`'s connection.
+    async fn stop<C: ClientInfo>(&self, client: &C, deadline: Instant) -> Stop {
+        let timeout = self.timeout_error();
+        // A fresh cancel receiver per statement: a CancelRequest fires the
+        // one of the statement running (the previous one's sender is gone).
+        let handle = client.session_extensions().get::<StreamCancel>();
+        let cancel = match handle {
+            Some(h) => Some(h.0.start_query().await),
+            None => None,
+        };
+        Box::pin(async move {
+            let cancelled = async move {
+                if let Some(rx) = cancel {
+                    if rx.await.is_ok() {
+                        return cancelled_error();
+                    }
+                }
+                // No handle, or the next statement took its place.
+                std::future::pending().await
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => timeout,
+                e = cancelled => e,
+            }
+        })
+    }
+
     fn stream_audit(&self, who: &Principal, sql: &str) -> StreamAudit {
         StreamAudit {
             service: Arc::clone(&self.service),
@@ -677,28 +754,35 @@ impl SimpleQueryHandler for Scoped {
             return Err(e);
         }
         let deadline = Instant::now() + self.timeout;
-        let result = tokio::time::timeout_at(
-            deadline,
-            SimpleQueryHandler::do_query(&*c.svc, client, query),
-        )
-        .await
-        .unwrap_or_else(|_| Err(self.timeout_error()));
+        let mut stop = self.stop(client, deadline).await;
+        let result = tokio::select! {
+            r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
+            e = &mut stop => Err(e),
+        };
         match result {
             Err(e) => {
                 self.audit(&c.who, query, Err(&e)).await;
                 Err(e)
             }
-            Ok(responses) => Ok(responses
-                .into_iter()
-                .map(|r| {
-                    with_deadline(
-                        r,
-                        deadline,
-                        self.timeout_error(),
-                        self.stream_audit(&c.who, query),
-                    )
-                })
-                .collect()),
+            Ok(mut responses) => {
+                // Only the last statement's rows are still to come; the
+                // others ran and were collected.
+                let last = responses.pop();
+                let mut out: Vec<Response> = responses
+                    .into_iter()
+                    .map(|r| {
+                        let deadline = Box::pin(tokio::time::sleep_until(deadline));
+                        let timeout = self.timeout_error();
+                        let stop: Stop = Box::pin(async move {
+                            deadline.await;
+                            timeout
+                        });
+                        until_stopped(r, stop, self.stream_audit(&c.who, query))
+                    })
+                    .collect();
+                out.extend(last.map(|r| until_stopped(r, stop, self.stream_audit(&c.who, query))));
+                Ok(out)
+            }
         }
     }
 }
@@ -729,24 +813,17 @@ impl ExtendedQueryHandler for Scoped {
         let c = conn(client)?;
         let sql = portal.statement.statement.0.clone();
         self.still_signed_in(&c.who, &sql).await?;
-        let deadline = Instant::now() + self.timeout;
-        let result = tokio::time::timeout_at(
-            deadline,
-            ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows),
-        )
-        .await
-        .unwrap_or_else(|_| Err(self.timeout_error()));
+        let mut stop = self.stop(client, Instant::now() + self.timeout).await;
+        let result = tokio::select! {
+            r = ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows) => r,
+            e = &mut stop => Err(e),
+        };
         match result {
             Err(e) => {
                 self.audit(&c.who, &sql, Err(&e)).await;
                 Err(e)
             }
-            Ok(r) => Ok(with_deadline(
-                r,
-                deadline,
-                self.timeout_error(),
-                self.stream_audit(&c.who, &sql),
-            )),
+            Ok(r) => Ok(until_stopped(r, stop, self.stream_audit(&c.who, &sql))),
         }
     }
 }
@@ -826,8 +903,9 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
-            self.startup.inner.conns.clone(),
-        ))
+        Arc::new(CancelBoth {
+            conns: self.startup.inner.conns.clone(),
+            streams: self.startup.inner.streams.clone(),
+        })
     }
 }
