@@ -241,7 +241,9 @@ impl<'a> Near<'a> {
 /// path (its segments), so resampling does not matter.
 pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     const MAX_A: usize = 300;
-    if b.is_empty() {
+    // A starting shift further than this is no copy "shifted by metres".
+    const MAX_START_M: f64 = 50.0;
+    if a.is_empty() || b.is_empty() {
         return None;
     }
     let stride = a.len().div_ceil(MAX_A).max(1);
@@ -252,8 +254,10 @@ pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     // copy that kept some of the fixes) and once against its path (for a
     // copy interpolated between them; a shift along the path is ambiguous
     // there); the one that brings `a` closer to the path is kept.
-    let icp = |nearest: &dyn Fn((f64, f64)) -> Option<(f64, f64)>| -> Option<(f64, f64)> {
-        let mut off = (0.0, 0.0);
+    let icp = |nearest: &dyn Fn((f64, f64)) -> Option<(f64, f64)>,
+               start: (f64, f64)|
+     -> Option<(f64, f64)> {
+        let mut off = start;
         for _ in 0..20 {
             let mut dx = Vec::with_capacity(a_s.len());
             let mut dy = Vec::with_capacity(a_s.len());
@@ -284,8 +288,28 @@ pub fn compare(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
             })
             .sum()
     };
-    let off = [icp(&|p| fixes.nearest(p)), icp(&|p| path.nearest(p))]
-        .into_iter()
+    // Nearest points mislead when the shift is as large as the gap between
+    // two legs of the route (an out-and-back walked on one path): ICP from
+    // no shift then locks onto the other leg. So it also starts from the
+    // shift of the first fixes and of the centroids, which a copy of the
+    // whole patrol keeps whatever its fix interval or clock.
+    let centroid = |v: &[(f64, f64)]| {
+        let n = v.len().max(1) as f64;
+        (
+            v.iter().map(|p| p.0).sum::<f64>() / n,
+            v.iter().map(|p| p.1).sum::<f64>() / n,
+        )
+    };
+    let (ca, cb) = (centroid(a), centroid(b));
+    let starts = [
+        (0.0, 0.0),
+        (a[0].0 - b[0].0, a[0].1 - b[0].1),
+        (ca.0 - cb.0, ca.1 - cb.1),
+    ];
+    let off = starts
+        .iter()
+        .filter(|s| s.0.hypot(s.1) <= MAX_START_M)
+        .flat_map(|&s| [icp(&|p| fixes.nearest(p), s), icp(&|p| path.nearest(p), s)])
         .flatten()
         .min_by(|x, y| spread(*x).total_cmp(&spread(*y)))?;
     let shifted: Vec<(f64, f64)> = a_s.iter().map(|p| (p.0 - off.0, p.1 - off.1)).collect();
@@ -420,6 +444,33 @@ mod tests {
         let (m, stats) = find_replays(&tracks);
         assert_eq!(m.len(), 1, "{stats:?}");
         assert!(m[0].residual_m < 0.1, "{:?}", m[0]);
+    }
+
+    /// A simulated honest walk out and back along one path (the two legs
+    /// 2-6 m apart), copied 7.4 m off: from no shift, nearest points pair
+    /// much of the copy with the wrong leg and the shift stops at about 5 m
+    /// in the wrong direction. Starting from the first fixes' shift finds it.
+    #[test]
+    fn copy_shifted_across_an_out_and_back_is_found() {
+        let orig: Vec<(f64, f64)> =
+            serde_json::from_str(include_str!("testdata/walk-out-and-back.json")).unwrap();
+        let copy: Vec<(f64, f64)> = orig.iter().map(|p| (p.0 - 7.05, p.1 + 2.22)).collect();
+        let tracks = [
+            ReplayTrack {
+                start_ms: 0,
+                xy: &orig,
+                path_m: 2100.0,
+            },
+            ReplayTrack {
+                start_ms: 86_400_000,
+                xy: &copy,
+                path_m: 2100.0,
+            },
+        ];
+        let (m, stats) = find_replays(&tracks);
+        assert_eq!(m.len(), 1, "{stats:?}");
+        assert!(m[0].residual_m < 0.1, "{:?}", m[0]);
+        assert!((m[0].offset_m - 7.39).abs() < 0.2, "{:?}", m[0]);
     }
 
     #[test]
