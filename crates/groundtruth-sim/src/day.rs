@@ -409,7 +409,10 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
     let mut route_id = route;
     let fixes: Vec<Fix> = match fake {
         None => track::human(rng, r, mode, start, phone, gap),
-        Some(Fake::Dog) => track::dog(rng, r, start, phone),
+        Some(Fake::Dog) => {
+            let slow = nh.slow_dog_share > 0.0 && rng.random::<f64>() < nh.slow_dog_share;
+            track::dog(rng, r, start, phone, slow)
+        }
         Some(Fake::Straight) => {
             let mock = rng.random::<f64>() < nh.mock_flag_share;
             if rng.random::<f64>() < 0.3 {
@@ -424,7 +427,7 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
             if rng.random::<bool>() {
                 integrity = Some("basic");
             }
-            track::replay(rng, &s.fixes, start)
+            track::replay(rng, &s.fixes, start, nh.replay_variants)
         }
     };
     if fixes.len() < 2 {

@@ -140,6 +140,14 @@ pub struct Confounders {
     pub boat_patrollers: u32,
     /// Patrollers whose phone has poor GPS (50-100 m accuracy). Default `2`.
     pub poor_gps_patrollers: u32,
+    /// Honest officials who survey a small site (a plot, a plantation, a
+    /// building site): transects back and forth or visits to points
+    /// across it, stopping to inspect; winding, slow and confined, like a
+    /// dog, but a person. Default `0`.
+    pub site_surveyors: u32,
+    /// Honest officials whose patrol includes a train ride (40-83 m/s,
+    /// signal lost in tunnels) between two walks. Default `0`.
+    pub train_riders: u32,
 }
 
 /// All fraud blocks.
@@ -280,6 +288,15 @@ pub struct NonHumanTrack {
     pub fake_day_share: f64,
     /// Share of straight-line patrols whose fixes carry `mock_location: true`. Default `0.3`.
     pub mock_flag_share: f64,
+    /// Share of dogs that never run: they sniff, walk and come back at a
+    /// walker's pace (only turning, stops and a small range give them
+    /// away). Default `0.0`.
+    pub slow_dog_share: f64,
+    /// Replays varied as a careful faker would: shifted up to 10 m, half
+    /// of them resampled at another fix interval (positions interpolated
+    /// along the source), half played faster or slower (a clock shift of
+    /// -15% to +15%). Default `false` (shifted 1-6 m, some fixes dropped).
+    pub replay_variants: bool,
 }
 
 fn region(code: &str, lat: f64, lon: f64, ip: &str) -> RegionSpec {
@@ -378,6 +395,8 @@ impl Default for Confounders {
             bad_week_factor: 3.0,
             boat_patrollers: 2,
             poor_gps_patrollers: 2,
+            site_surveyors: 0,
+            train_riders: 0,
         }
     }
 }
@@ -465,6 +484,8 @@ impl Default for NonHumanTrack {
             replay: 3,
             fake_day_share: 0.8,
             mock_flag_share: 0.3,
+            slow_dog_share: 0.0,
+            replay_variants: false,
         }
     }
 }
@@ -790,6 +811,7 @@ impl Scenario {
         if n.enabled {
             c.prob("fraud.non_human_track.fake_day_share", n.fake_day_share);
             c.prob("fraud.non_human_track.mock_flag_share", n.mock_flag_share);
+            c.prob("fraud.non_human_track.slow_dog_share", n.slow_dog_share);
         }
 
         // Enough officials for every special role?
@@ -818,7 +840,9 @@ impl Scenario {
             + k.help_desk_workers as u64
             + k.census_cleanup as u64
             + k.boat_patrollers as u64
-            + k.poor_gps_patrollers as u64;
+            + k.poor_gps_patrollers as u64
+            + k.site_surveyors as u64
+            + k.train_riders as u64;
         if f.phone_farm.enabled {
             n += f.phone_farm.farms as u64 * (f.phone_farm.phones as u64 + 1);
         }

@@ -15,6 +15,10 @@ pub(crate) enum Mode {
     Bike,
     Car,
     Boat,
+    /// Surveying a small site on foot (see [`site`]).
+    Site,
+    /// Walk, train ride, walk (see [`train`]).
+    Train,
 }
 
 impl Mode {
@@ -24,6 +28,8 @@ impl Mode {
             Mode::Bike => "bike",
             Mode::Car => "car",
             Mode::Boat => "boat",
+            Mode::Site => "site",
+            Mode::Train => "train",
         }
     }
 }
@@ -64,7 +70,7 @@ fn simulate_mode<R: Rng + ?Sized>(rng: &mut R, route: &Route, mode: Mode, dur_s:
         f64,
         f64,
     ) = match mode {
-        Mode::Walk => (
+        Mode::Walk | Mode::Site | Mode::Train => (
             (1.35 + gauss(rng, 0.12)).clamp(1.05, 1.65),
             0.15,
             0.95,
@@ -144,7 +150,7 @@ fn simulate_mode<R: Rng + ?Sized>(rng: &mut R, route: &Route, mode: Mode, dur_s:
             target = 0.0;
         }
         let max_acc = match mode {
-            Mode::Walk => 1.0,
+            Mode::Walk | Mode::Site | Mode::Train => 1.0,
             Mode::Bike => 1.0,
             Mode::Car => 2.5,
             Mode::Boat => 0.3,
@@ -251,6 +257,8 @@ pub(crate) fn human<R: Rng + ?Sized>(
     gap_prob: f64,
 ) -> Vec<Fix> {
     let minutes = match mode {
+        Mode::Site => return site(rng, route, start, phone, gap_prob),
+        Mode::Train => return train(rng, route, start, phone, gap_prob),
         Mode::Walk => rng.random_range(30..70),
         Mode::Bike => rng.random_range(30..60),
         Mode::Car => rng.random_range(20..45),
@@ -261,12 +269,15 @@ pub(crate) fn human<R: Rng + ?Sized>(
     sample(rng, route, &path, start, phone, gap_prob)
 }
 
-/// A phone on a dog: slow winding excursions from a home point, fast direct returns, sprints, sniff stops.
+/// A phone on a dog: slow winding excursions from a home point, fast direct
+/// returns, sprints, sniff stops. A `slow` dog never runs: it walks out and
+/// back at a person's pace.
 pub(crate) fn dog<R: Rng + ?Sized>(
     rng: &mut R,
     route: &Route,
     start: Ms,
     phone: Phone,
+    slow: bool,
 ) -> Vec<Fix> {
     let dur = rng.random_range(30..60) * 60usize;
     let (home, n) = route.at(rng.random_range(0.0..route.length().max(1.0)));
@@ -329,9 +340,11 @@ pub(crate) fn dog<R: Rng + ?Sized>(
                     };
                 }
                 gait_left -= 1.0;
-                v = gait_v;
+                v = if slow { gait_v.min(1.6) } else { gait_v };
                 if dist >= target || left <= 0.0 {
-                    St::Back(if rng.random::<bool>() {
+                    St::Back(if slow {
+                        rng.random_range(0.9..1.6)
+                    } else if rng.random::<bool>() {
                         2.4 + gauss(rng, 0.2)
                     } else {
                         rng.random_range(4.0..8.0)
@@ -452,8 +465,16 @@ pub(crate) fn teleport<R: Rng + ?Sized>(
 }
 
 /// Replays `src` (an earlier honest patrol) starting at `start`: shifted a few
-/// metres and possibly resampled.
-pub(crate) fn replay<R: Rng + ?Sized>(rng: &mut R, src: &[Fix], start: Ms) -> Vec<Fix> {
+/// metres and possibly resampled. With `variants`, see [`replay_varied`].
+pub(crate) fn replay<R: Rng + ?Sized>(
+    rng: &mut R,
+    src: &[Fix],
+    start: Ms,
+    variants: bool,
+) -> Vec<Fix> {
+    if variants {
+        return replay_varied(rng, src, start);
+    }
     let Some(first) = src.first() else {
         return Vec::new();
     };
@@ -474,4 +495,200 @@ pub(crate) fn replay<R: Rng + ?Sized>(rng: &mut R, src: &[Fix], start: Ms) -> Ve
         });
     }
     out
+}
+
+/// A careful replay of `src`: shifted 1-10 m; half the time resampled at
+/// another fix interval (2-15 s) by interpolating between the source's
+/// fixes, half the time played 15% faster or slower.
+fn replay_varied<R: Rng + ?Sized>(rng: &mut R, src: &[Fix], start: Ms) -> Vec<Fix> {
+    let (Some(first), Some(last)) = (src.first(), src.last()) else {
+        return Vec::new();
+    };
+    let d = rng.random_range(1.0..10.0);
+    let a: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+    let scale = if rng.random::<bool>() {
+        rng.random_range(0.85..1.15)
+    } else {
+        1.0
+    };
+    let resample = rng.random::<bool>().then(|| rng.random_range(2.0..15.0f64));
+    let shifted = |lat: f64, lon: f64| crate::geo::offset(lat, lon, d * a.cos(), d * a.sin());
+    let at = |rel_ms: f64| start + (rel_ms * scale).round() as Ms;
+    let mut out = Vec::with_capacity(src.len());
+    match resample {
+        None => {
+            for f in src {
+                let (lat, lon) = shifted(f.lat, f.lon);
+                out.push(Fix {
+                    t: at((f.t - first.t) as f64),
+                    lat,
+                    lon,
+                    ..*f
+                });
+            }
+        }
+        Some(step_s) => {
+            let span = (last.t - first.t) as f64;
+            let mut k = 0;
+            let mut rel = 0.0f64;
+            while rel <= span {
+                let t = first.t as f64 + rel;
+                while k + 1 < src.len() && (src[k + 1].t as f64) < t {
+                    k += 1;
+                }
+                let (p, q) = (src[k], src[(k + 1).min(src.len() - 1)]);
+                // Signal gaps of the source stay gaps.
+                if q.t - p.t <= 60_000 {
+                    let f = if q.t > p.t {
+                        ((t - p.t as f64) / (q.t - p.t) as f64).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    let (lat, lon) =
+                        shifted(p.lat + f * (q.lat - p.lat), p.lon + f * (q.lon - p.lon));
+                    out.push(Fix {
+                        t: at(rel),
+                        lat,
+                        lon,
+                        ..p
+                    });
+                }
+                rel += (step_s + gauss(rng, 0.25).clamp(-0.8, 0.8)) * 1000.0;
+            }
+        }
+    }
+    out.dedup_by_key(|f| f.t);
+    out
+}
+
+/// An honest worker surveying a small site (a plot, a plantation, a
+/// building site) for 40-100 minutes: either transects back and forth
+/// across it 10-30 m apart or visits to points scattered over it, at
+/// 0.8-1.4 m/s, stopping to inspect (20 s to 4 min) at many of them.
+fn site<R: Rng + ?Sized>(
+    rng: &mut R,
+    route: &Route,
+    start: Ms,
+    phone: Phone,
+    gap_prob: f64,
+) -> Vec<Fix> {
+    let dur = rng.random_range(40..100) * 60usize;
+    let (c, _) = route.at(rng.random_range(0.0..route.length().max(1.0)));
+    let (w, h) = (rng.random_range(80.0..250.0), rng.random_range(60.0..200.0));
+    let theta: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+    let spacing = rng.random_range(10.0..30.0);
+    let transects = rng.random::<bool>();
+    let stop_prob = rng.random_range(0.2..0.6);
+    let to_xy = |u: f64, v: f64| {
+        let (u, v) = (u - w / 2.0, v - h / 2.0);
+        (
+            c.0 + u * theta.cos() - v * theta.sin(),
+            c.1 + u * theta.sin() + v * theta.cos(),
+        )
+    };
+    let mut line = 0usize;
+    let mut side = false;
+    let mut next = |rng: &mut R| -> (f64, f64) {
+        if transects {
+            let lines = (h / spacing).floor() as usize + 1;
+            let v = (line % lines) as f64 * spacing;
+            let u = if side { w } else { 0.0 };
+            // Along the line, then step over to the next one.
+            if side == line.is_multiple_of(2) {
+                line += 1;
+            } else {
+                side = !side;
+            }
+            to_xy(u + gauss(rng, 2.0), v + gauss(rng, 2.0))
+        } else {
+            to_xy(rng.random_range(0.0..w), rng.random_range(0.0..h))
+        }
+    };
+    let cruise: f64 = rng.random_range(0.8..1.4);
+    let mut target = next(rng);
+    let (mut x, mut y) = to_xy(0.0, 0.0);
+    let mut v = 0.0f64;
+    let mut dev = 0.0f64;
+    let mut stop_left = 0.0f64;
+    let mut path = Path {
+        xy: Vec::with_capacity(dur + 1),
+        v: Vec::with_capacity(dur + 1),
+    };
+    for _ in 0..=dur {
+        let (dx, dy) = (target.0 - x, target.1 - y);
+        let d = (dx * dx + dy * dy).sqrt();
+        if stop_left > 0.0 {
+            stop_left -= 1.0;
+            v = 0.0;
+        } else if d < 1.5 {
+            if rng.random::<f64>() < stop_prob {
+                stop_left = rng.random_range(20.0..240.0);
+            }
+            target = next(rng);
+        } else {
+            dev = 0.95 * dev + gauss(rng, 0.05);
+            v = (v + 0.5).min((cruise + dev).clamp(0.5, 1.8)).min(d);
+            x += v * dx / d;
+            y += v * dy / d;
+        }
+        path.xy.push((x, y));
+        path.v.push(v);
+    }
+    sample(rng, route, &path, start, phone, gap_prob)
+}
+
+/// An honest official whose patrol includes a train ride: 3-10 minutes'
+/// walk to the station, 8-25 minutes on a train at 40-83 m/s (up to 300
+/// km/h) on a gently curving line with one stop, the signal lost in
+/// tunnels, then 5-15 minutes' walk.
+fn train<R: Rng + ?Sized>(
+    rng: &mut R,
+    route: &Route,
+    start: Ms,
+    phone: Phone,
+    gap_prob: f64,
+) -> Vec<Fix> {
+    let (p0, _) = route.at(rng.random_range(0.0..route.length().max(1.0)));
+    let (mut x, mut y) = p0;
+    let mut h: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+    let walk_a = rng.random_range(180..600usize);
+    let ride = rng.random_range(480..1500usize);
+    let walk_b = rng.random_range(300..900usize);
+    let cruise: f64 = rng.random_range(40.0..83.0);
+    let stop_at = walk_a + ride / 2;
+    let mut path = Path {
+        xy: Vec::with_capacity(walk_a + ride + walk_b + 1),
+        v: Vec::with_capacity(walk_a + ride + walk_b + 1),
+    };
+    let mut v = 0.0f64;
+    let mut turn = 0.0f64;
+    for sec in 0..=(walk_a + ride + walk_b) {
+        let on_train = sec >= walk_a && sec < walk_a + ride;
+        let target = if on_train {
+            // Brake for the stop and the end, a minute either side.
+            let to_stop = (stop_at as f64 - sec as f64).abs();
+            let to_end = (walk_a + ride - sec) as f64;
+            let from_start = (sec - walk_a) as f64;
+            if to_stop < 60.0 {
+                0.0
+            } else {
+                cruise.min(0.6 * from_start.min(to_end).min(to_stop - 60.0).max(0.0))
+            }
+        } else {
+            1.3 + gauss(rng, 0.1)
+        };
+        v += (target - v).clamp(-1.0, if on_train { 0.6 } else { 1.0 });
+        v = v.max(0.0);
+        if on_train {
+            turn = 0.999 * turn + gauss(rng, 0.00003);
+            h += turn;
+        } else {
+            h += gauss(rng, 0.05);
+        }
+        x += v * h.cos();
+        y += v * h.sin();
+        path.xy.push((x, y));
+        path.v.push(v);
+    }
+    sample(rng, route, &path, start, phone, gap_prob.max(0.7))
 }

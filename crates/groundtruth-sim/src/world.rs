@@ -701,6 +701,23 @@ impl World {
             ofc.phone.acc_base = rng.random_range(55.0..90.0);
             w.accounts[ofc.account as usize].scenario = "poor_gps";
         }
+        for (mode, n, scenario) in [
+            (Mode::Site, k.site_surveyors, "site_survey"),
+            (Mode::Train, k.train_riders, "train_rider"),
+        ] {
+            for _ in 0..n {
+                let Some(o) = take() else { break };
+                let unit = w.officials[o as usize].unit;
+                let Role::Patrol { route, app, .. } =
+                    w.walk_patrol_role(unit, rng.random::<bool>())
+                else {
+                    continue;
+                };
+                let ofc = &mut w.officials[o as usize];
+                ofc.role = Role::Patrol { route, mode, app };
+                w.accounts[ofc.account as usize].scenario = scenario;
+            }
+        }
         if f.record_churn.enabled {
             for _ in 0..f.record_churn.workers {
                 let Some(o) = take() else { break };

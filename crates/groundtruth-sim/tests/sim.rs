@@ -378,6 +378,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+type Track = Vec<(i64, f64, f64, f64)>;
+
+/// Each replay's first 20 fixes lie within 10 m (a shift of metres) of the
+/// path of a human patrol at least 12 h older (of its segments: a copy may
+/// be resampled between the source's fixes).
+fn assert_replays_copy_earlier_walks<'a>(get: &dyn Fn(&str) -> Vec<&'a Track>) {
+    let humans: Vec<&Track> = ["walk", "bike"].iter().flat_map(|s| get(s)).collect();
+    let replays = get("replay");
+    assert!(!replays.is_empty());
+    for r in &replays {
+        let found = humans.iter().any(|h| {
+            h[0].0 <= r[0].0 - 12 * 3_600_000
+                && r.iter().take(20).all(|f| {
+                    h.windows(2).any(|g| {
+                        haversine_m(f.1, f.2, g[0].1, g[0].2)
+                            .min(haversine_m(f.1, f.2, g[1].1, g[1].2))
+                            < 10.0 + haversine_m(g[0].1, g[0].2, g[1].1, g[1].2)
+                    })
+                })
+        });
+        assert!(found, "a replay does not lie on an earlier human patrol");
+    }
+}
+
 #[test]
 fn tracks_are_physically_sane() {
     let (sink, summary) = run(&small());
@@ -449,22 +473,7 @@ fn tracks_are_physically_sane() {
         );
     }
     // A replay copies an earlier (>= 12 h) human patrol, a few metres off.
-    let humans: Vec<&Vec<(i64, f64, f64, f64)>> =
-        ["walk", "bike"].iter().flat_map(|s| get(s)).collect();
-    let replays = get("replay");
-    assert!(!replays.is_empty());
-    for r in &replays {
-        let found = humans.iter().any(|h| {
-            h[0].0 <= r[0].0 - 12 * 3_600_000
-                && r.iter()
-                    .take(20)
-                    .all(|f| h.iter().any(|g| haversine_m(f.1, f.2, g.1, g.2) < 10.0))
-        });
-        assert!(
-            found,
-            "replay patrol does not match an earlier human patrol"
-        );
-    }
+    assert_replays_copy_earlier_walks(&get);
     for s in get("straight_line") {
         let acc: HashSet<u64> = s.iter().map(|f| f.3.to_bits()).collect();
         assert_eq!(
@@ -479,6 +488,69 @@ fn tracks_are_physically_sane() {
             "straight-line (mock) fix interval must be exact"
         );
     }
+}
+
+/// The variations an outside world has: site surveys stay on a small plot
+/// at a walker's pace, train rides reach train speeds, slow dogs never run,
+/// careful replays still lie on an earlier patrol's path.
+#[test]
+fn look_alikes_and_careful_fakes_are_what_they_say() {
+    let mut sc = small();
+    sc.confounders.site_surveyors = 3;
+    sc.confounders.train_riders = 2;
+    sc.fraud.non_human_track.slow_dog_share = 1.0;
+    sc.fraud.non_human_track.replay_variants = true;
+    sc.validate().expect("valid");
+    let (sink, summary) = run(&sc);
+    let p = parse_all(&sink);
+    let t = tracks(&p);
+    let get = |s: &str| -> Vec<&Vec<(i64, f64, f64, f64)>> {
+        summary
+            .labels
+            .patrols
+            .iter()
+            .filter(|l| l.scenario == s)
+            .filter_map(|l| t.get(&l.patrol_id))
+            .collect()
+    };
+    let q = |mut v: Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p) as usize]
+    };
+    let sites = get("site");
+    assert!(!sites.is_empty());
+    for s in &sites {
+        let (la, lo) = (
+            s.iter().map(|f| f.1).sum::<f64>() / s.len() as f64,
+            s.iter().map(|f| f.2).sum::<f64>() / s.len() as f64,
+        );
+        let far = s
+            .iter()
+            .map(|f| haversine_m(la, lo, f.1, f.2))
+            .fold(0.0, f64::max);
+        assert!(
+            far < 300.0,
+            "a site survey reached {far:.0} m from its centre"
+        );
+        let m = median(speeds(s));
+        assert!((0.2..=1.6).contains(&m), "site survey median speed {m:.2}");
+    }
+    let trains = get("train");
+    assert!(!trains.is_empty());
+    for tr in &trains {
+        let top = q(speeds(tr), 0.95);
+        assert!(
+            (30.0..100.0).contains(&top),
+            "a train ride's p95 speed {top:.1} m/s"
+        );
+    }
+    let dogs = get("dog_leg");
+    assert!(!dogs.is_empty());
+    for d in &dogs {
+        let top = q(speeds(d), 0.95);
+        assert!(top < 3.0, "a slow dog's p95 speed {top:.2} m/s");
+    }
+    assert_replays_copy_earlier_walks(&get);
 }
 
 #[test]
