@@ -143,6 +143,7 @@ fn main() -> Result<()> {
         lake_dir: lake,
         zone: cfg.lake.day_zone,
         schedule: cfg.schedule(),
+        calibration: cfg.detect.calibration.clone(),
         findings_topic: Some("findings".into()),
         store: rt.block_on(groundtruth_store::ReviewStore::open(
             &tmp.path()

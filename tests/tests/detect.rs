@@ -153,6 +153,7 @@ fn non_human_track_meets_the_bar() -> Result<()> {
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
         &groundtruth_config::Config::defaults().schedule(),
+        &groundtruth_config::Config::defaults().detect.calibration,
         geolife.as_deref(),
         tmp.path(),
     ))?;
@@ -205,6 +206,7 @@ fn behaviour_detectors_meet_the_bar() -> Result<()> {
     let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
         &scenarios,
         &groundtruth_config::Config::defaults().schedule(),
+        &groundtruth_config::Config::defaults().detect.calibration,
         tmp.path(),
     ))?;
     println!("{}", eval.table());
@@ -248,6 +250,7 @@ fn drawn_worlds_meet_the_bar_in_the_worst_case() -> Result<()> {
     let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
         &worlds,
         &groundtruth_config::Config::defaults().schedule(),
+        &groundtruth_config::Config::defaults().detect.calibration,
         tmp.path(),
     ))?;
     println!("{}\n{}", eval.table(), eval.worst_case_table());

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use groundtruth_config::Config;
+use groundtruth_finding::calibration::{Calibration, Reliability, Sample};
 use groundtruth_ingest::{
     create_topics, ingest_files, ingest_kafka, ingest_simulation, KafkaOptions, KafkaProducerSink,
 };
@@ -18,8 +19,9 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 use crate::review;
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
-    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalTracksArgs,
-    EvalWorldsArgs, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs, SqlArgs,
+    Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalReliabilityArgs,
+    EvalTracksArgs, EvalWorldsArgs, Format, IngestArgs, LakeCommand, RunArgs, SimulateArgs,
+    SqlArgs,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -92,6 +94,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.global, Vec::new())?;
             init_logging(&cfg);
             eval_worlds(&cfg, &args)
+        }
+        Command::Eval(EvalCommand::Reliability(args)) => eval_reliability(&args),
+        Command::Calibrate(args) => {
+            let cfg = load_config(&cli.global, Vec::new())?;
+            init_logging(&cfg);
+            review::calibrate(&cfg, &args)
         }
         Command::Lake(LakeCommand::Compact) => {
             let cfg = load_config(&cli.global, Vec::new())?;
@@ -370,6 +378,7 @@ fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
         lake_dir: cfg.lake.dir.clone(),
         zone: cfg.lake.day_zone,
         schedule: cfg.schedule(),
+        calibration: cfg.detect.calibration.clone(),
         findings_topic: cfg.live.findings_topic.clone(),
         store,
         runtime: rt.handle().clone(),
@@ -461,9 +470,13 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
                 std::io::stdout().lock(),
             )?;
         }
-        let (set, closes) =
-            groundtruth_detect::run_all_closes(&cfg.lake.dir, &cfg.schedule(), cfg.lake.day_zone)
-                .await?;
+        let (set, closes) = groundtruth_detect::run_all_closes(
+            &cfg.lake.dir,
+            &cfg.schedule(),
+            cfg.lake.day_zone,
+            &cfg.detect.calibration,
+        )
+        .await?;
         let versioned = set.versioned();
         let found = set.into_findings();
         let findings = cfg.lake.dir.join("findings.ndjson");
@@ -676,6 +689,7 @@ fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
         lake_options(cfg),
         crate::setup::decode_options(cfg),
         &cfg.schedule(),
+        &cfg.detect.calibration,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     ))?;
     let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -764,6 +778,7 @@ fn run_behaviour(
         query_runtime()?.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
             scenarios,
             &cfg.schedule(),
+            &cfg.detect.calibration,
             scratch.path(),
         ))?,
     )
@@ -787,6 +802,7 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             let t = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
                 &s,
                 &cfg.schedule(),
+                &cfg.detect.calibration,
                 None,
                 scratch.path(),
             ))?;
@@ -805,6 +821,53 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
         args.seed,
         eval.worst_case_table()
     );
+    // Calibration: every finding of the worlds (the behaviour runs' own
+    // patrols and the drawn patrols' track findings), labelled.
+    let samples: Vec<Sample> = eval
+        .samples
+        .iter()
+        .chain(tracks.iter().flat_map(|t| &t.samples))
+        .cloned()
+        .collect();
+    let reliability = Reliability::table_of(&samples);
+    println!(
+        "\nScores as emitted ({}), over {} findings of the {} worlds:\n\n{}",
+        calibration_source(cfg),
+        samples.len(),
+        args.worlds,
+        Reliability::text(&reliability)
+    );
+    if let Some(path) = &args.fit_calibration {
+        let fit = Calibration::fit(
+            &samples,
+            format!(
+                "groundtruth eval worlds --worlds {} --seed {} --days {}{}: {} labelled findings",
+                args.worlds,
+                args.seed,
+                args.days,
+                if args.no_tracks { " --no-tracks" } else { "" },
+                samples.len()
+            ),
+        );
+        let refit: Vec<Sample> = samples
+            .iter()
+            .map(|s| Sample {
+                score: fit
+                    .detectors
+                    .get(&s.detector)
+                    .map_or(s.raw, |c| c.probability(s.raw)),
+                ..s.clone()
+            })
+            .collect();
+        println!(
+            "Refitted on these worlds (in-sample; check it on a world it was not fitted on with `eval reliability`):\n\n{}",
+            Reliability::text(&Reliability::table_of(&refit))
+        );
+        let mut text = serde_json::to_string_pretty(&fit)?;
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("calibration written to {}", path.display());
+    }
     write_json(
         args.json.as_deref(),
         &serde_json::json!({
@@ -812,8 +875,40 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             "worst_case": eval.worst_case(),
             "tracks": tracks,
             "tracks_worst_case": groundtruth_detect::eval_behaviour::track_worst_case(&tracks),
+            "reliability": reliability,
         }),
     )
+}
+
+/// Where the scores' calibration came from, in words.
+fn calibration_source(cfg: &Config) -> String {
+    match &cfg.detect.calibration_file {
+        Some(p) => format!("calibration {}", p.display()),
+        None => format!("built-in calibration: {}", cfg.detect.calibration.fitted_on),
+    }
+}
+
+fn eval_reliability(args: &EvalReliabilityArgs) -> Result<()> {
+    let truth = groundtruth_detect::calibrate::Truth::read_csv(&args.labels)?;
+    let text = std::fs::read_to_string(&args.findings)
+        .with_context(|| format!("cannot read {}", args.findings.display()))?;
+    let mut findings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: groundtruth_finding::Finding = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: not a finding (the contract's JSON object)",
+                args.findings.display(),
+                i + 1
+            )
+        })?;
+        findings.push(f);
+    }
+    let rows = Reliability::table_of(&truth.samples(&findings));
+    print!("{}", Reliability::text(&rows));
+    write_json(args.json.as_deref(), &rows)
 }
 
 fn eval_scratch() -> Result<tempfile::TempDir> {
@@ -842,6 +937,7 @@ fn eval_tracks(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
         &cfg.schedule(),
+        &cfg.detect.calibration,
         args.geolife.as_deref(),
         scratch.path(),
     ))?;

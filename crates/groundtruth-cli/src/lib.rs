@@ -66,6 +66,22 @@ pub enum Command {
     /// Measure the detectors against labelled and real data.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Refit the detectors' score calibration to the inspectors' verdicts
+    /// in the review store (confirmed: real, dismissed: not) and write it
+    /// to a file for `detect.calibration`; detectors with fewer than 20
+    /// decided findings keep the curve in use.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// State directory of `groundtruth run`, where the review store is by
+    /// default (same as --set live.state_dir=DIR).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Where to write the calibration (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -98,8 +114,29 @@ pub enum EvalCommand {
     Behaviour(EvalBehaviourArgs),
     /// The detectors over a family of simulated worlds drawn from seeds,
     /// every parameter from a wide range: per world the figures, per
-    /// detector (and per track fraud type) the worst precision and recall.
+    /// detector (and per track fraud type) the worst precision and recall,
+    /// and the reliability of the scores (do findings scored p come true
+    /// p of the time?).
     Worlds(EvalWorldsArgs),
+    /// The reliability of a findings file's scores against labels (a
+    /// `kind,id,label` CSV such as the validation world's `labels.csv`):
+    /// per detector, findings binned by score beside the share confirmed,
+    /// Brier score and calibration error.
+    Reliability(EvalReliabilityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalReliabilityArgs {
+    /// Findings (NDJSON), as `groundtruth detect` writes them.
+    #[arg(long, value_name = "FILE")]
+    pub findings: PathBuf,
+    /// Labels: `kind,id,label` with a header; kind `account` or `patrol`,
+    /// label `honest` or the detector that should flag it.
+    #[arg(long, value_name = "FILE")]
+    pub labels: PathBuf,
+    /// Also write the table as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +153,11 @@ pub struct EvalWorldsArgs {
     /// Leave out non_human_track (judged on each world's patrols otherwise).
     #[arg(long)]
     pub no_tracks: bool,
+    /// Fit each detector's calibration (raw score to the share of findings
+    /// that were real) on these worlds and write it here; `detect.calibration`
+    /// reads it, and the file beside groundtruth-finding is the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub fit_calibration: Option<PathBuf>,
     /// Also write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

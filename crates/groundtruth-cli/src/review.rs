@@ -14,7 +14,7 @@ use groundtruth_query::{AppCatalog, Limits, QueryService};
 use groundtruth_store::{NewToken, Principal, ReviewStore, Role, Scope, StoreOptions};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{FindingsArgs, FindingsFormat, ServeArgs, TokenCommand};
+use crate::{CalibrateArgs, FindingsArgs, FindingsFormat, ServeArgs, TokenCommand};
 
 /// The state directory: the flag, else `live.state_dir`.
 pub(crate) fn state_dir(cfg: &Config, flag: Option<&Path>) -> PathBuf {
@@ -347,14 +347,77 @@ pub(crate) fn default_subject(role: Role, region: &Scope) -> String {
 }
 
 /// `groundtruth findings`.
-pub(crate) fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
-    let state = state_dir(cfg, args.state.as_deref());
+/// The state directory, checked to hold a review store unless
+/// `store.url` names one elsewhere.
+fn existing_store_dir(cfg: &Config, flag: Option<&Path>) -> Result<PathBuf> {
+    let state = state_dir(cfg, flag);
     if cfg.store.url.is_none() && !state.join("review.db").is_file() {
         bail!(
             "{} holds no review store (review.db); give the state directory of `groundtruth run` (--state or live.state_dir) or set store.url",
             state.display()
         );
     }
+    Ok(state)
+}
+
+/// `groundtruth calibrate`: the detectors' calibration refitted to the
+/// inspectors' verdicts (a finding whose case was confirmed was real, one
+/// dismissed was not); detectors with too few decided findings keep the
+/// curve in use.
+pub(crate) fn calibrate(cfg: &Config, args: &CalibrateArgs) -> Result<()> {
+    use groundtruth_finding::calibration::{Calibration, Reliability, Sample, MIN_SAMPLES};
+    let state = existing_store_dir(cfg, args.state.as_deref())?;
+    let rows = crate::commands::query_runtime()?.block_on(async {
+        let store = open_store(cfg, &state).await?;
+        anyhow::Ok(store.export_findings(&Scope::nationwide()).await?)
+    })?;
+    let samples: Vec<Sample> = rows
+        .iter()
+        .filter_map(|r| match r.review.as_str() {
+            "confirmed" => Some(Sample::of(&r.finding, true)),
+            "dismissed" => Some(Sample::of(&r.finding, false)),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "{} findings in the store, {} decided (confirmed or dismissed).\n\nScores as emitted against the verdicts:\n\n{}",
+        rows.len(),
+        samples.len(),
+        Reliability::text(&Reliability::table_of(&samples))
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let when = groundtruth_finding::rfc3339_ms(now_ms);
+    let fit = Calibration::fit(
+        &samples,
+        format!("inspectors' verdicts in the review store at {when}"),
+    );
+    for d in groundtruth_finding::DETECTORS {
+        let n = samples.iter().filter(|s| s.detector == d).count();
+        match fit.detectors.get(d) {
+            Some(c) => println!(
+                "{d}: refitted on {} verdicts ({} confirmed)",
+                c.samples, c.confirmed
+            ),
+            None => println!("{d}: {n} verdicts, fewer than {MIN_SAMPLES}: keeps the curve in use"),
+        }
+    }
+    let merged = cfg.detect.calibration.clone().overlaid(fit);
+    let mut text = serde_json::to_string_pretty(&merged)?;
+    text.push('\n');
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "calibration written to {}; use it with --set detect.calibration={}",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
+    let state = existing_store_dir(cfg, args.state.as_deref())?;
     for d in &args.detector {
         if !groundtruth_finding::DETECTORS.contains(&d.as_str()) {
             bail!(

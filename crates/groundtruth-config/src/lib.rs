@@ -74,6 +74,11 @@
 //! report_inflation = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 //! registration_farm = { size_s = 86400, lookback_s = 518400, delay_s = 90000 }
 //!
+//! [detect]
+//! calibration = ""             # "" = the built-in fit of raw scores to the probability an
+//!                              # inspector confirms; or a file written by
+//!                              # `groundtruth eval worlds --fit-calibration` / `groundtruth calibrate`
+//!
 //! [log]
 //! level = "info"               # or a tracing filter such as "groundtruth_ingest=debug"
 //! format = "text"              # or "json"
@@ -85,6 +90,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use groundtruth_event::DayZone;
+use groundtruth_finding::calibration::Calibration;
 use groundtruth_window::{DetectorWindow, Schedule};
 use toml::{Table, Value};
 
@@ -102,7 +108,17 @@ pub struct Config {
     pub pgwire: PgwireConfig,
     /// Each detector's windows, by detector name.
     pub windows: BTreeMap<String, DetectorWindow>,
+    pub detect: DetectConfig,
     pub log: LogConfig,
+}
+
+/// What every detection run shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectConfig {
+    /// The file the calibration came from (`None`: the built-in fit).
+    pub calibration_file: Option<PathBuf>,
+    /// Per detector, raw score to the probability an inspector confirms.
+    pub calibration: Calibration,
 }
 
 /// `groundtruth run`: where its state lives, where findings go.
@@ -283,6 +299,9 @@ bulk_check_in = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 record_churn = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 report_inflation = { size_s = 86400, lookback_s = 518400, delay_s = 3600 }
 registration_farm = { size_s = 86400, lookback_s = 518400, delay_s = 90000 }
+
+[detect]
+calibration = ""
 
 [log]
 level = "info"
@@ -607,6 +626,7 @@ impl Config {
                 listen: socket(&mut l, "pgwire.listen", "127.0.0.1:5433"),
             },
             windows: windows(&mut l),
+            detect: detect(&mut l),
             log: LogConfig {
                 level: string(&mut l, "log.level", false),
                 format: match string(&mut l, "log.format", false).as_str() {
@@ -653,6 +673,25 @@ impl Config {
         } else {
             Err(ConfigErrors(l.errors))
         }
+    }
+}
+
+/// `[detect]`: the calibration file, read and checked now.
+fn detect(l: &mut Layered) -> DetectConfig {
+    let file = Some(string(l, "detect.calibration", true))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from);
+    let calibration = match &file {
+        None => Calibration::builtin(),
+        Some(p) => Calibration::load(p).unwrap_or_else(|e| {
+            l.problem("detect.calibration", e);
+            Calibration::builtin()
+        }),
+    };
+    DetectConfig {
+        calibration_file: file,
+        calibration,
     }
 }
 
@@ -987,6 +1026,24 @@ mod tests {
         // phone_farm (hourly here); non_human_track (two weeks of context);
         // registration_farm (a day's delay); the other day detectors.
         assert_eq!(ok.schedule().groups.len(), 4);
+    }
+
+    #[test]
+    fn the_calibration_is_built_in_or_a_checked_file() {
+        let c = Config::defaults();
+        assert_eq!(c.detect.calibration_file, None);
+        assert_eq!(c.detect.calibration, Calibration::builtin());
+        let e = Config::load(&Sources {
+            overrides: vec!["detect.calibration=/nonexistent/cal.json".into()],
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .0
+        .join("\n");
+        assert!(
+            e.contains("detect.calibration") && e.contains("/nonexistent/cal.json"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use groundtruth_event::{date32_to_string, local_date, DayZone};
+use groundtruth_finding::calibration::Calibration;
 use groundtruth_finding::{sort_findings, Finding};
 use groundtruth_lake::open_range_session;
 use groundtruth_window::{Close, Progress, Schedule};
@@ -216,13 +217,15 @@ async fn events_in_memory(
 
 /// Judges one window: the group's detectors over the events of
 /// `[close.from_us, close.horizon_us)` in the lake at `lake`, keeping the
-/// findings whose `window_end` lies in the window. `cache` carries work
-/// from one close to the next (it never changes the findings).
+/// findings whose `window_end` lies in the window, their scores calibrated
+/// by `calibration`. `cache` carries work from one close to the next (it
+/// never changes the findings).
 pub async fn run_close(
     lake: &Path,
     schedule: &Schedule,
     close: &Close,
     zone: DayZone,
+    calibration: &Calibration,
     cache: &CloseCache,
 ) -> Result<CloseRun, DetectError> {
     let started = Instant::now();
@@ -277,6 +280,9 @@ pub async fn run_close(
     findings.retain(|f| {
         micros(&f.window_end).is_some_and(|t| close.span.start_us <= t && t < close.span.end_us)
     });
+    for f in &mut findings {
+        calibration.apply(f);
+    }
     scope::annotate(&ctx, &mut findings).await?;
     sort_findings(&mut findings);
     run.findings = findings;
@@ -378,6 +384,7 @@ pub async fn run_all_closes(
     lake: &Path,
     schedule: &Schedule,
     zone: DayZone,
+    calibration: &Calibration,
 ) -> Result<(FindingSet, Vec<CloseRun>), DetectError> {
     let mut set = FindingSet::default();
     let mut runs = Vec::new();
@@ -386,7 +393,7 @@ pub async fn run_all_closes(
     };
     let cache = CloseCache::default();
     for close in schedule.due(&Progress::new(), first, last, i64::MAX) {
-        let run = run_close(lake, schedule, &close, zone, &cache).await?;
+        let run = run_close(lake, schedule, &close, zone, calibration, &cache).await?;
         for f in &run.findings {
             set.upsert(close.span.end_us, f.clone());
         }
@@ -487,13 +494,14 @@ mod tests {
         let zone = LakeOptions::default().zone;
         let (first, last) = event_span(dir.path()).await.unwrap().unwrap();
         let warm = CloseCache::default();
+        let cal = Calibration::builtin();
         let (mut findings, mut patrols) = (0, 0);
         for close in schedule.due(&Progress::new(), first, last, i64::MAX) {
-            let cached = run_close(dir.path(), &schedule, &close, zone, &warm)
+            let cached = run_close(dir.path(), &schedule, &close, zone, &cal, &warm)
                 .await
                 .unwrap();
             let cold = CloseCache::with_memory_rows(0);
-            let plain = run_close(dir.path(), &schedule, &close, zone, &cold)
+            let plain = run_close(dir.path(), &schedule, &close, zone, &cal, &cold)
                 .await
                 .unwrap();
             assert_eq!(cached.findings, plain.findings, "{close:?}");

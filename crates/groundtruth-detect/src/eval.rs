@@ -8,11 +8,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use groundtruth_event::{DecodeOptions, SourcePosition};
+use groundtruth_finding::calibration::{Calibration, Sample};
 use groundtruth_ingest::{ingest_simulation, FlushPolicy, Ingestor};
 use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
 use groundtruth_sim::Scenario;
 use serde::Serialize;
 
+use crate::calibrate::Truth;
 use crate::closes::run_all_closes;
 use crate::error::DetectError;
 use crate::run_detectors;
@@ -81,6 +83,9 @@ pub struct TrackEval {
     /// Per patrol: scenario, verdicts and features (for looking into misses).
     #[serde(skip)]
     pub details: Vec<serde_json::Value>,
+    /// The world's findings, labelled for calibration.
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
 }
 
 /// Simulates `scenario` into a new lake at `dir`; returns the labels.
@@ -133,13 +138,21 @@ pub(crate) fn ratio(a: usize, b: usize) -> f64 {
 pub async fn evaluate_tracks(
     scenario: &Scenario,
     schedule: &groundtruth_window::Schedule,
+    calibration: &Calibration,
     geolife_dir: Option<&Path>,
     scratch: &Path,
 ) -> Result<TrackEval, DetectError> {
     let sim_dir = scratch.join("sim");
     let summary = simulate_into(scenario, &sim_dir)?;
     let started = std::time::Instant::now();
-    let (_, closes) = run_all_closes(&sim_dir, schedule, LakeOptions::default().zone).await?;
+    let (set, closes) =
+        run_all_closes(&sim_dir, schedule, LakeOptions::default().zone, calibration).await?;
+    let samples = Truth::of_sim(&summary.labels).samples(
+        &set.into_findings()
+            .into_iter()
+            .filter(|f| f.detector == groundtruth_track::DETECTOR)
+            .collect::<Vec<_>>(),
+    );
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     // Each patrol as judged by the window it ends in.
     let judged_patrols: Vec<&(groundtruth_track::Patrol, groundtruth_track::Assessment)> =
@@ -218,6 +231,7 @@ pub async fn evaluate_tracks(
         patrols_per_s: judged_patrols.len() as f64 / secs,
         fixes_per_s: fixes as f64 / secs,
         details,
+        samples,
     })
 }
 

@@ -13,11 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
+use groundtruth_finding::calibration::{Calibration, Sample};
 use groundtruth_finding::Finding;
 use groundtruth_lake::LakeOptions;
 use groundtruth_sim::Scenario;
 use serde::Serialize;
 
+use crate::calibrate::Truth;
 use crate::closes::run_all_closes;
 use crate::error::DetectError;
 use crate::eval::{ratio, simulate_into};
@@ -76,6 +78,10 @@ pub struct BehaviourEval {
     pub rows: Vec<Row>,
     /// Per detector over all scenarios.
     pub totals: Vec<Row>,
+    /// Every finding of every scenario (all six detectors), labelled for
+    /// calibration.
+    #[serde(skip)]
+    pub samples: Vec<Sample>,
 }
 
 /// The evaluation matrix: the default week varied in seed, size, farm size
@@ -314,7 +320,9 @@ pub fn draw_worlds(n: u32, seed: u64, days: u32) -> Vec<Scenario> {
 /// `scenario` with its patrols drawn from wide ranges too (from a stream of
 /// the scenario's seed, so a world's behaviour side is left as it was): the
 /// share of patrollers and their modes, fix intervals, GPS gaps, boats and
-/// poor GPS, and how many dogs, straight lines, teleports and replays.
+/// poor GPS, site surveys and train rides, and how many dogs (up to half of
+/// them never running), straight lines, teleports and replays (shifted,
+/// resampled, clock-shifted).
 pub fn with_drawn_patrols(mut s: Scenario) -> Scenario {
     let mut t = Draw(s.seed ^ 0x7472_6163_6b73);
     s.population.patrol_share = t.f(0.25, 0.5);
@@ -333,6 +341,12 @@ pub fn with_drawn_patrols(mut s: Scenario) -> Scenario {
     nh.replay = t.u(3, 10);
     nh.fake_day_share = t.f(0.6, 1.0);
     nh.mock_flag_share = t.f(0.0, 0.5);
+    // The look-alikes and variations an outside world has (issue 26):
+    // site surveys, train rides, dogs that never run, careful replays.
+    nh.slow_dog_share = t.f(0.0, 0.5);
+    nh.replay_variants = true;
+    s.confounders.site_surveyors = t.u(2, 10);
+    s.confounders.train_riders = t.u(1, 6);
     s
 }
 
@@ -499,19 +513,24 @@ impl BehaviourEval {
     }
 }
 
-/// Runs every scenario and scores each detector. `scratch`: an empty directory.
+/// Runs every scenario and scores each detector, its scores calibrated by
+/// `calibration`. `scratch`: an empty directory.
 pub async fn evaluate_behaviour(
     scenarios: &[Scenario],
     schedule: &Schedule,
+    calibration: &Calibration,
     scratch: &Path,
 ) -> Result<BehaviourEval, DetectError> {
     let mut runs = Vec::new();
     let mut rows = Vec::new();
+    let mut samples = Vec::new();
     for (i, sc) in scenarios.iter().enumerate() {
         let dir = scratch.join(format!("lake-{i}"));
         let summary = simulate_into(sc, &dir)?;
-        let (set, closes) = run_all_closes(&dir, schedule, LakeOptions::default().zone).await?;
+        let (set, closes) =
+            run_all_closes(&dir, schedule, LakeOptions::default().zone, calibration).await?;
         let findings = set.into_findings();
+        samples.extend(Truth::of_sim(&summary.labels).samples(&findings));
         rows.extend(score_accounts(
             &sc.name,
             &DETECTORS,
@@ -563,7 +582,12 @@ pub async fn evaluate_behaviour(
             t
         })
         .collect();
-    Ok(BehaviourEval { runs, rows, totals })
+    Ok(BehaviourEval {
+        runs,
+        rows,
+        totals,
+        samples,
+    })
 }
 
 /// Account-level figures of each of `detectors` on one labelled run.

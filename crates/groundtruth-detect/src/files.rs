@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use groundtruth_event::DecodeOptions;
+use groundtruth_finding::calibration::Calibration;
 use groundtruth_finding::Finding;
 use groundtruth_ingest::{ingest_files, FlushPolicy, IngestCounts, Ingestor};
 use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
@@ -37,7 +38,8 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// Ingests `inputs` into a scratch lake at `scratch` (which must be empty or
 /// absent), judges every window of `schedule` in event time as the live
 /// service does (see [`crate::closes`]), writes findings to `output` and
-/// the bad events to `dead_letters` (NDJSON each).
+/// the bad events to `dead_letters` (NDJSON each), scores calibrated by
+/// `calibration`.
 #[allow(clippy::too_many_arguments)]
 pub async fn detect_files(
     inputs: &[PathBuf],
@@ -47,6 +49,7 @@ pub async fn detect_files(
     lake: LakeOptions,
     decode: DecodeOptions,
     schedule: &Schedule,
+    calibration: &Calibration,
     progress: bool,
 ) -> Result<DetectFilesSummary, DetectError> {
     let zone = lake.zone;
@@ -55,7 +58,7 @@ pub async fn detect_files(
     ingest_files(&mut ing, inputs, progress)?;
     let counts = ing.totals();
     drop(ing);
-    let (set, closes) = run_all_closes(scratch, schedule, zone).await?;
+    let (set, closes) = run_all_closes(scratch, schedule, zone, calibration).await?;
     let findings = set.into_findings();
     write_findings(output, &findings)?;
     let ctx = open_session(scratch).await?;

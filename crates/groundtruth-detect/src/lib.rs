@@ -7,6 +7,7 @@
 //! detectors, findings and dead letters out.
 
 pub mod behaviour;
+pub mod calibrate;
 pub mod closes;
 mod error;
 pub mod eval;

@@ -6,6 +6,8 @@
 //! evidence processed twice, in batch or in the stream, gets the same id and
 //! a store can upsert instead of duplicating.
 
+pub mod calibration;
+
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};

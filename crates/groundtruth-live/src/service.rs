@@ -34,6 +34,8 @@ pub struct LiveOptions {
     pub lake_dir: PathBuf,
     pub zone: DayZone,
     pub schedule: Schedule,
+    /// Turns the detectors' raw scores into probabilities.
+    pub calibration: groundtruth_finding::calibration::Calibration,
     /// Kafka topic the findings are published to (keyed by `finding_id`).
     pub findings_topic: Option<String>,
     /// The review store the findings go to (upserted by id).
@@ -116,6 +118,7 @@ fn spawn_worker(
     let (done_tx, done_rx) = mpsc::channel();
     let (lake, schedule, zone) = (opts.lake_dir.clone(), opts.schedule.clone(), opts.zone);
     let memory_rows = opts.window_memory_rows;
+    let calibration = opts.calibration.clone();
     let handle = std::thread::Builder::new()
         .name("gt-detect".into())
         .spawn(move || {
@@ -128,7 +131,7 @@ fn spawn_worker(
                         // another member's (scale-out) may remove a file
                         // the window listed: judge it again.
                         rt.block_on(groundtruth_lake::retry_vanished(
-                            || run_close(&lake, &schedule, &job.close, zone, &cache),
+                            || run_close(&lake, &schedule, &job.close, zone, &calibration, &cache),
                             DetectError::is_vanished_file,
                         ))?
                     };
