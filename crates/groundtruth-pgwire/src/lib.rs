@@ -21,6 +21,7 @@
 //! Protocol work is datafusion-postgres's; this crate adds sign-in,
 //! scoping, the guard and the limits.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::{Sink, SinkExt, StreamExt};
+use groundtruth_query::deadline::{Cancelled, QueryCancel};
 use groundtruth_query::{guard, QueryError, QueryService};
 use groundtruth_store::{Principal, Role};
 use pgwire::api::auth::{
@@ -57,7 +59,7 @@ use pgwire::api::{
     RandomPidSecretKeyGenerator, Type, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -121,6 +123,7 @@ pub async fn serve(
         pids: RandomPidSecretKeyGenerator::default(),
         conns: Arc::new(ConnectionManager::new()),
         streams: Arc::new(ConnectionManager::new()),
+        flags: Default::default(),
         callers: Default::default(),
     });
     let query = Arc::new(Scoped {
@@ -179,27 +182,85 @@ pub async fn serve(
             }),
             query: query.clone(),
         });
-        rt.spawn(async move {
-            let conn = pgwire::tokio::process_socket(socket, None, h);
-            tokio::pin!(conn);
-            let watchdog = async {
-                tokio::time::sleep(STARTUP_TIMEOUT).await;
-                if signed_in.load(std::sync::atomic::Ordering::Acquire) {
-                    futures::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                r = &mut conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
-                },
-                _ = watchdog => {
-                    tracing::info!(%peer, "pgwire: no sign-in within {} s; closing the connection", STARTUP_TIMEOUT.as_secs());
-                    metrics::counter!("groundtruth_pgwire_refused_total", "why" => "startup_timeout").increment(1);
-                }
+        // A CancelRequest is answered here, on the accepting runtime: the
+        // query runtime may be busy with the very statement to cancel.
+        let cancels = h.cancel_both();
+        tokio::spawn(async move {
+            if let Some(r) = cancel_request(&socket).await {
+                pgwire::api::cancel::CancelHandler::on_cancel_request(&cancels, r).await;
+                drop(permit);
+                return;
             }
-            drop(permit);
+            rt.spawn(connection(socket, peer, h, signed_in, permit));
         });
     }
+}
+
+/// The first message of `socket` if it is a CancelRequest (read within a
+/// moment of connecting, as clients send it; anything else is left unread
+/// for the connection).
+async fn cancel_request(
+    socket: &tokio::net::TcpStream,
+) -> Option<pgwire::messages::cancel::CancelRequest> {
+    const CANCEL_CODE: i32 = 80_877_102;
+    let mut buf = [0u8; 268];
+    let peeked = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let n = socket.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if n >= 8 {
+                let len = i32::from_be_bytes(buf[0..4].try_into().ok()?);
+                let code = i32::from_be_bytes(buf[4..8].try_into().ok()?);
+                if code != CANCEL_CODE || !(16..=268).contains(&len) {
+                    return None;
+                }
+                if n >= len as usize {
+                    return Some(len as usize);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .ok()??;
+    let pid = i32::from_be_bytes(buf[8..12].try_into().ok()?);
+    let key = &buf[12..peeked];
+    let key = match <[u8; 4]>::try_from(key) {
+        Ok(k) => SecretKey::I32(i32::from_be_bytes(k)),
+        Err(_) => SecretKey::Bytes(bytes::Bytes::copy_from_slice(key)),
+    };
+    Some(pgwire::messages::cancel::CancelRequest::new(pid, key))
+}
+
+/// One wire connection on the query runtime, closed if it has not signed
+/// in within [`STARTUP_TIMEOUT`].
+async fn connection(
+    socket: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    h: Arc<Handlers>,
+    signed_in: Arc<std::sync::atomic::AtomicBool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let conn = pgwire::tokio::process_socket(socket, None, h);
+    tokio::pin!(conn);
+    let watchdog = async {
+        tokio::time::sleep(STARTUP_TIMEOUT).await;
+        if signed_in.load(std::sync::atomic::Ordering::Acquire) {
+            futures::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = &mut conn => if let Err(e) = r {
+            tracing::debug!(%peer, error = %e, "pgwire connection ended with an error");
+        },
+        _ = watchdog => {
+            tracing::info!(%peer, "pgwire: no sign-in within {} s; closing the connection", STARTUP_TIMEOUT.as_secs());
+            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "startup_timeout").increment(1);
+        }
+    }
+    drop(permit);
 }
 
 /// One connection's sign-in: [`TokenStartup`], then the connection counts
@@ -319,6 +380,9 @@ struct TokenStartup {
     /// rows stream (pgwire's own handle only covers the statement until
     /// its first row; one sender each, so two registries).
     streams: Arc<ConnectionManager>,
+    /// Each connection's in-plan cancel flag (see [`QueryCancel`]), for
+    /// operators that loop inside one poll.
+    flags: Arc<CancelFlags>,
     /// Open connections per token.
     callers: Counts<String>,
 }
@@ -386,6 +450,12 @@ impl StartupHandler for TokenStartup {
                     .session(&who)
                     .await
                     .map_err(|e| query_error(&e))?;
+                // The flag every DeadlineExec of this connection's plans reads.
+                let flag = Arc::new(QueryCancel::default());
+                ctx.state_ref()
+                    .write()
+                    .config_mut()
+                    .set_extension(Arc::clone(&flag));
                 // session_user and the logs show who the token says.
                 client
                     .metadata_mut()
@@ -410,10 +480,11 @@ impl StartupHandler for TokenStartup {
                     .session_extensions()
                     .insert::<Arc<ConnectionHandle>>(handle);
                 client.session_extensions().insert::<ConnectionGuard>(guard);
+                self.flags.register(pid, &key, &flag);
                 let (handle, guard) = self.streams.register(pid, key);
                 client
                     .session_extensions()
-                    .insert(StreamCancel(handle, guard));
+                    .insert(StreamCancel(handle, guard, flag));
                 finish_authentication(client, &self.params).await?;
             }
             _ => {}
@@ -619,20 +690,63 @@ impl Drop for StreamAudit {
 type Stop = Pin<Box<dyn Future<Output = PgWireError> + Send>>;
 
 /// A connection's cancel handle for its statements' [`Stop`] (kept
-/// registered as long as the connection lives).
-struct StreamCancel(Arc<ConnectionHandle>, #[allow(dead_code)] ConnectionGuard);
+/// registered as long as the connection lives) and its in-plan flag.
+struct StreamCancel(
+    Arc<ConnectionHandle>,
+    #[allow(dead_code)] ConnectionGuard,
+    Arc<QueryCancel>,
+);
+
+/// The in-plan cancel flags by connection (pid and secret key); a closed
+/// connection's entry goes with the next registration.
+#[derive(Default)]
+struct CancelFlags(std::sync::Mutex<HashMap<ConnKey, std::sync::Weak<QueryCancel>>>);
+
+/// A connection's process id and secret key, as its BackendKeyData gave them.
+type ConnKey = (i32, Vec<u8>);
+
+impl CancelFlags {
+    fn register(&self, pid: i32, key: &SecretKey, flag: &Arc<QueryCancel>) {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.retain(|_, f| f.strong_count() > 0);
+        m.insert((pid, key.to_bytes().to_vec()), Arc::downgrade(flag));
+    }
+
+    fn cancel(&self, pid: i32, key: &SecretKey) -> bool {
+        let m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match m
+            .get(&(pid, key.to_bytes().to_vec()))
+            .and_then(std::sync::Weak::upgrade)
+        {
+            Some(f) => {
+                f.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// A CancelRequest stops the connection's statement wherever it is: in
-/// pgwire before its first row, in its [`Stop`] while the rows stream.
+/// pgwire before its first row, in its [`Stop`] while the rows stream, and
+/// inside the plan (an operator looping in one poll) through its flag.
 struct CancelBoth {
     conns: Arc<ConnectionManager>,
     streams: Arc<ConnectionManager>,
+    flags: Arc<CancelFlags>,
 }
 
 #[async_trait]
 impl pgwire::api::cancel::CancelHandler for CancelBoth {
     async fn on_cancel_request(&self, r: pgwire::messages::cancel::CancelRequest) {
-        let found = self.streams.cancel(r.pid, &r.secret_key).await;
+        let found = self.flags.cancel(r.pid, &r.secret_key);
+        self.streams.cancel(r.pid, &r.secret_key).await;
         self.conns.cancel(r.pid, &r.secret_key).await;
         tracing::info!(pid = r.pid, found, "pgwire cancel request");
     }
@@ -676,6 +790,12 @@ fn until_stopped(r: Response, stop: Stop, mut audit: StreamAudit) -> Response {
                                 None
                             }
                             Some(Err(e)) => {
+                                // The plan's own check (DeadlineExec) ended it.
+                                let e = if e.to_string().contains(&Cancelled.to_string()) {
+                                    cancelled_error()
+                                } else {
+                                    e
+                                };
                                 audit.write(Some(&e)).await;
                                 Some((Err(e), Some((rows, stop, audit))))
                             }
@@ -706,7 +826,10 @@ impl Scoped {
         // one of the statement running (the previous one's sender is gone).
         let handle = client.session_extensions().get::<StreamCancel>();
         let cancel = match handle {
-            Some(h) => Some(h.0.start_query().await),
+            Some(h) => {
+                h.2.reset();
+                Some(h.0.start_query().await)
+            }
             None => None,
         };
         Box::pin(async move {
@@ -889,6 +1012,16 @@ struct Handlers {
     query: Arc<Scoped>,
 }
 
+impl Handlers {
+    fn cancel_both(&self) -> CancelBoth {
+        CancelBoth {
+            conns: self.startup.inner.conns.clone(),
+            streams: self.startup.inner.streams.clone(),
+            flags: self.startup.inner.flags.clone(),
+        }
+    }
+}
+
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         self.query.clone()
@@ -903,9 +1036,6 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(CancelBoth {
-            conns: self.startup.inner.conns.clone(),
-            streams: self.startup.inner.streams.clone(),
-        })
+        Arc::new(self.cancel_both())
     }
 }

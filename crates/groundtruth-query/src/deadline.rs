@@ -7,8 +7,12 @@
 //! [`DeadlineExec`] above every join, unnest, generator and recursive query; it passes
 //! batches through and fails the query with [`TimedOut`] once the time
 //! limit has passed since the query started, so the loop above it ends.
+//! For the same reason it is where a cancel reaches such a loop: a session
+//! carrying a [`QueryCancel`] (its config extension) fails with
+//! [`Cancelled`] at the next batch once the flag is set.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,33 @@ use futures::StreamExt;
 #[error("the query ran longer than {seconds} s")]
 pub struct TimedOut {
     pub seconds: f64,
+}
+
+/// The error a query gets when its client cancelled it.
+#[derive(Debug, thiserror::Error)]
+#[error("canceling statement due to user request")]
+pub struct Cancelled;
+
+/// A session's cancel flag: set by whoever cancels the statement running
+/// (the wire protocol's CancelRequest), cleared when the next one starts,
+/// read by every [`DeadlineExec`] of the session's plans. Put it in the
+/// session's config with `SessionConfig::set_extension`.
+#[derive(Debug, Default)]
+pub struct QueryCancel(AtomicBool);
+
+impl QueryCancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// A new statement starts: earlier cancels do not reach it.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// Wraps the operators that can run long on little input.
@@ -130,9 +161,12 @@ impl ExecutionPlan for DeadlineExec {
         let deadline = Instant::now() + self.timeout;
         let seconds = self.timeout.as_secs_f64();
         let schema = self.input.schema();
+        let cancel = context.session_config().get_extension::<QueryCancel>();
         let input = self.input.execute(partition, context)?;
         let checked = input.map(move |batch| {
-            if Instant::now() > deadline {
+            if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                Err(DataFusionError::External(Box::new(Cancelled)))
+            } else if Instant::now() > deadline {
                 Err(DataFusionError::External(Box::new(TimedOut { seconds })))
             } else {
                 batch
