@@ -7,6 +7,10 @@
 -- source: the referrer, or `device:` and the device id when there is none
 -- (`unknown` without either): the registrations a promoter or phone made.
 --
+-- referrer_is_account: the referrer is itself an account with activity in
+-- the data (an official's own referral code, whose quota the
+-- registrations fill), not a promotion code.
+--
 -- returned: the account has an event on a later local day than its
 -- registration. observed_s: how long the data runs after the registration
 -- (seconds to the last event in the lake), so "never came back" is only
@@ -39,6 +43,7 @@ per_ip AS (
 SELECT r.event_id, r.app_id, r.account_id, r.device_id, r.ip, r.network_id,
        r.integrity, r.referrer, r.claimed_region, r.region, r.ts, r.t_us,
        r.event_date, r.source,
+       ra.account_id IS NOT NULL AS referrer_is_account,
        a.last_date > r.event_date AS returned,
        (h.end_us - r.t_us) / 1e6 AS observed_s,
        COALESCE(d.device_registrations, 1) AS device_registrations,
@@ -49,5 +54,6 @@ SELECT r.event_id, r.app_id, r.account_id, r.device_id, r.ip, r.network_id,
 FROM r
 CROSS JOIN horizon h
 LEFT JOIN activity a ON r.app_id = a.app_id AND r.account_id = a.account_id
+LEFT JOIN (SELECT DISTINCT account_id FROM activity) ra ON r.referrer = ra.account_id
 LEFT JOIN per_device d ON r.device_id = d.device_id
 LEFT JOIN per_ip i ON r.ip = i.ip;

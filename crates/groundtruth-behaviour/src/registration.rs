@@ -20,6 +20,9 @@
 //!      after registering, so few returned that the binomial chance of so
 //!      few at the return rate of all other registrations is below
 //!      [`NO_RETURN_P`].
+//! 3. When the referrer is itself an account (an official's own referral
+//!    code, not a promotion code), that account is named too: the bought
+//!    registrations fill its quota, and it is who an inspector must ask.
 
 use std::collections::BTreeSet;
 
@@ -58,6 +61,9 @@ pub struct Registration {
     /// The referrer, or `device:<id>` when there is none.
     pub source: String,
     pub referrer: Option<String>,
+    /// The referrer is an account with activity of its own: an official's
+    /// referral code, whose quota the registrations fill.
+    pub referrer_is_account: bool,
     pub device_id: Option<String>,
     pub ip: Option<String>,
     pub integrity: Option<String>,
@@ -213,7 +219,18 @@ fn judge(b: &[Registration], all_observed: usize, all_returned: usize) -> Option
             .map(|r| rfc3339_ms(r.t_us / 1000))
             .collect::<Vec<_>>()),
     );
-    let accounts: BTreeSet<String> = b.iter().map(|r| r.account_id.clone()).collect();
+    let mut accounts: BTreeSet<String> = b.iter().map(|r| r.account_id.clone()).collect();
+    if let Some(r) = first
+        .referrer
+        .as_ref()
+        .filter(|_| first.referrer_is_account)
+    {
+        accounts.insert(r.clone());
+        reason.push_str(&format!(
+            " The referral code is account {r}'s own: these registrations count for it."
+        ));
+        ev.insert("referrer_account".into(), json!(r));
+    }
     Some(
         Draft {
             accounts: accounts.into_iter().collect(),
@@ -249,6 +266,7 @@ mod tests {
             account_id: format!("r{i}"),
             source: source.into(),
             referrer: Some(source.into()),
+            referrer_is_account: false,
             device_id: Some(dev.into()),
             ip: Some(format!("10.0.0.{}", i % 3)),
             integrity: Some("basic".into()),
@@ -302,6 +320,18 @@ mod tests {
         assert_eq!(f[0].accounts.len(), 40);
         assert!(f[0].evidence["signals"].as_array().unwrap().len() >= 2);
         f[0].validate().unwrap();
+
+        // The same farm through an official's own referral code (an
+        // account with activity of its own): that official is named too.
+        for r in rows.iter_mut().filter(|r| r.source == "PR1") {
+            r.referrer_is_account = true;
+        }
+        let f = detect(&rows);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts.len(), 41);
+        assert!(f[0].accounts.contains(&"PR1".to_string()));
+        assert_eq!(f[0].evidence["referrer_account"], "PR1");
+        assert!(f[0].reason.contains("account PR1's own"), "{}", f[0].reason);
     }
 
     #[test]

@@ -241,6 +241,7 @@ async fn registrations(ctx: &SessionContext) -> Result<Vec<Registration>, Detect
             r.strs("integrity")?,
             r.strs("claimed_region")?,
         );
+        let referrer_account = r.bools("referrer_is_account")?;
         let (t, back, observed, since) = (
             r.ints("t_us")?,
             r.bools("returned")?,
@@ -254,6 +255,7 @@ async fn registrations(ctx: &SessionContext) -> Result<Vec<Registration>, Detect
                 account_id: acct[i].clone(),
                 source: source[i].clone(),
                 referrer: referrer[i].clone(),
+                referrer_is_account: referrer_account[i].unwrap_or(false),
                 device_id: dev[i].clone(),
                 ip: ip[i].clone(),
                 integrity: integ[i].clone(),
