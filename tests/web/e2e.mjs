@@ -225,6 +225,21 @@ try {
   check(await count(page, 'table.queue tbody tr') === 0, 'no rows for another region');
   await shot(page, 'inspector-scope');
 
+  step = 'a slow page does not cover the next';
+  {
+    // The queue answers slowly; the case opened meanwhile must stay shown
+    // when the queue's answer arrives.
+    const slow = (url) => url.pathname === '/api/v1/cases';
+    await page.route(slow, async (r) => { await new Promise((ok) => setTimeout(ok, 1500)); await r.continue(); });
+    const own = every.body.items.find((c) => c.regions.some((r) => r.startsWith(CITY)));
+    await page.goto(`${URL0}/#/queue?status=`);
+    await page.goto(`${URL0}/#/case/${own.case_id}`);
+    await page.waitForSelector('section.reason');
+    await page.waitForTimeout(2500);
+    check(await page.isVisible('section.reason'), 'the case page stays after the slower queue answers');
+    await page.unroute(slow);
+  }
+
   step = 'region data';
   await page.goto(`${URL0}/#/region`);
   await page.waitForSelector('svg[data-chart="region-activity"] rect.bar');

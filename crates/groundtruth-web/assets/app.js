@@ -38,6 +38,12 @@ function put(el, ...children) {
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** Each route's number; a render that resumes after another route started
+ *  must not replace that route's page (a slow queue fetch would otherwise
+ *  cover the case page opened meanwhile). */
+let routeSeq = 0;
+function routeLive() { const mine = routeSeq; return () => mine === routeSeq; }
+
 function show(...nodes) {
   const m = main();
   put(m, ...nodes);
@@ -172,6 +178,8 @@ function renderNav() {
 }
 
 async function route() {
+  routeSeq += 1;
+  const live = routeLive();
   const { parts, params } = parseHash();
   renderNav();
   if (!state.me && parts[0] !== 'signin') { go('/signin'); return; }
@@ -187,7 +195,7 @@ async function route() {
       default: return go('/');
     }
   } catch (e) {
-    show(alertBox(e));
+    if (live()) show(alertBox(e));
   }
 }
 
@@ -224,6 +232,7 @@ function renderSignIn() {
 const QUEUE_KEYS = ['detector', 'region', 'app', 'min_score', 'status', 'assignee', 'sort', 'order'];
 
 async function renderQueue(params) {
+  const live = routeLive();
   const p = new URLSearchParams();
   for (const k of QUEUE_KEYS) if (params.get(k)) p.set(k, params.get(k));
   if (!params.has('status')) p.set('status', 'open');
@@ -322,6 +331,7 @@ async function renderQueue(params) {
     params.get('cursor') ? h('button', { type: 'button', onclick: () => { const q = new URLSearchParams(params); q.delete('cursor'); go(`/queue?${q}`); } }, t('queue.first')) : null,
     page.next_cursor ? h('button', { type: 'button', id: 'next-page', onclick: () => { const q = new URLSearchParams(params); q.set('cursor', page.next_cursor); go(`/queue?${q}`); } }, t('queue.next')) : null);
 
+  if (!live()) return;
   show(
     h('div', { class: 'title-row' }, h('h1', {}, t('queue.title')),
       reviewer ? h('button', { type: 'button', id: 'claim-next', class: 'primary', onclick: claim }, t('queue.claim')) : null),
@@ -371,7 +381,9 @@ function showHelp() {
 
 async function renderCase(id) {
   if (!Number.isInteger(id) || id <= 0) { go('/queue'); return; }
+  const live = routeLive();
   const detail = await api(`/api/v1/cases/${id}`);
+  if (!live()) return;
   const c = detail.case;
   const reviewer = can(REVIEWERS);
   const raised = detail.findings.filter((f) => f.raised);
@@ -624,6 +636,7 @@ LIMIT 25`;
 function sqlString(v) { return `'${String(v).replace(/'/g, "''")}'`; }
 
 async function renderMetrics(params) {
+  const live = routeLive();
   const app = params.get('app') || '';
   const region = params.get('region') || '';
   const conds = [];
@@ -646,6 +659,7 @@ async function renderMetrics(params) {
 
   const slot = (id) => h('section', { class: 'panel metric', id, 'aria-busy': 'true' }, notice(t('metrics.loading')));
   const slots = { daily: slot('m-daily'), active: slot('m-active'), perApp: slot('m-per-app'), perRegion: slot('m-per-region'), health: slot('m-health'), burden: slot('m-burden') };
+  if (!live()) return;
   show(h('h1', {}, t('metrics.title')), scopeForm,
     h('div', { class: 'metrics-grid' }, slots.daily, slots.active, slots.perApp, slots.perRegion),
     slots.health, slots.burden);
@@ -753,6 +767,7 @@ function renderSql() {
 // ---------------------------------------------------------------- region
 
 async function renderRegion(params) {
+  const live = routeLive();
   const code = params.get('code') || state.me.region || '';
   const form = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); go(`/region?code=${encodeURIComponent(new FormData(e.target).get('code') || '')}`); } },
     h('div', { class: 'field' }, h('label', { for: 'r-code' }, t('region.code')), h('input', { id: 'r-code', name: 'code', value: code, inputmode: 'numeric', pattern: '[0-9]{2,6}', required: true, size: 7 })),
@@ -760,7 +775,8 @@ async function renderRegion(params) {
   if (!code) { show(h('h1', {}, t('region.title')), form); return; }
   show(h('h1', {}, t('region.title')), form, notice(t('loading')));
   let sum;
-  try { sum = await api(`/api/v1/regions/${encodeURIComponent(code)}/summary`); } catch (e) { show(h('h1', {}, t('region.title')), form, alertBox(e)); return; }
+  try { sum = await api(`/api/v1/regions/${encodeURIComponent(code)}/summary`); } catch (e) { if (live()) show(h('h1', {}, t('region.title')), form, alertBox(e)); return; }
+  if (!live()) return;
   const days = [...new Set(sum.activity.map((r) => r.event_date))].sort();
   const apps = [...new Set(sum.activity.map((r) => r.app_id))].sort();
   const stacks = apps.map((a) => ({ label: a, color: C.colorOf(a, apps), values: days.map((d) => sum.activity.filter((r) => r.event_date === d && r.app_id === a).reduce((x, r) => x + Number(r.events), 0)) }));
