@@ -253,6 +253,12 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         Some(b"SELECT app_id, classification FROM app_health"),
     )?;
     ensure!(health.status == 200, "{}", health.text());
+    // The printed curl line sends what the API accepts (without a content
+    // type curl says form data, which is refused with 415).
+    ensure!(
+        stdout.contains("-H 'Content-Type: text/plain' --data-binary 'SELECT"),
+        "{stdout}"
+    );
     ensure!(
         health.json()["row_count"].as_u64().unwrap_or(0) > 0,
         "{}",

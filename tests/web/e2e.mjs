@@ -301,7 +301,8 @@ try {
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#sql-csv')]);
   const csvPath = path.join(ARTIFACTS, 'query.csv');
   await download.saveAs(csvPath);
-  check(fs.readFileSync(csvPath, 'utf8').startsWith('kind,n'), 'the CSV download has the header');
+  check(fs.readFileSync(csvPath, 'utf8').startsWith('\ufeffkind,n'), 'the CSV download has a byte order mark (Excel, WPS) and the header');
+  check(/^groundtruth-query-\d{8}-\d{6}\.csv$/.test(download.suggestedFilename()), `the CSV is named for when it was taken: ${download.suggestedFilename()}`);
   await labelled(page);
   await shot(page, 'sql');
   await page.fill('#sql-text', 'DROP TABLE events');

@@ -643,7 +643,7 @@ fn demo_review(
         }
         if let Some((_, _, _, secret)) = tokens.get(2) {
             println!(
-                "analysts' SQL:  curl -H 'Authorization: Bearer {secret}' --data-binary 'SELECT * FROM app_health' http://{bound}/api/v1/sql"
+                "analysts' SQL:  curl -H 'Authorization: Bearer {secret}' -H 'Content-Type: text/plain' --data-binary 'SELECT * FROM app_health' http://{bound}/api/v1/sql"
             );
             if let Some(pg) = servers.pgwire {
                 println!(

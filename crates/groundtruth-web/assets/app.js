@@ -741,8 +741,11 @@ function renderSql() {
   const csv = async () => {
     try {
       const res = await api('/api/v1/sql', { method: 'POST', body: { sql: editor.value, format: 'csv', max_rows: Number(maxRows.value) || undefined }, accept: 'text/csv', raw: true });
-      const blob = await res.blob();
-      const a = h('a', { href: URL.createObjectURL(blob), download: 'groundtruth-query.csv' });
+      // A byte order mark, so Excel and WPS read the Chinese text as UTF-8;
+      // the file named for when it was taken.
+      const blob = new Blob(['\ufeff', await res.text()], { type: 'text/csv;charset=utf-8' });
+      const stamp = new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
+      const a = h('a', { href: URL.createObjectURL(blob), download: `groundtruth-query-${stamp}.csv` });
       document.body.append(a); a.click(); a.remove();
     } catch (e) {
       put(out, sqlError(e));
