@@ -172,6 +172,10 @@ try {
   step = 'verdict';
   await page.goto(`${URL0}/#/case/${dog}`);
   await page.waitForSelector('svg[data-chart="track"]');
+  // A verdict needs its reason: without one the page says so and saves nothing.
+  await page.click('button[data-verdict="confirmed"]');
+  await page.waitForSelector('section.decide .alert');
+  check(await page.evaluate(() => document.activeElement?.id === 'verdict-note'), 'the empty note is focused');
   const note = `e2e verdict ${Date.now()}`;
   await page.fill('#verdict-note', note);
   await page.click('button[data-verdict="confirmed"]');

@@ -209,7 +209,8 @@ impl ClaimBody {
 #[serde(deny_unknown_fields)]
 pub struct VerdictBody {
     pub verdict: Verdict,
-    /// Why (up to 10,000 characters).
+    /// Why: what was found (required, 1 to 10,000 characters; a verdict
+    /// without its reason is refused with 400).
     #[serde(default)]
     pub note: String,
     /// The case's `version` you decided on: refused (409) if it changed since.

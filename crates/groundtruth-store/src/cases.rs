@@ -499,7 +499,6 @@ impl ReviewStore {
         note: &str,
         expected_version: Option<i64>,
     ) -> Result<CaseSummary, StoreError> {
-        let note = check_text("note", note, 0)?;
         let mut tx = self.write.begin().await.map_err(db("begin a verdict"))?;
         let before = load_case(&mut *tx, &actor.scope, case_id).await?;
         whole_case_in_scope(actor, &before, "decide")?;
@@ -517,6 +516,9 @@ impl ReviewStore {
                 )));
             }
         }
+        // A decision holds up only with its reason: what was found, for
+        // the record and for the unit's reply.
+        let note = check_text("note", note, 1)?;
         let now = now_us();
         let detectors = before.detectors.join(",");
         let verdict_id: i64 = sqlx::query(

@@ -492,6 +492,13 @@ async fn a_decided_evidence_is_not_raised_again_but_new_evidence_is() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("changed since you loaded it"), "{e}");
+    // A verdict without its reason is refused (blank counts as none).
+    let e = s
+        .record_verdict(&li, case.case_id, Verdict::Dismissed, "  \n", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.to_string().contains("note"), "{e}");
     let closed = s
         .record_verdict(
             &li,

@@ -428,9 +428,10 @@ async function renderCase(id) {
 }
 
 function verdictPanel(c) {
-  const note = h('textarea', { id: 'verdict-note', rows: 3, maxlength: 10000 });
+  const note = h('textarea', { id: 'verdict-note', rows: 3, maxlength: 10000, 'aria-required': 'true' });
   const msg = h('div', { 'aria-live': 'polite' });
   const decide = async (verdict) => {
+    if (!note.value.trim()) { put(msg, alertBox(new Error(t('case.note.required')))); note.focus(); return; }
     try {
       await api(`/api/v1/cases/${c.case_id}/verdict`, { method: 'POST', body: { verdict, note: note.value, expected_version: c.version } });
       put(msg, notice(t('case.saved')));
