@@ -41,7 +41,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::{Sink, SinkExt, StreamExt};
-use groundtruth_query::deadline::{Cancelled, QueryCancel};
+use groundtruth_query::deadline::QueryCancel;
 use groundtruth_query::{guard, QueryError, QueryService};
 use groundtruth_store::{Principal, Role};
 use pgwire::api::auth::{
@@ -122,7 +122,6 @@ pub async fn serve(
         params: DefaultServerParameterProvider::default(),
         pids: RandomPidSecretKeyGenerator::default(),
         conns: Arc::new(ConnectionManager::new()),
-        streams: Arc::new(ConnectionManager::new()),
         flags: Default::default(),
         callers: Default::default(),
     });
@@ -376,12 +375,10 @@ struct TokenStartup {
     params: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
     conns: Arc<ConnectionManager>,
-    /// The same connections again, for cancelling a statement while its
-    /// rows stream (pgwire's own handle only covers the statement until
-    /// its first row; one sender each, so two registries).
-    streams: Arc<ConnectionManager>,
-    /// Each connection's in-plan cancel flag (see [`QueryCancel`]), for
-    /// operators that loop inside one poll.
+    /// Each connection's cancel flag (see [`QueryCancel`]): pgwire's own
+    /// handle only covers a statement until its first row; the flag
+    /// reaches it while its rows stream and inside a plan looping in one
+    /// poll.
     flags: Arc<CancelFlags>,
     /// Open connections per token.
     callers: Counts<String>,
@@ -481,10 +478,7 @@ impl StartupHandler for TokenStartup {
                     .insert::<Arc<ConnectionHandle>>(handle);
                 client.session_extensions().insert::<ConnectionGuard>(guard);
                 self.flags.register(pid, &key, &flag);
-                let (handle, guard) = self.streams.register(pid, key);
-                client
-                    .session_extensions()
-                    .insert(StreamCancel(handle, guard, flag));
+                client.session_extensions().insert::<Arc<QueryCancel>>(flag);
                 finish_authentication(client, &self.params).await?;
             }
             _ => {}
@@ -689,14 +683,6 @@ impl Drop for StreamAudit {
 /// then while its rows stream.
 type Stop = Pin<Box<dyn Future<Output = PgWireError> + Send>>;
 
-/// A connection's cancel handle for its statements' [`Stop`] (kept
-/// registered as long as the connection lives) and its in-plan flag.
-struct StreamCancel(
-    Arc<ConnectionHandle>,
-    #[allow(dead_code)] ConnectionGuard,
-    Arc<QueryCancel>,
-);
-
 /// The in-plan cancel flags by connection (pid and secret key); a closed
 /// connection's entry goes with the next registration.
 #[derive(Default)]
@@ -734,11 +720,11 @@ impl CancelFlags {
 }
 
 /// A CancelRequest stops the connection's statement wherever it is: in
-/// pgwire before its first row, in its [`Stop`] while the rows stream, and
-/// inside the plan (an operator looping in one poll) through its flag.
+/// pgwire before its first row (pgwire's handle), and through the
+/// connection's flag in its [`Stop`] while the rows stream and inside the
+/// plan (an operator looping in one poll).
 struct CancelBoth {
     conns: Arc<ConnectionManager>,
-    streams: Arc<ConnectionManager>,
     flags: Arc<CancelFlags>,
 }
 
@@ -746,7 +732,6 @@ struct CancelBoth {
 impl pgwire::api::cancel::CancelHandler for CancelBoth {
     async fn on_cancel_request(&self, r: pgwire::messages::cancel::CancelRequest) {
         let found = self.flags.cancel(r.pid, &r.secret_key);
-        self.streams.cancel(r.pid, &r.secret_key).await;
         self.conns.cancel(r.pid, &r.secret_key).await;
         tracing::info!(pid = r.pid, found, "pgwire cancel request");
     }
@@ -770,15 +755,22 @@ fn cancelled_error() -> PgWireError {
 }
 
 /// Ends a result's row stream with `stop`'s error once it fires, and
-/// writes its audit entry when the rows end.
-fn until_stopped(r: Response, stop: Stop, mut audit: StreamAudit) -> Response {
+/// writes its audit entry when the rows end. A row error while the
+/// connection's `cancel` flag is set is the plan's own check
+/// (`DeadlineExec`) ending a cancelled statement.
+fn until_stopped(
+    r: Response,
+    stop: Stop,
+    cancel: Option<Arc<QueryCancel>>,
+    mut audit: StreamAudit,
+) -> Response {
     match r {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
             q.data_rows = Box::pin(futures::stream::unfold(
-                Some((rows, stop, audit)),
+                Some((rows, stop, cancel, audit)),
                 move |st| async move {
-                    let (mut rows, mut stop, mut audit) = st?;
+                    let (mut rows, mut stop, cancel, mut audit) = st?;
                     tokio::select! {
                         e = &mut stop => {
                             audit.write(Some(&e)).await;
@@ -790,18 +782,17 @@ fn until_stopped(r: Response, stop: Stop, mut audit: StreamAudit) -> Response {
                                 None
                             }
                             Some(Err(e)) => {
-                                // The plan's own check (DeadlineExec) ended it.
-                                let e = if e.to_string().contains(&Cancelled.to_string()) {
+                                let e = if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                                     cancelled_error()
                                 } else {
                                     e
                                 };
                                 audit.write(Some(&e)).await;
-                                Some((Err(e), Some((rows, stop, audit))))
+                                Some((Err(e), Some((rows, stop, cancel, audit))))
                             }
                             Some(Ok(row)) => {
                                 audit.rows += 1;
-                                Some((Ok(row), Some((rows, stop, audit))))
+                                Some((Ok(row), Some((rows, stop, cancel, audit))))
                             }
                         },
                     }
@@ -819,32 +810,28 @@ fn until_stopped(r: Response, stop: Stop, mut audit: StreamAudit) -> Response {
 }
 
 impl Scoped {
-    /// The [`Stop`] of a statement starting now on `client`'s connection.
-    async fn stop<C: ClientInfo>(&self, client: &C, deadline: Instant) -> Stop {
+    /// A statement starts on `client`'s connection: its cancel flag is
+    /// cleared (an earlier cancel does not reach it) and returned.
+    fn start<C: ClientInfo>(&self, client: &C) -> Option<Arc<QueryCancel>> {
+        let flag = client.session_extensions().get::<Arc<QueryCancel>>()?;
+        flag.reset();
+        Some(Arc::clone(&flag))
+    }
+
+    /// The [`Stop`] of a statement: `deadline`, or its connection's flag.
+    fn stop(&self, deadline: Instant, cancel: Option<&Arc<QueryCancel>>) -> Stop {
         let timeout = self.timeout_error();
-        // A fresh cancel receiver per statement: a CancelRequest fires the
-        // one of the statement running (the previous one's sender is gone).
-        let handle = client.session_extensions().get::<StreamCancel>();
-        let cancel = match handle {
-            Some(h) => {
-                h.2.reset();
-                Some(h.0.start_query().await)
-            }
-            None => None,
-        };
+        let cancelled = cancel.map(|c| c.cancelled());
         Box::pin(async move {
             let cancelled = async move {
-                if let Some(rx) = cancel {
-                    if rx.await.is_ok() {
-                        return cancelled_error();
-                    }
+                match cancelled {
+                    Some(c) => c.await,
+                    None => std::future::pending().await,
                 }
-                // No handle, or the next statement took its place.
-                std::future::pending().await
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => timeout,
-                e = cancelled => e,
+                _ = cancelled => cancelled_error(),
             }
         })
     }
@@ -877,35 +864,27 @@ impl SimpleQueryHandler for Scoped {
             return Err(e);
         }
         let deadline = Instant::now() + self.timeout;
-        let mut stop = self.stop(client, deadline).await;
+        let cancel = self.start(client);
         let result = tokio::select! {
             r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
-            e = &mut stop => Err(e),
+            e = self.stop(deadline, cancel.as_ref()) => Err(e),
         };
         match result {
             Err(e) => {
                 self.audit(&c.who, query, Err(&e)).await;
                 Err(e)
             }
-            Ok(mut responses) => {
-                // Only the last statement's rows are still to come; the
-                // others ran and were collected.
-                let last = responses.pop();
-                let mut out: Vec<Response> = responses
-                    .into_iter()
-                    .map(|r| {
-                        let deadline = Box::pin(tokio::time::sleep_until(deadline));
-                        let timeout = self.timeout_error();
-                        let stop: Stop = Box::pin(async move {
-                            deadline.await;
-                            timeout
-                        });
-                        until_stopped(r, stop, self.stream_audit(&c.who, query))
-                    })
-                    .collect();
-                out.extend(last.map(|r| until_stopped(r, stop, self.stream_audit(&c.who, query))));
-                Ok(out)
-            }
+            Ok(responses) => Ok(responses
+                .into_iter()
+                .map(|r| {
+                    until_stopped(
+                        r,
+                        self.stop(deadline, cancel.as_ref()),
+                        cancel.clone(),
+                        self.stream_audit(&c.who, query),
+                    )
+                })
+                .collect()),
         }
     }
 }
@@ -936,17 +915,23 @@ impl ExtendedQueryHandler for Scoped {
         let c = conn(client)?;
         let sql = portal.statement.statement.0.clone();
         self.still_signed_in(&c.who, &sql).await?;
-        let mut stop = self.stop(client, Instant::now() + self.timeout).await;
+        let deadline = Instant::now() + self.timeout;
+        let cancel = self.start(client);
         let result = tokio::select! {
             r = ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows) => r,
-            e = &mut stop => Err(e),
+            e = self.stop(deadline, cancel.as_ref()) => Err(e),
         };
         match result {
             Err(e) => {
                 self.audit(&c.who, &sql, Err(&e)).await;
                 Err(e)
             }
-            Ok(r) => Ok(until_stopped(r, stop, self.stream_audit(&c.who, &sql))),
+            Ok(r) => Ok(until_stopped(
+                r,
+                self.stop(deadline, cancel.as_ref()),
+                cancel,
+                self.stream_audit(&c.who, &sql),
+            )),
         }
     }
 }
@@ -1016,7 +1001,6 @@ impl Handlers {
     fn cancel_both(&self) -> CancelBoth {
         CancelBoth {
             conns: self.startup.inner.conns.clone(),
-            streams: self.startup.inner.streams.clone(),
             flags: self.startup.inner.flags.clone(),
         }
     }

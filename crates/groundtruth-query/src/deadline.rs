@@ -12,7 +12,6 @@
 //! [`Cancelled`] at the next batch once the flag is set.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,23 +40,41 @@ pub struct Cancelled;
 
 /// A session's cancel flag: set by whoever cancels the statement running
 /// (the wire protocol's CancelRequest), cleared when the next one starts,
-/// read by every [`DeadlineExec`] of the session's plans. Put it in the
-/// session's config with `SessionConfig::set_extension`.
-#[derive(Debug, Default)]
-pub struct QueryCancel(AtomicBool);
+/// read by every [`DeadlineExec`] of the session's plans and awaited by
+/// whatever streams the statement's rows ([`QueryCancel::cancelled`]).
+/// Put it in the session's config with `SessionConfig::set_extension`.
+#[derive(Debug)]
+pub struct QueryCancel(tokio::sync::watch::Sender<bool>);
+
+impl Default for QueryCancel {
+    fn default() -> Self {
+        QueryCancel(tokio::sync::watch::Sender::new(false))
+    }
+}
 
 impl QueryCancel {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.send_replace(true);
     }
 
     /// A new statement starts: earlier cancels do not reach it.
     pub fn reset(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.send_replace(false);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    /// Resolves once the flag is set (at once if it is).
+    pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            if rx.wait_for(|&c| c).await.is_err() {
+                // The flag is gone with its session: nothing can cancel now.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
