@@ -25,10 +25,9 @@ fn s(p: &Path) -> &str {
 }
 
 fn read_findings(p: &Path) -> Result<Vec<Finding>> {
-    std::fs::read_to_string(p)?
-        .lines()
-        .map(|l| serde_json::from_str(l).context("a finding"))
-        .collect()
+    Ok(groundtruth_finding::read_ndjson(&std::fs::read_to_string(
+        p,
+    )?)?)
 }
 
 #[test]

@@ -150,10 +150,11 @@ fn non_human_track_meets_the_bar() -> Result<()> {
     let geolife = repo().join("../shared/data");
     let geolife = geolife.is_dir().then_some(geolife);
     let rt = tokio::runtime::Runtime::new()?;
+    let cfg = groundtruth_config::Config::defaults();
     let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
         &scenario,
-        &groundtruth_config::Config::defaults().schedule(),
-        &groundtruth_config::Config::defaults().detect.calibration,
+        &cfg.schedule(),
+        &cfg.detect.calibration,
         geolife.as_deref(),
         tmp.path(),
     ))?;
@@ -203,10 +204,11 @@ fn behaviour_detectors_meet_the_bar() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let scenarios = groundtruth_detect::eval_behaviour::matrix(3);
     let rt = tokio::runtime::Runtime::new()?;
+    let cfg = groundtruth_config::Config::defaults();
     let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
         &scenarios,
-        &groundtruth_config::Config::defaults().schedule(),
-        &groundtruth_config::Config::defaults().detect.calibration,
+        &cfg.schedule(),
+        &cfg.detect.calibration,
         tmp.path(),
     ))?;
     println!("{}", eval.table());
@@ -247,10 +249,11 @@ fn drawn_worlds_meet_the_bar_in_the_worst_case() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let worlds = groundtruth_detect::eval_behaviour::draw_worlds(6, 2, 3);
     let rt = tokio::runtime::Runtime::new()?;
+    let cfg = groundtruth_config::Config::defaults();
     let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
         &worlds,
-        &groundtruth_config::Config::defaults().schedule(),
-        &groundtruth_config::Config::defaults().detect.calibration,
+        &cfg.schedule(),
+        &cfg.detect.calibration,
         tmp.path(),
     ))?;
     println!("{}\n{}", eval.table(), eval.worst_case_table());

@@ -41,12 +41,10 @@ fn detect(input: &Path, dir: &Path) -> Result<Vec<Finding>> {
         input.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut found = Vec::new();
-    for (i, line) in std::fs::read_to_string(&out_path)?.lines().enumerate() {
-        let f: Finding = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}", out_path.display(), i + 1))?;
+    let found = groundtruth_finding::read_ndjson(&std::fs::read_to_string(&out_path)?)
+        .with_context(|| out_path.display().to_string())?;
+    for f in &found {
         f.validate()?;
-        found.push(f);
     }
     Ok(found)
 }

@@ -808,11 +808,13 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             ))?;
             tracks.push(t);
         }
-        let worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
+    }
+    let tracks_worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
+    if !args.no_tracks {
         println!(
             "\nnon_human_track, worst case over {} worlds:\n\n{}",
             tracks.len(),
-            groundtruth_detect::eval_behaviour::track_worst_case_table(&worst)
+            groundtruth_detect::eval_behaviour::track_worst_case_table(&tracks_worst)
         );
     }
     println!(
@@ -852,10 +854,7 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
         let refit: Vec<Sample> = samples
             .iter()
             .map(|s| Sample {
-                score: fit
-                    .detectors
-                    .get(&s.detector)
-                    .map_or(s.raw, |c| c.probability(s.raw)),
+                score: fit.probability(&s.detector, s.raw).unwrap_or(s.raw),
                 ..s.clone()
             })
             .collect();
@@ -863,9 +862,7 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             "Refitted on these worlds (in-sample; check it on a world it was not fitted on with `eval reliability`):\n\n{}",
             Reliability::text(&Reliability::table_of(&refit))
         );
-        let mut text = serde_json::to_string_pretty(&fit)?;
-        text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        fit.save(path)?;
         eprintln!("calibration written to {}", path.display());
     }
     write_json(
@@ -874,7 +871,7 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             "eval": eval,
             "worst_case": eval.worst_case(),
             "tracks": tracks,
-            "tracks_worst_case": groundtruth_detect::eval_behaviour::track_worst_case(&tracks),
+            "tracks_worst_case": tracks_worst,
             "reliability": reliability,
         }),
     )
@@ -892,20 +889,8 @@ fn eval_reliability(args: &EvalReliabilityArgs) -> Result<()> {
     let truth = groundtruth_detect::calibrate::Truth::read_csv(&args.labels)?;
     let text = std::fs::read_to_string(&args.findings)
         .with_context(|| format!("cannot read {}", args.findings.display()))?;
-    let mut findings = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: groundtruth_finding::Finding = serde_json::from_str(line).with_context(|| {
-            format!(
-                "{}:{}: not a finding (the contract's JSON object)",
-                args.findings.display(),
-                i + 1
-            )
-        })?;
-        findings.push(f);
-    }
+    let findings = groundtruth_finding::read_ndjson(&text)
+        .with_context(|| args.findings.display().to_string())?;
     let rows = Reliability::table_of(&truth.samples(&findings));
     print!("{}", Reliability::text(&rows));
     write_json(args.json.as_deref(), &rows)

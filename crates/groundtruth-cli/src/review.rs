@@ -403,11 +403,11 @@ pub(crate) fn calibrate(cfg: &Config, args: &CalibrateArgs) -> Result<()> {
             None => println!("{d}: {n} verdicts, fewer than {MIN_SAMPLES}: keeps the curve in use"),
         }
     }
-    let merged = cfg.detect.calibration.clone().overlaid(fit);
-    let mut text = serde_json::to_string_pretty(&merged)?;
-    text.push('\n');
-    std::fs::write(&args.out, text)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    cfg.detect
+        .calibration
+        .clone()
+        .overlaid(fit)
+        .save(&args.out)?;
     eprintln!(
         "calibration written to {}; use it with --set detect.calibration={}",
         args.out.display(),

@@ -16,6 +16,7 @@ use groundtruth_finding::calibration::Sample;
 use groundtruth_finding::Finding;
 
 use crate::error::DetectError;
+use crate::eval_behaviour::NEUTRAL;
 
 /// Who is what, for judging findings.
 #[derive(Debug, Clone, Default)]
@@ -25,10 +26,6 @@ pub struct Truth {
     accounts: HashMap<String, (String, String)>,
     patrols: HashMap<String, String>,
 }
-
-/// `(detector, scenario)` pairs counted as neither real nor false: the
-/// operator of a phone farm (their own account is not the farm's).
-const NEUTRAL: [(&str, &str); 1] = [("phone_farm", "farm_operator")];
 
 impl Truth {
     /// The labels of a simulated world.

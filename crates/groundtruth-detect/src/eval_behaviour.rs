@@ -36,7 +36,7 @@ pub const DETECTORS: [&str; 5] = [
 
 /// Simulator scenarios (account `scenario` column) counted as neither
 /// positive nor negative for a detector.
-const NEUTRAL: [(&str, &str); 1] = [("phone_farm", "farm_operator")];
+pub(crate) const NEUTRAL: [(&str, &str); 1] = [("phone_farm", "farm_operator")];
 
 /// One detector on one scenario (or over all).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -176,15 +176,22 @@ impl Curve {
 /// A calibration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrationError {
-    #[error("cannot read calibration file {path}: {source}; check the path (`detect.calibration`) or leave it unset for the built-in fit")]
+    #[error("cannot read calibration file {path}: {cause}; check the path (`detect.calibration`) or leave it unset for the built-in fit")]
     Read {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("calibration file {path} is not a calibration: {source}; write one with `groundtruth eval worlds --fit-calibration FILE` or `groundtruth calibrate`")]
+    #[error("calibration file {path} is not a calibration: {cause}; write one with `groundtruth eval worlds --fit-calibration FILE` or `groundtruth calibrate`")]
     Parse {
         path: std::path::PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
+    },
+    #[error(
+        "cannot write calibration file {path}: {cause}; check the directory exists and is writable"
+    )]
+    Write {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
     },
     #[error("calibration file {path}: detector {detector:?}: {problem}")]
     Invalid {
@@ -221,14 +228,14 @@ impl Calibration {
 
     /// Reads a calibration file and checks every curve.
     pub fn load(path: &Path) -> Result<Calibration, CalibrationError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| CalibrationError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let c: Calibration =
-            serde_json::from_str(&text).map_err(|source| CalibrationError::Parse {
+            serde_json::from_str(&text).map_err(|cause| CalibrationError::Parse {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
         c.check()
             .map_err(|(detector, problem)| CalibrationError::Invalid {
@@ -237,6 +244,25 @@ impl Calibration {
                 problem,
             })?;
         Ok(c)
+    }
+
+    /// Writes the calibration as pretty JSON (what [`Calibration::load`] reads).
+    pub fn save(&self, path: &Path) -> Result<(), CalibrationError> {
+        let write = |cause| CalibrationError::Write {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(std::io::Error::other)
+            .map_err(write)?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(write)
+    }
+
+    /// The probability for `detector`'s raw score `raw`; `None` when the
+    /// detector has no curve (its scores stay raw).
+    pub fn probability(&self, detector: &str, raw: f64) -> Option<f64> {
+        self.detectors.get(detector).map(|c| c.probability(raw))
     }
 
     /// Each curve non-empty, raw strictly increasing, p in 0..1 and
@@ -301,11 +327,11 @@ impl Calibration {
     /// (three decimals) and the raw score goes to `evidence.raw_score`.
     /// Applying twice is the same as once (it starts from the raw score).
     pub fn apply(&self, finding: &mut Finding) {
-        let Some(curve) = self.detectors.get(&finding.detector) else {
+        let raw = raw_score(finding);
+        let Some(p) = self.probability(&finding.detector, raw) else {
             return;
         };
-        let raw = raw_score(finding);
-        finding.score = (curve.probability(raw).clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
+        finding.score = (p.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
         finding.evidence.insert(RAW_SCORE.into(), raw.into());
     }
 }

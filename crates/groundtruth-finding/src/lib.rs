@@ -134,6 +134,30 @@ impl Finding {
     }
 }
 
+/// A line of an NDJSON findings file that is not a finding.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: not a finding (the contract's JSON object): {source}")]
+pub struct NdjsonError {
+    pub line: usize,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Reads findings written one per line (as [`Finding::write_ndjson`]
+/// writes them); blank lines are skipped.
+pub fn read_ndjson(text: &str) -> Result<Vec<Finding>, NdjsonError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| NdjsonError {
+                line: i + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
 /// Sorts findings into the canonical output order (window start, detector,
 /// id), so two runs over the same events write identical files.
 pub fn sort_findings(findings: &mut [Finding]) {
