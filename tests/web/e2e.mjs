@@ -270,7 +270,9 @@ try {
 
   step = 'claim next';
   await page.goto(`${URL0}/#/queue`);
-  await page.waitForSelector('#claim-next');
+  // This queue's own button, not the one of the queue shown before (the
+  // key would land between the two pages and do nothing).
+  await page.waitForSelector('main[data-route="#/queue"] #claim-next');
   await page.keyboard.press('c');
   await page.waitForFunction(() => location.hash.startsWith('#/case/'));
   const claimed = Number((await page.evaluate(() => location.hash)).split('/')[2]);

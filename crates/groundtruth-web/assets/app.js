@@ -47,6 +47,8 @@ function routeLive() { const mine = routeSeq; return () => mine === routeSeq; }
 function show(...nodes) {
   const m = main();
   put(m, ...nodes);
+  // Which route the page shows (a test can tell a new page from the last).
+  m.dataset.route = location.hash;
   m.focus({ preventScroll: true });
 }
 
