@@ -134,10 +134,7 @@ impl FromRequestParts<ApiState> for Caller {
                     AuthError::Unknown | AuthError::Revoked { .. } | AuthError::Expired { .. }
                 ) {
                     let label = format!("token {}…", token.get(..10).unwrap_or(""));
-                    state
-                        .store
-                        .record_signin_failure("http", &label, &e.to_string())
-                        .await;
+                    state.store.record_signin_failure("http", &label, &e).await;
                 }
                 Err(ApiError::Unauthorized(e))
             }

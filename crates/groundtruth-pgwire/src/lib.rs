@@ -417,7 +417,7 @@ impl StartupHandler for TokenStartup {
                         metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "refused").increment(1);
                         self.service
                             .store()
-                            .record_signin_failure("pgwire", &claimed, &e.to_string())
+                            .record_signin_failure("pgwire", &claimed, &e)
                             .await;
                         return Err(PgWireError::InvalidPassword(claimed));
                     }

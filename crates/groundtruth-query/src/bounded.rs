@@ -101,7 +101,8 @@ const BOUNDED: &[(&str, Bound)] = &[
 ];
 
 /// Wraps the session's own functions named in [`BOUNDED`] (when
-/// registered), registers [`ConcatOp`], and returns the planner that plans
+/// registered), registers [`ConcatOp`] and the bound on repeated constants
+/// ([`crate::repeated`]), and returns the planner that plans
 /// `||` through them (put it first: [`planners_first`]).
 pub fn register(ctx: &SessionContext) {
     let state = ctx.state();
@@ -115,6 +116,8 @@ pub fn register(ctx: &SessionContext) {
         }
     }
     ctx.register_udf(ScalarUDF::new_from_impl(ConcatOp::new()));
+    ctx.register_udf(crate::repeated::RepeatedValue::udf().as_ref().clone());
+    ctx.add_optimizer_rule(Arc::new(crate::repeated::RepeatedValues::new()));
 }
 
 /// `state` with [`ConcatPlanner`] in front of its expression planners (a

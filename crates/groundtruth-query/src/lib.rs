@@ -17,6 +17,7 @@ pub mod encode;
 mod error;
 pub mod guard;
 pub mod pool;
+pub mod repeated;
 pub mod scope;
 pub mod tables;
 pub mod views;
@@ -56,8 +57,10 @@ pub struct Limits {
     /// Memory the query's operators (and its collected result) may hold
     /// (DataFusion's memory pool).
     pub memory_bytes: usize,
-    /// Memory all queries of the server may hold together: each query's
-    /// pool draws on this one ([`pool::CappedPool`]).
+    /// Memory all queries of the server may use together, in fact: each
+    /// query's pool draws on one server pool of a third of this
+    /// ([`pool::tracked_share`]), the rest is for the copies operators make
+    /// without counting them.
     pub server_memory_bytes: usize,
     /// Queries running at once on the server; more wait their turn (within
     /// their time limit).
@@ -203,7 +206,7 @@ impl QueryService {
             counts: Default::default(),
             extra: None,
             shared_pool: Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
-                limits.server_memory_bytes.max(1),
+                pool::tracked_share(limits.server_memory_bytes),
             )),
             turns: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             running: Default::default(),

@@ -19,6 +19,10 @@ pub(crate) struct Change<'a> {
     pub entity: &'static str,
     pub entity_id: String,
     pub case_id: Option<i64>,
+    /// The region an entry about no case concerns (an analyst's scope, a
+    /// token's scope), so that region's admin sees it; entries about a case
+    /// go by the case's regions.
+    pub region: Option<&'a str>,
     pub before: Option<Value>,
     pub after: Option<Value>,
 }
@@ -31,8 +35,8 @@ pub(crate) async fn record(
 ) -> Result<(), StoreError> {
     let text = |v: Option<Value>| v.map(|v| v.to_string());
     sqlx::query(
-        "INSERT INTO audit (at_us, actor, role, action, entity, entity_id, case_id, before_json, after_json) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO audit (at_us, actor, role, action, entity, entity_id, case_id, region, before_json, after_json) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(at_us)
     .bind(change.actor.subject.as_str())
@@ -41,6 +45,7 @@ pub(crate) async fn record(
     .bind(change.entity)
     .bind(change.entity_id)
     .bind(change.case_id)
+    .bind(change.region)
     .bind(text(change.before))
     .bind(text(change.after))
     .execute(conn)
@@ -110,14 +115,15 @@ impl ReviewStore {
     }
 
     /// The audit log, newest first. Outside a nationwide scope only the
-    /// entries about cases in the scope are listed.
+    /// entries about cases in the scope and those about the scope's own
+    /// queries and tokens are listed.
     pub async fn audit_log(&self, scope: &Scope, q: &AuditQuery) -> Result<AuditPage, StoreError> {
         let mut p = Params::default();
         let mut wh: Vec<String> = Vec::new();
         if !scope.is_nationwide() {
             let like = p.text(scope.like_pattern());
             wh.push(format!(
-                "a.case_id IN (SELECT r.case_id FROM case_regions r WHERE r.region LIKE {like})"
+                "(a.case_id IN (SELECT r.case_id FROM case_regions r WHERE r.region LIKE {like}) OR a.region LIKE {like})"
             ));
         }
         if let Some(c) = q.case_id {

@@ -186,6 +186,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "scoped queue",
         sql: include_str!("../migrations/0003_scoped_queue.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit by region",
+        sql: include_str!("../migrations/0004_audit_region.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

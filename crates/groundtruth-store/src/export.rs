@@ -147,6 +147,7 @@ impl ReviewStore {
                 entity: "query",
                 entity_id: channel.to_string(),
                 case_id: None,
+                region: Some(actor.scope.as_str()),
                 before: None,
                 after: Some(serde_json::json!({"sql": text, "outcome": outcome})),
             },
@@ -155,8 +156,16 @@ impl ReviewStore {
     }
 
     /// Writes a failed sign-in (`channel`: `http` or `pgwire`) to the audit
-    /// log under the name the client claimed; a failure to write is logged.
-    pub async fn record_signin_failure(&self, channel: &'static str, claimed: &str, why: &str) {
+    /// log under the name the client claimed, seen by the admin of the
+    /// refused token's region when the token was found (revoked, expired)
+    /// and nationwide only otherwise; a failure to write is logged.
+    pub async fn record_signin_failure(
+        &self,
+        channel: &'static str,
+        claimed: &str,
+        refused: &crate::AuthError,
+    ) {
+        let why = refused.to_string();
         let claimed: String = claimed.chars().take(128).collect();
         let actor = crate::Principal {
             subject: format!("unknown ({claimed})"),
@@ -173,6 +182,7 @@ impl ReviewStore {
                     entity: "signin",
                     entity_id: channel.to_string(),
                     case_id: None,
+                    region: refused.region().map(Scope::as_str),
                     before: None,
                     after: Some(serde_json::json!({"claimed": claimed, "why": why})),
                 },

@@ -26,11 +26,26 @@ pub enum AuthError {
     #[error("the bearer token is not known; ask an admin for a new one")]
     Unknown,
     #[error("the bearer token expired at {at}; ask an admin for a new one")]
-    Expired { at: String },
+    Expired {
+        at: String,
+        /// The token's scope: its region's admin sees the attempt.
+        region: Scope,
+    },
     #[error("the bearer token was revoked at {at}")]
-    Revoked { at: String },
+    Revoked { at: String, region: Scope },
     #[error("cannot check the token: {0}")]
     Store(String),
+}
+
+impl AuthError {
+    /// The scope of the token refused, when it was found (revoked or
+    /// expired): that region's admin sees the attempt in the audit log.
+    pub fn region(&self) -> Option<&Scope> {
+        match self {
+            AuthError::Expired { region, .. } | AuthError::Revoked { region, .. } => Some(region),
+            _ => None,
+        }
+    }
 }
 
 /// What a new token may do.
@@ -174,6 +189,7 @@ impl ReviewStore {
                 entity: "token",
                 entity_id: token_id.clone(),
                 case_id: None,
+                region: Some(new.region.as_str()),
                 before: None,
                 after: Some(json!({"subject": new.subject, "role": new.role, "region": new.region.as_str(), "expires_at": expires.map(rfc3339_us)})),
             },
@@ -226,14 +242,20 @@ impl ReviewStore {
             .ok_or(AuthError::Unknown)?;
         let t = info(&row).map_err(|e| AuthError::Store(e.to_string()))?;
         if let Some(at) = t.revoked_at {
-            return Err(AuthError::Revoked { at });
+            return Err(AuthError::Revoked {
+                at,
+                region: t.region,
+            });
         }
         let expires: Option<i64> = row
             .try_get("expires_us")
             .map_err(|e| AuthError::Store(e.to_string()))?;
         if let Some(e) = expires {
             if e <= now_us() {
-                return Err(AuthError::Expired { at: rfc3339_us(e) });
+                return Err(AuthError::Expired {
+                    at: rfc3339_us(e),
+                    region: t.region,
+                });
             }
         }
         Ok(t)
@@ -293,6 +315,7 @@ impl ReviewStore {
                 entity: "token",
                 entity_id: token_id.to_string(),
                 case_id: None,
+                region: Some(before.region.as_str()),
                 before: Some(json!({"revoked_at": null})),
                 after: Some(json!({"revoked_at": rfc3339_us(now)})),
             },

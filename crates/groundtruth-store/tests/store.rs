@@ -1015,3 +1015,96 @@ async fn a_case_across_regions_is_decided_only_by_a_scope_covering_all_of_them()
     assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
     s.reopen(&province, shared, "again").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_regional_admin_sees_the_queries_tokens_and_sign_ins_of_the_region_only() {
+    let (_d, s) = open().await;
+    let nanning = token(&s, "nanning-analyst", Role::Analyst, "4501").await;
+    let district = token(&s, "district-analyst", Role::Analyst, "450102").await;
+    let liuzhou = token(&s, "liuzhou-analyst", Role::Analyst, "4502").await;
+    let national = token(&s, "national-analyst", Role::Analyst, "").await;
+    for (p, sql) in [
+        (&nanning, "SELECT 1 -- nanning"),
+        (&district, "SELECT 1 -- district"),
+        (&liuzhou, "SELECT 1 -- liuzhou"),
+        (&national, "SELECT 1 -- national"),
+    ] {
+        s.record_query(p, "http", sql, json!("ok")).await.unwrap();
+    }
+    // A revoked token of each city tries again; an unknown one too.
+    let (secret, info) = s
+        .create_token(
+            &Principal::system(),
+            &NewToken {
+                subject: "left-4501".into(),
+                role: Role::Inspector,
+                region: Scope::parse("4501").unwrap(),
+                ttl_s: None,
+            },
+        )
+        .await
+        .unwrap();
+    s.revoke_token(&Principal::system(), &info.token_id)
+        .await
+        .unwrap();
+    let refused = s.authenticate(&secret).await.unwrap_err();
+    assert_eq!(refused.region().map(Scope::as_str), Some("4501"));
+    s.record_signin_failure("pgwire", "left-4501", &refused)
+        .await;
+    s.record_signin_failure("http", "nobody", &AuthError::Unknown)
+        .await;
+
+    let seen = |scope: &'static str| {
+        let s = &s;
+        async move {
+            let page = s
+                .audit_log(
+                    &Scope::parse(scope).unwrap(),
+                    &AuditQuery {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            page.items
+                .iter()
+                .map(|e| {
+                    let what = match e.action.as_str() {
+                        "sql.query" => e.after.as_ref().unwrap()["sql"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                        _ => e.actor.clone(),
+                    };
+                    format!("{} {what}", e.action)
+                })
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let city = seen("4501").await;
+    assert_eq!(
+        city,
+        BTreeSet::from([
+            "sql.query SELECT 1 -- nanning".to_string(),
+            "sql.query SELECT 1 -- district".to_string(),
+            "token.created system".to_string(),
+            "token.revoked system".to_string(),
+            "auth.failed unknown (left-4501)".to_string(),
+        ]),
+        "the city's admin sees its own and its districts' entries, nothing of 4502 or nationwide"
+    );
+    let district_seen = seen("450102").await;
+    assert_eq!(
+        district_seen,
+        BTreeSet::from([
+            "sql.query SELECT 1 -- district".to_string(),
+            "token.created system".to_string(),
+        ]),
+        "the district's admin sees its own analyst's token and query only"
+    );
+    let all = seen("").await;
+    assert!(all.contains("sql.query SELECT 1 -- liuzhou"), "{all:?}");
+    assert!(all.contains("sql.query SELECT 1 -- national"), "{all:?}");
+    assert!(all.contains("auth.failed unknown (nobody)"), "{all:?}");
+}
