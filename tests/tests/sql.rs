@@ -1068,17 +1068,31 @@ fn sessions_end_and_silent_connections_cannot_lock_anyone_out() {
 /// each query gets an answer or a clear limit error, and `/healthz`
 /// answers throughout.
 #[test]
-#[ignore = "the bound does not hold yet: peaks of 437-597 MB against 256 MB + 256 MB (a sort whose pool fills copies its batches before it fails; accumulators of per-row values count less than they hold); issue 25"]
 fn twenty_concurrent_hostile_queries_stay_within_the_servers_memory() {
-    let e = env();
-    let heavy = [
+    twenty_at_once(&[
         "SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3",
         "SELECT length(string_agg(repeat('x', 1000000), ',')) FROM range(60)",
         "SELECT cardinality(array_agg(repeat(md5(value::text), 30000))) FROM range(60)",
         "SELECT a.account_id, count(DISTINCT b.event_id || c.event_id) FROM events a, events b, events c GROUP BY 1",
         "SELECT repeat('x', 1000000) AS big FROM range(60)",
-    ];
+    ]);
+}
 
+/// As above with aggregates of values that vary by row (each batch under
+/// the per-call bound) grown past a query's pool.
+#[test]
+#[ignore = "not met: 630-935 MB against 256 + 256 MB. A grouped array_agg of per-row values peaks at 436 MB alone with a 64 MB pool (the partial aggregate's state, its early emission and the repartition each hold a copy); issue 25"]
+fn twenty_concurrent_growing_aggregates_stay_within_the_servers_memory() {
+    twenty_at_once(&[
+        "SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3",
+        "SELECT length(string_agg(repeat(md5(value::text), 60), ',')) FROM range(200000)",
+        "SELECT value % 1000 AS k, cardinality(array_agg(repeat(md5(value::text), 60))) FROM range(200000) GROUP BY 1",
+        "SELECT a.account_id, count(DISTINCT b.event_id || c.event_id) FROM events a, events b, events c GROUP BY 1",
+    ]);
+}
+
+fn twenty_at_once(heavy: &[&str]) {
+    let e = env();
     let tokens = [
         &e.t.analyst,
         &e.t.analyst_4501,

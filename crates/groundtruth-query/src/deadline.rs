@@ -15,16 +15,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result;
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::execution::TaskContext;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use futures::StreamExt;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::gate::{Check, Gate, GateExec};
 
 /// The error a query gets when its time is up.
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +93,13 @@ impl PhysicalOptimizerRule for DeadlineRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let deadline = Arc::new(Deadline {
+            timeout: self.timeout,
+        });
         groundtruth_lake::rewrite_nodes(plan, |node| {
             Ok(runs_long(node.as_ref()).then(|| {
-                Arc::new(DeadlineExec {
-                    input: Arc::clone(node),
-                    timeout: self.timeout,
-                }) as Arc<dyn ExecutionPlan>
+                Arc::new(DeadlineExec::new(Arc::clone(node), Arc::clone(&deadline)))
+                    as Arc<dyn ExecutionPlan>
             }))
         })
     }
@@ -115,80 +114,34 @@ impl PhysicalOptimizerRule for DeadlineRule {
 }
 
 /// Passes its input through until the deadline (counted from `execute`).
+pub type DeadlineExec = GateExec<Deadline>;
+
+/// The check of a [`DeadlineExec`]: the session's cancel flag, then the
+/// time limit.
 #[derive(Debug)]
-pub struct DeadlineExec {
-    input: Arc<dyn ExecutionPlan>,
+pub struct Deadline {
     timeout: Duration,
 }
 
-impl DisplayAs for DeadlineExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Gate for Deadline {
+    const NAME: &'static str = "DeadlineExec";
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeadlineExec: {} s", self.timeout.as_secs_f64())
     }
-}
 
-impl ExecutionPlan for DeadlineExec {
-    fn name(&self) -> &str {
-        "DeadlineExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(input) = children.pop() else {
-            return Err(DataFusionError::Internal(
-                "DeadlineExec needs one child".into(),
-            ));
-        };
-        Ok(Arc::new(DeadlineExec {
-            input,
-            timeout: self.timeout,
-        }))
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn open(&self, _partition: usize, context: &Arc<TaskContext>) -> Check {
         let deadline = Instant::now() + self.timeout;
         let seconds = self.timeout.as_secs_f64();
-        let schema = self.input.schema();
         let cancel = context.session_config().get_extension::<QueryCancel>();
-        let input = self.input.execute(partition, context)?;
-        let checked = input.map(move |batch| {
+        Box::new(move |batch| {
             if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                 Err(DataFusionError::External(Box::new(Cancelled)))
             } else if Instant::now() > deadline {
                 Err(DataFusionError::External(Box::new(TimedOut { seconds })))
             } else {
-                batch
+                Ok(batch)
             }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, checked)))
+        })
     }
 }

@@ -15,10 +15,12 @@ pub mod catalog;
 pub mod deadline;
 pub mod encode;
 mod error;
+pub mod gate;
 pub mod guard;
 pub mod pool;
 pub mod repeated;
 pub mod scope;
+pub mod sortcopies;
 pub mod tables;
 pub mod views;
 
@@ -316,7 +318,8 @@ impl QueryService {
             .with_runtime_env(runtime)
             .with_physical_optimizer_rule(Arc::new(deadline::DeadlineRule {
                 timeout: self.limits.timeout,
-            }));
+            }))
+            .with_physical_optimizer_rule(Arc::new(sortcopies::SortCopiesRule));
         if let Some(c) = &counts {
             builder = builder.with_statistics_registry(groundtruth_lake::ndv::registry(c.clone()));
         }
