@@ -65,7 +65,11 @@ fn finding(
         window_end: format!("2026-11-{day:02}T02:00:00.000Z"),
         score,
         reason: format!("{detector}: {} account(s)", accounts.len()),
-        evidence: json!({"app_id": APP, "scope": {"apps": [APP], "regions": regions}})
+        evidence: json!({"app_id": APP, "scope": {
+            "apps": [APP],
+            "regions": regions,
+            "accounts": accounts.iter().map(|a| (a.to_string(), json!(region_of(a)))).collect::<serde_json::Map<_, _>>()
+        }})
             .as_object()
             .unwrap()
             .clone(),
@@ -1141,4 +1145,69 @@ async fn dismissed_evidence_is_not_raised_again() {
     assert_eq!(out.cases_reopened, 1);
     let (_, c) = e.get(&format!("/api/v1/cases/{dog}"), &t.insp).await;
     assert_eq!(c["case"]["status"], "open");
+}
+
+#[tokio::test]
+async fn a_city_inspector_sees_only_the_citys_part_of_a_case_across_regions() {
+    for b in Backend::all() {
+        let e = env(&b).await;
+        let n = e.name;
+        // One bulk check-in reaching both cities: two Nanning accounts, two Guilin ones.
+        let across = finding(
+            "across",
+            "bulk_check_in",
+            &[FARM[0], FARM[1], FAR[0], FAR[1]],
+            &["d-across"],
+            0.95,
+            3,
+        );
+        e.store.upsert_findings(2, &[across]).await.unwrap();
+        let id = e.case_of(FAR[1]).await;
+        let (s, whole) = e.get(&format!("/api/v1/cases/{id}"), &e.t.admin).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {whole}");
+        assert_eq!(
+            whole["case"]["accounts"].as_array().unwrap().len(),
+            4,
+            "{n}"
+        );
+        for (token, own, other) in [
+            (&e.t.insp, [FARM[0], FARM[1]], [FAR[0], FAR[1]]),
+            (&e.t.guilin, [FAR[0], FAR[1]], [FARM[0], FARM[1]]),
+        ] {
+            let (s, v) = e.get(&format!("/api/v1/cases/{id}"), token).await;
+            assert_eq!(s, StatusCode::OK, "{n}: {v}");
+            let (_, q) = e.get("/api/v1/cases?status=open&limit=100", token).await;
+            let (_, f) = e.get("/api/v1/findings/across", token).await;
+            for shown in [v.to_string(), q.to_string(), f.to_string()] {
+                for a in other {
+                    assert!(
+                        !shown.contains(a),
+                        "{n}: {a} shown to the other city: {shown}"
+                    );
+                }
+                assert!(
+                    !shown.contains("d-across"),
+                    "{n}: the device shown: {shown}"
+                );
+            }
+            let accounts: Vec<&str> = v["case"]["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(accounts, own, "{n}");
+            assert_eq!(v["case"]["outside_scope"]["hidden_accounts"], 2, "{n}: {v}");
+            let rec = v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["finding"]["finding_id"] == "across")
+                .unwrap();
+            assert!(
+                rec["finding"]["evidence"]["withheld"].is_object(),
+                "{n}: {rec}"
+            );
+        }
+    }
 }

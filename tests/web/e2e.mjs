@@ -229,6 +229,28 @@ try {
   check(await count(page, 'table.queue tbody tr') === 0, 'no rows for another region');
   await shot(page, 'inspector-scope');
 
+  step = 'a case across regions';
+  {
+    // The city's inspector sees the city's accounts of a case that also
+    // reaches other regions, and is told what is not shown.
+    const across = every.body.items.find((c) => c.regions.some((r) => r.startsWith(CITY)) && c.regions.some((r) => !r.startsWith(CITY)));
+    if (across) {
+      const whole = await api(ADMIN, `/api/v1/cases/${across.case_id}`);
+      const mine = await api(INSPECTOR, `/api/v1/cases/${across.case_id}`);
+      check(mine.body.case.outside_scope && mine.body.case.outside_scope.hidden_accounts > 0, 'the city view says what it hides');
+      check(mine.body.case.accounts.length < whole.body.case.accounts.length, 'fewer accounts than the whole case');
+      await page.goto(`${URL0}/#/case/${across.case_id}`);
+      await page.waitForSelector('#outside-scope');
+      const facts = await page.textContent('dl.facts');
+      const hidden = whole.body.case.accounts.filter((a) => !mine.body.case.accounts.includes(a));
+      for (const a of hidden) check(!(await page.textContent('main')).includes(a), `account ${a} of another region shown`);
+      check(facts.includes(String(mine.body.case.outside_scope.hidden_accounts)), 'the hidden count is shown');
+      await shot(page, 'case-across-regions');
+    } else {
+      console.log('the demo has no case across regions; the store tests cover them');
+    }
+  }
+
   step = 'a slow page does not cover the next';
   {
     // The queue answers slowly; the case opened meanwhile must stay shown

@@ -1,8 +1,11 @@
 //! Where a finding belongs: the apps and units (6-digit division codes)
 //! of its accounts, read from the window's events and added to its
-//! evidence as `scope` (`{"apps": [...], "regions": {"450102": 28, ...}}`,
-//! accounts per unit). The review store files cases by it and filters
-//! every inspector's view by region with it.
+//! evidence as `scope` (`{"apps": [...], "regions": {"450102": 28, ...},
+//! "accounts": {"<account>": "450102", ...}}`: accounts per unit, and each
+//! account's unit). The review store files cases by it, filters every
+//! inspector's view by region with it, and hides the accounts and evidence
+//! of a case's other regions from an inspector whose scope does not cover
+//! them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +71,7 @@ pub async fn annotate(ctx: &SessionContext, findings: &mut [Finding]) -> Result<
             .map(str::to_string);
         let mut apps = BTreeSet::new();
         let mut regions: BTreeMap<String, u64> = BTreeMap::new();
+        let mut units: BTreeMap<&str, String> = BTreeMap::new();
         for a in &f.accounts {
             let mut mine = BTreeSet::new();
             for (app, region) in seen.get(a).map(Vec::as_slice).unwrap_or(&[]) {
@@ -79,12 +83,15 @@ pub async fn annotate(ctx: &SessionContext, findings: &mut [Finding]) -> Result<
                     mine.insert(r.clone());
                 }
             }
+            if let Some(first) = mine.first() {
+                units.insert(a.as_str(), first.clone());
+            }
             for r in mine {
                 *regions.entry(r).or_default() += 1;
             }
         }
-        f.evidence
-            .insert("scope".into(), json!({"apps": apps, "regions": regions}));
+        let scope = json!({"apps": apps, "regions": regions, "accounts": units});
+        f.evidence.insert("scope".into(), scope);
     }
     Ok(())
 }

@@ -66,6 +66,7 @@ pub(crate) fn case_summary(row: &AnyRow, accounts_cap: usize) -> Result<CaseSumm
         created_at: rfc3339_us(row.try_get("created_us").map_err(&get)?),
         updated_at: rfc3339_us(row.try_get("updated_us").map_err(&get)?),
         version: row.try_get("version").map_err(&get)?,
+        outside_scope: None,
     })
 }
 
@@ -163,7 +164,18 @@ impl ReviewStore {
 
     /// One case's summary (all its accounts), if in scope.
     pub async fn case(&self, scope: &Scope, case_id: i64) -> Result<CaseSummary, StoreError> {
-        load_case(&self.read, scope, case_id).await
+        let case = load_case(&self.read, scope, case_id).await?;
+        self.masked(scope, case).await
+    }
+
+    /// `case` as `scope` sees it ([`crate::mask`]).
+    async fn masked(
+        &self,
+        scope: &Scope,
+        mut case: CaseSummary,
+    ) -> Result<CaseSummary, StoreError> {
+        self.mask_case(scope, &mut case).await?;
+        Ok(case)
     }
 
     /// The queue: cases in `scope` matching `q`, one page.
@@ -269,6 +281,7 @@ impl ReviewStore {
         } else {
             None
         };
+        self.mask_cases(scope, &mut items).await?;
         Ok(CasePage { items, next_cursor })
     }
 
@@ -284,8 +297,12 @@ impl ReviewStore {
         .await
         .map_err(db("read a case's findings"))?
         .iter()
-        .map(finding_record)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| {
+            let mut rec = finding_record(r)?;
+            crate::mask::mask_finding(scope, &mut rec.finding);
+            Ok(rec)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
         let get = db("read a case's verdicts");
         let verdicts = sqlx::query(
             "SELECT verdict_id, verdict, note, author, detectors, at_us FROM verdicts WHERE case_id = $1 ORDER BY verdict_id",
@@ -392,7 +409,7 @@ impl ReviewStore {
                 "commit a claim",
             )
             .await?;
-            return Ok(Some(case));
+            return Ok(Some(self.masked(&actor.scope, case).await?));
         }
         Err(StoreError::Conflict(
             "the queue is busy: every candidate case was being claimed by someone else; try again"
@@ -453,7 +470,7 @@ impl ReviewStore {
             now,
         )
         .await?;
-        finish(
+        let case = finish(
             tx,
             actor,
             now,
@@ -467,7 +484,8 @@ impl ReviewStore {
             Some(json!({"assignee": assignee})),
             "commit an assignment",
         )
-        .await
+        .await?;
+        self.masked(&actor.scope, case).await
     }
 
     async fn check_assignee(&self, subject: &str) -> Result<(), StoreError> {
@@ -564,7 +582,8 @@ impl ReviewStore {
             .await
             .map_err(db("remember decided evidence"))?;
         }
-        finish(tx, actor, now, case_id, "case.verdict", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": verdict.status(), "verdict": verdict, "assignee": assignee, "verdict_id": verdict_id, "note": note})), "commit a verdict").await
+        let case = finish(tx, actor, now, case_id, "case.verdict", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": verdict.status(), "verdict": verdict, "assignee": assignee, "verdict_id": verdict_id, "note": note})), "commit a verdict").await?;
+        self.masked(&actor.scope, case).await
     }
 
     /// Puts a decided (or waiting) case back in the queue; its decision no
@@ -623,7 +642,8 @@ impl ReviewStore {
         for other in affected {
             refresh_case(&mut tx, other, now, &[]).await?;
         }
-        finish(tx, actor, now, case_id, "case.reopened", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": "open", "assignee": null, "note": note})), "commit a reopen").await
+        let case = finish(tx, actor, now, case_id, "case.reopened", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": "open", "assignee": null, "note": note})), "commit a reopen").await?;
+        self.masked(&actor.scope, case).await
     }
 
     /// Adds a note to a case.

@@ -191,6 +191,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit by region",
         sql: include_str!("../migrations/0004_audit_region.sql"),
     },
+    Migration {
+        version: 5,
+        name: "account regions",
+        sql: include_str!("../migrations/0005_account_regions.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

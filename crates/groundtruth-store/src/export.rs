@@ -64,8 +64,10 @@ impl ReviewStore {
                 _ => "pending".into(),
             };
             let body: String = r.try_get("body").map_err(&get)?;
+            let mut finding = parse_body(&body)?;
+            crate::mask::mask_finding(scope, &mut finding);
             out.push(FindingRow {
-                finding: parse_body(&body)?,
+                finding,
                 case_id: r.try_get("case_id").map_err(&get)?,
                 app_id: r.try_get("app_id").map_err(&get)?,
                 region: r.try_get("region").map_err(&get)?,
@@ -89,9 +91,12 @@ impl ReviewStore {
             .fetch_all(&self.read)
             .await
             .map_err(db("export cases"))?;
-        rows.iter()
+        let mut cases = rows
+            .iter()
             .map(|r| crate::cases::case_summary(r, usize::MAX))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.mask_cases(scope, &mut cases).await?;
+        Ok(cases)
     }
 
     /// Every verdict on a case in `scope`, oldest first.

@@ -23,6 +23,8 @@ pub struct FindingScope {
     pub app_id: String,
     /// Region code → accounts of the finding in it.
     pub regions: BTreeMap<String, i64>,
+    /// Account → its region, where the pipeline wrote it.
+    pub accounts: BTreeMap<String, String>,
 }
 
 impl FindingScope {
@@ -60,7 +62,23 @@ impl FindingScope {
             }
             _ => {}
         }
-        FindingScope { app_id, regions }
+        let accounts = scope
+            .and_then(|s| s.get("accounts"))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(a, r)| {
+                        let r = r.as_str().filter(|r| valid_region(r))?;
+                        Some((a.clone(), r.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        FindingScope {
+            app_id,
+            regions,
+            accounts,
+        }
     }
 
     /// The region most of its accounts are in.
@@ -276,9 +294,13 @@ impl ReviewStore {
                 }
             }
             for a in &f.accounts {
-                sqlx::query("INSERT INTO case_accounts (case_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                sqlx::query(
+                    "INSERT INTO case_accounts (case_id, account_id, region) VALUES ($1, $2, $3) \
+                     ON CONFLICT (case_id, account_id) DO UPDATE SET region = COALESCE(case_accounts.region, excluded.region)",
+                )
                     .bind(case_id)
                     .bind(a.as_str())
+                    .bind(scope.accounts.get(a).map(String::as_str))
                     .execute(&mut *tx)
                     .await
                     .map_err(db("record a case's accounts"))?;
@@ -375,7 +397,9 @@ impl ReviewStore {
             .await
             .map_err(db("read a finding"))?
             .ok_or_else(|| StoreError::not_found(format!("finding {finding_id}")))?;
-        finding_record(&row)
+        let mut rec = finding_record(&row)?;
+        crate::mask::mask_finding(scope, &mut rec.finding);
+        Ok(rec)
     }
 }
 

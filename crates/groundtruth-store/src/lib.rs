@@ -18,6 +18,7 @@ pub mod db;
 mod error;
 mod export;
 mod findings;
+mod mask;
 pub mod model;
 mod tokens;
 
@@ -29,6 +30,7 @@ pub use db::{Backend, StoreOptions};
 pub use error::{ErrorKind, StoreError};
 pub use export::{FindingRow, VerdictRow};
 pub use findings::{case_key, evidence_key, FindingScope};
+pub use mask::{is_withheld, OutsideScope};
 pub use model::*;
 pub use tokens::{AuthError, NewToken};
 

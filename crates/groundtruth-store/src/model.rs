@@ -124,6 +124,10 @@ pub struct CaseSummary {
     /// Changes with every update; send it back as `expected_version` to
     /// refuse a change made on a stale view.
     pub version: i64,
+    /// What is not shown to a caller whose scope covers only some of the
+    /// case's regions (absent when the scope covers them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_scope: Option<crate::mask::OutsideScope>,
 }
 
 /// Accounts listed per case in a queue page.

@@ -1108,3 +1108,104 @@ async fn a_regional_admin_sees_the_queries_tokens_and_sign_ins_of_the_region_onl
     assert!(all.contains("sql.query SELECT 1 -- national"), "{all:?}");
     assert!(all.contains("auth.failed unknown (nobody)"), "{all:?}");
 }
+
+#[tokio::test]
+async fn a_city_sees_only_its_own_accounts_and_evidence_of_a_case_across_regions() {
+    let (_d, s) = open().await;
+    let mut both = finding(
+        "both",
+        "bulk_check_in",
+        &["nn-1", "nn-2", "gl-1", "gl-2", "unknown-1"],
+        "450102",
+        0.9,
+        2,
+    );
+    both.evidence["scope"] = json!({
+        "apps": ["zhiguitong"],
+        "regions": {"450102": 2, "450302": 2},
+        "accounts": {"nn-1": "450102", "nn-2": "450102", "gl-1": "450302", "gl-2": "450302"}
+    });
+    both.evidence
+        .insert("duty_point".into(), json!([25.27, 110.29]));
+    both.reason = "5 accounts at 25.27N 110.29E (gl-1's post) within 7 s".into();
+    s.upsert_findings(day_us(2), &[both]).await.unwrap();
+    let nationwide = Scope::nationwide();
+    let all = s
+        .list_cases(
+            &nationwide,
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 1);
+    let id = all[0].case_id;
+    assert_eq!(all[0].accounts.len(), 5);
+    assert!(all[0].outside_scope.is_none());
+
+    let foreign = ["gl-1", "gl-2", "unknown-1", "25.27", "110.29", "dev-"];
+    let nanning = Scope::parse("4501").unwrap();
+    // Every way a city reads the case: the queue, the case, its detail, the exports.
+    let page = s
+        .list_cases(
+            &nanning,
+            &CaseQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let summary = s.case(&nanning, id).await.unwrap();
+    let detail = s.case_detail(&nanning, id).await.unwrap();
+    let cases = s.export_cases(&nanning).await.unwrap();
+    let findings = s.export_findings(&nanning).await.unwrap();
+    let one = s.finding(&nanning, "both").await.unwrap();
+    for shown in [
+        serde_json::to_string(&page).unwrap(),
+        serde_json::to_string(&summary).unwrap(),
+        serde_json::to_string(&detail).unwrap(),
+        serde_json::to_string(&cases).unwrap(),
+        serde_json::to_string(&findings.iter().map(|f| &f.finding).collect::<Vec<_>>()).unwrap(),
+        serde_json::to_string(&one).unwrap(),
+    ] {
+        for f in foreign {
+            assert!(!shown.contains(f), "{f} shown to 4501: {shown}");
+        }
+        assert!(shown.contains("nn-1") && shown.contains("nn-2"), "{shown}");
+    }
+    assert_eq!(summary.accounts, vec!["nn-1", "nn-2"]);
+    assert_eq!(
+        summary.outside_scope,
+        Some(OutsideScope {
+            regions: vec!["450302".into()],
+            hidden_accounts: 3
+        })
+    );
+    assert!(is_withheld(&detail.findings[0].finding));
+    assert_eq!(detail.findings[0].finding.accounts, vec!["nn-1", "nn-2"]);
+
+    // The other city sees its own two; the province sees everything.
+    let guilin = s.case(&Scope::parse("4503").unwrap(), id).await.unwrap();
+    assert_eq!(guilin.accounts, vec!["gl-1", "gl-2"]);
+    let province = s
+        .case_detail(&Scope::parse("45").unwrap(), id)
+        .await
+        .unwrap();
+    assert_eq!(province.case.accounts.len(), 5);
+    assert!(province.case.outside_scope.is_none());
+    assert!(!is_withheld(&province.findings[0].finding));
+    assert!(province.findings[0].finding.reason.contains("110.29"));
+
+    // A claim by a city's inspector answers with the city's view too.
+    let li = token(&s, "li", Role::Inspector, "4501").await;
+    let claimed = s
+        .claim_next(&li, &CaseQuery::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.accounts, vec!["nn-1", "nn-2"]);
+}

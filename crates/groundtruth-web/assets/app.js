@@ -390,12 +390,13 @@ async function renderCase(id) {
   const reviewer = can(REVIEWERS);
   const raised = detail.findings.filter((f) => f.raised);
   const reasons = (raised.length ? raised : detail.findings).map((f) => h('li', {},
-    h('strong', {}, detectorName(f.finding.detector)), ' — ', f.finding.reason));
+    h('strong', {}, detectorName(f.finding.detector)), ' — ', withheldText(f.finding) || f.finding.reason));
 
   const facts = h('dl', { class: 'facts' },
     h('dt', {}, t('case.app')), h('dd', {}, c.app_id),
     h('dt', {}, t('case.regions')), h('dd', {}, c.regions.join(', ') || '—'),
-    h('dt', {}, t('case.accounts')), h('dd', {}, `${c.accounts.join(', ')}${c.n_accounts > c.accounts.length ? ` … (${c.n_accounts})` : ''}`),
+    h('dt', {}, t('case.accounts')), h('dd', {}, `${c.accounts.join(', ')}${c.outside_scope ? '' : (c.n_accounts > c.accounts.length ? ` … (${c.n_accounts})` : '')}`,
+      c.outside_scope ? h('p', { class: 'hint', id: 'outside-scope' }, t('case.outside', { n: c.outside_scope.hidden_accounts, regions: c.outside_scope.regions.join(', ') })) : null),
     h('dt', {}, t('case.window')), h('dd', {}, `${fmtTime(c.window_start)} → ${fmtTime(c.window_end)}`),
     h('dt', {}, t('case.assignee')), h('dd', {}, c.assignee || '—'),
     h('dt', {}, t('queue.col.status')), h('dd', {}, chip(t(`status.${c.status}`), `st-${c.status}`), c.verdict ? ` ${t(`verdict.${c.verdict}`)}` : ''));
@@ -504,13 +505,21 @@ async function loadHistory(id, box) {
   box.dataset.loaded = 'true';
 }
 
+/** What replaces a finding's reason when its evidence was withheld (it
+ * reaches regions outside the caller's scope), or null. */
+function withheldText(f) {
+  const w = f.evidence?.withheld;
+  return w ? t('ev.withheld', { regions: (w.regions || []).join(', '), n: f.accounts.length }) : null;
+}
+
 /** One finding: its reason, its evidence as a picture, the figures. */
 function evidenceSection(rec) {
   const f = rec.finding;
   const ev = f.evidence || {};
   const parts = [];
+  const withheld = withheldText(f);
   const labels = (title) => ({ title, scale: t('ev.track.scale') });
-  switch (f.detector) {
+  switch (withheld ? null : f.detector) {
     case 'non_human_track': {
       const pts = ev.geometry?.points || [];
       const replay = ev.replay?.source_geometry?.points;
@@ -573,7 +582,7 @@ function evidenceSection(rec) {
   }
   return h('section', { class: 'finding panel', dataset: { detector: f.detector, findingId: f.finding_id } },
     h('h3', {}, t('case.finding', { detector: detectorName(f.detector), score: fmtScore(f.score) }), rec.raised ? null : h('span', { class: 'hint' }, ' ', t('case.suppressed'))),
-    h('p', { class: 'reason-text' }, f.reason),
+    h('p', { class: withheld ? 'reason-text withheld' : 'reason-text' }, withheld || f.reason),
     h('p', { class: 'meta' }, `${fmtTime(f.window_start)} → ${fmtTime(f.window_end)} · ${f.accounts.length} ${t('case.accounts')}${f.devices?.length ? ` · ${f.devices.length} ${t('case.devices')}` : ''}`),
     h('div', { class: 'pictures' }, parts),
     h('details', {}, h('summary', {}, t('case.raw')), h('pre', {}, JSON.stringify(f, null, 2))));
