@@ -100,7 +100,7 @@ impl Cursor {
 }
 
 /// The queue's filters as SQL conditions on `c`.
-fn filters(q: &CaseQuery, p: &mut Params, wh: &mut Vec<String>) {
+fn filters(q: &CaseQuery, scope: &Scope, p: &mut Params, wh: &mut Vec<String>) {
     if let Some(r) = &q.region {
         if !r.is_nationwide() {
             let like = p.text(r.like_pattern());
@@ -132,13 +132,26 @@ fn filters(q: &CaseQuery, p: &mut Params, wh: &mut Vec<String>) {
         Some(AssigneeFilter::Named(n)) => wh.push(format!("c.assignee = {}", p.text(n.clone()))),
         None => {}
     }
+    // An account matches where the caller may see it: in a case wholly
+    // inside the scope, or itself inside it (crate::mask hides the rest).
+    let seen = |p: &mut Params, alias: &str| {
+        if scope.is_nationwide() {
+            return String::new();
+        }
+        let like = p.text(scope.like_pattern());
+        format!(
+            " AND ({alias}.region LIKE {like} OR NOT EXISTS (SELECT 1 FROM case_regions o WHERE o.case_id = c.case_id AND o.region NOT LIKE {like}))"
+        )
+    };
     if let Some(a) = &q.account {
         let a = p.text(a.clone());
-        wh.push(format!("EXISTS (SELECT 1 FROM case_accounts a WHERE a.case_id = c.case_id AND a.account_id = {a})"));
+        let seen = seen(p, "a");
+        wh.push(format!("EXISTS (SELECT 1 FROM case_accounts a WHERE a.case_id = c.case_id AND a.account_id = {a}{seen})"));
     }
     if let Some(s) = &q.search {
         let pat = p.text(format!("{}%", like_escape(s)));
-        wh.push(format!("EXISTS (SELECT 1 FROM case_accounts a2 WHERE a2.case_id = c.case_id AND a2.account_id LIKE {pat} ESCAPE '\\')"));
+        let seen = seen(p, "a2");
+        wh.push(format!("EXISTS (SELECT 1 FROM case_accounts a2 WHERE a2.case_id = c.case_id AND a2.account_id LIKE {pat} ESCAPE '\\'{seen})"));
     }
     if let Some(t) = q.from_us {
         wh.push(format!("c.window_end_us >= {}", p.int(t)));
@@ -204,7 +217,7 @@ impl ReviewStore {
         } else {
             visible("c.case_id", scope, &mut p)
         };
-        filters(q, &mut p, &mut wh);
+        filters(q, scope, &mut p, &mut wh);
         let (col, id_col) = if scoped_walk {
             ("r.score", "r.case_id")
         } else {
@@ -368,7 +381,7 @@ impl ReviewStore {
                 "c.assignee IS NULL".to_string(),
             ];
             let vis = visible("c.case_id", &actor.scope, &mut p);
-            filters(q, &mut p, &mut wh);
+            filters(q, &actor.scope, &mut p, &mut wh);
             let lock = match self.backend {
                 Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                 Backend::Sqlite => "",
@@ -424,7 +437,7 @@ impl ReviewStore {
             "c.assignee IS NULL".to_string(),
         ];
         let vis = visible("c.case_id", &actor.scope, &mut p);
-        filters(q, &mut p, &mut wh);
+        filters(q, &actor.scope, &mut p, &mut wh);
         let sql = format!(
             "SELECT c.case_id FROM cases c WHERE {}{vis} LIMIT 1",
             where_clause(&wh)

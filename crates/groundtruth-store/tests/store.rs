@@ -1200,6 +1200,27 @@ async fn a_city_sees_only_its_own_accounts_and_evidence_of_a_case_across_regions
     assert!(!is_withheld(&province.findings[0].finding));
     assert!(province.findings[0].finding.reason.contains("110.29"));
 
+    // Looking a foreign account up finds nothing; an own account finds the case.
+    for (account, found) in [("gl-1", 0), ("gl", 0), ("nn-1", 1), ("nn", 1)] {
+        let q = if account.len() > 2 {
+            CaseQuery {
+                account: Some(account.into()),
+                limit: 10,
+                ..Default::default()
+            }
+        } else {
+            CaseQuery {
+                search: Some(account.into()),
+                limit: 10,
+                ..Default::default()
+            }
+        };
+        let n = s.list_cases(&nanning, &q).await.unwrap().items.len();
+        assert_eq!(n, found, "4501 looking for {account}");
+        let all = s.list_cases(&nationwide, &q).await.unwrap().items.len();
+        assert_eq!(all, 1, "nationwide looking for {account}");
+    }
+
     // A claim by a city's inspector answers with the city's view too.
     let li = token(&s, "li", Role::Inspector, "4501").await;
     let claimed = s
