@@ -19,6 +19,8 @@
 mod compact;
 mod dedup;
 mod dictkeys;
+#[cfg(test)]
+mod differential;
 mod distinct;
 mod eager;
 mod error;
