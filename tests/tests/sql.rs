@@ -524,6 +524,28 @@ fn psql_signs_in_with_a_token_and_sees_its_region() {
         .parse()
         .unwrap();
     assert!(f1 < fa);
+    // groundtruth's rule switches: set for the connection, same answers.
+    let per_day = "SELECT event_date, count(*) FROM events GROUP BY 1 ORDER BY 1";
+    let with_rules = e.psql_ok(&e.t.analyst, per_day);
+    let explain = format!("EXPLAIN {per_day}");
+    let footers = "partition_sizes"; // the counts come from the footers, not a scan
+    assert!(e.psql_ok(&e.t.analyst, &explain).contains(footers));
+    let (ok, out, err) = e.psql(
+        &e.t.analyst,
+        &[
+            "-c",
+            "SET groundtruth.footer_counts = false",
+            "-c",
+            &explain,
+            "-c",
+            per_day,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!out.contains(footers), "the rule still ran: {out}");
+    assert!(out.ends_with(&with_rules), "{out}");
+    let err = e.psql_err(&e.t.analyst, "SET datafusion.execution.batch_size = 1");
+    assert!(err.contains("groundtruth.*"), "{err}");
     // The metrics views.
     let zombies = e.psql_ok(
         &e.t.analyst,

@@ -39,8 +39,8 @@
 //! not). Anything else (a region scope's filter over a repartition, a
 //! computed key, a single aggregate on one partition) is planned as before.
 //!
-//! `GROUNDTRUTH_DICTIONARY_KEYS=off` in the environment leaves the rule out
-//! of lake sessions (to compare plans and timings).
+//! `SET groundtruth.dictionary_keys = false` turns the rule off for a session
+//! (to compare plans and timings).
 
 use std::collections::HashSet;
 
@@ -108,8 +108,11 @@ impl PhysicalOptimizerRule for DictionaryKeys {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !crate::rule_options(config).dictionary_keys {
+            return Ok(plan);
+        }
         crate::rewrite_nodes(plan, rewrite)
     }
 

@@ -94,8 +94,11 @@ impl OptimizerRule for MixedDistinctToGroupBy {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !crate::rule_options(&config.options()).distinct_to_group_by {
+            return Ok(Transformed::no(plan));
+        }
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };

@@ -34,8 +34,8 @@
 //! without limit, filters or grouping sets, reading only probe-side
 //! columns.
 //!
-//! `GROUNDTRUTH_AGGREGATE_BELOW_JOIN=off` in the environment leaves the rule
-//! out of lake sessions.
+//! `SET groundtruth.aggregate_below_join = false` turns the rule off for a
+//! session.
 
 use std::sync::Arc;
 
@@ -63,8 +63,11 @@ impl PhysicalOptimizerRule for AggregateBelowJoin {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !crate::rule_options(config).aggregate_below_join {
+            return Ok(plan);
+        }
         crate::rewrite_nodes(plan, rewrite)
     }
 

@@ -30,8 +30,8 @@
 //! once. DataFusion's own `AggregateStatistics` does this for aggregates
 //! without GROUP BY.
 //!
-//! `GROUNDTRUTH_FOOTER_COUNTS=off` in the environment leaves the rule out
-//! of lake sessions (to compare plans and timings).
+//! `SET groundtruth.footer_counts = false` turns the rule off for a session
+//! (to compare plans and timings).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -57,8 +57,11 @@ impl PhysicalOptimizerRule for CountsFromFooters {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !crate::rule_options(config).footer_counts {
+            return Ok(plan);
+        }
         crate::rewrite_nodes(plan, from_footers)
     }
 

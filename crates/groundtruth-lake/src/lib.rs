@@ -27,6 +27,7 @@ mod error;
 mod footers;
 mod layout;
 pub mod ndv;
+mod options;
 mod query;
 mod shared;
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use eager::AggregateBelowJoin;
 pub use error::LakeError;
 pub use footers::CountsFromFooters;
 pub use layout::{escape_app_id, LakeLayout};
+pub use options::{rule_options, RuleOptions};
 pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
     lake_context, open_range_session, open_session, read_only_options, retry_vanished,

@@ -281,56 +281,42 @@ pub fn without_rules(
         .build()
 }
 
-/// Whether the environment variable `var` turns a speed-up off (its value
-/// is `off`): each of groundtruth's optimizations has such a switch, to
-/// compare plans and timings with and without it in one sitting.
-pub fn switched_off(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "off")
-}
-
 /// A session with the lake's settings and groundtruth's optimizer rules
 /// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
 /// [`CountsFromFooters`](crate::CountsFromFooters),
 /// [`AggregateBelowJoin`](crate::AggregateBelowJoin),
 /// [`DictionaryKeys`](crate::DictionaryKeys), [`SharedSubplans`](crate::SharedSubplans)
-/// with its [`SharingQueryPlanner`](crate::SharingQueryPlanner)).
-///
-/// `GROUNDTRUTH_DISTINCT_RULE=off` / `GROUNDTRUTH_FOOTER_COUNTS=off` /
-/// `GROUNDTRUTH_AGGREGATE_BELOW_JOIN=off` /
-/// `GROUNDTRUTH_DICTIONARY_KEYS=off` / `GROUNDTRUTH_SHARED_SUBPLANS=off` in
-/// the environment leave a rule out (to compare plans and timings with and
-/// without it).
+/// with its [`SharingQueryPlanner`](crate::SharingQueryPlanner)), each
+/// switched by its option ([`RuleOptions`](crate::RuleOptions):
+/// `SET groundtruth.footer_counts = false`).
 pub fn lake_context() -> SessionContext {
-    let mut builder = datafusion::execution::SessionStateBuilder::new()
+    let builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(session_config())
         .with_runtime_env(lake_runtime())
-        .with_default_features();
-    if !switched_off("GROUNDTRUTH_DISTINCT_RULE") {
-        builder = builder.with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy));
-    }
-    if !switched_off("GROUNDTRUTH_FOOTER_COUNTS") {
-        builder = builder.with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters));
-    }
-    // Before DictionaryKeys: the aggregate it moves below a join then
-    // reads the scan directly.
-    if !switched_off("GROUNDTRUTH_AGGREGATE_BELOW_JOIN") {
-        builder = builder.with_physical_optimizer_rule(Arc::new(crate::eager::AggregateBelowJoin));
-    }
-    if !switched_off("GROUNDTRUTH_DICTIONARY_KEYS") {
-        builder = builder.with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys));
-    }
-    if !switched_off("GROUNDTRUTH_SHARED_SUBPLANS") {
-        builder = builder
-            .with_analyzer_rule(Arc::new(crate::shared::SharedSubplans))
-            .with_query_planner(Arc::new(crate::shared::SharingQueryPlanner));
-    }
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy))
+        .with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters))
+        // Before DictionaryKeys: the aggregate it moves below a join then
+        // reads the scan directly.
+        .with_physical_optimizer_rule(Arc::new(crate::eager::AggregateBelowJoin))
+        .with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys))
+        .with_analyzer_rule(Arc::new(crate::shared::SharedSubplans))
+        .with_query_planner(Arc::new(crate::shared::SharingQueryPlanner));
     SessionContext::new_with_state(builder.build())
+}
+
+/// Whether the environment variable `var` turns a speed-up off (its value
+/// is `off`): the detection's close cache has such a switch, to compare
+/// timings with and without it in one sitting.
+pub fn switched_off(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "off")
 }
 
 fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_target_partitions(num_cpus());
+        .with_target_partitions(num_cpus())
+        .with_option_extension(crate::options::RuleOptions::default());
     // The lake nests files as <date>/<app>/part-*.parquet without Hive
     // `key=value` names: list the whole tree.
     config

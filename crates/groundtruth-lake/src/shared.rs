@@ -28,8 +28,8 @@
 //! filter is pushed into it (DataFusion's dynamic join filters included:
 //! [`SharedExec`] accepts none), so each reader filters it above.
 //!
-//! `GROUNDTRUTH_SHARED_SUBPLANS=off` in the environment leaves the rule out
-//! of lake sessions (each copy is then computed as before).
+//! `SET groundtruth.shared_subplans = false` turns the rule off for a session
+//! (each copy is then computed as before).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -60,7 +60,10 @@ use futures::StreamExt;
 pub struct SharedSubplans;
 
 impl AnalyzerRule for SharedSubplans {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        if !crate::rule_options(config).shared_subplans {
+            return Ok(plan);
+        }
         let mut all = HashMap::new();
         let mut planned = false;
         plan.apply(|node| {

@@ -515,11 +515,13 @@ pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
         | Statement::Set(Set::SetTimeZone { .. }) => Ok(()),
         Statement::Set(Set::SingleAssignment { variable, .. }) => {
             let name = variable.to_string().to_lowercase();
-            if SAFE_SET.contains(&name.as_str()) {
+            // groundtruth's own plan rules may be switched off: they never
+            // change an answer, only how it is computed.
+            if SAFE_SET.contains(&name.as_str()) || name.starts_with("groundtruth.") {
                 Ok(())
             } else {
                 Err(QueryError::Refused(format!(
-                    "SET {name} is not allowed; only client settings may be set ({})",
+                    "SET {name} is not allowed; only client settings ({}) and groundtruth's rule switches (groundtruth.*, SHOW ALL lists them) may be set",
                     SAFE_SET.join(", ")
                 )))
             }
