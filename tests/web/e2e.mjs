@@ -128,6 +128,12 @@ try {
   const beads = await count(page, 'svg[data-chart="sessions"] rect.session');
   check(beads >= 6, `the farm timeline draws sessions (${beads})`);
   check((await page.textContent('section.reason')).length > 20, 'the reason is shown at the top');
+  const han = /[\u4e00-\u9fff]{8}/;
+  const chineseReason = async (det) => {
+    const r = await page.textContent(`section.finding[data-detector="${det}"] p.reason-text`);
+    check(han.test(r), `the ${det} reason is in Chinese: ${r}`);
+  };
+  await chineseReason('phone_farm');
   await page.waitForSelector('svg[data-chart="per-day"] rect.bar');
   await page.waitForSelector('svg[data-chart="events"] circle.event');
   await shot(page, 'case-phone-farm');
@@ -152,6 +158,7 @@ try {
   // Colour comes from speed: more than one colour on an animal's track.
   const colours = await page.$$eval('svg[data-chart="track"] g.segments line', (ls) => new Set(ls.map((l) => l.getAttribute('stroke'))).size);
   check(colours >= 2, `the track is coloured by speed (${colours} colours)`);
+  await chineseReason('non_human_track');
   await shot(page, 'case-dog-track');
 
   step = 'every detector has its picture';
@@ -166,6 +173,7 @@ try {
     check(list.status === 200 && list.body.items.length === 1, `the demo has a ${det} case`);
     await page.goto(`${URL0}/#/case/${list.body.items[0].case_id}`);
     await page.waitForSelector(`section.finding[data-detector="${det}"] ${selector}`);
+    await chineseReason(det);
     await shot(page, `case-${det}`);
   }
 

@@ -390,7 +390,7 @@ async function renderCase(id) {
   const reviewer = can(REVIEWERS);
   const raised = detail.findings.filter((f) => f.raised);
   const reasons = (raised.length ? raised : detail.findings).map((f) => h('li', {},
-    h('strong', {}, detectorName(f.finding.detector)), ' — ', withheldText(f.finding) || f.finding.reason));
+    h('strong', {}, detectorName(f.finding.detector)), ' — ', reasonText(f.finding)));
 
   const facts = h('dl', { class: 'facts' },
     h('dt', {}, t('case.app')), h('dd', {}, c.app_id),
@@ -505,6 +505,86 @@ async function loadHistory(id, box) {
   box.dataset.loaded = 'true';
 }
 
+/** A number as the reasons show it: whole, or at most `digits` decimals. */
+function num(v, digits = 1) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '?';
+  return Number.isInteger(v) ? String(v) : String(Number(v.toFixed(digits)));
+}
+
+/** How many: a list's length, or the number itself. */
+function count(v) { return Array.isArray(v) ? v.length : (typeof v === 'number' ? v : null); }
+
+/** A finding's reason in Chinese, from its evidence (the detectors write
+ * theirs in English): null when the evidence lacks what it needs, and the
+ * page then shows the detector's own words. */
+function reasonZh(f) {
+  const ev = f.evidence || {};
+  const n = f.accounts.length;
+  switch (f.detector) {
+    case 'phone_farm': {
+      if (ev.sessions == null || !ev.net_key) return null;
+      let s = `${n} 个账号在同一网络（${ev.net_key}）上于 ${count(ev.days) ?? '?'} 天里被轮流使用：${ev.sessions} 个会话互不重叠，每个都在上一个结束后 ${num(ev.max_gap_s)} 秒内开始。`;
+      if (typeof ev.order_tau === 'number' && ev.order_tau >= 0.8) s += `每天的账号顺序几乎相同（肯德尔 τ ${num(ev.order_tau, 2)}）。`;
+      if (ev.static_phones) s += `${ev.static_phones} 部手机从未服务其他账号，也从未离开该网络。`;
+      return `${s}这正是一个人操作一排手机的样子。`;
+    }
+    case 'bulk_check_in': {
+      if (!ev.device || ev.accounts_per_day_max == null) return null;
+      let s = `一台设备（${ev.device}）在 ${count(ev.days) ?? '?'} 天里为 ${n} 个账号打卡（一天最多 ${ev.accounts_per_day_max} 个）。`;
+      if (ev.copied_coordinates) s += `${ev.copied_coordinates} 次打卡坐标与其他账号完全相同。`;
+      if (ev.far_from_point) s += `${ev.far_from_point} 次打卡远离账号自己的岗位。`;
+      if (ev.regular_days) s += `${ev.regular_days} 天的打卡间隔整齐得像脚本。`;
+      return s;
+    }
+    case 'registration_farm': {
+      if (ev.registrations == null || ev.minutes == null) return null;
+      let s = `${ev.referrer ? `通过推荐人 ${ev.referrer} ` : ''}在 ${num(ev.minutes, 0)} 分钟内注册了 ${ev.registrations} 个新账号，使用 ${count(ev.devices) ?? '?'} 部手机、${count(ev.ips) ?? '?'} 个网络地址。`;
+      if (ev.emulated) s += `其中 ${ev.emulated} 个来自模拟器或未经认证的手机。`;
+      if (ev.observed) s += `之后只有 ${ev.came_back ?? 0}/${ev.observed} 个在另一天再次使用（其他新账号：${num((ev.others_return_rate || 0) * 100, 0)}%）。`;
+      return s;
+    }
+    case 'record_churn': {
+      if (ev.operations == null || ev.re_entries == null) return null;
+      const share = ev.operations ? ((ev.re_entries + (ev.no_op_updates || 0)) / ev.operations) * 100 : 0;
+      let s = `在 ${count(ev.days) ?? '?'} 天里，该账号的人口数据工作主要是空转：${ev.re_entries} 次删除后重新录入同一记录，${ev.no_op_updates || 0} 次什么都没改的更新，占全部 ${ev.operations} 次操作的 ${num(share, 0)}%。`;
+      if (ev.peer_median_churn_per_day != null) s += `同类账号每天约 ${num(ev.peer_median_churn_per_day)} 次。`;
+      return s;
+    }
+    case 'report_inflation': {
+      if (ev.reports == null || ev.expected_reports == null) return null;
+      const days = Array.isArray(ev.days) ? ev.days.map((d) => d.date).filter(Boolean) : [];
+      let s = `单位 ${ev.region || '?'} 在 ${days.length} 天（${days.join('、')}）提交了 ${ev.reports} 份报告，按其前一周和同类单位推算约为 ${num(ev.expected_reports, 0)} 份。`;
+      if (ev.repeated_text) s += `有文字的 ${ev.with_text ?? ev.reports} 份中 ${ev.repeated_text} 份与之前的报告逐字相同。`;
+      if (ev.same_spot_copies) s += `${ev.same_spot_copies} 份在同一地点重复提交。`;
+      const cats = Array.isArray(ev.days) ? [...new Set(ev.days.flatMap((d) => d.top_categories || []))] : [];
+      if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.join('、')}），远超同类单位的比例。`;
+      return s;
+    }
+    case 'non_human_track': {
+      const x = ev.features || {};
+      const parts = (ev.classes || []).map((c) => {
+        switch (c.class) {
+          case 'teleporting': return '轨迹中有地面上不可能的瞬移（一步超过每秒 100 米），之后从新位置继续。';
+          case 'synthetic': return `以机器般恒定的速度沿笔直的线移动（定位点离直线平均 ${num(x.jitter_m, 2)} 米）；人携带的手机速度起伏至少 10%，定位点散布数米。`;
+          case 'animal-like': return `在约 ${num(x.max_excursion_m, 0)} 米的范围内来回，${x.home_returns ?? '?'} 次回到同一地点，${x.bursts ?? '?'} 次冲刺（约每秒 ${num(x.burst_speed_median)} 米）；人巡查时沿路线以每秒 1.2–1.5 米稳定行走。这是狗的走法。`;
+          case 'replayed': {
+            const r = ev.replay || {};
+            return `逐点重复了${r.source_account_id ? `账号 ${r.source_account_id} 的` : '另一次'}巡查轨迹${r.source_patrol_id ? ` ${r.source_patrol_id}` : ''}（平移 ${num(r.offset_m)} 米，平均只差 ${num(r.residual_m, 2)} 米）；同一路线真实走两次，GPS 误差不同，会相差数米。`;
+          }
+          default: return null;
+        }
+      });
+      return parts.length && parts.every(Boolean) ? parts.join('') : null;
+    }
+    default: return null;
+  }
+}
+
+/** The reason as the page shows it: in Chinese when the page is. */
+function reasonText(f) {
+  return withheldText(f) || (lang() === 'zh' && reasonZh(f)) || f.reason;
+}
+
 /** What replaces a finding's reason when its evidence was withheld (it
  * reaches regions outside the caller's scope), or null. */
 function withheldText(f) {
@@ -582,7 +662,8 @@ function evidenceSection(rec) {
   }
   return h('section', { class: 'finding panel', dataset: { detector: f.detector, findingId: f.finding_id } },
     h('h3', {}, t('case.finding', { detector: detectorName(f.detector), score: fmtScore(f.score) }), rec.raised ? null : h('span', { class: 'hint' }, ' ', t('case.suppressed'))),
-    h('p', { class: withheld ? 'reason-text withheld' : 'reason-text' }, withheld || f.reason),
+    h('p', { class: withheld ? 'reason-text withheld' : 'reason-text' }, reasonText(f)),
+    !withheld && lang() === 'zh' && reasonZh(f) ? h('details', { class: 'original' }, h('summary', {}, t('case.reason.original')), h('p', {}, f.reason)) : null,
     h('p', { class: 'meta' }, `${fmtTime(f.window_start)} → ${fmtTime(f.window_end)} · ${f.accounts.length} ${t('case.accounts')}${f.devices?.length ? ` · ${f.devices.length} ${t('case.devices')}` : ''}`),
     h('div', { class: 'pictures' }, parts),
     h('details', {}, h('summary', {}, t('case.raw')), h('pre', {}, JSON.stringify(f, null, 2))));
