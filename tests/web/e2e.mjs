@@ -189,7 +189,8 @@ try {
   await page.click('button[data-verdict="confirmed"]');
   await page.waitForSelector('ol.history li[data-action="case.verdict"]');
   const hist = await page.textContent('ol.history');
-  check(hist.includes('case.verdict'), 'the verdict is in the history');
+  check(hist.includes('作出结论') && hist.includes('确认造假'), `the verdict is in the history, in Chinese: ${hist}`);
+  check(!hist.includes('case.verdict') && !hist.includes('null'), `no raw action names or nulls in the history: ${hist}`);
   check((await page.textContent('.decide')).includes('已结案'), 'the case shows as closed');
   const audit = await api(ADMIN, `/api/v1/cases/${dog}/history`);
   check(audit.body.some((a) => a.action === 'case.verdict' && JSON.stringify(a.after).includes('confirmed')), 'the API history has the verdict');

@@ -495,14 +495,33 @@ async function loadHistory(id, box) {
   const title = box.firstChild;
   try {
     const items = await api(`/api/v1/cases/${id}/history`);
-    const summary = (v) => (v ? Object.entries(v).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : x}`).join(', ') : '');
+    const summary = (v) => (v ? Object.entries(v).map(([k, x]) => `${label('history.field', k)}: ${historyValue(k, x)}`).join(lang() === 'zh' ? '；' : ', ') : '');
     put(box, title, items.length ? h('ol', { class: 'history' }, items.map((a) => h('li', { dataset: { action: a.action } },
-      h('span', { class: 'meta' }, `${fmtTime(a.at)} · ${a.actor} (${a.role})`), ' ',
-      h('strong', {}, a.action), ' ',
+      h('span', { class: 'meta' }, `${fmtTime(a.at)} · ${a.actor}${lang() === 'zh' ? `（${label('role', a.role)}）` : ` (${label('role', a.role)})`}`), ' ',
+      h('strong', {}, label('history.action', a.action)), ' ',
       a.before ? h('span', { class: 'before' }, summary(a.before), ' → ') : null,
       h('span', { class: 'after' }, summary(a.after))))) : notice(t('case.history.empty')));
   } catch (e) { put(box, title, alertBox(e)); }
   box.dataset.loaded = 'true';
+}
+
+/** The label of `prefix.key`, or the key itself when there is none. */
+function label(prefix, key) {
+  const k = `${prefix}.${key}`;
+  const v = t(k);
+  return v === k ? key : v;
+}
+
+/** A value of a history line as people read it. */
+function historyValue(key, v) {
+  if (v === null || v === undefined) return '—';
+  if (key === 'status') return label('status', v);
+  if (key === 'verdict') return label('verdict', v);
+  if (key === 'detector') return detectorName(v);
+  if (key === 'raised' || typeof v === 'boolean') return t(v ? 'history.yes' : 'history.no');
+  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(v)) return fmtTime(v);
+  if (typeof v === 'number') return fmtValue(v);
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
 /** A number as the reasons show it: whole, or at most `digits` decimals. */
