@@ -177,6 +177,29 @@ try {
     await shot(page, `case-${det}`);
   }
 
+  step = 'a phone';
+  {
+    // A 390 px phone: nothing scrolls sideways, no keyboard hints.
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN', hasTouch: true, isMobile: true });
+    const p = await phone.newPage();
+    p.setDefaultTimeout(20000);
+    p.on('pageerror', (e) => problems.push(`page error (phone): ${e.message}`));
+    await signIn(p, ADMIN);
+    const wide = () => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await p.goto(`${URL0}/#/queue?status=`);
+    await p.waitForSelector('table.queue tbody tr');
+    check(await wide() <= 1, `the queue scrolls sideways on a phone (${await wide()} px)`);
+    check(!(await p.isVisible('#queue-keys')), 'no keyboard hints on a phone');
+    await shot(p, 'phone-queue');
+    const farm = await api(ADMIN, '/api/v1/cases?detector=phone_farm&status=open,needs_info,closed&limit=1');
+    await p.goto(`${URL0}/#/case/${farm.body.items[0].case_id}`);
+    await p.waitForSelector('svg[data-chart="sessions"] rect.session');
+    await p.waitForSelector('#history[data-loaded]');
+    check(await wide() <= 1, `the case page scrolls sideways on a phone (${await wide()} px)`);
+    await shot(p, 'phone-case');
+    await phone.close();
+  }
+
   step = 'verdict';
   await page.goto(`${URL0}/#/case/${dog}`);
   await page.waitForSelector('svg[data-chart="track"]');

@@ -338,9 +338,9 @@ async function renderQueue(params) {
     h('div', { class: 'title-row' }, h('h1', {}, t('queue.title')),
       reviewer ? h('button', { type: 'button', id: 'claim-next', class: 'primary', onclick: claim }, t('queue.claim')) : null),
     filters, bulkBar, status,
-    page.items.length ? tbl : notice(t('queue.empty')),
+    page.items.length ? h('div', { class: 'table-wrap' }, tbl) : notice(t('queue.empty')),
     pager,
-    h('p', { id: 'queue-keys', class: 'hint' }, t('queue.keys')));
+    h('p', { id: 'queue-keys', class: 'hint keys' }, t('queue.keys')));
 
   // Keyboard: j/k move, Enter/o open, x select, c claim, / filters.
   let at = -1;
@@ -464,7 +464,7 @@ function verdictPanel(c) {
           type: 'button', class: `verdict v-${v}`, dataset: { verdict: v }, onclick: () => decide(v),
         }, `${i + 1} · ${t(`verdict.${v}`)}`)),
       h('button', { type: 'button', id: 'add-note', onclick: addNote }, t('case.add_note'))),
-    h('p', { class: 'hint' }, t('case.decide.keys')),
+    h('p', { class: 'hint keys' }, t('case.decide.keys')),
     msg);
 }
 
