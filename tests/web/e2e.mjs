@@ -254,6 +254,7 @@ try {
   await page.waitForSelector('main .alert');
   check(!(await page.isVisible('section.reason')), 'no case content for another region');
   check((await page.textContent('main .alert')).includes('not_found'), 'another region\u2019s case is "not found"');
+  check((await page.textContent('main .alert')).includes('不在您的辖区内'), 'the error is explained in Chinese');
   // Filtering by another region shows nothing either.
   const otherRegion = outside.regions[0];
   await page.goto(`${URL0}/#/queue?status=&region=${otherRegion}`);

@@ -88,9 +88,18 @@ async function sql(text, maxRows) {
   return api('/api/v1/sql', { method: 'POST', body });
 }
 
+/** An error as the page shows it: what it means in the page's language
+ * (by the API's error code; 429 by its status), then the server's own
+ * words and the code. */
 function alertBox(err) {
+  if (!(err instanceof ApiFailure)) {
+    return h('div', { class: 'alert', role: 'alert' }, h('strong', {}, t('error.title')), ' ', String(err.message || err));
+  }
+  const kind = err.status === 429 ? 'busy' : err.code;
+  const said = label('error', kind);
   return h('div', { class: 'alert', role: 'alert' },
-    h('strong', {}, t('error.title')), ' ', err instanceof ApiFailure ? `${err.message} (${err.code})` : String(err.message || err));
+    h('strong', {}, t('error.title')), ' ', said === kind ? '' : said,
+    h('span', { class: 'detail' }, ` ${err.message} (${err.code})`));
 }
 
 function notice(text) { return h('p', { class: 'notice', role: 'status' }, text); }
