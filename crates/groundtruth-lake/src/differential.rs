@@ -260,8 +260,7 @@ fn query(rng: &mut Rng) -> Vec<String> {
     }
 }
 
-/// The rows of `sql` as sorted lines (an unordered answer compared as a
-/// multiset).
+/// The rows of `sql` as sorted lines.
 async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, String> {
     let batches = ctx
         .sql(sql)
@@ -270,20 +269,11 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, String> {
         .collect()
         .await
         .map_err(|e| e.to_string())?;
-    let text = arrow::util::pretty::pretty_format_batches(&batches)
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| l.starts_with('|'))
-        .skip(1)
-        .map(String::from)
-        .collect();
-    lines.sort();
-    Ok(lines)
+    testlake::sorted_rows(&batches).map_err(|e| e.to_string())
 }
 
-/// The physical plan of `sql` as text (an error's text when it fails).
+/// The physical plan of `sql` as text, or the error's text when it cannot
+/// be planned (the two sessions are compared on that too).
 async fn plan(ctx: &SessionContext, sql: &str) -> String {
     match ctx.sql(sql).await {
         Ok(df) => match df.create_physical_plan().await {

@@ -354,17 +354,7 @@ mod tests {
         })
         .unwrap();
         let batches = df.collect().await.unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
-        let mut rows: Vec<String> = text
-            .lines()
-            .filter(|l| l.starts_with('|'))
-            .skip(1)
-            .map(str::to_owned)
-            .collect();
-        rows.sort();
-        (rows, scans)
+        (crate::testlake::sorted_rows(&batches).unwrap(), scans)
     }
 
     /// Files as the lake writes them: one app and day each (two of one

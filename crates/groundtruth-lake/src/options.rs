@@ -136,14 +136,6 @@ pub fn rule_options(config: &ConfigOptions) -> RuleOptions {
 mod tests {
     use datafusion::prelude::SessionContext;
 
-    async fn plan(ctx: &SessionContext, sql: &str) -> String {
-        let p = crate::testlake::physical_plan(ctx, sql).await;
-        let shown = datafusion::physical_plan::displayable(p.as_ref())
-            .indent(false)
-            .to_string();
-        shown
-    }
-
     #[tokio::test]
     async fn each_rule_is_an_option_listed_and_switched_off_by_set() {
         let dir = crate::testlake::lake();
@@ -165,17 +157,17 @@ mod tests {
                 shown.contains(&format!("groundtruth.{option} ")),
                 "{option} not in SHOW ALL:\n{shown}"
             );
-            let on = plan(&ctx, sql).await;
+            let on = crate::testlake::plan_text(&ctx, sql).await;
             let without =
                 SessionContext::new_with_state(crate::without_rules(ctx.state(), &[rule]));
-            let removed = plan(&without, sql).await;
+            let removed = crate::testlake::plan_text(&without, sql).await;
             ctx.sql(&format!("SET groundtruth.{option} = false"))
                 .await
                 .unwrap()
                 .collect()
                 .await
                 .unwrap();
-            let off = plan(&ctx, sql).await;
+            let off = crate::testlake::plan_text(&ctx, sql).await;
             assert_eq!(off, removed, "{option} = false plans as without {rule}");
             if on != off {
                 changed += 1;
@@ -186,7 +178,11 @@ mod tests {
                 .collect()
                 .await
                 .unwrap();
-            assert_eq!(plan(&ctx, sql).await, on, "{option} back on");
+            assert_eq!(
+                crate::testlake::plan_text(&ctx, sql).await,
+                on,
+                "{option} back on"
+            );
         }
         assert!(
             changed >= 3,

@@ -148,3 +148,28 @@ pub(crate) async fn physical_plan(
         .await
         .unwrap()
 }
+
+/// The physical plan of `sql` in `ctx` as text.
+pub(crate) async fn plan_text(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
+    let plan = physical_plan(ctx, sql).await;
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    shown
+}
+
+/// The rows of `batches` as table lines, sorted: an unordered answer
+/// compared as a multiset.
+pub(crate) fn sorted_rows(
+    batches: &[RecordBatch],
+) -> Result<Vec<String>, arrow::error::ArrowError> {
+    let text = arrow::util::pretty::pretty_format_batches(batches)?.to_string();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(String::from)
+        .collect();
+    lines.sort();
+    Ok(lines)
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::expr::{AggregateFunction, Alias, Cast};
+use datafusion::logical_expr::expr::{Alias, Cast};
 use datafusion::logical_expr::{
     Aggregate, ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -121,15 +121,6 @@ impl RepeatedValues {
         }
     }
 
-    /// `e` guarded under its own output name (the plan above refers to it).
-    fn guard_named(&self, e: Expr) -> Result<Expr> {
-        if matches!(e, Expr::Alias(_)) {
-            return Ok(self.guard(e));
-        }
-        let name = e.schema_name().to_string();
-        Ok(self.guard(e).alias(name))
-    }
-
     fn aggregate_reads_watched(e: &Expr) -> bool {
         match e {
             Expr::Alias(a) => Self::aggregate_reads_watched(&a.expr),
@@ -138,12 +129,9 @@ impl RepeatedValues {
         }
     }
 
+    /// The aggregate `e` with its watched arguments guarded.
     fn guard_aggregate(&self, e: Expr) -> Expr {
         match e {
-            Expr::Alias(a) => Expr::Alias(Alias {
-                expr: Box::new(self.guard_aggregate(*a.expr)),
-                ..a
-            }),
             Expr::AggregateFunction(mut f) => {
                 f.params.args = f
                     .params
@@ -151,9 +139,25 @@ impl RepeatedValues {
                     .into_iter()
                     .map(|a| if Self::watched(&a) { self.guard(a) } else { a })
                     .collect();
-                Expr::AggregateFunction(AggregateFunction { ..f })
+                Expr::AggregateFunction(f)
             }
             other => other,
+        }
+    }
+}
+
+/// `e` rewritten by `f` under its own output name (the plan above refers
+/// to it): an alias keeps its name over the rewritten expression, anything
+/// else is aliased with the name it had.
+fn keep_name(e: Expr, f: impl FnOnce(Expr) -> Expr) -> Expr {
+    match e {
+        Expr::Alias(a) => Expr::Alias(Alias {
+            expr: Box::new(f(*a.expr)),
+            ..a
+        }),
+        e => {
+            let name = e.schema_name().to_string();
+            f(e).alias(name)
         }
     }
 }
@@ -185,12 +189,12 @@ impl OptimizerRule for RepeatedValues {
                     .into_iter()
                     .map(|e| {
                         if Self::watched(&e) {
-                            self.guard_named(e)
+                            keep_name(e, |e| self.guard(e))
                         } else {
-                            Ok(e)
+                            e
                         }
                     })
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect();
                 let p = Projection::try_new(expr, p.input)?;
                 Ok(Transformed::yes(LogicalPlan::Projection(p)))
             }
@@ -199,13 +203,13 @@ impl OptimizerRule for RepeatedValues {
                     .aggr_expr
                     .into_iter()
                     .map(|e| {
-                        if !Self::aggregate_reads_watched(&e) || matches!(e, Expr::Alias(_)) {
-                            return Ok(self.guard_aggregate(e));
+                        if Self::aggregate_reads_watched(&e) {
+                            keep_name(e, |e| self.guard_aggregate(e))
+                        } else {
+                            e
                         }
-                        let name = e.schema_name().to_string();
-                        Ok(self.guard_aggregate(e).alias(name))
                     })
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect();
                 let a = Aggregate::try_new(a.input, a.group_expr, aggr)?;
                 Ok(Transformed::yes(LogicalPlan::Aggregate(a)))
             }
