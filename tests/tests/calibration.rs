@@ -2,7 +2,8 @@
 //! calibrated scores with the raw score kept, `eval reliability` checks a
 //! findings file against labels, `calibrate` refits the curves to the
 //! inspectors' verdicts in a review store, and `detect.calibration` reads
-//! the result (a bad file is refused with what is wrong).
+//! the result (a bad file is refused with what is wrong). `eval tracks
+//! --events` judges the same file's patrols as `detect` does.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,55 @@ fn detect_calibrates_eval_checks_and_verdicts_refit() -> Result<()> {
             ensure!(f.score <= MAX_PROBABILITY, "{}: {}", f.finding_id, f.score);
         }
     }
+
+    // Each patrol of the same file judged with its features, as `detect`
+    // judged it: the flagged ones are the non_human_track findings'.
+    let details = tmp.path().join("patrols.ndjson");
+    let out = run_groundtruth(&[
+        "eval",
+        "tracks",
+        "--events",
+        s(&events),
+        "--details",
+        s(&details),
+    ])?;
+    ensure!(
+        out.status.success(),
+        "eval tracks --events: {}",
+        text(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&details)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let simulated = std::fs::read_to_string(labels_dir.join("patrols.csv"))?
+        .lines()
+        .skip(1)
+        .count();
+    ensure!(
+        rows.len() == simulated,
+        "{} patrols judged, {simulated} simulated",
+        rows.len()
+    );
+    ensure!(rows
+        .iter()
+        .all(|r| r["features"]["course_straightness"].is_number()));
+    let mut flagged: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["verdicts"].as_array().is_some_and(|v| !v.is_empty()))
+        .filter_map(|r| r["patrol_id"].as_str())
+        .collect();
+    let mut found_patrols: Vec<&str> = found
+        .iter()
+        .filter(|f| f.detector == "non_human_track")
+        .flat_map(|f| f.patrol_ids.iter().map(String::as_str))
+        .collect();
+    flagged.sort_unstable();
+    found_patrols.sort_unstable();
+    ensure!(
+        !flagged.is_empty() && flagged == found_patrols,
+        "{flagged:?} vs {found_patrols:?}"
+    );
 
     // The simulator's labels as `kind,id,label`.
     let mut csv = String::from("kind,id,label\n");

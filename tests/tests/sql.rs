@@ -546,6 +546,12 @@ fn psql_signs_in_with_a_token_and_sees_its_region() {
     assert!(out.ends_with(&with_rules), "{out}");
     let err = e.psql_err(&e.t.analyst, "SET datafusion.execution.batch_size = 1");
     assert!(err.contains("groundtruth.*"), "{err}");
+    // A misspelt switch or a value it does not take is refused, not
+    // answered SET and ignored.
+    let err = e.psql_err(&e.t.analyst, "SET groundtruth.footer_count = false");
+    assert!(err.contains("groundtruth.footer_counts"), "{err}");
+    let err = e.psql_err(&e.t.analyst, "SET groundtruth.footer_counts = maybe");
+    assert!(err.contains("true or false"), "{err}");
     // The metrics views.
     let zombies = e.psql_ok(
         &e.t.analyst,

@@ -809,6 +809,19 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
             tracks.push(t);
         }
     }
+    if let Some(p) = &args.details {
+        let rows: Vec<serde_json::Value> = tracks
+            .iter()
+            .flat_map(|t| {
+                t.details.iter().map(|d| {
+                    let mut d = d.clone();
+                    d["world"] = serde_json::Value::from(t.scenario.clone());
+                    d
+                })
+            })
+            .collect();
+        write_ndjson(p, rows.iter())?;
+    }
     let tracks_worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
     if !args.no_tracks {
         println!(
@@ -913,6 +926,9 @@ fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> 
 }
 
 fn eval_tracks(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
+    if !args.events.is_empty() {
+        return patrol_details(cfg, args);
+    }
     let scenario = match &args.scenario {
         Some(p) => read_scenario(p)?,
         None => Scenario::default(),
@@ -929,13 +945,43 @@ fn eval_tracks(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     print!("{}", eval.table());
     write_json(args.json.as_deref(), &eval)?;
     if let Some(p) = &args.details {
-        let mut out = String::new();
         let geo = eval.geolife.iter().flat_map(|g| g.details.iter());
-        for d in eval.details.iter().chain(geo) {
-            out.push_str(&d.to_string());
-            out.push('\n');
-        }
-        std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?;
+        write_ndjson(p, eval.details.iter().chain(geo))?;
     }
     Ok(())
+}
+
+/// `eval tracks --events F... --details OUT`: each patrol of the files,
+/// judged, with its features.
+fn patrol_details(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
+    let Some(out) = &args.details else {
+        bail!("--events needs --details FILE to write the patrols to");
+    };
+    let scratch = eval_scratch()?;
+    let rt = query_runtime()?;
+    let details = rt.block_on(groundtruth_detect::eval::patrol_details_of_files(
+        &args.events,
+        scratch.path(),
+        &cfg.schedule(),
+        &cfg.detect.calibration,
+    ))?;
+    let flagged = details
+        .iter()
+        .filter(|d| d["verdicts"].as_array().is_some_and(|v| !v.is_empty()))
+        .count();
+    println!(
+        "{} patrols judged, {flagged} flagged; each one's verdicts and features in {}",
+        details.len(),
+        out.display()
+    );
+    write_ndjson(out, details.iter())
+}
+
+fn write_ndjson<'a>(path: &Path, rows: impl Iterator<Item = &'a serde_json::Value>) -> Result<()> {
+    let mut out = String::new();
+    for d in rows {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -153,6 +153,10 @@ pub struct EvalWorldsArgs {
     /// Leave out non_human_track (judged on each world's patrols otherwise).
     #[arg(long)]
     pub no_tracks: bool,
+    /// Write every drawn patrol's world, scenario, verdicts and features
+    /// here (NDJSON), to look into misses and false alarms.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_tracks")]
+    pub details: Option<PathBuf>,
     /// Fit each detector's calibration (raw score to the share of findings
     /// that were real) on these worlds and write it here; `detect.calibration`
     /// reads it, and the file beside groundtruth-finding is the built-in one.
@@ -191,6 +195,11 @@ pub struct EvalTracksArgs {
     /// to look into misses.
     #[arg(long, value_name = "FILE")]
     pub details: Option<PathBuf>,
+    /// Instead of simulating, judge the patrols of these NDJSON event files
+    /// (another world, real people's tracks) and write each one's verdicts
+    /// and features to --details (repeatable).
+    #[arg(long, value_name = "FILE", requires = "details", conflicts_with_all = ["scenario", "geolife", "json"])]
+    pub events: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -250,6 +250,30 @@ fn detail(
     })
 }
 
+/// Every patrol of NDJSON event files (any world: another generator's, real
+/// people's) as `non_human_track` judges it in event time, with its
+/// features, for looking into misses and false alarms: one JSON object per
+/// patrol (`scenario` is `"file"`; join the world's own labels on
+/// `patrol_id`). `scratch` must be empty or absent.
+pub async fn patrol_details_of_files(
+    inputs: &[std::path::PathBuf],
+    scratch: &Path,
+    schedule: &groundtruth_window::Schedule,
+    calibration: &Calibration,
+) -> Result<Vec<serde_json::Value>, DetectError> {
+    let lake_dir = scratch.join("lake");
+    let zone = LakeOptions::default().zone;
+    let mut ing = new_lake_ingestor(&lake_dir, "file")?;
+    groundtruth_ingest::ingest_files(&mut ing, inputs, false)?;
+    drop(ing);
+    let (_, closes) = run_all_closes(&lake_dir, schedule, zone, calibration).await?;
+    Ok(closes
+        .iter()
+        .flat_map(|c| &c.patrols)
+        .map(|(p, a)| detail("file", p, a))
+        .collect())
+}
+
 /// Feeds the GeoLife people through the detector; counts who is flagged.
 pub async fn evaluate_geolife(dir: &Path, lake_dir: &Path) -> Result<GeolifeResult, DetectError> {
     let (lines, patrols) = crate::geolife::patrol_events(dir)?;

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Set, Statement};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -533,8 +533,42 @@ pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
 /// The statement guard, first in the hook chain of both protocols.
 struct Guard;
 
-fn guard(s: &Statement) -> Option<PgWireError> {
-    check_statement(s).err().map(|e| query_error(&e))
+fn guard(s: &Statement, ctx: &SessionContext) -> Option<PgWireError> {
+    check_statement(s)
+        .and_then(|()| check_rule_switch(s, ctx))
+        .err()
+        .map(|e| query_error(&e))
+}
+
+/// `SET groundtruth.<name> = <value>` must name a rule switch the session
+/// has and give it a value it takes. datafusion-postgres answers every SET
+/// itself and drops the session's error, so a misspelt switch would be
+/// answered `SET` and change nothing; it is refused here with the list.
+fn check_rule_switch(s: &Statement, ctx: &SessionContext) -> Result<(), QueryError> {
+    let Statement::Set(Set::SingleAssignment {
+        variable, values, ..
+    }) = s
+    else {
+        return Ok(());
+    };
+    let name = variable.to_string().to_lowercase();
+    if !name.starts_with("groundtruth.") {
+        return Ok(());
+    }
+    let value = match values.as_slice() {
+        [Expr::Value(v)] => v.clone().into_string().unwrap_or_else(|| v.to_string()),
+        [Expr::Identifier(i)] => i.value.clone(),
+        [other] => other.to_string(),
+        _ => {
+            return Err(QueryError::Refused(format!(
+                "SET {name} takes one value: true or false"
+            )))
+        }
+    };
+    let mut options = ctx.state().config_options().as_ref().clone();
+    options
+        .set(&name, &value)
+        .map_err(|e| QueryError::Refused(e.strip_backtrace()))
 }
 
 #[async_trait]
@@ -542,19 +576,19 @@ impl QueryHook for Guard {
     async fn handle_simple_query(
         &self,
         s: &Statement,
-        _: &SessionContext,
+        ctx: &SessionContext,
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        guard(s).map(Err)
+        guard(s, ctx).map(Err)
     }
 
     async fn handle_extended_parse_query(
         &self,
         s: &Statement,
-        _: &SessionContext,
+        ctx: &SessionContext,
         _: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        guard(s).map(Err)
+        guard(s, ctx).map(Err)
     }
 
     async fn handle_extended_query(
@@ -562,10 +596,10 @@ impl QueryHook for Guard {
         s: &Statement,
         _: &LogicalPlan,
         _: &ParamValues,
-        _: &SessionContext,
+        ctx: &SessionContext,
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        guard(s).map(Err)
+        guard(s, ctx).map(Err)
     }
 }
 

@@ -39,6 +39,22 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", 100.0 * x)
 }
 
+/// What raises an animal-like score: returns to one spot beyond a few,
+/// and an erratic pace.
+fn animal_bonus(f: &Features) -> f64 {
+    let returns = f
+        .home_returns
+        .saturating_sub(th::ANIMAL_MIN_RETURNS - 1)
+        .min(3) as f64
+        * 0.01;
+    let erratic = if f.speed_mad_ratio >= th::ANIMAL_ERRATIC_SPEED_MAD {
+        0.02
+    } else {
+        0.0
+    };
+    returns + erratic
+}
+
 /// Applies the per-patrol rules (replays are judged by [`crate::replay`]).
 pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
     let mut out = Vec::new();
@@ -113,23 +129,22 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
             .is_some_and(|a| a <= th::ANIMAL_MAX_ACCURACY_M);
     // Dashes are the animal's own sign: a person surveying a plot also
     // winds, stops, varies pace and comes back to the same spots, but does
-    // not sprint off and back again and again.
-    if measured
-        && f.bursts >= th::ANIMAL_MIN_BURSTS
+    // not sprint off and back again and again. A dog that never runs gives
+    // itself away by meandering: a person on a plot walks straight between
+    // sharp turns.
+    let confined_winding = measured
         && rg_ratio < th::ANIMAL_MAX_RG_OVER_PATH
-        && f.turn_mean_deg >= th::ANIMAL_MIN_TURN_DEG
-    {
-        let extra = f.bursts.min(5) as f64 * 0.01
-            + f.home_dashes.min(5) as f64 * 0.01
-            + f.home_returns
-                .saturating_sub(th::ANIMAL_MIN_RETURNS - 1)
-                .min(3) as f64
-                * 0.01
-            + if f.speed_mad_ratio >= th::ANIMAL_ERRATIC_SPEED_MAD {
-                0.02
-            } else {
-                0.0
-            };
+        && f.turn_mean_deg >= th::ANIMAL_MIN_TURN_DEG;
+    let dashes = f.bursts >= th::ANIMAL_MIN_BURSTS;
+    let meanders = f
+        .accuracy_median_m
+        .is_some_and(|a| a <= th::ANIMAL_MEANDER_MAX_ACCURACY_M)
+        && f.course_straightness < th::ANIMAL_MAX_COURSE_STRAIGHTNESS
+        && f.turn_median_deg >= th::ANIMAL_MIN_TURN_MEDIAN_DEG
+        && f.straight_share < th::ANIMAL_MAX_STRAIGHT_SHARE;
+    if confined_winding && dashes {
+        let extra =
+            f.bursts.min(5) as f64 * 0.01 + f.home_dashes.min(5) as f64 * 0.01 + animal_bonus(f);
         out.push(Verdict {
             class: Class::AnimalLike,
             score: (0.85 + extra).min(0.97),
@@ -146,6 +161,27 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
                 f.bursts,
                 f.burst_speed_median,
                 100.0 * f.speed_mad_ratio
+            ),
+        });
+    } else if confined_winding && meanders {
+        out.push(Verdict {
+            class: Class::AnimalLike,
+            score: (0.8 + animal_bonus(f)).min(0.9),
+            reason: format!(
+                "Covered {:.1} km without leaving a circle of about {:.0} m and meandered all \
+                 the way: over {:.0} m stretches it got only {:.0}% as far as it went, turning a \
+                 median {:.0}° every {:.0} m, with only {:.0}% of its path on straight runs, and \
+                 came back to the same spot {} times; a person heading anywhere, on a route or \
+                 across a small site, walks straight lines between sharp turns. This is how a \
+                 dog sniffing about moves.",
+                f.rediscretised_path_m / 1000.0,
+                2.0 * f.radius_of_gyration_m,
+                th::course_window_m(f.rediscretise_m),
+                100.0 * f.course_straightness,
+                f.turn_median_deg,
+                f.rediscretise_m,
+                100.0 * f.straight_share,
+                f.home_returns
             ),
         });
     }

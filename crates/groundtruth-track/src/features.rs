@@ -70,6 +70,21 @@ pub struct Features {
     /// distance covered, without the zig-zag GPS noise adds to `path_m`.
     pub rediscretised_path_m: f64,
     pub turn_mean_deg: f64,
+    /// Median straightness (distance over path) of the stretches of
+    /// [`th::course_window_m`] along the rediscretised moving path: near 1
+    /// for anyone heading somewhere, even on a small site; low for a mover
+    /// that meanders wherever it goes. 1 when the path is too short to say.
+    pub course_straightness: f64,
+    /// Median absolute turning angle per rediscretised step, degrees: a
+    /// person's turning comes in a few sharp turns between straight steps
+    /// (near 0 at the median), a meandering mover turns at every step.
+    pub turn_median_deg: f64,
+    /// Share of the rediscretised moving path that lies on a straight run:
+    /// a stretch of [`th::course_window_m`] at least
+    /// [`th::STRAIGHT_RUN`] straight. A person walks from place to place
+    /// (transects, street legs, point to point); a meandering mover rarely
+    /// keeps a line that long. 1 when the path is too short to say.
+    pub straight_share: f64,
     /// Benhamou (2004) sinuosity `2 / sqrt(p (1 + c) / (1 - c))`, per sqrt(metre).
     pub sinuosity: f64,
     /// Median distance of a moving fix from the chord of its neighbours.
@@ -205,6 +220,15 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
     let q = th::rediscretise_m(acc_med);
     let steps = rediscretise(&poly, q);
     let (turn_mean_deg, sinuosity) = turning(&steps, q);
+    let course_straightness = course_straightness(&steps, q);
+    let straight_share = straight_share(&steps, q);
+    let turn_median_deg = {
+        let mut t: Vec<f64> = steps
+            .iter()
+            .flat_map(|h| h.windows(2).map(|w| angle_between(w[0], w[1]).abs()))
+            .collect();
+        quantile(&mut t, 0.5).unwrap_or(0.0).to_degrees()
+    };
     let rediscretised_path_m = steps.iter().map(|h| h.len() as f64 * q).sum();
 
     let jitter_m = jitter(&pts, &moving);
@@ -259,6 +283,9 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         rediscretise_m: q,
         rediscretised_path_m,
         turn_mean_deg,
+        course_straightness,
+        turn_median_deg,
+        straight_share,
         sinuosity,
         jitter_m,
         accuracy_median_m,
@@ -487,6 +514,18 @@ fn rediscretise(parts: &[Vec<(f64, f64)>], q: f64) -> Vec<Vec<f64>> {
     out
 }
 
+/// The turn from heading `a` to heading `b`, radians in [-pi, pi].
+fn angle_between(a: f64, b: f64) -> f64 {
+    let mut d = b - a;
+    while d > std::f64::consts::PI {
+        d -= std::f64::consts::TAU;
+    }
+    while d < -std::f64::consts::PI {
+        d += std::f64::consts::TAU;
+    }
+    d
+}
+
 /// Mean absolute turning angle (degrees) and Benhamou sinuosity.
 fn turning(parts: &[Vec<f64>], q: f64) -> (f64, f64) {
     let mut sum_abs = 0.0;
@@ -494,13 +533,7 @@ fn turning(parts: &[Vec<f64>], q: f64) -> (f64, f64) {
     let mut n = 0usize;
     for h in parts {
         for w in h.windows(2) {
-            let mut d = w[1] - w[0];
-            while d > std::f64::consts::PI {
-                d -= std::f64::consts::TAU;
-            }
-            while d < -std::f64::consts::PI {
-                d += std::f64::consts::TAU;
-            }
+            let d = angle_between(w[0], w[1]);
             sum_abs += d.abs();
             sum_cos += d.cos();
             n += 1;
@@ -512,6 +545,51 @@ fn turning(parts: &[Vec<f64>], q: f64) -> (f64, f64) {
     let c = (sum_cos / n as f64).min(0.999_999);
     let s = 2.0 / (q * (1.0 + c) / (1.0 - c)).sqrt();
     ((sum_abs / n as f64).to_degrees(), s)
+}
+
+/// Median straightness of the stretches of [`th::course_window_m`] of the
+/// rediscretised path: each stretch's length of the sum of its unit steps
+/// over their number (1 = straight on; a stretch that turns back on itself
+/// nears 0). Stretches do not cross a teleport. 1 with no whole stretch.
+fn course_straightness(parts: &[Vec<f64>], q: f64) -> f64 {
+    let k = (th::course_window_m(q) / q).round().max(2.0) as usize;
+    let mut s: Vec<f64> = parts
+        .iter()
+        .flat_map(|h| {
+            h.windows(k).map(move |w| {
+                let (x, y) = w
+                    .iter()
+                    .fold((0.0, 0.0), |(x, y), a| (x + a.cos(), y + a.sin()));
+                (x * x + y * y).sqrt() / k as f64
+            })
+        })
+        .collect();
+    quantile(&mut s, 0.5).unwrap_or(1.0)
+}
+
+/// Share of the steps of the rediscretised path that lie in a stretch of
+/// [`th::course_window_m`] at least [`th::STRAIGHT_RUN`] straight.
+fn straight_share(parts: &[Vec<f64>], q: f64) -> f64 {
+    let k = (th::course_window_m(q) / q).round().max(2.0) as usize;
+    let (mut on_line, mut total) = (0usize, 0usize);
+    for h in parts {
+        total += h.len();
+        let mut covered = vec![false; h.len()];
+        for (i, w) in h.windows(k).enumerate() {
+            let (x, y) = w
+                .iter()
+                .fold((0.0, 0.0), |(x, y), a| (x + a.cos(), y + a.sin()));
+            if (x * x + y * y).sqrt() / k as f64 >= th::STRAIGHT_RUN {
+                covered[i..i + k].iter_mut().for_each(|c| *c = true);
+            }
+        }
+        on_line += covered.iter().filter(|&&c| c).count();
+    }
+    if total < k {
+        1.0
+    } else {
+        on_line as f64 / total as f64
+    }
 }
 
 /// Median distance of each moving fix from the chord of its two neighbours.

@@ -58,6 +58,17 @@ pub fn rediscretise_m(acc_med: f64) -> f64 {
     acc_med.max(10.0)
 }
 
+/// Length of the stretches whose straightness tells a mover heading
+/// somewhere from one that meanders: 50 m (about 40 s of walking, beyond
+/// the few metres phone GPS wanders), or five rediscretised steps when the
+/// accuracy is worse.
+pub fn course_window_m(q: f64) -> f64 {
+    (5.0 * q).max(50.0)
+}
+
+/// A stretch at least this straight (distance over path) is a straight run.
+pub const STRAIGHT_RUN: f64 = 0.9;
+
 /// A burst is faster than this: above a person's brisk walk and patrol jog
 /// (walking 1.2-1.5 m/s, jogging 2.5-3.3 m/s), the low end of a dog's run
 /// (dogs trot 2-4 m/s and sprint 4-10 m/s).
@@ -108,6 +119,36 @@ pub const ANIMAL_MAX_ACCURACY_M: f64 = 20.0;
 /// and back to its owner; a person surveying a small plot winds, stops,
 /// changes pace and crosses the same spots too, but does not sprint)...
 pub const ANIMAL_MIN_BURSTS: usize = 2;
+/// Animal-like without dashes (a dog that never runs: it sniffs, walks and
+/// turns at a walker's pace): the same confinement and winding, and it
+/// meanders at every scale a person keeps a course. Over 50 m stretches
+/// ([`course_window_m`]) it gets less than this share as far as it walks.
+/// A person heading anywhere, on a route or across a small site, keeps
+/// 0.9 and more between turns; a correlated random walk whose heading
+/// drifts a few tens of degrees every 10 m gets about 0.6-0.8.
+pub const ANIMAL_MAX_COURSE_STRAIGHTNESS: f64 = 0.85;
+/// ...and it turns at most steps, not in a few sharp turns: the median
+/// turn per rediscretised step is at least this. A person's path is
+/// straight steps (GPS noise: a few degrees) with sharp turns at the ends
+/// of a transect or a street, so the median stays near 10 degrees even
+/// where the mean is high; a foraging dog's heading drifts 15-40 degrees
+/// a step.
+pub const ANIMAL_MIN_TURN_MEDIAN_DEG: f64 = 15.0;
+/// ...and less than this share of its path lies on straight runs
+/// ([`STRAIGHT_RUN`] over [`course_window_m`]). A person's path is mostly
+/// such runs even on a plot (a transect, the way to the next point); each
+/// of the three signs alone has honest exceptions (GPS noise raises the
+/// median turn, short transects lower the stretches' straightness), the
+/// three together describe meandering.
+pub const ANIMAL_MAX_STRAIGHT_SHARE: f64 = 0.7;
+/// Meandering is judged at the 10 m step, so only where the phone's median
+/// accuracy is within that step. A fix's error is a sizeable share of the
+/// accuracy and wanders fix to fix, so with worse accuracy a slow person
+/// zig-zagging between points a few dozen metres apart draws the same
+/// drifting, turning path (measured: honest site surveys with 11-14 m
+/// accuracy in drawn worlds did); dashes, tens of metres at a run's speed,
+/// stand out of that noise and keep [`ANIMAL_MAX_ACCURACY_M`].
+pub const ANIMAL_MEANDER_MAX_ACCURACY_M: f64 = 10.0;
 /// (Raises the score, not required: fix-to-fix speed deviating by this share
 /// of the median; people keep a steady pace, 10-20% on a route, more when
 /// they stop and go on a site; a dog switches between sniffing, walking,

@@ -284,3 +284,132 @@ proptest! {
         }
     }
 }
+
+/// A dog that never runs: it sniffs about at a walker's pace (0.8-1.5 m/s,
+/// heading drifting every second), pauses a few seconds at smells, and
+/// wanders back to its yard now and then; phone GPS noise as the walker's.
+fn slow_dog(seed: u64) -> Vec<Fix> {
+    let proj = Projection::near(LAT0);
+    let mut r = Lcg(seed);
+    let (mut x, mut y, mut h) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut ex, mut ey) = (0.0, 0.0);
+    let (mut pause, mut homing) = (0, 0);
+    let mut out = Vec::new();
+    for sec in 0..45 * 60 {
+        if homing > 0 {
+            homing -= 1;
+            h = (-y).atan2(-x) + 0.3 * r.gauss();
+        } else {
+            h += 0.5 * r.gauss();
+            if (x * x + y * y).sqrt() > 70.0 || r.unit() < 0.002 {
+                homing = 40;
+            }
+        }
+        let v = if pause > 0 {
+            pause -= 1;
+            0.0
+        } else {
+            if r.unit() < 0.02 {
+                pause = 3 + (r.unit() * 12.0) as i32;
+            }
+            0.8 + 0.7 * r.unit()
+        };
+        x += v * h.cos();
+        y += v * h.sin();
+        if sec % 5 == 0 {
+            ex = 0.9 * ex + 1.5 * r.gauss();
+            ey = 0.9 * ey + 1.5 * r.gauss();
+            out.push(fix(
+                proj,
+                T0 + sec * 1000,
+                x + ex,
+                y + ey,
+                6.0 + r.unit() * 4.0,
+            ));
+        }
+    }
+    out
+}
+
+/// An honest survey of a small plot: walking transects 80 m long, 12 m
+/// apart, back and forth at 1.1 m/s, stopping a minute to inspect every
+/// few transects; or visiting points spread over the plot in turn. The
+/// phone's error wanders about `acc` metres.
+fn surveyor(seed: u64, transects: bool, acc: f64) -> Vec<Fix> {
+    let proj = Projection::near(LAT0);
+    let mut r = Lcg(seed);
+    let mut legs: Vec<(f64, f64)> = Vec::new();
+    if transects {
+        for i in 0..12 {
+            let y = 12.0 * (i % 6) as f64;
+            let (a, b) = if i % 2 == 0 { (0.0, 80.0) } else { (80.0, 0.0) };
+            legs.push((a, y));
+            legs.push((b, y));
+        }
+    } else {
+        for _ in 0..25 {
+            legs.push((r.unit() * 120.0, r.unit() * 90.0));
+        }
+    }
+    let (mut ex, mut ey) = (0.0, 0.0);
+    let (mut t, mut out) = (0i64, Vec::new());
+    let mut push = |t: i64, x: f64, y: f64, r: &mut Lcg| {
+        ex = 0.9 * ex + 0.2 * acc * r.gauss();
+        ey = 0.9 * ey + 0.2 * acc * r.gauss();
+        out.push(fix(
+            proj,
+            T0 + t,
+            x + ex,
+            y + ey,
+            acc * (0.8 + 0.4 * r.unit()),
+        ));
+    };
+    for (k, w) in legs.windows(2).enumerate() {
+        let (a, b) = (w[0], w[1]);
+        let d = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let mut s = 0.0;
+        while s < d {
+            let f = s / d;
+            push(t, a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1), &mut r);
+            s += (1.1 + 0.1 * r.gauss()) * 5.0;
+            t += 5000;
+        }
+        if !transects || k % 6 == 5 {
+            for _ in 0..12 {
+                push(t, b.0, b.1, &mut r);
+                t += 5000;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_dog_that_never_runs_is_animal_like_a_surveyor_on_a_small_plot_is_not() {
+    for seed in 1..=4 {
+        let f = slow_dog(seed);
+        let r = detect(&[patrol("d", f)]);
+        let a = &r.assessments[0];
+        assert_eq!(a.features.bursts, 0, "this dog never dashes");
+        assert_eq!(
+            a.verdicts.iter().map(|v| v.class).collect::<Vec<_>>(),
+            vec![Class::AnimalLike],
+            "seed {seed}: {:?}",
+            a.features
+        );
+        assert!(a.verdicts[0].reason.contains("meandered"));
+    }
+    // Phones as good as the dog's, and worse: with 12-15 m error a slow
+    // walker's zig-zag between nearby points drifts and turns like a dog.
+    for seed in 1..=4 {
+        for (transects, acc) in [(true, 8.0), (false, 8.0), (true, 14.0), (false, 14.0)] {
+            let r = detect(&[patrol("s", surveyor(seed, transects, acc))]);
+            assert!(
+                r.findings.is_empty(),
+                "seed {seed}, transects {transects}, accuracy {acc}: {:?}\n{:?}",
+                r.findings,
+                r.assessments[0].features
+            );
+        }
+    }
+}
