@@ -159,6 +159,10 @@ try {
   const colours = await page.$$eval('svg[data-chart="track"] g.segments line', (ls) => new Set(ls.map((l) => l.getAttribute('stroke'))).size);
   check(colours >= 2, `the track is coloured by speed (${colours} colours)`);
   await chineseReason('non_human_track');
+  // Key figures named in the page's language, the field's own name on hover.
+  const figs = await page.$$eval('section.finding[data-detector="non_human_track"] dl.facts dt', (ds) => ds.map((d) => [d.textContent, d.getAttribute('title')]));
+  check(figs.some(([text, key]) => key === 'animal-like' && text === '像动物（狗）'), `the class is named in Chinese (${JSON.stringify(figs.slice(0, 3))})`);
+  check(figs.some(([text, key]) => key === 'turn_mean_deg' && /[\u4e00-\u9fff]/.test(text)), 'track features are named in Chinese');
   await shot(page, 'case-dog-track');
 
   step = 'every detector has its picture';
@@ -209,6 +213,13 @@ try {
   check(await page.evaluate(() => document.activeElement?.id === 'verdict-note'), 'the empty note is focused');
   const note = `e2e verdict ${Date.now()}`;
   await page.fill('#verdict-note', note);
+  // A colleague's note lands meanwhile: the verdict is refused (409), the
+  // page shows the case as it now is and keeps what was typed.
+  const colleague = await api(ADMIN, `/api/v1/cases/${dog}/notes`, { method: 'POST', body: JSON.stringify({ text: 'e2e colleague note' }) });
+  check(colleague.status === 200 || colleague.status === 201, `a colleague's note is saved (${colleague.status})`);
+  await page.click('button[data-verdict="confirmed"]');
+  await page.waitForFunction(() => document.querySelector('section.decide .alert')?.textContent.includes('已被他人修改'));
+  check(await page.inputValue('#verdict-note') === note, 'the typed note survives the conflict');
   await page.click('button[data-verdict="confirmed"]');
   await page.waitForSelector('ol.history li[data-action="case.verdict"]');
   const hist = await page.textContent('ol.history');
@@ -224,10 +235,28 @@ try {
   await page.goto(`${URL0}/#/queue`);
   await page.waitForSelector('table.queue tbody tr');
   await page.locator('main h1').click();
+  await page.keyboard.press('?');
+  await page.waitForSelector('#help');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#help', { state: 'detached' });
   await page.keyboard.press('j');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => location.hash.startsWith('#/case/'));
   await page.waitForSelector('section.reason');
+
+  step = 'case link while signed out';
+  {
+    const ctx = await browser.newContext({ locale: 'zh-CN' });
+    const p = await ctx.newPage();
+    p.setDefaultTimeout(20000);
+    await p.goto(`${URL0}/#/case/${dog}`);
+    await p.waitForSelector('#token');
+    await p.fill('#token', ADMIN);
+    await p.click('form.signin button[type=submit]');
+    await p.waitForFunction((id) => location.hash === `#/case/${id}`, dog);
+    await p.waitForSelector('section.reason');
+    await ctx.close();
+  }
 
   step = 'language switch';
   await page.click('#lang');

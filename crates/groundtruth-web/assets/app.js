@@ -3,14 +3,14 @@
 // review API on the same origin with the signed-in token. Text from the
 // server is always set with textContent, never parsed as HTML.
 
-import { t, lang, setLang } from './i18n.js';
+import { t, has, lang, setLang } from './i18n.js';
 import * as C from './charts.js';
 
 const DETECTORS = ['phone_farm', 'non_human_track', 'bulk_check_in', 'registration_farm', 'record_churn', 'report_inflation'];
 const REVIEWERS = ['inspector', 'admin'];
 const ANALYSTS = ['analyst', 'admin'];
 
-const state = { token: null, me: null };
+const state = { token: null, me: null, after: null };
 
 // ---------------------------------------------------------------- helpers
 
@@ -193,7 +193,12 @@ async function route() {
   const live = routeLive();
   const { parts, params } = parseHash();
   renderNav();
-  if (!state.me && parts[0] !== 'signin') { go('/signin'); return; }
+  if (!state.me && parts[0] !== 'signin') {
+    // A link to a case opened while signed out leads back to that case.
+    if (parts[0]) state.after = window.location.hash.slice(1);
+    go('/signin');
+    return;
+  }
   try {
     switch (parts[0] || '') {
       case 'signin': return renderSignIn();
@@ -223,7 +228,9 @@ function renderSignIn() {
     try {
       state.me = await api('/api/v1/me');
       sessionStorage.setItem('gt.token', token);
-      go('/');
+      const after = state.after;
+      state.after = null;
+      go(after || '/');
     } catch (err) {
       state.token = null;
       put(msg, h('div', { class: 'alert', role: 'alert' }, t('signin.bad', { msg: err.message })));
@@ -371,6 +378,8 @@ let pageKeys = null;
 function setKeys(handler) { pageKeys = handler; }
 
 document.addEventListener('keydown', (e) => {
+  const help = document.getElementById('help');
+  if (e.key === 'Escape' && help) { help.remove(); e.preventDefault(); return; }
   const tag = (e.target.tagName || '').toLowerCase();
   if (['input', 'textarea', 'select'].includes(tag) || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === '?') { showHelp(); e.preventDefault(); return; }
@@ -440,27 +449,52 @@ async function renderCase(id) {
 }
 
 function verdictPanel(c) {
+  // What the inspector typed is kept (per case, for the tab's life) until
+  // it is saved: a reload, or a colleague's change answered 409, loses
+  // nothing.
+  const draftKey = `gt.draft.${c.case_id}`;
+  const conflictKey = `gt.conflict.${c.case_id}`;
   const note = h('textarea', { id: 'verdict-note', rows: 3, maxlength: 10000, 'aria-required': 'true' });
+  note.value = sessionStorage.getItem(draftKey) || '';
+  note.addEventListener('input', () => sessionStorage.setItem(draftKey, note.value));
   const msg = h('div', { 'aria-live': 'polite' });
+  if (sessionStorage.getItem(conflictKey)) {
+    sessionStorage.removeItem(conflictKey);
+    put(msg, h('div', { class: 'alert', role: 'alert' }, t('case.conflict.kept')));
+  }
+  const saved = async () => {
+    sessionStorage.removeItem(draftKey);
+    await renderCase(c.case_id);
+  };
+  const failed = async (e) => {
+    if (e.status === 409) {
+      // The page is stale: show the case as it is now, the note kept.
+      sessionStorage.setItem(draftKey, note.value);
+      sessionStorage.setItem(conflictKey, '1');
+      await renderCase(c.case_id);
+      return;
+    }
+    put(msg, alertBox(e));
+  };
   const decide = async (verdict) => {
     if (!note.value.trim()) { put(msg, alertBox(new Error(t('case.note.required')))); note.focus(); return; }
     try {
       await api(`/api/v1/cases/${c.case_id}/verdict`, { method: 'POST', body: { verdict, note: note.value, expected_version: c.version } });
       put(msg, notice(t('case.saved')));
-      await renderCase(c.case_id);
-    } catch (e) { put(msg, alertBox(e)); }
+      await saved();
+    } catch (e) { await failed(e); }
   };
   const reopen = async () => {
     try {
       await api(`/api/v1/cases/${c.case_id}/reopen`, { method: 'POST', body: { note: note.value } });
-      await renderCase(c.case_id);
-    } catch (e) { put(msg, alertBox(e)); }
+      await saved();
+    } catch (e) { await failed(e); }
   };
   const addNote = async () => {
     try {
       await api(`/api/v1/cases/${c.case_id}/notes`, { method: 'POST', body: { text: note.value } });
-      await renderCase(c.case_id);
-    } catch (e) { put(msg, alertBox(e)); }
+      await saved();
+    } catch (e) { await failed(e); }
   };
   const closed = c.status === 'closed';
   return h('section', { class: 'panel decide', 'aria-labelledby': 'decide-h' },
@@ -642,7 +676,10 @@ function evidenceSection(rec) {
       parts.push(figure(t('ev.speed'), C.speedProfile(pts, { labels: { title: t('ev.speed'), band: t('ev.speed.band'), axis: t('ev.speed.axis') } }),
         legend([['#2ca02c', t('ev.speed.band')]])));
       if (Array.isArray(ev.classes) && ev.classes.length) {
-        parts.push(figureTable(t('ev.figures'), Object.fromEntries(ev.classes.map((c) => [c.class, `${fmtScore(c.score)} — ${c.reason}`]))));
+        // Each class's score; its words are the reason above (in Chinese
+        // on a Chinese page, the detector's English under it).
+        const zh = lang() === 'zh' && reasonZh(f);
+        parts.push(figureTable(t('ev.figures'), Object.fromEntries(ev.classes.map((c) => [c.class, zh ? fmtScore(c.score) : `${fmtScore(c.score)} — ${c.reason}`]))));
       }
       if (ev.replay) parts.push(figureTable(t('ev.track.replay'), pick(ev.replay, ['source_account_id', 'source_patrol_id', 'source_start', 'residual_m', 'offset_m', 'cover'])));
       if (ev.features) parts.push(figureTable(t('ev.features'), ev.features, { collapsed: true }));
@@ -718,7 +755,10 @@ function fmtValue(v) {
 function figureTable(title, obj, { collapsed = false } = {}) {
   const entries = Object.entries(obj || {});
   if (!entries.length) return null;
-  const list = h('dl', { class: 'facts' }, entries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, fmtValue(v))]));
+  // Each figure named in the page's language; the field's own name (what
+  // the API and SQL call it) on hover.
+  const name = (k) => (has(`fig.${k}`) ? t(`fig.${k}`) : k);
+  const list = h('dl', { class: 'facts' }, entries.flatMap(([k, v]) => [h('dt', { title: k }, name(k)), h('dd', {}, fmtValue(v))]));
   if (collapsed) return h('details', { class: 'panel figures' }, h('summary', {}, title), list);
   return h('figure', { class: 'panel figures' }, h('figcaption', {}, title), list);
 }
