@@ -810,17 +810,14 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
         }
     }
     if let Some(p) = &args.details {
-        let rows: Vec<serde_json::Value> = tracks
-            .iter()
-            .flat_map(|t| {
-                t.details.iter().map(|d| {
-                    let mut d = d.clone();
-                    d["world"] = serde_json::Value::from(t.scenario.clone());
-                    d
-                })
+        let rows = tracks.iter().flat_map(|t| {
+            t.details.iter().map(|d| {
+                let mut d = d.clone();
+                d["world"] = serde_json::Value::from(t.scenario.as_str());
+                d
             })
-            .collect();
-        write_ndjson(p, rows.iter())?;
+        });
+        write_ndjson(p, rows)?;
     }
     let tracks_worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
     if !args.no_tracks {
@@ -977,10 +974,13 @@ fn patrol_details(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     write_ndjson(out, details.iter())
 }
 
-fn write_ndjson<'a>(path: &Path, rows: impl Iterator<Item = &'a serde_json::Value>) -> Result<()> {
+fn write_ndjson(
+    path: &Path,
+    rows: impl IntoIterator<Item = impl std::borrow::Borrow<serde_json::Value>>,
+) -> Result<()> {
     let mut out = String::new();
     for d in rows {
-        out.push_str(&d.to_string());
+        out.push_str(&d.borrow().to_string());
         out.push('\n');
     }
     std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))

@@ -261,12 +261,16 @@ pub async fn patrol_details_of_files(
     schedule: &groundtruth_window::Schedule,
     calibration: &Calibration,
 ) -> Result<Vec<serde_json::Value>, DetectError> {
-    let lake_dir = scratch.join("lake");
-    let zone = LakeOptions::default().zone;
-    let mut ing = new_lake_ingestor(&lake_dir, "file")?;
-    groundtruth_ingest::ingest_files(&mut ing, inputs, false)?;
-    drop(ing);
-    let (_, closes) = run_all_closes(&lake_dir, schedule, zone, calibration).await?;
+    let (_, _, closes) = crate::files::judge_files(
+        inputs,
+        &scratch.join("lake"),
+        LakeOptions::default(),
+        DecodeOptions::default(),
+        schedule,
+        calibration,
+        false,
+    )
+    .await?;
     Ok(closes
         .iter()
         .flat_map(|c| &c.patrols)

@@ -13,7 +13,7 @@ use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
 use groundtruth_window::Schedule;
 use serde_json::json;
 
-use crate::closes::{run_all_closes, CloseRun};
+use crate::closes::{run_all_closes, CloseRun, FindingSet};
 use crate::error::DetectError;
 
 /// What `detect_files` did.
@@ -52,13 +52,16 @@ pub async fn detect_files(
     calibration: &Calibration,
     progress: bool,
 ) -> Result<DetectFilesSummary, DetectError> {
-    let zone = lake.zone;
-    let lake = LakeWriter::open(scratch, lake)?;
-    let mut ing = Ingestor::new(lake, decode, FlushPolicy::default(), "file");
-    ingest_files(&mut ing, inputs, progress)?;
-    let counts = ing.totals();
-    drop(ing);
-    let (set, closes) = run_all_closes(scratch, schedule, zone, calibration).await?;
+    let (counts, set, closes) = judge_files(
+        inputs,
+        scratch,
+        lake,
+        decode,
+        schedule,
+        calibration,
+        progress,
+    )
+    .await?;
     let findings = set.into_findings();
     write_findings(output, &findings)?;
     let ctx = open_session(scratch).await?;
@@ -69,6 +72,28 @@ pub async fn detect_files(
         closes,
         dead_letters: dead,
     })
+}
+
+/// Ingests `inputs` into a scratch lake at `scratch` (empty or absent) and
+/// judges every window of `schedule` in event time: what was read, the
+/// findings upserted across the windows, and each window's run.
+pub(crate) async fn judge_files(
+    inputs: &[PathBuf],
+    scratch: &Path,
+    lake: LakeOptions,
+    decode: DecodeOptions,
+    schedule: &Schedule,
+    calibration: &Calibration,
+    progress: bool,
+) -> Result<(IngestCounts, FindingSet, Vec<CloseRun>), DetectError> {
+    let zone = lake.zone;
+    let lake = LakeWriter::open(scratch, lake)?;
+    let mut ing = Ingestor::new(lake, decode, FlushPolicy::default(), "file");
+    ingest_files(&mut ing, inputs, progress)?;
+    let counts = ing.totals();
+    drop(ing);
+    let (set, closes) = run_all_closes(scratch, schedule, zone, calibration).await?;
+    Ok((counts, set, closes))
 }
 
 /// Writes findings to `path`, one per line, through a `.partial` file

@@ -487,8 +487,8 @@ impl StartupHandler for TokenStartup {
     }
 }
 
-/// Whether a statement may run on the wire protocol.
-pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
+/// Whether a statement may run on the wire protocol in session `ctx`.
+pub fn check_statement(s: &Statement, ctx: &SessionContext) -> Result<(), QueryError> {
     match s {
         Statement::Query(_) | Statement::Explain { .. } => guard::check_sql_statement(s),
         Statement::Declare { stmts } => {
@@ -513,12 +513,16 @@ pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
         | Statement::Fetch { .. }
         | Statement::Close { .. }
         | Statement::Set(Set::SetTimeZone { .. }) => Ok(()),
-        Statement::Set(Set::SingleAssignment { variable, .. }) => {
+        Statement::Set(Set::SingleAssignment {
+            variable, values, ..
+        }) => {
             let name = variable.to_string().to_lowercase();
-            // groundtruth's own plan rules may be switched off: they never
-            // change an answer, only how it is computed.
-            if SAFE_SET.contains(&name.as_str()) || name.starts_with("groundtruth.") {
+            if SAFE_SET.contains(&name.as_str()) {
                 Ok(())
+            } else if name.starts_with("groundtruth.") {
+                // groundtruth's own plan rules may be switched off: they
+                // never change an answer, only how it is computed.
+                check_rule_switch(&name, values, ctx)
             } else {
                 Err(QueryError::Refused(format!(
                     "SET {name} is not allowed; only client settings ({}) and groundtruth's rule switches (groundtruth.*, SHOW ALL lists them) may be set",
@@ -530,32 +534,12 @@ pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
     }
 }
 
-/// The statement guard, first in the hook chain of both protocols.
-struct Guard;
-
-fn guard(s: &Statement, ctx: &SessionContext) -> Option<PgWireError> {
-    check_statement(s)
-        .and_then(|()| check_rule_switch(s, ctx))
-        .err()
-        .map(|e| query_error(&e))
-}
-
 /// `SET groundtruth.<name> = <value>` must name a rule switch the session
 /// has and give it a value it takes. datafusion-postgres answers every SET
 /// itself and drops the session's error, so a misspelt switch would be
 /// answered `SET` and change nothing; it is refused here with the list.
-fn check_rule_switch(s: &Statement, ctx: &SessionContext) -> Result<(), QueryError> {
-    let Statement::Set(Set::SingleAssignment {
-        variable, values, ..
-    }) = s
-    else {
-        return Ok(());
-    };
-    let name = variable.to_string().to_lowercase();
-    if !name.starts_with("groundtruth.") {
-        return Ok(());
-    }
-    let value = match values.as_slice() {
+fn check_rule_switch(name: &str, values: &[Expr], ctx: &SessionContext) -> Result<(), QueryError> {
+    let value = match values {
         [Expr::Value(v)] => v.clone().into_string().unwrap_or_else(|| v.to_string()),
         [Expr::Identifier(i)] => i.value.clone(),
         [other] => other.to_string(),
@@ -567,8 +551,15 @@ fn check_rule_switch(s: &Statement, ctx: &SessionContext) -> Result<(), QueryErr
     };
     let mut options = ctx.state().config_options().as_ref().clone();
     options
-        .set(&name, &value)
+        .set(name, &value)
         .map_err(|e| QueryError::Refused(e.strip_backtrace()))
+}
+
+/// The statement guard, first in the hook chain of both protocols.
+struct Guard;
+
+fn guard(s: &Statement, ctx: &SessionContext) -> Option<PgWireError> {
+    check_statement(s, ctx).err().map(|e| query_error(&e))
 }
 
 #[async_trait]

@@ -176,7 +176,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
                  dog sniffing about moves.",
                 f.rediscretised_path_m / 1000.0,
                 2.0 * f.radius_of_gyration_m,
-                th::course_window_m(f.rediscretise_m),
+                f.course_window_m,
                 100.0 * f.course_straightness,
                 f.turn_median_deg,
                 f.rediscretise_m,

@@ -70,8 +70,11 @@ pub struct Features {
     /// distance covered, without the zig-zag GPS noise adds to `path_m`.
     pub rediscretised_path_m: f64,
     pub turn_mean_deg: f64,
+    /// Length of the stretches `course_straightness` and `straight_share`
+    /// are measured over ([`th::course_window_m`]), metres.
+    pub course_window_m: f64,
     /// Median straightness (distance over path) of the stretches of
-    /// [`th::course_window_m`] along the rediscretised moving path: near 1
+    /// `course_window_m` along the rediscretised moving path: near 1
     /// for anyone heading somewhere, even on a small site; low for a mover
     /// that meanders wherever it goes. 1 when the path is too short to say.
     pub course_straightness: f64,
@@ -80,7 +83,7 @@ pub struct Features {
     /// (near 0 at the median), a meandering mover turns at every step.
     pub turn_median_deg: f64,
     /// Share of the rediscretised moving path that lies on a straight run:
-    /// a stretch of [`th::course_window_m`] at least
+    /// a stretch of `course_window_m` at least
     /// [`th::STRAIGHT_RUN`] straight. A person walks from place to place
     /// (transects, street legs, point to point); a meandering mover rarely
     /// keeps a line that long. 1 when the path is too short to say.
@@ -220,8 +223,8 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
     let q = th::rediscretise_m(acc_med);
     let steps = rediscretise(&poly, q);
     let (turn_mean_deg, sinuosity) = turning(&steps, q);
-    let course_straightness = course_straightness(&steps, q);
-    let straight_share = straight_share(&steps, q);
+    let course_window_m = th::course_window_m(q);
+    let (course_straightness, straight_share) = courses(&steps, q, course_window_m);
     let turn_median_deg = {
         let mut t: Vec<f64> = steps
             .iter()
@@ -283,6 +286,7 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         rediscretise_m: q,
         rediscretised_path_m,
         turn_mean_deg,
+        course_window_m,
         course_straightness,
         turn_median_deg,
         straight_share,
@@ -547,30 +551,15 @@ fn turning(parts: &[Vec<f64>], q: f64) -> (f64, f64) {
     ((sum_abs / n as f64).to_degrees(), s)
 }
 
-/// Median straightness of the stretches of [`th::course_window_m`] of the
-/// rediscretised path: each stretch's length of the sum of its unit steps
-/// over their number (1 = straight on; a stretch that turns back on itself
-/// nears 0). Stretches do not cross a teleport. 1 with no whole stretch.
-fn course_straightness(parts: &[Vec<f64>], q: f64) -> f64 {
-    let k = (th::course_window_m(q) / q).round().max(2.0) as usize;
-    let mut s: Vec<f64> = parts
-        .iter()
-        .flat_map(|h| {
-            h.windows(k).map(move |w| {
-                let (x, y) = w
-                    .iter()
-                    .fold((0.0, 0.0), |(x, y), a| (x + a.cos(), y + a.sin()));
-                (x * x + y * y).sqrt() / k as f64
-            })
-        })
-        .collect();
-    quantile(&mut s, 0.5).unwrap_or(1.0)
-}
-
-/// Share of the steps of the rediscretised path that lie in a stretch of
-/// [`th::course_window_m`] at least [`th::STRAIGHT_RUN`] straight.
-fn straight_share(parts: &[Vec<f64>], q: f64) -> f64 {
-    let k = (th::course_window_m(q) / q).round().max(2.0) as usize;
+/// The straightness of the stretches of `window_m` of the path
+/// rediscretised at `q` (each stretch's length of the sum of its unit steps
+/// over their number: 1 = straight on, near 0 for a stretch that turns
+/// back on itself; stretches do not cross a teleport), as their median and
+/// as the share of steps lying in a stretch at least [`th::STRAIGHT_RUN`]
+/// straight. Both 1 when no whole stretch fits.
+fn courses(parts: &[Vec<f64>], q: f64, window_m: f64) -> (f64, f64) {
+    let k = (window_m / q).round().max(2.0) as usize;
+    let mut all = Vec::new();
     let (mut on_line, mut total) = (0usize, 0usize);
     for h in parts {
         total += h.len();
@@ -579,17 +568,21 @@ fn straight_share(parts: &[Vec<f64>], q: f64) -> f64 {
             let (x, y) = w
                 .iter()
                 .fold((0.0, 0.0), |(x, y), a| (x + a.cos(), y + a.sin()));
-            if (x * x + y * y).sqrt() / k as f64 >= th::STRAIGHT_RUN {
+            let straightness = (x * x + y * y).sqrt() / k as f64;
+            if straightness >= th::STRAIGHT_RUN {
                 covered[i..i + k].iter_mut().for_each(|c| *c = true);
             }
+            all.push(straightness);
         }
         on_line += covered.iter().filter(|&&c| c).count();
     }
-    if total < k {
+    let median = quantile(&mut all, 0.5).unwrap_or(1.0);
+    let share = if total < k {
         1.0
     } else {
         on_line as f64 / total as f64
-    }
+    };
+    (median, share)
 }
 
 /// Median distance of each moving fix from the chord of its two neighbours.
