@@ -8,4 +8,4 @@ CREATE OR REPLACE VIEW cases AS
 SELECT case_id, app_id, region, regions, status, verdict, assignee, score,
        detectors, n_accounts, accounts, n_findings, n_raised,
        window_start, window_end, created_at, updated_at
-FROM review_cases;
+FROM internal.review_cases;

@@ -11,4 +11,4 @@ SELECT finding_id, case_id, detector, app_id, region, score,
        window_start, window_end, first_day, last_day,
        n_accounts, accounts, devices, patrol_ids,
        reason, evidence, raised, review
-FROM review_findings;
+FROM internal.review_findings;

@@ -3,4 +3,4 @@
 -- when, and the detectors whose findings were decided.
 CREATE OR REPLACE VIEW verdicts AS
 SELECT verdict_id, case_id, region, verdict, note, author, at, detectors
-FROM review_verdicts;
+FROM internal.review_verdicts;

@@ -8,6 +8,8 @@
 #   * tansu 0.6.0 (features dynostore, libsql), the Kafka broker the
 #     end-to-end tests start (in memory; SQLite for the broker-restart drill);
 #   * cargo-nextest;
+#   * the analysts' Python clients (psycopg 3 and 2, SQLAlchemy, pandas,
+#     Polars, connectorx), pinned in tests/clients/requirements.txt;
 #   * for the pages' browser tests: Debian's chromium, CJK fonts (the pages
 #     are in Chinese), node + npm, and playwright-core (`npm ci` in tests/web,
 #     pinned by its package-lock.json);
@@ -162,8 +164,38 @@ install_web_test_deps() {
     (cd tests/web && npm ci --no-audit --no-fund </dev/null) || return
 }
 
+# Whether every package pinned in tests/clients/requirements.txt is
+# installed at its version.
+python_clients_ok() {
+    python3 - "$1" <<'EOF'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    name, want = line.split("==")
+    try:
+        if version(name.split("[")[0]) != want:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+EOF
+}
+
+install_python_clients() {
+    local req=tests/clients/requirements.txt
+    if python_clients_ok "$req"; then
+        echo "python clients present: $(grep -v '^#' "$req" | tr '\n' ' ')"
+        return 0
+    fi
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        -r "$req" </dev/null || return
+}
+
 rc=0
 step "apt packages" install_apt_packages || rc=$?
+step "python clients" install_python_clients || rc=$?
 step "npm (tests/web)" install_web_test_deps || rc=$?
 step "tansu $TANSU_VERSION" install_tansu || rc=$?
 step "cargo-nextest" install_nextest || rc=$?

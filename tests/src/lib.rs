@@ -75,6 +75,28 @@ pub fn rss_mb() -> f64 {
     proc_status_mb("VmRSS:")
 }
 
+/// CPU time (user and system) this process has used, seconds; 0 where
+/// `/proc` is missing.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // utime and stime: fields 14 and 15, counted after the command name's
+    // closing parenthesis (it may hold spaces), in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// A `kB` line of `/proc/self/status`, in MB (0 when unreadable).
 fn proc_status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")

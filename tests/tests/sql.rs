@@ -764,6 +764,9 @@ fn attack_suite() -> Vec<(String, String)> {
         ("sort beyond memory", "SELECT a.event_id, b.event_id, c.event_id FROM events a, events b, events c ORDER BY 1, 2, 3"),
         ("string_agg of big values", "SELECT length(string_agg(repeat('x', 1000000), ',')) FROM range(60)"),
         ("array_agg of big values", "SELECT cardinality(array_agg(repeat('x', 1000000))) FROM range(60)"),
+        ("edit distance of two long strings", "SELECT levenshtein(repeat('a', 1000000), repeat('b', 1000000))"),
+        ("edit distance per row", "SELECT sum(levenshtein(repeat(event_id, 1000), repeat(account_id, 1000))) FROM events"),
+        ("list containment of long lists", "SELECT array_has_all(range(1000000), range(1000000))"),
     ] {
         add(name.into(), sql.into());
     }
@@ -1023,6 +1026,38 @@ fn sessions_end_and_silent_connections_cannot_lock_anyone_out() {
         "{cancelled:?}"
     );
 
+    // The same inside one long function call (the edit distance of
+    // 3,000-character strings, row after row: one batch would run for
+    // minutes): the call stops at its next row, and the core is free.
+    let in_call = "SELECT sum(levenshtein(repeat(md5(event_id), 94), repeat(md5(account_id), 94))) FROM events";
+    let mut child = groundtruth_tests::psql(e.pg.port(), &e.t.analyst)
+        .args(["-c", in_call])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(1000));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "psql after Ctrl-C in a function call: {err}"
+    );
+    let before = groundtruth_tests::cpu_seconds();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = groundtruth_tests::cpu_seconds() - before;
+    assert!(
+        used < 0.6,
+        "the cancelled statement's calls used {used:.2} s of CPU in the 2 s after"
+    );
+    assert_eq!(e.psql_ok(&e.t.analyst, "SELECT 1"), "1");
+
     // Wrong passwords are audited.
     let (ok, _, _) = e.psql(
         "gt_1111111111111111111111111111111111111111111111111111111111111111",
@@ -1176,4 +1211,64 @@ fn twenty_at_once(heavy: &[&str]) {
     // Still serving.
     let rows = e.rows(&e.t.analyst, "SELECT count(*) AS n FROM events");
     assert_eq!(count(&rows, "n"), events_in("") as i64);
+}
+
+/// The analysts' own Python clients work unchanged against the wire
+/// protocol (tests/clients/clients.py: psycopg 3 and 2 with parameters,
+/// server-side cursors and COPY TO STDOUT; SQLAlchemy with both drivers and
+/// its inspector; pandas.read_sql; Polars through connectorx and
+/// SQLAlchemy), as a scoped analyst: every count is the scope's.
+#[test]
+fn python_clients_work_unchanged() {
+    let e = env();
+    let t = &e.t.analyst_4501;
+    // psql first: `\copy` to a file on the client's side (COPY ... TO
+    // STDOUT on the wire), in CSV with a header; the database's name.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.csv");
+    let copy = format!(
+        "\\copy (SELECT event_id, kind FROM events ORDER BY event_id) TO '{}' WITH CSV HEADER",
+        file.display()
+    );
+    let (ok, out, err) = e.psql(t, &["-c", &copy]);
+    assert!(ok, "{out} {err}");
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.lines().next(), Some("event_id,kind"));
+    assert_eq!(csv.lines().count(), events_in("4501") + 1);
+    assert_eq!(e.psql_ok(t, "SELECT current_database()"), "groundtruth");
+    let (_, _, err) = e.psql(t, &["-c", "COPY (SELECT 1) TO '/tmp/groundtruth-copy'"]);
+    assert!(err.contains("only TO STDOUT"), "{err}");
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/clients/clients.py"))
+        .env("GT_PG_PORT", e.pg.port().to_string())
+        .env("GT_TOKEN", t)
+        .env("GT_EVENTS", events_in("4501").to_string())
+        .output()
+        .expect("python3 runs (tests/run.sh installs the clients)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r["ok"] != json!(true))
+        .map(|r| {
+            format!(
+                "{}: {}\n{}",
+                r["check"],
+                r["error"],
+                r["trace"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        out.status.success() && failed.is_empty() && results.len() >= 11,
+        "{} of {} client checks failed ({}):\n{}\nstdout: {stdout}\nstderr: {}",
+        failed.len(),
+        results.len(),
+        out.status,
+        failed.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

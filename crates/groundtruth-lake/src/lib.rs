@@ -46,7 +46,7 @@ pub use query::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
     lake_context, open_range_session, open_session, read_only_options, retry_vanished,
     rewrite_nodes, run_sql, switched_off, vanished_backoff, vanished_delay, without_rules,
-    OutputFormat, QueryError, GROUNDTRUTH_RULES, VANISHED_RETRIES,
+    OutputFormat, QueryError, CATALOG, GROUNDTRUTH_RULES, VANISHED_RETRIES,
 };
 pub use shared::{SharedExec, SharedNode, SharedSubplans, SharingQueryPlanner};
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

@@ -312,8 +312,13 @@ pub fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v == "off")
 }
 
+/// The catalog the lake's tables are in: what `information_schema` and
+/// the wire protocol's `current_database()` and `\l` call the database.
+pub const CATALOG: &str = "groundtruth";
+
 fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG, "public")
         .with_information_schema(true)
         .with_target_partitions(num_cpus())
         .with_option_extension(crate::options::RuleOptions::default());

@@ -21,6 +21,9 @@
 //! Protocol work is datafusion-postgres's; this crate adds sign-in,
 //! scoping, the guard and the limits.
 
+mod compat;
+mod copy;
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
@@ -41,16 +44,16 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::{Sink, SinkExt, StreamExt};
-use groundtruth_query::deadline::QueryCancel;
+use groundtruth_query::deadline::{QueryCancel, StopOnDrop};
 use groundtruth_query::{guard, QueryError, QueryService};
 use groundtruth_store::{Principal, Role};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
 };
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -64,8 +67,9 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// The catalog `pg_catalog` describes (DataFusion's default catalog).
-pub const DATABASE: &str = "datafusion";
+/// The catalog `pg_catalog` describes, the database clients connect to
+/// (the lake's catalog).
+pub const DATABASE: &str = groundtruth_query::CATALOG;
 
 /// Client settings a driver may `SET` (they change how results are
 /// written, not what may be read or what a query may cost).
@@ -87,7 +91,13 @@ const SAFE_SET: &[&str] = &[
 pub fn with_pg_catalog(service: QueryService) -> QueryService {
     service.with_setup(|ctx| {
         setup_pg_catalog(ctx, DATABASE, EmptyContextProvider)
-            .map_err(|e| format!("cannot set up pg_catalog: {e}"))
+            .map_err(|e| format!("cannot set up pg_catalog: {e}"))?;
+        ctx.register_udf(compat::version_udf());
+        ctx.register_udf(compat::to_regtype_udf());
+        ctx.register_udf(compat::pg_get_serial_sequence_udf());
+        ctx.register_udf(compat::pg_collation_is_visible_udf());
+        ctx.register_udf(compat::JsonBuildObject::udf());
+        Ok(())
     })
 }
 
@@ -447,20 +457,26 @@ impl StartupHandler for TokenStartup {
                     .session(&who)
                     .await
                     .map_err(|e| query_error(&e))?;
-                // The flag every DeadlineExec of this connection's plans reads.
-                let flag = Arc::new(QueryCancel::default());
-                ctx.state_ref()
-                    .write()
-                    .config_mut()
-                    .set_extension(Arc::clone(&flag));
+                // The flag every DeadlineExec and watched function of this
+                // connection's statements reads (the session's own).
+                let flag = ctx
+                    .state_ref()
+                    .read()
+                    .config()
+                    .get_extension::<QueryCancel>()
+                    .ok_or_else(|| {
+                        user_error("XX000", "the query session has no stop flag".into())
+                    })?;
                 // session_user and the logs show who the token says.
                 client
                     .metadata_mut()
                     .insert(METADATA_USER.into(), who.subject.clone());
                 let hooks: Vec<Arc<dyn QueryHook>> = vec![
                     Arc::new(Guard),
+                    Arc::new(copy::CopyHook),
                     Arc::new(CursorStatementHook),
                     Arc::new(SetShowHook),
+                    Arc::new(compat::SavepointHook),
                     Arc::new(TransactionStatementHook),
                 ];
                 let svc = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
@@ -478,6 +494,10 @@ impl StartupHandler for TokenStartup {
                     .insert::<Arc<ConnectionHandle>>(handle);
                 client.session_extensions().insert::<ConnectionGuard>(guard);
                 self.flags.register(pid, &key, &flag);
+                // A connection that closes stops what its statement still runs.
+                client
+                    .session_extensions()
+                    .insert(StopOnDrop(Arc::clone(&flag)));
                 client.session_extensions().insert::<Arc<QueryCancel>>(flag);
                 finish_authentication(client, &self.params).await?;
             }
@@ -504,12 +524,20 @@ pub fn check_statement(s: &Statement, ctx: &SessionContext) -> Result<(), QueryE
             }
             Ok(())
         }
+        // COPY ... TO STDOUT of a query or table (copy.rs checks the
+        // query); refused to or from anything else.
+        Statement::Copy { .. } => match copy::copy_out(s) {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        },
         Statement::ShowVariable { .. }
         | Statement::ShowVariables { .. }
         | Statement::ShowTables { .. }
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. }
         | Statement::Fetch { .. }
         | Statement::Close { .. }
         | Statement::Set(Set::SetTimeZone { .. }) => Ok(()),
@@ -781,66 +809,87 @@ fn cancelled_error() -> PgWireError {
     user_error(CANCELLED, "canceling statement due to user request".into())
 }
 
-/// Ends a result's row stream with `stop`'s error once it fires, and
-/// writes its audit entry when the rows end. A row error while the
-/// connection's `cancel` flag is set is the plan's own check
-/// (`DeadlineExec`) ending a cancelled statement.
+/// Ends a result's row stream (its rows, or a COPY's data) with `stop`'s
+/// error once it fires, and writes its audit entry when the rows end. A
+/// row error while the connection's `cancel` flag is set is the plan's own
+/// check (`DeadlineExec`) ending a cancelled statement.
 fn until_stopped(
     r: Response,
     stop: Stop,
     cancel: Option<Arc<QueryCancel>>,
-    mut audit: StreamAudit,
+    audit: StreamAudit,
 ) -> Response {
     match r {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
-            q.data_rows = Box::pin(futures::stream::unfold(
-                Some((rows, stop, cancel, audit)),
-                move |st| async move {
-                    let (mut rows, mut stop, cancel, mut audit) = st?;
-                    tokio::select! {
-                        e = &mut stop => {
-                            audit.write(Some(&e)).await;
-                            Some((Err(e), None))
-                        }
-                        row = rows.next() => match row {
-                            None => {
-                                audit.write(None).await;
-                                None
-                            }
-                            Some(Err(e)) => {
-                                let e = if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
-                                    cancelled_error()
-                                } else {
-                                    e
-                                };
-                                audit.write(Some(&e)).await;
-                                Some((Err(e), Some((rows, stop, cancel, audit))))
-                            }
-                            Some(Ok(row)) => {
-                                audit.rows += 1;
-                                Some((Ok(row), Some((rows, stop, cancel, audit))))
-                            }
-                        },
-                    }
-                },
-            ));
+            q.data_rows = stopped_stream(rows, stop, cancel, audit);
             Response::Query(q)
+        }
+        Response::CopyOut(mut c) => {
+            let data = std::mem::replace(c.data_stream(), Box::pin(futures::stream::empty()));
+            *c.data_stream() = stopped_stream(data, stop, cancel, audit);
+            Response::CopyOut(c)
         }
         other => {
             // No rows to come: it ran.
             let outcome = audit.outcome(None);
+            let mut audit = audit;
             audit.write_later("ok", outcome);
             other
         }
     }
 }
 
+/// `rows` until `stop` fires (then its error), with the audit entry written
+/// when they end.
+fn stopped_stream<T: Send + 'static>(
+    rows: Pin<Box<dyn futures::Stream<Item = PgWireResult<T>> + Send>>,
+    stop: Stop,
+    cancel: Option<Arc<QueryCancel>>,
+    audit: StreamAudit,
+) -> Pin<Box<dyn futures::Stream<Item = PgWireResult<T>> + Send>> {
+    Box::pin(futures::stream::unfold(
+        Some((rows, stop, cancel, audit)),
+        move |st| async move {
+            let (mut rows, mut stop, cancel, mut audit) = st?;
+            tokio::select! {
+                e = &mut stop => {
+                    audit.write(Some(&e)).await;
+                    Some((Err(e), None))
+                }
+                row = rows.next() => match row {
+                    None => {
+                        audit.write(None).await;
+                        None
+                    }
+                    Some(Err(e)) => {
+                        let e = if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                            cancelled_error()
+                        } else {
+                            e
+                        };
+                        audit.write(Some(&e)).await;
+                        Some((Err(e), Some((rows, stop, cancel, audit))))
+                    }
+                    Some(Ok(row)) => {
+                        audit.rows += 1;
+                        Some((Ok(row), Some((rows, stop, cancel, audit))))
+                    }
+                },
+            }
+        },
+    ))
+}
+
 impl Scoped {
-    /// A statement starts on `client`'s connection: its cancel flag is
-    /// cleared (an earlier cancel does not reach it) and returned.
-    fn start<C: ClientInfo>(&self, client: &C) -> Option<Arc<QueryCancel>> {
+    /// A statement starts on `client`'s connection: once the function
+    /// calls of a statement stopped before it have ended, its cancel flag
+    /// is cleared (an earlier cancel does not reach it) and returned.
+    async fn start<C: ClientInfo>(&self, client: &C) -> Option<Arc<QueryCancel>> {
         let flag = client.session_extensions().get::<Arc<QueryCancel>>()?;
+        if flag.is_cancelled() && !flag.settle(groundtruth_query::SETTLE).await {
+            tracing::warn!("a stopped statement's functions still ran when the next one started");
+        }
         flag.reset();
         Some(Arc::clone(&flag))
     }
@@ -848,6 +897,7 @@ impl Scoped {
     /// The [`Stop`] of a statement: `deadline`, or its connection's flag.
     fn stop(&self, deadline: Instant, cancel: Option<&Arc<QueryCancel>>) -> Stop {
         let timeout = self.timeout_error();
+        let flag = cancel.cloned();
         let cancelled = cancel.map(|c| c.cancelled());
         Box::pin(async move {
             let cancelled = async move {
@@ -857,7 +907,13 @@ impl Scoped {
                 }
             };
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => timeout,
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Its function calls still running stop too.
+                    if let Some(f) = flag {
+                        f.cancel();
+                    }
+                    timeout
+                }
                 _ = cancelled => cancelled_error(),
             }
         })
@@ -891,7 +947,7 @@ impl SimpleQueryHandler for Scoped {
             return Err(e);
         }
         let deadline = Instant::now() + self.timeout;
-        let cancel = self.start(client);
+        let cancel = self.start(client).await;
         let result = tokio::select! {
             r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
             e = self.stop(deadline, cancel.as_ref()) => Err(e),
@@ -927,6 +983,30 @@ impl ExtendedQueryHandler for Scoped {
         self.parser.clone()
     }
 
+    /// A portal as the statement describes it; a cursor opened by
+    /// `DECLARE` (psycopg's server-side cursors describe it before they
+    /// `FETCH`) as the rows it holds, which its statement does not say.
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<DfStatement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PortalExecutionState::Suspended(rows) = &*target.state.lock().await {
+            return Ok(DescribePortalResponse::new(rows.row_schema().to_vec()));
+        }
+        let fields = self.parser.get_result_schema(
+            &target.statement.statement,
+            Some(&target.result_column_format),
+        )?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -943,7 +1023,7 @@ impl ExtendedQueryHandler for Scoped {
         let sql = portal.statement.statement.0.clone();
         self.still_signed_in(&c.who, &sql).await?;
         let deadline = Instant::now() + self.timeout;
-        let cancel = self.start(client);
+        let cancel = self.start(client).await;
         let result = tokio::select! {
             r = ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows) => r,
             e = self.stop(deadline, cancel.as_ref()) => Err(e),

@@ -35,6 +35,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
+use crate::watch::Cost;
+
 /// Largest string a function may build, in bytes (or characters for the
 /// padding functions).
 pub const MAX_VALUE_BYTES: i64 = 1 << 20;
@@ -62,8 +64,8 @@ enum Bound {
     /// `replace(s, from, to)`: every `from` in `s` becomes `to`.
     Replace,
     /// `regexp_replace(s, pattern, replacement, flags)`: each of up to
-    /// `len(s) + 1` matches becomes the replacement, whose `$n` each
-    /// repeat up to all of `s`.
+    /// `len(s) + 1` matches becomes the replacement, whose group
+    /// references (`$n`, `\\n`) each repeat up to all of `s`.
     RegexpReplace,
     /// `concat`, `concat_ws`, `overlay`, `array_concat`, `array_append`,
     /// `array_prepend`, `make_array`: the arguments' bytes together.
@@ -72,6 +74,10 @@ enum Bound {
     /// (`translate`, `encode`, `upper`, `lower`, `initcap`, `to_hex`):
     /// checked by the bytes of their arguments times 4.
     Factor,
+    /// Functions whose result is of the order of their input (the watched
+    /// ones of [`crate::watch::WATCHED`]): not checked, only evaluated in
+    /// slices that stop with their statement.
+    Input,
 }
 
 /// The functions bounded, and how.
@@ -100,18 +106,25 @@ const BOUNDED: &[(&str, Bound)] = &[
     ("to_hex", Bound::Factor),
 ];
 
-/// Wraps the session's own functions named in [`BOUNDED`] (when
-/// registered), registers [`ConcatOp`] and the bound on repeated constants
-/// ([`crate::repeated`]), and returns the planner that plans
-/// `||` through them (put it first: [`planners_first`]).
+/// Wraps the session's own functions named in [`BOUNDED`] and
+/// [`crate::watch::WATCHED`] (when registered): each is evaluated in
+/// slices that stop with its statement (`watch.rs`), those of [`BOUNDED`]
+/// after their size check. Registers [`ConcatOp`] and the bound on
+/// repeated constants ([`crate::repeated`]). Put the planner of `||`
+/// first afterwards ([`planners_first`]).
 pub fn register(ctx: &SessionContext) {
     let state = ctx.state();
     let funcs = state.scalar_functions();
-    for (name, bound) in BOUNDED {
-        if let Some(inner) = funcs.get(*name) {
+    let bounded = BOUNDED.iter().map(|(n, b)| (*n, *b, Cost::Bytes));
+    let watched = crate::watch::WATCHED
+        .iter()
+        .map(|(n, c)| (*n, Bound::Input, *c));
+    for (name, bound, cost) in bounded.chain(watched) {
+        if let Some(inner) = funcs.get(name) {
             ctx.register_udf(ScalarUDF::new_from_impl(Bounded {
                 inner: inner.clone(),
-                bound: *bound,
+                bound,
+                cost,
             }));
         }
     }
@@ -145,11 +158,14 @@ pub fn planners_first(
 struct Bounded {
     inner: Arc<ScalarUDF>,
     bound: Bound,
+    cost: Cost,
 }
 
 impl PartialEq for Bounded {
     fn eq(&self, other: &Self) -> bool {
-        self.inner.name() == other.inner.name() && self.bound == other.bound
+        self.inner.name() == other.inner.name()
+            && self.bound == other.bound
+            && self.cost == other.cost
     }
 }
 
@@ -159,6 +175,7 @@ impl Hash for Bounded {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.inner.name().hash(state);
         self.bound.hash(state);
+        self.cost.hash(state);
     }
 }
 
@@ -191,7 +208,7 @@ fn at<T: Copy>(v: &[T], i: usize) -> T {
 
 /// The bytes of each row's value of `a`: a string's length, a list's
 /// values' bytes, 8 for anything else fixed-size (0 for null).
-fn value_bytes(a: &ArrayRef) -> Result<Vec<i64>> {
+pub(crate) fn value_bytes(a: &ArrayRef) -> Result<Vec<i64>> {
     let n = a.len();
     fn lengths(l: impl Iterator<Item = usize>) -> Vec<i64> {
         l.map(|v| v as i64).collect()
@@ -224,6 +241,23 @@ fn value_bytes(a: &ArrayRef) -> Result<Vec<i64>> {
     Ok((0..n)
         .map(|i| if a.is_null(i) { 0 } else { bytes[i].max(0) })
         .collect())
+}
+
+/// The group references a replacement string may hold, per row: its `$`
+/// and `\` characters (each could start one; 0 for null or not a string).
+fn group_references(a: &ArrayRef) -> Result<Vec<i64>> {
+    let count = |v: Option<&str>| {
+        v.map_or(0, |v| {
+            v.bytes().filter(|b| matches!(b, b'$' | b'\\')).count() as i64
+        })
+    };
+    Ok(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().map(count).collect(),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().map(count).collect(),
+        DataType::Utf8View => a.as_string_view().iter().map(count).collect(),
+        // Anything else: as if every byte were one.
+        _ => value_bytes(a)?,
+    })
 }
 
 /// A list argument's largest element, in bytes, per row.
@@ -395,11 +429,14 @@ impl Bounded {
             }
             Bound::RegexpReplace if arrays.len() >= 3 => {
                 let (s, r) = (value_bytes(&arrays[0])?, value_bytes(&arrays[2])?);
+                let refs = group_references(&arrays[2])?;
                 check_sizes(
                     name,
                     (0..rows).map(|i| {
-                        let (s, r) = (at(&s, i), at(&r, i));
-                        let per_match = r.saturating_add(r.saturating_mul(s));
+                        let (s, r, refs) = (at(&s, i), at(&r, i), at(&refs, i));
+                        // The replacement's text, and each of its group
+                        // references (`$n`, `\n`) up to all of `s`.
+                        let per_match = r.saturating_add(refs.saturating_mul(s));
                         s.saturating_add((s + 1).saturating_mul(per_match))
                     }),
                     MAX_VALUE_BYTES,
@@ -508,8 +545,12 @@ impl ScalarUDFImpl for Bounded {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if self.bound == Bound::Input {
+            return crate::watch::invoke(&self.inner, self.cost, args);
+        }
         self.check(&args.args, args.number_rows)?;
-        let out = self.inner.invoke_with_args(args)?;
+        // Evaluated in slices that stop with the statement (watch.rs).
+        let out = crate::watch::invoke(&self.inner, self.cost, args)?;
         let bytes = result_bytes(&out);
         if bytes as i64 > MAX_CALL_BYTES.saturating_mul(2) {
             return exec_err!(

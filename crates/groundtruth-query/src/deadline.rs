@@ -12,6 +12,7 @@
 //! [`Cancelled`] at the next batch once the flag is set.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,43 +37,101 @@ pub struct TimedOut {
 #[error("canceling statement due to user request")]
 pub struct Cancelled;
 
-/// A session's cancel flag: set by whoever cancels the statement running
-/// (the wire protocol's CancelRequest), cleared when the next one starts,
-/// read by every [`DeadlineExec`] of the session's plans and awaited by
-/// whatever streams the statement's rows ([`QueryCancel::cancelled`]).
-/// Put it in the session's config with `SessionConfig::set_extension`.
+/// A session's stop flag: set by whoever stops the statement running (the
+/// wire protocol's CancelRequest, the statement's time limit, its client
+/// going away), cleared when the next one starts, read by every
+/// [`DeadlineExec`] of the session's plans, by every watched function call
+/// ([`crate::watch`]) and awaited by whatever streams the statement's rows
+/// ([`QueryCancel::cancelled`]). Put it in the session's config with
+/// `SessionConfig::set_extension`, and in its options as
+/// [`crate::watch::StopFlag`] for the functions.
 #[derive(Debug)]
-pub struct QueryCancel(tokio::sync::watch::Sender<bool>);
+pub struct QueryCancel {
+    flag: tokio::sync::watch::Sender<bool>,
+    /// Watched function calls running now ([`QueryCancel::busy`]).
+    calls: AtomicUsize,
+}
 
 impl Default for QueryCancel {
     fn default() -> Self {
-        QueryCancel(tokio::sync::watch::Sender::new(false))
+        QueryCancel {
+            flag: tokio::sync::watch::Sender::new(false),
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A watched function call under way; counted until dropped.
+#[derive(Debug)]
+pub struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl QueryCancel {
     pub fn cancel(&self) {
-        self.0.send_replace(true);
+        self.flag.send_replace(true);
     }
 
-    /// A new statement starts: earlier cancels do not reach it.
+    /// A new statement starts: earlier cancels do not reach it. Call
+    /// [`QueryCancel::settle`] first, so that a stopped statement's calls
+    /// see the flag before it is cleared.
     pub fn reset(&self) {
-        self.0.send_replace(false);
+        self.flag.send_replace(false);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        *self.0.borrow()
+        *self.flag.borrow()
+    }
+
+    /// Counts a function call as running until the guard is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Busy(&self.calls)
+    }
+
+    /// Function calls running now.
+    pub fn running_calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most `longest`, until no function call of the session is
+    /// running: after a stop, until the stopped calls have seen the flag
+    /// (each ends within one slice of its rows). Returns whether they have.
+    pub async fn settle(&self, longest: Duration) -> bool {
+        let until = Instant::now() + longest;
+        while self.running_calls() > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Resolves once the flag is set (at once if it is).
     pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.0.subscribe();
+        let mut rx = self.flag.subscribe();
         async move {
             if rx.wait_for(|&c| c).await.is_err() {
                 // The flag is gone with its session: nothing can cancel now.
                 std::future::pending::<()>().await;
             }
         }
+    }
+}
+
+/// Sets a stop flag when dropped: whatever way a statement ends (answered,
+/// failed, timed out, its caller gone), its calls still running stop.
+#[derive(Debug)]
+pub struct StopOnDrop(pub Arc<QueryCancel>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -23,6 +23,7 @@ pub mod scope;
 pub mod sortcopies;
 pub mod tables;
 pub mod views;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ use groundtruth_store::{Principal, ReviewStore, Scope};
 
 pub use catalog::AppCatalog;
 pub use error::{QueryError, QueryErrorKind};
+pub use groundtruth_lake::CATALOG;
 
 /// What a query may cost.
 #[derive(Debug, Clone)]
@@ -266,6 +268,14 @@ impl QueryService {
             ctx.register_table("dead_letters", Arc::new(empty))
                 .map_err(|e| internal(&e))?;
         }
+        if let Some(catalog) = ctx.catalog(CATALOG) {
+            catalog
+                .register_schema(
+                    tables::INTERNAL_SCHEMA,
+                    Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+                )
+                .map_err(|e| internal(&e))?;
+        }
         for kind in tables::ReviewKind::ALL {
             ctx.register_table(
                 kind.table_name(),
@@ -291,14 +301,22 @@ impl QueryService {
             .await
             .map_err(|e| internal(&e))?;
         views::register(&ctx).await?;
+        // The views hold what they read; the store's raw tables go, so that
+        // clients listing the database's tables see the views only.
+        if let Some(catalog) = ctx.catalog(CATALOG) {
+            catalog
+                .deregister_schema(tables::INTERNAL_SCHEMA, true)
+                .map_err(|e| internal(&e))?;
+        }
         if let Some(setup) = &self.extra {
             setup(&ctx).map_err(QueryError::Internal)?;
         }
         Ok(ctx.state())
     }
 
-    /// A session for `who`: the scoped tables and views, and a memory pool
-    /// of its own.
+    /// A session for `who`: the scoped tables and views, a memory pool of
+    /// its own, and a stop flag ([`deadline::QueryCancel`], in its config)
+    /// that its plans' checks and watched functions read.
     pub async fn session(&self, who: &Principal) -> Result<SessionContext, QueryError> {
         let base = self.base(&who.scope).await?;
         // No spilling: an analyst's query lives in its memory pool, and
@@ -324,8 +342,13 @@ impl QueryService {
             builder = builder.with_statistics_registry(groundtruth_lake::ndv::registry(c.clone()));
         }
         let mut state = builder.build();
+        // The session's stop flag: read by the plans' checks and the
+        // watched functions (watch.rs), set when a statement is stopped.
+        let stop = Arc::new(deadline::QueryCancel::default());
+        state.config_mut().set_extension(Arc::clone(&stop));
+        let options = state.config_mut().options_mut();
+        options.extensions.insert(watch::StopFlag(Some(stop)));
         if counts.is_some() {
-            let options = state.config_mut().options_mut();
             options.optimizer.use_statistics_registry = true;
         }
         Ok(SessionContext::new_with_state(state))
@@ -626,6 +649,14 @@ impl QueryService {
             .min(self.limits.max_rows);
         let mb = self.limits.memory_bytes >> 20;
         let ctx = self.session(who).await?;
+        // However this attempt ends (answered, failed, timed out, its
+        // caller gone), its function calls still running stop.
+        let stop = ctx
+            .state_ref()
+            .read()
+            .config()
+            .get_extension::<deadline::QueryCancel>();
+        let _stop = stop.clone().map(deadline::StopOnDrop);
         let work = async {
             let df = ctx
                 .sql_with_options(sql, groundtruth_lake::read_only_options())
@@ -665,11 +696,18 @@ impl QueryService {
             let batches = self.without_lake_paths(batches)?;
             Ok::<_, QueryError>((schema, batches, rows, truncated))
         };
-        let (schema, batches, rows, truncated) = tokio::time::timeout(self.limits.timeout, work)
-            .await
-            .map_err(|_| QueryError::Timeout {
-                seconds: self.limits.timeout.as_secs_f64(),
-            })??;
+        let answer = tokio::time::timeout(self.limits.timeout, work).await;
+        if let (Err(_), Some(stop)) = (&answer, &stop) {
+            // Timed out: the calls of the dropped plan end within a slice;
+            // the query keeps its turn until they have.
+            stop.cancel();
+            if !stop.settle(SETTLE).await {
+                tracing::warn!(subject = %who.subject, "a timed-out query's functions still ran {} s after it", SETTLE.as_secs());
+            }
+        }
+        let (schema, batches, rows, truncated) = answer.map_err(|_| QueryError::Timeout {
+            seconds: self.limits.timeout.as_secs_f64(),
+        })??;
         Ok(QueryResult {
             schema,
             batches,
@@ -679,6 +717,10 @@ impl QueryService {
         })
     }
 }
+
+/// Longest a stopped statement waits for its function calls to see the
+/// stop (each ends within one slice of its rows, watch.rs).
+pub const SETTLE: Duration = Duration::from_secs(10);
 
 /// How many times a collected result's bytes are reserved: the batches and
 /// the encoding's copies of them.
@@ -759,22 +801,27 @@ mod tests {
     use super::*;
     use groundtruth_store::{Role, StoreOptions};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn distinct_counts_are_measured_in_the_background_then_steer_joins() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A service over an empty lake and a new store in `dir`.
+    async fn service(dir: &tempfile::TempDir, limits: Limits) -> Arc<QueryService> {
         let store = ReviewStore::open(
             &dir.path().join("review.db").display().to_string(),
             &StoreOptions::default(),
         )
         .await
         .unwrap();
-        let service = Arc::new(QueryService::new(
+        Arc::new(QueryService::new(
             dir.path().join("lake"),
             DayZone::default(),
             store,
             AppCatalog::default(),
-            Limits::default(),
-        ));
+            limits,
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn distinct_counts_are_measured_in_the_background_then_steer_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(&dir, Limits::default()).await;
         let who = Principal {
             token_id: String::new(),
             subject: "chen".into(),
@@ -807,6 +854,56 @@ mod tests {
         // Queries answer the same either way.
         let r = service
             .run(&all, "http", "SELECT count(*) AS n FROM events", None)
+            .await
+            .unwrap();
+        assert_eq!(r.rows, 1);
+    }
+
+    /// CPU time this process has used (user and system), from /proc.
+    fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        // Fields after the command's closing parenthesis; utime and stime
+        // are the 14th and 15th of the line, in clock ticks (100 a second).
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    }
+
+    /// A query whose one batch of function calls would run for many
+    /// minutes (the edit distance of 3,000-character strings, row after
+    /// row) is answered as timed out, and then uses no more CPU: its calls
+    /// stop at the next row instead of running on beside the next query.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_out_query_stops_inside_its_function_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(2),
+            ..Limits::default()
+        };
+        let service = service(&dir, limits).await;
+        let who = Principal {
+            token_id: String::new(),
+            subject: "chen".into(),
+            role: Role::Analyst,
+            scope: Scope::nationwide(),
+        };
+        let sql = "SELECT sum(levenshtein(repeat(md5(CAST(value AS VARCHAR)), 94), \
+                   repeat(md5(CAST(value + 1 AS VARCHAR)), 94))) FROM range(4000)";
+        let started = Instant::now();
+        let err = service.run(&who, "http", sql, None).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, QueryError::Timeout { .. }), "{err}");
+        assert!(took < Duration::from_secs(15), "answered after {took:?}");
+        let before = cpu_seconds();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used = cpu_seconds() - before;
+        assert!(
+            used < 0.5,
+            "the stopped query still used {used:.2} s of CPU in the 2 s after its answer"
+        );
+        // The server answers the next query.
+        let r = service
+            .run(&who, "http", "SELECT 1 AS one", None)
             .await
             .unwrap();
         assert_eq!(r.rows, 1);

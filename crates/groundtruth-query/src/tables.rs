@@ -42,6 +42,9 @@ pub enum ReviewKind {
     Verdicts,
 }
 
+/// The schema of the tables the views are made of, while they are made.
+pub const INTERNAL_SCHEMA: &str = "internal";
+
 impl ReviewKind {
     pub const ALL: [ReviewKind; 4] = [
         ReviewKind::Findings,
@@ -50,14 +53,16 @@ impl ReviewKind {
         ReviewKind::Verdicts,
     ];
 
-    /// The name the session registers it under (the views of `sql/` build
-    /// on these).
+    /// The name the session registers it under. The views of `sql/`
+    /// (`findings`, `cases`, `verdicts`) are made of the three in the
+    /// [`INTERNAL_SCHEMA`], which goes once they are: clients listing the
+    /// database's tables (SQLAlchemy's inspector, DBeaver) see the views.
     pub fn table_name(self) -> &'static str {
         match self {
-            ReviewKind::Findings => "review_findings",
+            ReviewKind::Findings => "internal.review_findings",
             ReviewKind::FindingAccounts => "finding_accounts",
-            ReviewKind::Cases => "review_cases",
-            ReviewKind::Verdicts => "review_verdicts",
+            ReviewKind::Cases => "internal.review_cases",
+            ReviewKind::Verdicts => "internal.review_verdicts",
         }
     }
 
