@@ -1236,6 +1236,27 @@ fn python_clients_work_unchanged() {
     assert_eq!(csv.lines().next(), Some("event_id,kind"));
     assert_eq!(csv.lines().count(), events_in("4501") + 1);
     assert_eq!(e.psql_ok(t, "SELECT current_database()"), "groundtruth");
+    // Dashboards' version probes, and to_char in PostgreSQL's patterns.
+    assert_eq!(
+        e.psql_ok(t, "SELECT current_setting('server_version_num')"),
+        "160006"
+    );
+    assert_eq!(e.psql_ok(t, "SHOW server_version"), "16.6");
+    assert!(e
+        .psql_ok(t, "SELECT version()")
+        .starts_with("PostgreSQL 16.6 (groundtruth"));
+    let (_, _, err) = e.psql(t, &["-c", "SELECT current_setting('shared_buffers')"]);
+    assert!(
+        err.contains("unrecognized configuration parameter"),
+        "{err}"
+    );
+    assert_eq!(
+        e.psql_ok(
+            t,
+            "SELECT to_char(TIMESTAMP '2026-11-30 09:05:00', 'YYYY-MM-DD HH24:MI \"h\" FMMM月')"
+        ),
+        "2026-11-30 09:05 h 11月"
+    );
     let (_, _, err) = e.psql(t, &["-c", "COPY (SELECT 1) TO '/tmp/groundtruth-copy'"]);
     assert!(err.contains("only TO STDOUT"), "{err}");
     let out = std::process::Command::new("python3")

@@ -14,6 +14,8 @@
 //!   it of every column; nothing here has a sequence, so NULL.
 //! - `json_build_object(k, v, ...)` and `pg_collation_is_visible(oid)`:
 //!   the inspector builds a column's identity and collation with them.
+//! - `current_setting(name)` and `SHOW server_version[_num]`: Grafana's
+//!   and Metabase's version probes; the settings a client may read.
 //! - `version()`: SQLAlchemy reads the server's version from it and refuses
 //!   a string without `PostgreSQL <major>.<minor>`; the answer names the
 //!   PostgreSQL version whose protocol and catalog the server speaks, then
@@ -36,13 +38,114 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::QueryHook;
-use pgwire::api::results::{Response, Tag};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::{ClientInfo, Type};
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
 
 /// The PostgreSQL version the wire protocol and `pg_catalog` follow, as
 /// `SHOW server_version` and `version()` give it.
 pub const SERVER_VERSION: &str = "16.6";
+/// The same as a number (`server_version_num`).
+pub const SERVER_VERSION_NUM: &str = "160006";
+
+/// The settings `current_setting` and `SHOW` answer (what drivers and
+/// dashboards read; the session's time zone is the lake's day zone's
+/// offset, in which `event_date` is counted).
+pub fn setting(name: &str) -> Option<&'static str> {
+    Some(match name.to_lowercase().as_str() {
+        "server_version" => SERVER_VERSION,
+        "server_version_num" => SERVER_VERSION_NUM,
+        "server_encoding" | "client_encoding" => "UTF8",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "datestyle" => "ISO, MDY",
+        "intervalstyle" => "postgres",
+        "max_identifier_length" => "63",
+        "search_path" => "\"$user\", public",
+        "default_transaction_read_only" | "transaction_read_only" => "on",
+        "transaction_isolation" | "default_transaction_isolation" => "read committed",
+        "application_name" => "",
+        _ => return None,
+    })
+}
+
+/// `current_setting(name [, missing_ok])`: [`setting`], or the error
+/// PostgreSQL gives (42704) for a name it does not know, NULL with
+/// `missing_ok`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CurrentSetting {
+    signature: Signature,
+}
+
+impl CurrentSetting {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(CurrentSetting {
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8]),
+                    datafusion::logical_expr::TypeSignature::Exact(vec![
+                        DataType::Utf8,
+                        DataType::Boolean,
+                    ]),
+                ],
+                Volatility::Stable,
+            ),
+        })
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let names =
+            datafusion::arrow::compute::cast(&args.args[0].to_array(rows)?, &DataType::Utf8)?;
+        let missing_ok = match args.args.get(1) {
+            Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(b)))) => *b,
+            _ => false,
+        };
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for name in names.as_string::<i32>().iter() {
+            match name {
+                None => out.append_null(),
+                Some(n) => match setting(n) {
+                    Some(v) => out.append_value(v),
+                    None if missing_ok => out.append_null(),
+                    None => {
+                        return datafusion::common::exec_err!(
+                            "unrecognized configuration parameter \"{n}\""
+                        )
+                    }
+                },
+            }
+        }
+        let out = out.finish();
+        Ok(
+            if args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(Arc::new(out))
+            },
+        )
+    }
+}
 
 /// `version()`: `PostgreSQL 16.6 (groundtruth 0.1.0; Apache DataFusion
 /// 55.2.0) on ...`, the form clients parse.
@@ -249,43 +352,98 @@ pub fn no_rows() -> LogicalPlan {
     })
 }
 
-/// Answers `SAVEPOINT`, `RELEASE SAVEPOINT` and `ROLLBACK TO SAVEPOINT`
-/// (put it before datafusion-postgres's transaction hook, which would end
-/// the transaction on the last).
+/// Answers `SAVEPOINT`, `RELEASE SAVEPOINT` and `ROLLBACK TO SAVEPOINT`,
+/// and `SHOW` of the [`setting`]s (put it before datafusion-postgres's
+/// SHOW hook, which calls the server "datafusion", and its transaction
+/// hook, which would end the transaction on `ROLLBACK TO`).
 #[derive(Debug)]
-pub struct SavepointHook;
+pub struct CompatHook;
 
-fn savepoint_response(s: &Statement) -> Option<Response> {
+/// What `s` is answered with: a savepoint's tag, or a [`setting`]'s name
+/// and value for `SHOW`.
+enum Answer {
+    Tag(Response),
+    Show(String, &'static str),
+}
+
+fn answer(s: &Statement) -> Option<Answer> {
     match s {
-        Statement::Savepoint { .. } => Some(Response::Execution(Tag::new("SAVEPOINT"))),
-        Statement::ReleaseSavepoint { .. } => Some(Response::Execution(Tag::new("RELEASE"))),
+        Statement::Savepoint { .. } => {
+            Some(Answer::Tag(Response::Execution(Tag::new("SAVEPOINT"))))
+        }
+        Statement::ReleaseSavepoint { .. } => {
+            Some(Answer::Tag(Response::Execution(Tag::new("RELEASE"))))
+        }
         // Back inside the transaction, as PostgreSQL leaves it (a failed
         // transaction is usable again).
         Statement::Rollback {
             savepoint: Some(_), ..
-        } => Some(Response::TransactionStart(Tag::new("ROLLBACK"))),
+        } => Some(Answer::Tag(Response::TransactionStart(Tag::new(
+            "ROLLBACK",
+        )))),
+        Statement::ShowVariable { variable } if variable.len() == 1 => {
+            let name = variable[0].value.to_lowercase();
+            setting(&name).map(|v| Answer::Show(name, v))
+        }
         _ => None,
     }
 }
 
+/// One row, one text column `name` holding `value`.
+fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
+    let fields = Arc::new(vec![FieldInfo::new(
+        name.into(),
+        None,
+        None,
+        Type::VARCHAR,
+        FieldFormat::Text,
+    )]);
+    let mut row = DataRowEncoder::new(Arc::clone(&fields));
+    row.encode_field(&Some(value))?;
+    let rows = vec![Ok(row.take_row())];
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        futures::stream::iter(rows),
+    )))
+}
+
+fn respond(a: Answer) -> PgWireResult<Response> {
+    match a {
+        Answer::Tag(r) => Ok(r),
+        Answer::Show(name, value) => show_response(&name, value),
+    }
+}
+
 #[async_trait]
-impl QueryHook for SavepointHook {
+impl QueryHook for CompatHook {
     async fn handle_simple_query(
         &self,
         s: &Statement,
         _: &SessionContext,
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        savepoint_response(s).map(Ok)
+        answer(s).map(respond)
     }
 
     async fn handle_extended_parse_query(
         &self,
         s: &Statement,
-        _: &SessionContext,
+        ctx: &SessionContext,
         _: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        savepoint_response(s).map(|_| Ok(no_rows()))
+        Some(match answer(s)? {
+            Answer::Tag(_) => Ok(no_rows()),
+            // Described as the row it answers.
+            Answer::Show(name, value) => ctx
+                .state()
+                .create_logical_plan(&format!(
+                    "SELECT '{}' AS \"{}\"",
+                    value.replace('\'', "''"),
+                    name.replace('"', "")
+                ))
+                .await
+                .map_err(|e| PgWireError::ApiError(Box::new(e))),
+        })
     }
 
     async fn handle_extended_query(
@@ -296,7 +454,7 @@ impl QueryHook for SavepointHook {
         _: &SessionContext,
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        savepoint_response(s).map(Ok)
+        answer(s).map(respond)
     }
 }
 
@@ -314,5 +472,23 @@ mod tests {
         assert_eq!(type_oid("text[]"), Some(1009));
         assert_eq!(type_oid("hstore"), None);
         assert_eq!(type_oid(""), None);
+    }
+}
+
+#[cfg(test)]
+mod setting_tests {
+    use super::*;
+
+    #[test]
+    fn clients_read_a_postgresql_version_and_unknown_settings_are_unknown() {
+        assert_eq!(setting("server_version_num"), Some("160006"));
+        assert_eq!(setting("SERVER_VERSION"), Some(SERVER_VERSION));
+        assert_eq!(setting("shared_buffers"), None);
+        let number: u32 = SERVER_VERSION_NUM.parse().unwrap();
+        let (major, minor) = SERVER_VERSION.split_once('.').unwrap();
+        assert_eq!(
+            number,
+            major.parse::<u32>().unwrap() * 10_000 + minor.parse::<u32>().unwrap()
+        );
     }
 }

@@ -97,6 +97,7 @@ pub fn with_pg_catalog(service: QueryService) -> QueryService {
         ctx.register_udf(compat::pg_get_serial_sequence_udf());
         ctx.register_udf(compat::pg_collation_is_visible_udf());
         ctx.register_udf(compat::JsonBuildObject::udf());
+        ctx.register_udf(compat::CurrentSetting::udf());
         Ok(())
     })
 }
@@ -475,8 +476,8 @@ impl StartupHandler for TokenStartup {
                     Arc::new(Guard),
                     Arc::new(copy::CopyHook),
                     Arc::new(CursorStatementHook),
+                    Arc::new(compat::CompatHook),
                     Arc::new(SetShowHook),
-                    Arc::new(compat::SavepointHook),
                     Arc::new(TransactionStatementHook),
                 ];
                 let svc = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));

@@ -10,6 +10,63 @@
 //! [`guard`], plans it read-only, runs it under a time limit, a memory
 //! limit and a row cap, and writes it to the audit log with its caller.
 
+/// The methods of a `ScalarUDFImpl` that wraps another (`self.inner`,
+/// an `Arc<ScalarUDF>`) and changes only how it is invoked: the wrapper is
+/// planned, coerced, simplified and documented as the function it wraps
+/// (`bounded.rs`, `to_char.rs`).
+macro_rules! forward_to_inner {
+    () => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+
+        fn aliases(&self) -> &[String] {
+            self.inner.aliases()
+        }
+
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            self.inner.signature()
+        }
+
+        fn return_type(
+            &self,
+            arg_types: &[arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<arrow::datatypes::DataType> {
+            self.inner.return_type(arg_types)
+        }
+
+        fn return_field_from_args(
+            &self,
+            args: datafusion::logical_expr::ReturnFieldArgs<'_>,
+        ) -> datafusion::common::Result<arrow::datatypes::FieldRef> {
+            self.inner.return_field_from_args(args)
+        }
+
+        fn simplify(
+            &self,
+            args: Vec<datafusion::logical_expr::Expr>,
+            info: &datafusion::logical_expr::simplify::SimplifyContext,
+        ) -> datafusion::common::Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+            self.inner.simplify(args, info)
+        }
+
+        fn short_circuits(&self) -> bool {
+            self.inner.short_circuits()
+        }
+
+        fn coerce_types(
+            &self,
+            arg_types: &[arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<Vec<arrow::datatypes::DataType>> {
+            self.inner.coerce_types(arg_types)
+        }
+
+        fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+            self.inner.documentation()
+        }
+    };
+}
+
 pub mod bounded;
 pub mod catalog;
 pub mod deadline;
@@ -22,6 +79,7 @@ pub mod repeated;
 pub mod scope;
 pub mod sortcopies;
 pub mod tables;
+pub mod to_char;
 pub mod views;
 pub mod watch;
 
@@ -296,6 +354,7 @@ impl QueryService {
         ctx.register_table("app_catalog", Arc::new(cat))
             .map_err(|e| internal(&e))?;
         bounded::register(&ctx);
+        to_char::register(&ctx);
         let ctx = SessionContext::new_with_state(bounded::planners_first(ctx.state()));
         groundtruth_detect::register_views(&ctx)
             .await
