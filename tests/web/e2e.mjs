@@ -379,6 +379,19 @@ try {
   check((await page.textContent('#m-daily ul.legend')).includes('造假'), 'the chart has a legend');
   await labelled(page);
   await shot(page, 'metrics');
+  // Active accounts are people, not account-app pairs: the distinct count
+  // of account_days, never above the sum activity_daily gives per app.
+  const activeSql = await page.textContent('#m-active details.sql-behind pre');
+  check(activeSql.includes('count(DISTINCT account_id)') && activeSql.includes('account_days'), 'active accounts are counted once each');
+  const perDay = await api(ANALYST, '/api/v1/sql', { method: 'POST', body: JSON.stringify({ sql: 'SELECT (SELECT count(DISTINCT account_id) FROM account_days) AS people, (SELECT sum(active_accounts) FROM activity_daily) AS pairs' }) });
+  check(perDay.status === 200 && perDay.body.rows[0].people <= perDay.body.rows[0].pairs, `distinct people ${JSON.stringify(perDay.body.rows)} within account-app pairs`);
+  // A region selected: the burden is the region's people; app health says
+  // it stays over all of an app's users.
+  await page.goto(`${URL0}/#/metrics?region=${CITY}`);
+  await page.waitForSelector('#m-health-scope', { timeout: 60000 });
+  await page.waitForSelector('#m-burden details.sql-behind pre');
+  check((await page.textContent('#m-burden details.sql-behind pre')).includes(`region LIKE '${CITY}%'`), 'the burden is narrowed to the region');
+  check((await page.textContent('#m-health-scope')).includes('全部用户'), 'app health says it is judged over all users');
 
   step = 'sql console';
   await page.goto(`${URL0}/#/sql`);

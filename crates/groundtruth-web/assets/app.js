@@ -766,25 +766,29 @@ function figureTable(title, obj, { collapsed = false } = {}) {
 // ---------------------------------------------------------------- metrics
 
 const METRIC_SQL = {
-  daily: (where) => `SELECT day, sum(events) AS events, sum(faked_events) AS faked_events,
-       sum(active_accounts) AS active_accounts, sum(real_active_accounts) AS real_active_accounts
+  daily: (where) => `SELECT day, sum(events) AS events, sum(faked_events) AS faked_events
 FROM activity_daily${where}
+GROUP BY day
+ORDER BY day`,
+  // People, not account-app pairs: an account active in two apps that day
+  // is one active account (activity_daily counts it once per app).
+  active: (where) => `SELECT day, count(DISTINCT account_id) AS active_accounts,
+       count(DISTINCT CASE WHEN NOT flagged THEN account_id END) AS real_active_accounts
+FROM account_days${where}
 GROUP BY day
 ORDER BY day`,
   perApp: (where) => sharePer('app_id', where),
   perRegion: (where) => sharePer('region', where),
-  health: () => `SELECT app_id, name, classification, real_mau_1, real_mau_2, real_mau_3,
+  // An app's health is judged over all its users, whatever region is
+  // selected (the panel says so); an app selected narrows it to that app.
+  health: (appWhere) => `SELECT app_id, name, classification, real_mau_1, real_mau_2, real_mau_3,
        raw_mau_1, faked_share_90d, modules, rare_modules, why
-FROM app_health
+FROM app_health${appWhere}
 ORDER BY classification DESC, app_id`,
-  burden: () => `SELECT week, count(*) AS people,
-       avg(apps_used) AS mean_apps, max(apps_used) AS max_apps,
-       avg(minutes_in_apps) AS mean_minutes
-FROM worker_burden
-GROUP BY week
-ORDER BY week`,
-  burdenHist: () => `SELECT apps_used, count(*) AS person_weeks
-FROM worker_burden
+  // A person's burden is over every app they use: the region narrows it,
+  // an app does not.
+  burdenHist: (regionWhere) => `SELECT apps_used, count(*) AS person_weeks
+FROM worker_burden${regionWhere}
 GROUP BY apps_used
 ORDER BY apps_used`,
 };
@@ -805,10 +809,10 @@ async function renderMetrics(params) {
   const live = routeLive();
   const app = params.get('app') || '';
   const region = params.get('region') || '';
-  const conds = [];
-  if (app) conds.push(`app_id = ${sqlString(app)}`);
-  if (/^[0-9]{1,6}$/.test(region)) conds.push(`region LIKE ${sqlString(region + '%')}`);
-  const where = conds.length ? `\nWHERE ${conds.join(' AND ')}` : '';
+  const appCond = app ? `app_id = ${sqlString(app)}` : '';
+  const regionCond = /^[0-9]{1,6}$/.test(region) ? `region LIKE ${sqlString(region + '%')}` : '';
+  const whereOf = (...conds) => (conds.some(Boolean) ? `\nWHERE ${conds.filter(Boolean).join(' AND ')}` : '');
+  const where = whereOf(appCond, regionCond);
 
   const apps = await sql('SELECT DISTINCT app_id FROM activity_daily ORDER BY app_id', 500).catch(() => ({ rows: [] }));
   const scopeForm = h('form', { class: 'filters', 'aria-label': t('metrics.filters'), onsubmit: (e) => {
@@ -849,7 +853,7 @@ async function renderMetrics(params) {
         lines: [{ label: t('metrics.faked_share'), color: '#000', axis: 'right', max: 1, values: rows.map((r) => (r.events ? r.faked_events / r.events : null)) }],
       }), legend([['#2ca02c', t('metrics.real')], ['#d62728', t('metrics.faked')], ['#000', t('metrics.faked_share')]]));
     }),
-    fill(slots.active, METRIC_SQL.daily(where), (rows) => figure(t('metrics.active'), C.bars(rows.map((r) => r.day), {
+    fill(slots.active, METRIC_SQL.active(where), (rows) => figure(t('metrics.active'), C.bars(rows.map((r) => r.day), {
       kind: 'active', labels: { title: t('metrics.active') },
       lines: [{ label: t('metrics.active.raw'), color: '#7f7f7f', dash: true, values: rows.map((r) => r.active_accounts) },
         { label: t('metrics.active.real'), color: '#1f77b4', values: rows.map((r) => r.real_active_accounts) }],
@@ -858,14 +862,16 @@ async function renderMetrics(params) {
       C.hbars(rows.map((r) => ({ label: r.app_id, value: r.faked_share || 0 })), { labels: { title: t('metrics.per_app') }, max: 1, fmt: pct }))),
     fill(slots.perRegion, METRIC_SQL.perRegion(where), (rows) => figure(t('metrics.per_region'),
       C.hbars(rows.map((r) => ({ label: r.region, value: r.faked_share || 0 })), { labels: { title: t('metrics.per_region') }, max: 1, fmt: pct, color: '#9467bd' }))),
-    fill(slots.health, METRIC_SQL.health(), (rows) => h('div', {}, h('h2', {}, t('metrics.health')), table([
+    fill(slots.health, METRIC_SQL.health(whereOf(appCond)), (rows) => h('div', {}, h('h2', {}, t('metrics.health')),
+      regionCond ? h('p', { class: 'meta', id: 'm-health-scope' }, t('metrics.health.nationwide')) : null,
+      table([
       { name: 'app_id' }, { name: 'name' },
       { name: 'classification', render: (r) => healthChip(r.classification) },
       { name: 'real_mau_1' }, { name: 'real_mau_2' }, { name: 'real_mau_3' }, { name: 'raw_mau_1' },
       { name: 'faked_share_90d', render: (r) => (r.faked_share_90d == null ? '' : pct(r.faked_share_90d)) },
       { name: 'modules' }, { name: 'rare_modules' }, { name: 'why' },
     ], rows, { caption: t('metrics.health') }))),
-    fill(slots.burden, METRIC_SQL.burdenHist(), (rows) => figure(t('metrics.burden'),
+    fill(slots.burden, METRIC_SQL.burdenHist(whereOf(regionCond)), (rows) => figure(t('metrics.burden'),
       C.bars(rows.map((r) => String(r.apps_used)), { kind: 'burden', labels: { title: t('metrics.burden') }, stacks: [{ label: t('metrics.burden'), color: '#8c564b', values: rows.map((r) => r.person_weeks) }] }))),
   ]);
 }
