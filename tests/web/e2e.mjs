@@ -244,6 +244,32 @@ try {
   await page.waitForFunction(() => location.hash.startsWith('#/case/'));
   await page.waitForSelector('section.reason');
 
+  step = 'save and next';
+  {
+    // An open case, unassigned: save a verdict with "save and next" on,
+    // and the next open case of the queue is claimed and opened.
+    const open = await api(ADMIN, '/api/v1/cases?status=open&limit=50');
+    const first = open.body.items.find((c) => !c.assignee);
+    check(first && open.body.items.filter((c) => !c.assignee).length >= 2, 'the demo has two unassigned open cases');
+    await page.goto(`${URL0}/#/queue`);
+    await page.waitForSelector('table.queue tbody tr');
+    await page.goto(`${URL0}/#/case/${first.case_id}`);
+    await page.waitForSelector('#save-next');
+    check((await page.textContent('label[for="save-next"]')).includes('下一个'), 'the save-and-next switch is labelled in Chinese');
+    await page.check('#save-next');
+    await page.fill('#verdict-note', 'e2e save and next');
+    await page.click('button[data-verdict="needs_info"]');
+    await page.waitForFunction((id) => location.hash.startsWith('#/case/') && !location.hash.startsWith(`#/case/${id}`), first.case_id);
+    const opened = Number((await page.evaluate(() => location.hash)).split('/')[2]);
+    const claimed = await api(ADMIN, `/api/v1/cases/${opened}`);
+    check(claimed.body.case.assignee, `the next case ${opened} is claimed (${claimed.body.case.assignee})`);
+    const decided = await api(ADMIN, `/api/v1/cases/${first.case_id}`);
+    check(decided.body.case.verdict === 'needs_info', `the first case has its verdict (${decided.body.case.verdict})`);
+    await page.waitForSelector('#save-next');
+    check(await page.isChecked('#save-next'), 'the switch stays on for the next case');
+    await page.uncheck('#save-next');
+  }
+
   step = 'case link while signed out';
   {
     const ctx = await browser.newContext({ locale: 'zh-CN' });

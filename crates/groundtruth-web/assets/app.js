@@ -249,7 +249,20 @@ function renderSignIn() {
 
 const QUEUE_KEYS = ['detector', 'region', 'app', 'min_score', 'status', 'assignee', 'sort', 'order'];
 
+/** Claims the next open case of the queue's filters (`params`, or the
+ *  ones the queue was last shown with), or null when there is none. */
+async function claimNext(params) {
+  const p = params || new URLSearchParams(sessionStorage.getItem('gt.queue') || '');
+  const body = {};
+  if (p.get('detector')) body.detectors = p.get('detector').split(',');
+  if (p.get('region')) body.region = p.get('region');
+  if (p.get('app')) body.app = p.get('app');
+  return api('/api/v1/cases/claim-next', { method: 'POST', body });
+}
+
 async function renderQueue(params) {
+  // The filters "save and next" claims by (see verdictPanel).
+  sessionStorage.setItem('gt.queue', params.toString());
   const live = routeLive();
   const p = new URLSearchParams();
   for (const k of QUEUE_KEYS) if (params.get(k)) p.set(k, params.get(k));
@@ -330,11 +343,7 @@ async function renderQueue(params) {
 
   const claim = async () => {
     try {
-      const body = {};
-      if (params.get('detector')) body.detectors = params.get('detector').split(',');
-      if (params.get('region')) body.region = params.get('region');
-      if (params.get('app')) body.app = params.get('app');
-      const c = await api('/api/v1/cases/claim-next', { method: 'POST', body });
+      const c = await claimNext(params);
       if (!c) put(status, notice(t('queue.claim.none')));
       else go(`/case/${c.case_id}`);
     } catch (e) { put(status, alertBox(e)); }
@@ -476,11 +485,21 @@ function verdictPanel(c) {
     }
     put(msg, alertBox(e));
   };
+  // Save and next: after a verdict, the next open case of the queue's
+  // filters is claimed and opened (kept on for the browser).
+  const next = h('input', { type: 'checkbox', id: 'save-next', checked: localStorage.getItem('gt.next') === '1' });
+  next.addEventListener('change', () => localStorage.setItem('gt.next', next.checked ? '1' : '0'));
   const decide = async (verdict) => {
     if (!note.value.trim()) { put(msg, alertBox(new Error(t('case.note.required')))); note.focus(); return; }
     try {
       await api(`/api/v1/cases/${c.case_id}/verdict`, { method: 'POST', body: { verdict, note: note.value, expected_version: c.version } });
       put(msg, notice(t('case.saved')));
+      if (next.checked) {
+        sessionStorage.removeItem(draftKey);
+        const n = await claimNext();
+        if (n) { go(`/case/${n.case_id}`); return; }
+        put(msg, notice(t('case.saved')), notice(t('queue.claim.none')));
+      }
       await saved();
     } catch (e) { await failed(e); }
   };
@@ -507,6 +526,7 @@ function verdictPanel(c) {
           type: 'button', class: `verdict v-${v}`, dataset: { verdict: v }, onclick: () => decide(v),
         }, `${i + 1} · ${t(`verdict.${v}`)}`)),
       h('button', { type: 'button', id: 'add-note', onclick: addNote }, t('case.add_note'))),
+    closed ? null : h('div', { class: 'field inline' }, next, h('label', { for: 'save-next' }, t('case.save_next'))),
     h('p', { class: 'hint keys' }, t('case.decide.keys')),
     msg);
 }
