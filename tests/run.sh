@@ -33,8 +33,9 @@ TANSU_FEATURES=dynostore,libsql
 # psql, the client the analysts' SQL tests sign in with. chromium,
 # fonts-noto-cjk, nodejs, npm: the pages' end-to-end tests. wrk: the load
 # generator of the API benchmark (benches/run.sh --quick runs last).
+# openssl: the self-signed certificate of the wire protocol's TLS test.
 APT_PACKAGES=(make gcc g++ libc6-dev pkg-config zlib1g-dev postgresql postgresql-client
-    chromium fonts-noto-cjk wrk)
+    chromium fonts-noto-cjk wrk openssl)
 # node and npm come with the machine's Node.js; Debian's only when missing.
 command -v node >/dev/null || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)

@@ -308,14 +308,57 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     ])?;
     ensure!(out.status.success(), "{}", text(&out.stderr));
     let li = text(&out.stdout).trim().to_string();
+    // The wire protocol with TLS (a self-signed certificate made here):
+    // a client that asks for TLS gets it, with an analyst's token.
+    let out = run_groundtruth(&[
+        "token",
+        "create",
+        "--role",
+        "analyst",
+        "--region",
+        "",
+        "--subject",
+        "chen",
+        "--state",
+        demo_state.to_str().expect("path"),
+    ])?;
+    ensure!(out.status.success(), "{}", text(&out.stderr));
+    let chen = text(&out.stdout).trim().to_string();
+    let tls_dir = tempfile::tempdir()?;
+    let (cert, key) = (
+        tls_dir.path().join("cert.pem"),
+        tls_dir.path().join("key.pem"),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("openssl (tests/run.sh installs it) makes the test's certificate")?;
+    ensure!(made.status.success(), "{}", text(&made.stderr));
     let port = groundtruth_tests::free_port();
+    let pg_port = groundtruth_tests::free_port();
     let mut cmd = std::process::Command::new(groundtruth_tests::groundtruth_bin());
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--lake"])
         .arg(&demo_lake)
         .arg("--state")
         .arg(&demo_state)
         .args(["--set", "metrics.listen=\"\""])
-        .args(["--set", "pgwire.listen=\"\""])
+        .args(["--set", &format!("pgwire.listen=\"127.0.0.1:{pg_port}\"")])
+        .args(["--set", &format!("pgwire.tls_cert=\"{}\"", cert.display())])
+        .args(["--set", &format!("pgwire.tls_key=\"{}\"", key.display())])
         .env("RUST_LOG", "warn")
         .env_remove("GROUNDTRUTH_CONFIG");
     let mut serve = groundtruth_tests::ChildGuard::spawn(cmd)?;
@@ -350,6 +393,16 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     ensure!(tl.status == 200, "{}", tl.text());
     let events = tl.json()["events"].as_array().map_or(0, Vec::len);
     ensure!(events > 0, "the farm's timeline is empty: {}", tl.text());
+    let tls = groundtruth_tests::psql(pg_port, &chen)
+        .env("PGSSLMODE", "require")
+        .args(["-c", "\\conninfo", "-c", "SELECT count(*) > 0 FROM events"])
+        .output()?;
+    ensure!(tls.status.success(), "psql over TLS: {}", text(&tls.stderr));
+    let said = text(&tls.stdout);
+    ensure!(
+        said.contains("SSL connection") && said.trim_end().ends_with('t'),
+        "psql over TLS: {said}"
+    );
     let m = groundtruth_tests::http::request(addr, "GET", "/metrics", None, None)?;
     ensure!(
         m.text().contains("groundtruth_api_requests_total"),

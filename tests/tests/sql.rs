@@ -125,6 +125,7 @@ fn env() -> Env {
             l,
             service,
             16,
+            None,
             std::future::pending(),
         ));
         (store, t, http, pg)

@@ -157,8 +157,13 @@ pub(crate) async fn start_api(
 pub(crate) async fn start_pgwire(
     addr: SocketAddr,
     service: Arc<QueryService>,
+    tls: Option<&groundtruth_config::TlsFiles>,
     stop: Arc<AtomicBool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let tls = tls
+        .map(|f| groundtruth_pgwire::tls::acceptor(&f.cert, &f.key))
+        .transpose()?;
+    let with_tls = tls.is_some();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} for the PostgreSQL wire protocol (pgwire.listen; \"\" turns it off): is another process using it?")
     })?;
@@ -169,11 +174,11 @@ pub(crate) async fn start_pgwire(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        if let Err(e) = groundtruth_pgwire::serve(listener, service, 64, until).await {
+        if let Err(e) = groundtruth_pgwire::serve(listener, service, 64, tls, until).await {
             tracing::error!(error = %e, "the PostgreSQL wire protocol server stopped");
         }
     });
-    tracing::info!(addr = %bound, "PostgreSQL wire protocol at {bound} (password: an analyst token)");
+    tracing::info!(addr = %bound, tls = with_tls, "PostgreSQL wire protocol at {bound} (password: an analyst token; TLS: {})", if with_tls { "to clients that ask" } else { "off, pgwire.tls_cert and pgwire.tls_key turn it on" });
     Ok((bound, task))
 }
 
@@ -195,7 +200,7 @@ pub(crate) async fn start_servers(
     )
     .await?;
     let pg = match pg {
-        Some(addr) => Some(start_pgwire(addr, query, stop).await?),
+        Some(addr) => Some(start_pgwire(addr, query, cfg.pgwire.tls.as_ref(), stop).await?),
         None => None,
     };
     Ok(Servers {

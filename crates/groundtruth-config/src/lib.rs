@@ -62,6 +62,8 @@
 //!
 //! [pgwire]                     # PostgreSQL wire protocol: psql, DBeaver, Grafana
 //! listen = "127.0.0.1:5433"    # "" = off; user = anything, password = an API token
+//! tls_cert = ""                # PEM certificate chain: clients may sign in over TLS (sslmode=require)
+//! tls_key = ""                 # its PEM private key (both or neither)
 //!
 //! # When each detector judges (see groundtruth-window's Schedule): daily
 //! # windows from local midnight, closed when the watermark passes
@@ -171,6 +173,15 @@ pub struct QueryConfig {
 pub struct PgwireConfig {
     /// `None`: not served.
     pub listen: Option<SocketAddr>,
+    /// The certificate and key TLS is served with; `None`: plain TCP only.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -291,6 +302,8 @@ catalog = ""
 
 [pgwire]
 listen = "127.0.0.1:5433"
+tls_cert = ""
+tls_key = ""
 
 [windows]
 non_human_track = { size_s = 86400, lookback_s = 1123200, delay_s = 3600 }
@@ -624,6 +637,7 @@ impl Config {
             },
             pgwire: PgwireConfig {
                 listen: socket(&mut l, "pgwire.listen", "127.0.0.1:5433"),
+                tls: tls_files(&mut l),
             },
             windows: windows(&mut l),
             detect: detect(&mut l),
@@ -672,6 +686,49 @@ impl Config {
             Ok(cfg)
         } else {
             Err(ConfigErrors(l.errors))
+        }
+    }
+}
+
+/// `pgwire.tls_cert` and `pgwire.tls_key`: both readable files, or both
+/// empty.
+fn tls_files(l: &mut Layered) -> Option<TlsFiles> {
+    let path = |l: &mut Layered, key: &str| {
+        Some(string(l, key, true))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let (cert, key) = (path(l, "pgwire.tls_cert"), path(l, "pgwire.tls_key"));
+    for (name, p) in [("pgwire.tls_cert", &cert), ("pgwire.tls_key", &key)] {
+        if let Some(p) = p {
+            if !p.is_file() {
+                l.problem(
+                    name,
+                    format!(
+                        "`{}` is not a readable file; give a PEM file or \"\"",
+                        p.display()
+                    ),
+                );
+            }
+        }
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            l.problem(
+                "pgwire.tls_key",
+                "is needed with pgwire.tls_cert (the certificate's private key)",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            l.problem(
+                "pgwire.tls_cert",
+                "is needed with pgwire.tls_key (the certificate chain it signs)",
+            );
+            None
         }
     }
 }
@@ -983,6 +1040,41 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
+    }
+
+    #[test]
+    fn the_wires_tls_needs_both_files() {
+        assert_eq!(Config::defaults().pgwire.tls, None);
+        let load = |overrides: &[&str]| {
+            Config::load(&Sources {
+                file: None,
+                env: vec![],
+                overrides: overrides.iter().map(|o| o.to_string()).collect(),
+            })
+        };
+        let text = load(&["pgwire.tls_cert=\"/no/such/cert.pem\""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("pgwire.tls_cert") && text.contains("not a readable file"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwire.tls_key") && text.contains("is needed"),
+            "{text}"
+        );
+        let dir = std::env::temp_dir().join(format!("gt-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        let c = load(&[
+            &format!("pgwire.tls_cert=\"{}\"", cert.display()),
+            &format!("pgwire.tls_key=\"{}\"", key.display()),
+        ])
+        .unwrap();
+        assert_eq!(c.pgwire.tls, Some(TlsFiles { cert, key }));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

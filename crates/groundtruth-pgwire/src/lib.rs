@@ -23,6 +23,7 @@
 
 mod compat;
 mod copy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -112,7 +113,8 @@ pub const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 4;
 /// Connections one token may hold open at once.
 pub const MAX_PER_CALLER: usize = 8;
 
-/// Serves the wire protocol on `listener` until `shutdown` resolves, at
+/// Serves the wire protocol on `listener` (TLS to clients that ask, with
+/// `tls`; see [`tls::acceptor`]) until `shutdown` resolves, at
 /// most `max_connections` at once (more are turned away with an error), of
 /// which at most [`MAX_UNAUTHENTICATED`] not yet signed in (closed after
 /// [`STARTUP_TIMEOUT`]) and [`MAX_PER_CALLER`] per token. Connections run
@@ -122,6 +124,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<QueryService>,
     max_connections: usize,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let rt =
@@ -195,13 +198,14 @@ pub async fn serve(
         // A CancelRequest is answered here, on the accepting runtime: the
         // query runtime may be busy with the very statement to cancel.
         let cancels = h.cancel_both();
+        let tls = tls.clone();
         tokio::spawn(async move {
             if let Some(r) = cancel_request(&socket).await {
                 pgwire::api::cancel::CancelHandler::on_cancel_request(&cancels, r).await;
                 drop(permit);
                 return;
             }
-            rt.spawn(connection(socket, peer, h, signed_in, permit));
+            rt.spawn(connection(socket, peer, h, signed_in, permit, tls));
         });
     }
 }
@@ -252,8 +256,9 @@ async fn connection(
     h: Arc<Handlers>,
     signed_in: Arc<std::sync::atomic::AtomicBool>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
 ) {
-    let conn = pgwire::tokio::process_socket(socket, None, h);
+    let conn = pgwire::tokio::process_socket(socket, tls, h);
     tokio::pin!(conn);
     let watchdog = async {
         tokio::time::sleep(STARTUP_TIMEOUT).await;
