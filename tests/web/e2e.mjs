@@ -258,6 +258,7 @@ try {
     check((await page.textContent('label[for="save-next"]')).includes('下一个'), 'the save-and-next switch is labelled in Chinese');
     await page.check('#save-next');
     await page.fill('#verdict-note', 'e2e save and next');
+    await shot(page, 'case-save-next');
     await page.click('button[data-verdict="needs_info"]');
     await page.waitForFunction((id) => location.hash.startsWith('#/case/') && !location.hash.startsWith(`#/case/${id}`), first.case_id);
     const opened = Number((await page.evaluate(() => location.hash)).split('/')[2]);
@@ -415,7 +416,7 @@ try {
   // it stays over all of an app's users.
   await page.goto(`${URL0}/#/metrics?region=${CITY}`);
   await page.waitForSelector('#m-health-scope', { timeout: 60000 });
-  await page.waitForSelector('#m-burden details.sql-behind pre');
+  await page.waitForSelector('#m-burden details.sql-behind pre', { state: 'attached' });
   check((await page.textContent('#m-burden details.sql-behind pre')).includes(`region LIKE '${CITY}%'`), 'the burden is narrowed to the region');
   check((await page.textContent('#m-health-scope')).includes('全部用户'), 'app health says it is judged over all users');
 
