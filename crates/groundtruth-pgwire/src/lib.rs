@@ -465,14 +465,11 @@ impl StartupHandler for TokenStartup {
                     .map_err(|e| query_error(&e))?;
                 // The flag every DeadlineExec and watched function of this
                 // connection's statements reads (the session's own).
-                let flag = ctx
-                    .state_ref()
-                    .read()
-                    .config()
-                    .get_extension::<QueryCancel>()
-                    .ok_or_else(|| {
-                        user_error("XX000", "the query session has no stop flag".into())
-                    })?;
+                let flag =
+                    groundtruth_query::watch::stop_flag(ctx.state_ref().read().config_options())
+                        .ok_or_else(|| {
+                            user_error("XX000", "the query session has no stop flag".into())
+                        })?;
                 // session_user and the logs show who the token says.
                 client
                     .metadata_mut()

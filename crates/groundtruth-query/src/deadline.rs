@@ -8,7 +8,7 @@
 //! batches through and fails the query with [`TimedOut`] once the time
 //! limit has passed since the query started, so the loop above it ends.
 //! For the same reason it is where a cancel reaches such a loop: a session
-//! carrying a [`QueryCancel`] (its config extension) fails with
+//! carrying a [`QueryCancel`] (in its options, [`crate::watch::StopFlag`]) fails with
 //! [`Cancelled`] at the next batch once the flag is set.
 
 use std::fmt;
@@ -42,9 +42,9 @@ pub struct Cancelled;
 /// going away), cleared when the next one starts, read by every
 /// [`DeadlineExec`] of the session's plans, by every watched function call
 /// ([`crate::watch`]) and awaited by whatever streams the statement's rows
-/// ([`QueryCancel::cancelled`]). Put it in the session's config with
-/// `SessionConfig::set_extension`, and in its options as
-/// [`crate::watch::StopFlag`] for the functions.
+/// ([`QueryCancel::cancelled`]). It lives in the session's options as
+/// [`crate::watch::StopFlag`] (a function sees no more of its session than
+/// those); [`crate::watch::stop_flag`] reads it.
 #[derive(Debug)]
 pub struct QueryCancel {
     flag: tokio::sync::watch::Sender<bool>,
@@ -192,7 +192,7 @@ impl Gate for Deadline {
     fn open(&self, _partition: usize, context: &Arc<TaskContext>) -> Check {
         let deadline = Instant::now() + self.timeout;
         let seconds = self.timeout.as_secs_f64();
-        let cancel = context.session_config().get_extension::<QueryCancel>();
+        let cancel = crate::watch::stop_flag(context.session_config().options());
         Box::new(move |batch| {
             if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                 Err(DataFusionError::External(Box::new(Cancelled)))

@@ -374,8 +374,9 @@ impl QueryService {
     }
 
     /// A session for `who`: the scoped tables and views, a memory pool of
-    /// its own, and a stop flag ([`deadline::QueryCancel`], in its config)
-    /// that its plans' checks and watched functions read.
+    /// its own, and a stop flag ([`deadline::QueryCancel`], in its options:
+    /// [`watch::stop_flag`]) that its plans' checks and watched functions
+    /// read.
     pub async fn session(&self, who: &Principal) -> Result<SessionContext, QueryError> {
         let base = self.base(&who.scope).await?;
         // No spilling: an analyst's query lives in its memory pool, and
@@ -403,10 +404,10 @@ impl QueryService {
         let mut state = builder.build();
         // The session's stop flag: read by the plans' checks and the
         // watched functions (watch.rs), set when a statement is stopped.
-        let stop = Arc::new(deadline::QueryCancel::default());
-        state.config_mut().set_extension(Arc::clone(&stop));
         let options = state.config_mut().options_mut();
-        options.extensions.insert(watch::StopFlag(Some(stop)));
+        options.extensions.insert(watch::StopFlag(Some(Arc::new(
+            deadline::QueryCancel::default(),
+        ))));
         if counts.is_some() {
             options.optimizer.use_statistics_registry = true;
         }
@@ -710,11 +711,7 @@ impl QueryService {
         let ctx = self.session(who).await?;
         // However this attempt ends (answered, failed, timed out, its
         // caller gone), its function calls still running stop.
-        let stop = ctx
-            .state_ref()
-            .read()
-            .config()
-            .get_extension::<deadline::QueryCancel>();
+        let stop = watch::stop_flag(ctx.state_ref().read().config_options());
         let _stop = stop.clone().map(deadline::StopOnDrop);
         let work = async {
             let df = ctx

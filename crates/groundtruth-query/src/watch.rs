@@ -132,9 +132,13 @@ pub fn stop_flag(options: &ConfigOptions) -> Option<Arc<QueryCancel>> {
 /// stopped. The rows come back as one call would give them.
 pub fn invoke(inner: &ScalarUDF, cost: Cost, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
     let rows = args.number_rows;
-    let work = row_work(inner.name(), cost, &args.args, rows)?;
-    let stop = stop_flag(&args.config_options);
-    let Some(stop) = stop else {
+    // The bound on pairwise work holds whether or not anything can stop
+    // the call; the bytes are measured only to slice a stoppable one.
+    let pairs = match cost {
+        Cost::Pairs => pair_work(inner.name(), &args.args, rows)?,
+        Cost::Bytes => None,
+    };
+    let Some(stop) = stop_flag(&args.config_options) else {
         return inner.invoke_with_args(args);
     };
     let _busy = stop.busy();
@@ -146,6 +150,10 @@ pub fn invoke(inner: &ScalarUDF, cost: Cost, args: ScalarFunctionArgs) -> Result
         }
     };
     stopped()?;
+    let work = match cost {
+        Cost::Pairs => pairs,
+        Cost::Bytes => byte_work(&args.args, rows)?,
+    };
     let slices = match &work {
         Some(work) => slices(work, budget(cost)),
         None => vec![(0, rows)],
@@ -204,49 +212,43 @@ pub fn slices(work: &[i64], budget: i64) -> Vec<(usize, usize)> {
     out
 }
 
-/// Each row's work, when some argument is an array (`None`: every
-/// argument is a scalar, one call does it); refuses a row of a
-/// [`Cost::Pairs`] function over [`MAX_PAIRS`].
-fn row_work(
-    name: &str,
-    cost: Cost,
-    args: &[ColumnarValue],
-    rows: usize,
-) -> Result<Option<Vec<i64>>> {
-    let any_array = args.iter().any(|a| matches!(a, ColumnarValue::Array(_)));
-    match cost {
-        Cost::Bytes => {
-            if !any_array {
-                return Ok(None);
+/// Each row's input bytes, when some argument is an array (`None`: every
+/// argument is a scalar, one call does it).
+fn byte_work(args: &[ColumnarValue], rows: usize) -> Result<Option<Vec<i64>>> {
+    if !args.iter().any(|a| matches!(a, ColumnarValue::Array(_))) {
+        return Ok(None);
+    }
+    let mut work = vec![0i64; rows];
+    for a in args {
+        if let ColumnarValue::Array(a) = a {
+            for (w, b) in work.iter_mut().zip(crate::bounded::value_bytes(a)?) {
+                *w = w.saturating_add(b);
             }
-            let mut work = vec![0i64; rows];
-            for a in args {
-                if let ColumnarValue::Array(a) = a {
-                    for (w, b) in work.iter_mut().zip(crate::bounded::value_bytes(a)?) {
-                        *w = w.saturating_add(b);
-                    }
-                }
-            }
-            Ok(Some(work))
-        }
-        Cost::Pairs => {
-            let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
-                return Ok(None);
-            };
-            let (a, b) = (sizes(a, rows)?, sizes(b, rows)?);
-            let work: Vec<i64> = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| x.saturating_mul(*y))
-                .collect();
-            if let Some(w) = work.iter().find(|w| **w > MAX_PAIRS) {
-                return exec_err!(
-                    "{name} would compare {w} pairs of characters or elements in one row; at most {MAX_PAIRS} are allowed in a query (compare shorter values, as PostgreSQL's levenshtein allows 255 characters)"
-                );
-            }
-            Ok(any_array.then_some(work))
         }
     }
+    Ok(Some(work))
+}
+
+/// Each row's pairs compared (the product of the first two arguments'
+/// sizes), when some argument is an array (`None`: every argument is a
+/// scalar); refuses a row over [`MAX_PAIRS`] either way.
+fn pair_work(name: &str, args: &[ColumnarValue], rows: usize) -> Result<Option<Vec<i64>>> {
+    let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
+        return Ok(None);
+    };
+    let (a, b) = (sizes(a, rows)?, sizes(b, rows)?);
+    let work: Vec<i64> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.saturating_mul(*y))
+        .collect();
+    if let Some(w) = work.iter().find(|w| **w > MAX_PAIRS) {
+        return exec_err!(
+            "{name} would compare {w} pairs of characters or elements in one row; at most {MAX_PAIRS} are allowed in a query (compare shorter values, as PostgreSQL's levenshtein allows 255 characters)"
+        );
+    }
+    let any_array = args.iter().any(|a| matches!(a, ColumnarValue::Array(_)));
+    Ok(any_array.then_some(work))
 }
 
 /// A pairwise argument's size per row (`rows` of them; a scalar's size in
@@ -258,22 +260,15 @@ fn sizes(v: &ColumnarValue, rows: usize) -> Result<Vec<i64>> {
         ColumnarValue::Scalar(s) => s.to_array()?,
     };
     let n = a.len();
+    fn chars<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Vec<i64> {
+        values
+            .map(|s| s.map_or(0, |s| s.chars().count() as i64))
+            .collect()
+    }
     let per_row: Vec<i64> = match a.data_type() {
-        DataType::Utf8 => a
-            .as_string::<i32>()
-            .iter()
-            .map(|s| s.map_or(0, |s| s.chars().count() as i64))
-            .collect(),
-        DataType::LargeUtf8 => a
-            .as_string::<i64>()
-            .iter()
-            .map(|s| s.map_or(0, |s| s.chars().count() as i64))
-            .collect(),
-        DataType::Utf8View => a
-            .as_string_view()
-            .iter()
-            .map(|s| s.map_or(0, |s| s.chars().count() as i64))
-            .collect(),
+        DataType::Utf8 => chars(a.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => chars(a.as_string::<i64>().iter()),
+        DataType::Utf8View => chars(a.as_string_view().iter()),
         DataType::List(_) => a
             .as_list::<i32>()
             .offsets()
