@@ -88,7 +88,13 @@ def psycopg3_copy_binary():
             with cur.copy(sql) as cp:
                 cp.set_types(["text", "int8"])
                 rows = list(cp.rows())
+            # No rows: the signature and the trailer, nothing else.
+            empty = "COPY (SELECT event_id FROM events WHERE false) TO STDOUT (FORMAT BINARY)"
+            with cur.copy(empty) as cp:
+                cp.set_types(["text"])
+                none = list(cp.rows())
         assert sum(n for _, n in rows) == EVENTS, rows
+        assert none == [], none
 
 
 @check("psycopg2 query, parameters, named cursor, copy_expert")
@@ -109,6 +115,9 @@ def psycopg2_all():
         lines = buf.getvalue().splitlines()
         assert lines[0] == "event_id", lines[:2]
         assert len(lines) == EVENTS + 1, len(lines)
+        buf = io.StringIO()
+        cur.copy_expert("COPY (SELECT event_id FROM events WHERE false) TO STDOUT WITH (FORMAT csv, HEADER)", buf)
+        assert buf.getvalue() == "event_id\n", repr(buf.getvalue())
     finally:
         c.close()
 

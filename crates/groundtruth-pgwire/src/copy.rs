@@ -281,30 +281,34 @@ pub async fn run(ctx: &SessionContext, copy: &CopyOut) -> PgWireResult<Response>
         }
         CopyFormat::Binary => CopyEncoder::new_binary(Arc::clone(&fields)),
     };
-    // CSV's header line goes in the first row's message (PostgreSQL counts
-    // rows, `COPY n`, and so does pgwire, by message).
-    let mut header = match format {
+    // What opens the copy: CSV's header line, sent in the first row's
+    // message (PostgreSQL counts rows, `COPY n`, and so does pgwire, by
+    // message), or binary's signature, which the encoder writes with the
+    // first row itself. With no rows it is sent at the end: alone for CSV,
+    // in one message with the trailer for binary (psycopg reads a binary
+    // copy's first message as the signature and what follows it).
+    let binary = matches!(format, CopyFormat::Binary);
+    let opening = Arc::new(std::sync::Mutex::new(match format {
         CopyFormat::Csv {
             options,
             header: true,
         } => Some(csv_header(&fields, options)),
+        CopyFormat::Binary => Some(binary_header()),
         _ => None,
+    }));
+    let at_first_row = Arc::clone(&opening);
+    let take = |o: &std::sync::Mutex<Option<Bytes>>| {
+        o.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     };
-    let binary = matches!(format, CopyFormat::Binary);
-    // With no rows, the header is sent alone: the CSV line, or binary's
-    // signature (the encoder writes it with the first row).
-    let alone = match (&header, binary) {
-        (Some(h), _) => Some(CopyData::new(h.clone())),
-        (None, true) => Some(binary_header()),
-        (None, false) => None,
-    };
-    let data = stream.flat_map(move |batch| {
+    let rows = stream.flat_map(move |batch| {
         let mut out: Vec<PgWireResult<CopyData>> = match batch {
             Ok(b) => encode_batch(&mut encoder, &b, &fields),
             Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
         };
         if let Some(Ok(first)) = out.first_mut() {
-            if let Some(h) = header.take() {
+            if let Some(h) = take(&at_first_row).filter(|_| !binary) {
                 let mut b = BytesMut::from(h.as_ref());
                 b.put_slice(first.data.as_ref());
                 *first = CopyData::new(b.freeze());
@@ -312,39 +316,20 @@ pub async fn run(ctx: &SessionContext, copy: &CopyOut) -> PgWireResult<Response>
         }
         futures::stream::iter(out)
     });
-    let data: std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<CopyData>> + Send>> =
-        match alone {
-            Some(h) => Box::pin(with_header_if_empty(
-                Box::pin(data),
-                futures::stream::iter(vec![Ok(h)]),
-            )),
-            None => Box::pin(data),
-        };
-    Ok(Response::CopyOut(CopyResponse::new(
-        if binary { 1 } else { 0 },
-        columns,
-        data,
-    )))
-}
-
-/// `data`, or `header` alone if `data` turns out to be empty.
-fn with_header_if_empty<S, H>(data: S, header: H) -> impl futures::Stream<Item = S::Item> + Send
-where
-    S: futures::Stream + Send + Unpin + 'static,
-    S::Item: Send,
-    H: futures::Stream<Item = S::Item> + Send + 'static,
-{
-    futures::stream::once(async move {
-        let mut data = data.peekable();
-        let empty = std::pin::Pin::new(&mut data).peek().await.is_none();
-        let s: std::pin::Pin<Box<dyn futures::Stream<Item = S::Item> + Send>> = if empty {
-            Box::pin(header)
-        } else {
-            Box::pin(data)
-        };
-        s
-    })
-    .flatten()
+    let end = futures::stream::iter(std::iter::once(()).filter_map(move |()| {
+        let unsent = take(&opening);
+        if !binary {
+            return unsent.map(|h| Ok(CopyData::new(h)));
+        }
+        let mut b = BytesMut::from(unsent.unwrap_or_default().as_ref());
+        b.put_slice(CopyEncoder::finish_copy_binary().data.as_ref());
+        Some(Ok(CopyData::new(b.freeze())))
+    }));
+    // The trailer is this stream's own (above), so the response is made as
+    // a text copy's, which gets none appended, and then marked binary.
+    let mut response = CopyResponse::new(0, columns, rows.chain(end));
+    response.format = if binary { 1 } else { 0 };
+    Ok(Response::CopyOut(response))
 }
 
 fn encode_batch(
@@ -394,12 +379,12 @@ fn csv_header(fields: &[FieldInfo], o: &CopyCsvOptions) -> Bytes {
 }
 
 /// PostgreSQL's binary COPY header (signature, flags, extension length).
-fn binary_header() -> CopyData {
+fn binary_header() -> Bytes {
     let mut b = BytesMut::new();
     b.put_slice(b"PGCOPY\n\xff\r\n\0");
     b.put_i32(0);
     b.put_i32(0);
-    CopyData::new(b.freeze())
+    b.freeze()
 }
 
 #[cfg(test)]
