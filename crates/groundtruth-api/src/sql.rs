@@ -90,6 +90,11 @@ impl From<QueryError> for ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message,
             },
+            // The server's state, not the query alone: try again later.
+            (_, QueryError::ServerMemory { .. }) => ApiError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+            },
             (_, QueryError::Timeout { .. }) => ApiError::Rejected {
                 status: StatusCode::REQUEST_TIMEOUT,
                 message,

@@ -54,7 +54,7 @@
 //! [query]                      # analysts' SQL (POST /api/v1/sql and the wire protocol)
 //! timeout_ms = 20000           # a longer query is stopped (below api.request_timeout_ms)
 //! memory_mb = 512              # memory pool of one query
-//! server_memory_mb = 1536      # memory all running queries may use (>= memory_mb); their pools count a third of it
+//! server_memory_mb = 1536      # memory all running queries may use (>= memory_mb); their pools count a third of it, the allocator all of it
 //! max_concurrent = 8           # queries running at once; more wait their turn
 //! max_rows = 10000             # rows an HTTP answer carries; more are cut and flagged
 //! max_sql_bytes = 100000       # longer query text is refused

@@ -372,7 +372,7 @@ fn query_error(e: &QueryError) -> PgWireError {
         QueryError::Invalid(_) => "42601",
         QueryError::TooLong { .. } => "54000",
         QueryError::Timeout { .. } => "57014",
-        QueryError::Memory { .. } => "53200",
+        QueryError::Memory { .. } | QueryError::ServerMemory { .. } => "53200",
         QueryError::Busy(_) => "53300",
         QueryError::Internal(_) | QueryError::Vanished(_) => "XX000",
     };
@@ -800,6 +800,13 @@ impl pgwire::api::cancel::CancelHandler for CancelBoth {
 fn failure_status(e: &PgWireError) -> &'static str {
     match e {
         PgWireError::UserError(info) if info.code == CANCELLED => "cancelled",
+        // Out of memory (the query's or the server's), too many at once,
+        // too long: the limits of the HTTP channel's audit entries.
+        PgWireError::UserError(info)
+            if matches!(info.code.as_str(), "53200" | "53300" | "54000") =>
+        {
+            "limit"
+        }
         _ => "error",
     }
 }
@@ -810,6 +817,15 @@ const CANCELLED: &str = "57014";
 /// The error of a statement the client cancelled, as PostgreSQL words it.
 fn cancelled_error() -> PgWireError {
     user_error(CANCELLED, "canceling statement due to user request".into())
+}
+
+/// The error of a statement whose stop flag was set: the server's memory
+/// governor's, or else the client's cancel.
+fn stopped_error(flag: Option<&QueryCancel>) -> PgWireError {
+    match flag.and_then(|f| f.over_budget()) {
+        Some(why) => query_error(&why.into()),
+        None => cancelled_error(),
+    }
 }
 
 /// Ends a result's row stream (its rows, or a COPY's data) with `stop`'s
@@ -867,7 +883,7 @@ fn stopped_stream<T: Send + 'static>(
                     }
                     Some(Err(e)) => {
                         let e = if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
-                            cancelled_error()
+                            stopped_error(cancel.as_deref())
                         } else {
                             e
                         };
@@ -901,6 +917,7 @@ impl Scoped {
     fn stop(&self, deadline: Instant, cancel: Option<&Arc<QueryCancel>>) -> Stop {
         let timeout = self.timeout_error();
         let flag = cancel.cloned();
+        let why = cancel.cloned();
         let cancelled = cancel.map(|c| c.cancelled());
         Box::pin(async move {
             let cancelled = async move {
@@ -917,7 +934,7 @@ impl Scoped {
                     }
                     timeout
                 }
-                _ = cancelled => cancelled_error(),
+                _ = cancelled => stopped_error(why.as_deref()),
             }
         })
     }
@@ -950,6 +967,11 @@ impl SimpleQueryHandler for Scoped {
             return Err(e);
         }
         let deadline = Instant::now() + self.timeout;
+        if let Err(e) = self.service.room(deadline).await {
+            let e = query_error(&e);
+            self.audit(&c.who, query, Err(&e)).await;
+            return Err(e);
+        }
         let cancel = self.start(client).await;
         let result = tokio::select! {
             r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
@@ -1026,6 +1048,11 @@ impl ExtendedQueryHandler for Scoped {
         let sql = portal.statement.statement.0.clone();
         self.still_signed_in(&c.who, &sql).await?;
         let deadline = Instant::now() + self.timeout;
+        if let Err(e) = self.service.room(deadline).await {
+            let e = query_error(&e);
+            self.audit(&c.who, &sql, Err(&e)).await;
+            return Err(e);
+        }
         let cancel = self.start(client).await;
         let result = tokio::select! {
             r = ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows) => r,

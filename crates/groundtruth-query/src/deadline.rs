@@ -50,6 +50,18 @@ pub struct QueryCancel {
     flag: tokio::sync::watch::Sender<bool>,
     /// Watched function calls running now ([`QueryCancel::busy`]).
     calls: AtomicUsize,
+    /// Set when the server stopped the statement for its memory
+    /// ([`crate::pool::Governor`]): what it measured.
+    over_budget: std::sync::Mutex<Option<OverBudget>>,
+}
+
+/// What the server measured when it stopped a statement for memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    /// MB the running queries held together.
+    pub used_mb: usize,
+    /// MB they may hold together.
+    pub budget_mb: usize,
 }
 
 impl Default for QueryCancel {
@@ -57,6 +69,7 @@ impl Default for QueryCancel {
         QueryCancel {
             flag: tokio::sync::watch::Sender::new(false),
             calls: AtomicUsize::new(0),
+            over_budget: std::sync::Mutex::new(None),
         }
     }
 }
@@ -76,10 +89,32 @@ impl QueryCancel {
         self.flag.send_replace(true);
     }
 
+    /// Stops the statement because the server's queries together hold
+    /// more memory than they may; [`QueryCancel::over_budget`] says so.
+    pub fn cancel_for_memory(&self, why: OverBudget) {
+        *self
+            .over_budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+        self.cancel();
+    }
+
+    /// Whether, and why, the server stopped the statement for memory.
+    pub fn over_budget(&self) -> Option<OverBudget> {
+        *self
+            .over_budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A new statement starts: earlier cancels do not reach it. Call
     /// [`QueryCancel::settle`] first, so that a stopped statement's calls
     /// see the flag before it is cleared.
     pub fn reset(&self) {
+        *self
+            .over_budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.flag.send_replace(false);
     }
 

@@ -26,6 +26,10 @@ pub enum QueryError {
     Timeout { seconds: f64 },
     #[error("the query needed more than {mb} MB of memory and was stopped: {detail}; aggregate before joining, or filter first")]
     Memory { mb: usize, detail: String },
+    /// Stopped by the server: the running queries together held more
+    /// memory than its budget, and this one held the most.
+    #[error("the server's running queries together held {used_mb} MB, more than the {budget_mb} MB they may, and this query held the most of it; it was stopped: try again when others have finished, or ask for less (filter first, aggregate before joining)")]
+    ServerMemory { used_mb: usize, budget_mb: usize },
     #[error("internal error: {0}")]
     Internal(String),
     /// Too many queries at once (the caller's or the server's).
@@ -37,6 +41,15 @@ pub enum QueryError {
     Vanished(String),
 }
 
+impl From<crate::deadline::OverBudget> for QueryError {
+    fn from(o: crate::deadline::OverBudget) -> QueryError {
+        QueryError::ServerMemory {
+            used_mb: o.used_mb,
+            budget_mb: o.budget_mb,
+        }
+    }
+}
+
 impl QueryError {
     pub fn kind(&self) -> QueryErrorKind {
         match self {
@@ -45,6 +58,7 @@ impl QueryError {
             QueryError::TooLong { .. }
             | QueryError::Timeout { .. }
             | QueryError::Memory { .. }
+            | QueryError::ServerMemory { .. }
             | QueryError::Busy(_) => QueryErrorKind::Limit,
             QueryError::Internal(_) | QueryError::Vanished(_) => QueryErrorKind::Internal,
         }

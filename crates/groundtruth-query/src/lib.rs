@@ -230,6 +230,9 @@ pub struct QueryService {
     extra: Option<SessionSetup>,
     /// The server-wide memory pool every query's pool draws on.
     shared_pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    /// Holds the running queries to the server's budget as the allocator
+    /// counts it ([`pool::Governor`]).
+    governor: Arc<pool::Governor>,
     /// Turns for running queries ([`Limits::max_concurrent`]).
     turns: Arc<tokio::sync::Semaphore>,
     /// Per caller (token id or subject): queries admitted (running or
@@ -270,6 +273,7 @@ impl QueryService {
             shared_pool: Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
                 pool::tracked_share(limits.server_memory_bytes),
             )),
+            governor: pool::Governor::new(limits.server_memory_bytes),
             turns: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             running: Default::default(),
             lake_text: std::sync::OnceLock::new(),
@@ -381,11 +385,13 @@ impl QueryService {
         let base = self.base(&who.scope).await?;
         // No spilling: an analyst's query lives in its memory pool, and
         // writes nothing to disk.
+        let memory: Arc<dyn datafusion::execution::memory_pool::MemoryPool> = Arc::new(
+            pool::CappedPool::new(Arc::clone(&self.shared_pool), self.limits.memory_bytes),
+        );
+        let stop = Arc::new(deadline::QueryCancel::default());
+        self.governor.watch(&memory, &stop);
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool::CappedPool::new(
-                Arc::clone(&self.shared_pool),
-                self.limits.memory_bytes,
-            )))
+            .with_memory_pool(memory)
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
@@ -405,9 +411,7 @@ impl QueryService {
         // The session's stop flag: read by the plans' checks and the
         // watched functions (watch.rs), set when a statement is stopped.
         let options = state.config_mut().options_mut();
-        options.extensions.insert(watch::StopFlag(Some(Arc::new(
-            deadline::QueryCancel::default(),
-        ))));
+        options.extensions.insert(watch::StopFlag(Some(stop)));
         if counts.is_some() {
             options.optimizer.use_statistics_registry = true;
         }
@@ -581,9 +585,23 @@ impl QueryService {
                 ))
             })?
             .map_err(|_| QueryError::Internal("the query service is shutting down".into()))?;
+        self.room(deadline).await?;
         let r = self.run_inner(who, sql, max_rows).await;
         drop(turn);
         r.map_err(|e| self.scrub(e))
+    }
+
+    /// Waits, at most until `deadline`, while the running queries hold
+    /// most of the server's memory budget ([`pool::Governor::room`]).
+    pub async fn room(&self, deadline: tokio::time::Instant) -> Result<(), QueryError> {
+        if self.governor.room(deadline).await {
+            Ok(())
+        } else {
+            Err(QueryError::Busy(format!(
+                "the running queries held most of the server's {} MB for queries until this one's time ran out; try again",
+                self.limits.server_memory_bytes >> 20
+            )))
+        }
     }
 
     /// An error as a caller may see it: the lake's path on the server is
@@ -752,7 +770,24 @@ impl QueryService {
             let batches = self.without_lake_paths(batches)?;
             Ok::<_, QueryError>((schema, batches, rows, truncated))
         };
+        // A stop from elsewhere (the memory governor) ends the attempt at
+        // once, whatever it is doing.
+        let stopped = stop.as_ref().map(|s| s.cancelled());
+        let work = async {
+            tokio::select! {
+                r = work => r,
+                _ = async move {
+                    match stopped {
+                        Some(s) => s.await,
+                        None => std::future::pending().await,
+                    }
+                } => Err(QueryError::Internal("the query was stopped".into())),
+            }
+        };
         let answer = tokio::time::timeout(self.limits.timeout, work).await;
+        if let Some(why) = stop.as_ref().and_then(|s| s.over_budget()) {
+            return Err(why.into());
+        }
         if let (Err(_), Some(stop)) = (&answer, &stop) {
             // Timed out: the calls of the dropped plan end within a slice;
             // the query keeps its turn until they have.
@@ -818,7 +853,10 @@ fn outcome_status(e: &QueryError) -> &'static str {
     match e {
         QueryError::Refused(_) => "refused",
         QueryError::Timeout { .. } => "timeout",
-        QueryError::Memory { .. } | QueryError::TooLong { .. } | QueryError::Busy(_) => "limit",
+        QueryError::Memory { .. }
+        | QueryError::ServerMemory { .. }
+        | QueryError::TooLong { .. }
+        | QueryError::Busy(_) => "limit",
         _ => "error",
     }
 }
