@@ -1251,6 +1251,82 @@ fn twenty_at_once(heavy: &[&str]) {
     assert_eq!(count(&rows, "n"), events_in("") as i64);
 }
 
+/// Days, hours, clock times and bounds of `ts` read as PostgreSQL reads a
+/// `timestamptz`: in the session's time zone, the lake's day zone unless
+/// the client sets another. Held against a real PostgreSQL server given
+/// the same instants, in three zones (one with daylight saving).
+#[test]
+fn time_zones_read_as_postgresql_reads_them() {
+    let e = env();
+    let t = &e.t.analyst;
+    let pg = groundtruth_tests::postgres::Postgres::start()
+        .expect("PostgreSQL (tests/run.sh installs it)");
+    let db = pg.database().unwrap();
+    let instants: Vec<String> = std::fs::read_to_string(repo().join(FIXTURE))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["ts"].as_str().map(|s| format!("('{s}')")))
+        .collect();
+    assert_eq!(instants.len(), events_in(""));
+    pg.psql(
+        &db,
+        &format!(
+            "CREATE TABLE events (ts timestamptz); INSERT INTO events VALUES {}",
+            instants.join(",")
+        ),
+    )
+    .unwrap();
+    let queries = [
+        "SELECT ts::date AS d, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(extract(hour FROM ts) AS int) AS h, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT to_char(ts, 'YYYY-MM-DD HH24:MI') AS t, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(date_trunc('day', ts) AS date) AS d, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT count(*) FROM events WHERE ts >= '2026-11-30 10:00:00'",
+        "SELECT count(*) FROM events WHERE ts >= TIMESTAMP '2026-11-30 10:00:00'",
+        "SELECT count(*) FROM events WHERE ts >= DATE '2026-12-01'",
+        "SELECT count(*) FROM events WHERE ts < '2026-11-30T02:00:00Z'",
+    ];
+    // The session's zone at sign-in is the lake's (Asia/Shanghai).
+    assert_eq!(e.psql_ok(t, "SHOW TIME ZONE"), "Asia/Shanghai");
+    for zone in [None, Some("UTC"), Some("America/New_York")] {
+        let set = format!("SET TIME ZONE '{}'", zone.unwrap_or("Asia/Shanghai"));
+        for q in queries {
+            let theirs = pg.psql(&db, &format!("{set}; {q}")).unwrap();
+            let theirs = theirs.trim().strip_prefix("SET").unwrap_or(&theirs).trim();
+            let mut args = Vec::new();
+            if zone.is_some() {
+                args.extend(["-c", set.as_str()]);
+            }
+            args.extend(["-c", q]);
+            let (ok, ours, err) = e.psql(t, &args);
+            assert!(ok, "{zone:?} {q}: {err}");
+            assert_eq!(ours.trim(), theirs, "{zone:?}: {q}");
+        }
+    }
+    let (ok, _, err) = e.psql(t, &["-c", "SET TIME ZONE 'Mars/Olympus'"]);
+    assert!(
+        !ok && err.contains("invalid value for parameter \"TimeZone\""),
+        "{err}"
+    );
+    assert_eq!(e.psql_ok(t, "SET TIME ZONE 'UTC'"), "", "accepted");
+    let (ok, out, err) = e.psql(
+        t,
+        &[
+            "-c",
+            "SET TIME ZONE 'UTC'",
+            "-c",
+            "SHOW TIME ZONE",
+            "-c",
+            "SET TIME ZONE DEFAULT",
+            "-c",
+            "SHOW TIME ZONE",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["UTC", "Asia/Shanghai"]);
+}
+
 /// The analysts' own Python clients work unchanged against the wire
 /// protocol (tests/clients/clients.py: psycopg 3 and 2 with parameters,
 /// server-side cursors and COPY TO STDOUT; SQLAlchemy with both drivers and

@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 
 use datafusion::arrow::array::{Array, AsArray, Int32Array};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::{DFSchema, ParamValues, ScalarValue};
 use datafusion::logical_expr::{
     create_udf, ColumnarValue, EmptyRelation, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
@@ -68,7 +69,23 @@ pub fn setting(name: &str) -> Option<&'static str> {
     })
 }
 
-/// `current_setting(name [, missing_ok])`: [`setting`], or the error
+/// [`setting`], and the session's time zone (`TimeZone`: the lake's day
+/// zone unless `SET TIME ZONE` chose another; see groundtruth-query's
+/// `zone.rs`).
+pub fn session_setting(name: &str, options: &ConfigOptions) -> Option<String> {
+    match name.to_lowercase().as_str() {
+        "timezone" | "time zone" | "time_zone" => Some(
+            options
+                .execution
+                .time_zone
+                .clone()
+                .unwrap_or_else(|| "UTC".into()),
+        ),
+        other => setting(other).map(String::from),
+    }
+}
+
+/// `current_setting(name [, missing_ok])`: [`session_setting`], or the error
 /// PostgreSQL gives (42704) for a name it does not know, NULL with
 /// `missing_ok`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -121,7 +138,7 @@ impl ScalarUDFImpl for CurrentSetting {
         for name in names.as_string::<i32>().iter() {
             match name {
                 None => out.append_null(),
-                Some(n) => match setting(n) {
+                Some(n) => match session_setting(n, &args.config_options) {
                     Some(v) => out.append_value(v),
                     None if missing_ok => out.append_null(),
                     None => {
@@ -357,17 +374,61 @@ pub fn no_rows() -> LogicalPlan {
 /// SHOW hook, which calls the server "datafusion", and its transaction
 /// hook, which would end the transaction on `ROLLBACK TO`).
 #[derive(Debug)]
-pub struct CompatHook;
+pub struct CompatHook {
+    /// The session's time zone when it began (`SET TIME ZONE DEFAULT`
+    /// goes back to it): the lake's day zone.
+    pub default_zone: Option<String>,
+}
 
 /// What `s` is answered with: a savepoint's tag, or a [`setting`]'s name
 /// and value for `SHOW`.
 enum Answer {
     Tag(Response),
-    Show(String, &'static str),
+    Show(String, String),
+    /// `SET TIME ZONE`: the zone to read instants in, or why it is none.
+    Zone(Result<String, String>),
 }
 
-fn answer(s: &Statement) -> Option<Answer> {
+/// The zone `SET TIME ZONE <value>` (or `SET timezone TO <value>`) names:
+/// `LOCAL` and `DEFAULT` are `default`; a name must be one Arrow knows
+/// (IANA names such as `Asia/Shanghai`, `UTC`, offsets such as `+08:00`).
+fn named_zone(value: &str, default: Option<&str>) -> Result<String, String> {
+    let v = value.trim().trim_matches('\'').trim_matches('"').trim();
+    if v.eq_ignore_ascii_case("local") || v.eq_ignore_ascii_case("default") {
+        return Ok(default.unwrap_or("UTC").to_string());
+    }
+    match v.parse::<datafusion::arrow::array::timezone::Tz>() {
+        Ok(_) => Ok(v.to_string()),
+        Err(_) => Err(format!(
+            "invalid value for parameter \"TimeZone\": \"{v}\"; name a zone such as 'Asia/Shanghai', 'UTC' or '+08:00'"
+        )),
+    }
+}
+
+fn answer(s: &Statement, ctx: &SessionContext, default_zone: Option<&str>) -> Option<Answer> {
+    use datafusion::sql::sqlparser::ast::Set;
     match s {
+        Statement::Set(Set::SetTimeZone { value, .. }) => {
+            let text = match value {
+                datafusion::sql::sqlparser::ast::Expr::Value(v) => {
+                    v.clone().into_string().unwrap_or_else(|| v.to_string())
+                }
+                other => other.to_string(),
+            };
+            Some(Answer::Zone(named_zone(&text, default_zone)))
+        }
+        Statement::Set(Set::SingleAssignment {
+            variable, values, ..
+        }) if variable.to_string().eq_ignore_ascii_case("timezone") => {
+            let text = match values.as_slice() {
+                [datafusion::sql::sqlparser::ast::Expr::Value(v)] => {
+                    v.clone().into_string().unwrap_or_else(|| v.to_string())
+                }
+                [other] => other.to_string(),
+                _ => String::new(),
+            };
+            Some(Answer::Zone(named_zone(&text, default_zone)))
+        }
         Statement::Savepoint { .. } => {
             Some(Answer::Tag(Response::Execution(Tag::new("SAVEPOINT"))))
         }
@@ -381,9 +442,20 @@ fn answer(s: &Statement) -> Option<Answer> {
         } => Some(Answer::Tag(Response::TransactionStart(Tag::new(
             "ROLLBACK",
         )))),
-        Statement::ShowVariable { variable } if variable.len() == 1 => {
-            let name = variable[0].value.to_lowercase();
-            setting(&name).map(|v| Answer::Show(name, v))
+        Statement::ShowVariable { variable } if !variable.is_empty() && variable.len() <= 2 => {
+            let name = variable
+                .iter()
+                .map(|v| v.value.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let value = session_setting(&name, ctx.state().config().options())?;
+            // PostgreSQL's name for the time zone's column.
+            let name = if name == "time zone" {
+                "timezone".into()
+            } else {
+                name
+            };
+            Some(Answer::Show(name, value))
         }
         _ => None,
     }
@@ -407,10 +479,34 @@ fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
     )))
 }
 
-fn respond(a: Answer) -> PgWireResult<Response> {
+/// Answers `a`; a time zone is set in `ctx`'s session (the analyzer rule
+/// of groundtruth-query's `zone.rs` reads it) and told to the client as
+/// PostgreSQL does.
+async fn respond(
+    a: Answer,
+    ctx: &SessionContext,
+    client: &mut dyn HookClient,
+) -> PgWireResult<Response> {
     match a {
         Answer::Tag(r) => Ok(r),
-        Answer::Show(name, value) => show_response(&name, value),
+        Answer::Show(name, value) => show_response(&name, &value),
+        Answer::Zone(Err(message)) => Err(PgWireError::UserError(Box::new(
+            pgwire::error::ErrorInfo::new("ERROR".into(), "22023".into(), message),
+        ))),
+        Answer::Zone(Ok(zone)) => {
+            ctx.state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .execution
+                .time_zone = Some(zone.clone());
+            client
+                .send_message(pgwire::messages::PgWireBackendMessage::ParameterStatus(
+                    pgwire::messages::startup::ParameterStatus::new("TimeZone".into(), zone),
+                ))
+                .await?;
+            Ok(Response::Execution(Tag::new("SET")))
+        }
     }
 }
 
@@ -419,10 +515,11 @@ impl QueryHook for CompatHook {
     async fn handle_simple_query(
         &self,
         s: &Statement,
-        _: &SessionContext,
-        _: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        answer(s).map(respond)
+        let a = answer(s, ctx, self.default_zone.as_deref())?;
+        Some(respond(a, ctx, client).await)
     }
 
     async fn handle_extended_parse_query(
@@ -431,8 +528,11 @@ impl QueryHook for CompatHook {
         ctx: &SessionContext,
         _: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        Some(match answer(s)? {
-            Answer::Tag(_) => Ok(no_rows()),
+        Some(match answer(s, ctx, self.default_zone.as_deref())? {
+            Answer::Tag(_) | Answer::Zone(Ok(_)) => Ok(no_rows()),
+            Answer::Zone(Err(message)) => Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new("ERROR".into(), "22023".into(), message),
+            ))),
             // Described as the row it answers.
             Answer::Show(name, value) => ctx
                 .state()
@@ -451,10 +551,11 @@ impl QueryHook for CompatHook {
         s: &Statement,
         _: &LogicalPlan,
         _: &ParamValues,
-        _: &SessionContext,
-        _: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        answer(s).map(respond)
+        let a = answer(s, ctx, self.default_zone.as_deref())?;
+        Some(respond(a, ctx, client).await)
     }
 }
 

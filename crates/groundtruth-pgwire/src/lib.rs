@@ -85,6 +85,8 @@ const SAFE_SET: &[&str] = &[
     "client_min_messages",
     "statement_timeout",
     "standard_conforming_strings",
+    // Read by the analyzer rule of groundtruth-query's zone.rs.
+    "timezone",
 ];
 
 /// Adds `pg_catalog` (what DBeaver, Grafana and psql's `\d` ask) to every
@@ -133,7 +135,13 @@ pub async fn serve(
     let template = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
     let startup = Arc::new(TokenStartup {
         service: service.clone(),
-        params: DefaultServerParameterProvider::default(),
+        // Told to clients at sign-in: the zone their instants' days and
+        // hours are read in (groundtruth-query's zone.rs).
+        params: {
+            let mut p = DefaultServerParameterProvider::default();
+            p.time_zone = service.zone_name().to_string();
+            p
+        },
         pids: RandomPidSecretKeyGenerator::default(),
         conns: Arc::new(ConnectionManager::new()),
         flags: Default::default(),
@@ -478,7 +486,9 @@ impl StartupHandler for TokenStartup {
                     Arc::new(Guard),
                     Arc::new(copy::CopyHook),
                     Arc::new(CursorStatementHook),
-                    Arc::new(compat::CompatHook),
+                    Arc::new(compat::CompatHook {
+                        default_zone: ctx.state().config().options().execution.time_zone.clone(),
+                    }),
                     Arc::new(SetShowHook),
                     Arc::new(TransactionStatementHook),
                 ];

@@ -82,6 +82,7 @@ pub mod tables;
 pub mod to_char;
 pub mod views;
 pub mod watch;
+pub mod zone;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -294,6 +295,12 @@ impl QueryService {
         &self.store
     }
 
+    /// The zone sessions read instants in unless the caller sets another:
+    /// the lake's day zone (zone.rs).
+    pub fn zone_name(&self) -> &'static str {
+        self.zone.name()
+    }
+
     async fn base(&self, scope: &Scope) -> Result<SessionState, QueryError> {
         let mut bases = self.bases.lock().await;
         if let Some(s) = bases.get(scope) {
@@ -359,7 +366,14 @@ impl QueryService {
             .map_err(|e| internal(&e))?;
         bounded::register(&ctx);
         to_char::register(&ctx);
-        let ctx = SessionContext::new_with_state(bounded::planners_first(ctx.state()));
+        // Days, hours and clock times in the lake's day zone (in which
+        // `event_date` is counted) unless the caller sets another (zone.rs).
+        let mut state =
+            SessionStateBuilder::new_from_existing(bounded::planners_first(ctx.state()))
+                .with_analyzer_rule(Arc::new(zone::SessionZone))
+                .build();
+        state.config_mut().options_mut().execution.time_zone = Some(self.zone.name().to_string());
+        let ctx = SessionContext::new_with_state(state);
         groundtruth_detect::register_views(&ctx)
             .await
             .map_err(|e| internal(&e))?;

@@ -1,0 +1,376 @@
+//! Days, hours and clock times in the session's time zone, as PostgreSQL
+//! reads a `timestamptz`.
+//!
+//! An event's `ts` is an instant (`Timestamp(µs, "UTC")`). PostgreSQL
+//! turns such an instant into a day, an hour or a clock time in the
+//! session's `TimeZone`; Arrow and DataFusion do it in the zone the value
+//! is tagged with, UTC. So an analyst in China counting `ts::date` got UTC
+//! days (a third of each day's events on the day before), `extract(hour
+//! FROM ts)` UTC hours, `to_char(ts, 'HH24:MI')` UTC clock times, and
+//! `ts >= '2026-11-04'` started at 08:00 in Beijing; `SET TIME ZONE` was
+//! accepted and changed none of it.
+//!
+//! The session's zone is `datafusion.execution.time_zone`: the lake's day
+//! zone (`lake.day_zone`, in which `event_date` is counted) unless the
+//! caller sets another (`SET TIME ZONE` on the wire protocol). This
+//! analyzer rule, run after type coercion, rewrites what depends on a zone
+//! so that it reads the instant in the session's:
+//! - a cast of an instant to a date, text or a timestamp without zone;
+//! - a cast of a date, a timestamp without zone or text to an instant
+//!   (the comparison `ts >= TIMESTAMP '2026-11-04 00:00'` casts its
+//!   right side so): midnight of that day in the session's zone;
+//! - `date_trunc`, `date_part` (`extract`) and `to_char` of an instant.
+//!
+//! The instant itself and every type stay as they were (a result that is
+//! an instant is cast back to its tag), and so does each output's name:
+//! plans above see the same schema. Instants are still shown in UTC with
+//! their offset.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{plan_err, DFSchema, Result};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+
+/// Functions whose answer for an instant depends on the zone it is read
+/// in.
+const ZONED_FUNCTIONS: &[&str] = &[
+    "date_trunc",
+    "datetrunc",
+    "date_part",
+    "datepart",
+    "to_char",
+];
+
+/// The analyzer rule (see the module's notes).
+#[derive(Debug, Default)]
+pub struct SessionZone;
+
+impl AnalyzerRule for SessionZone {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        let Some(zone) = config
+            .execution
+            .time_zone
+            .as_deref()
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+        else {
+            return Ok(plan);
+        };
+        if zone.parse::<arrow::array::timezone::Tz>().is_err() {
+            return plan_err!(
+                "the session's time zone {zone:?} is not a time zone: set one such as 'Asia/Shanghai', 'UTC' or '+08:00'"
+            );
+        }
+        let zone: Arc<str> = Arc::from(zone);
+        plan.transform_up_with_subqueries(|node| in_zone(node, &zone))
+            .data()
+    }
+
+    fn name(&self) -> &str {
+        "groundtruth_session_zone"
+    }
+}
+
+fn in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
+    // The expressions of a node read its inputs' columns.
+    let mut schema = DFSchema::empty();
+    for input in node.inputs() {
+        schema.merge(input.schema());
+    }
+    let names = NamePreserver::new(&node);
+    let rewritten = node.map_expressions(|e| {
+        let name = names.save(&e);
+        e.transform_up(|e| rewrite(e, &schema, zone))
+            .map(|t| t.update_data(|e| name.restore(e)))
+    })?;
+    if rewritten.transformed {
+        rewritten.map_data(|p| p.recompute_schema())
+    } else {
+        Ok(rewritten)
+    }
+}
+
+/// An instant's type tagged with `zone`.
+fn tagged(unit: TimeUnit, zone: &Arc<str>) -> DataType {
+    DataType::Timestamp(unit, Some(Arc::clone(zone)))
+}
+
+/// Whether `t` is an instant read in another zone than `zone`.
+fn other_zone(t: &DataType, zone: &str) -> Option<TimeUnit> {
+    match t {
+        DataType::Timestamp(unit, Some(tz)) if tz.as_ref() != zone => Some(*unit),
+        _ => None,
+    }
+}
+
+/// `expr` (of type `from`) as it should be cast to `to` in `zone`, if the
+/// cast depends on the zone.
+fn zoned_cast_input(expr: &Expr, from: &DataType, to: &DataType, zone: &Arc<str>) -> Option<Expr> {
+    use DataType as T;
+    match (from, to) {
+        // An instant to a day or text: read it in the session's zone.
+        (
+            T::Timestamp(_, Some(_)),
+            T::Date32 | T::Date64 | T::Utf8 | T::LargeUtf8 | T::Utf8View,
+        ) => {
+            let unit = other_zone(from, zone)?;
+            Some(expr.clone().cast_to_type(tagged(unit, zone)))
+        }
+        // An instant to a wall-clock time (also how a comparison with a day
+        // is coerced): the session's clock at that instant (Arrow's cast
+        // drops the zone and keeps UTC's clock).
+        (T::Timestamp(_, Some(_)), T::Timestamp(_, None)) => {
+            let unit = other_zone(from, zone)?;
+            Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+                datafusion::functions::datetime::to_local_time(),
+                vec![expr.clone().cast_to_type(tagged(unit, zone))],
+            )))
+        }
+        // A wall-clock time or text to an instant: that time in the
+        // session's zone (Arrow reads it so when the target is tagged).
+        (
+            T::Timestamp(_, None) | T::Utf8 | T::LargeUtf8 | T::Utf8View,
+            T::Timestamp(unit, Some(_)),
+        ) => {
+            other_zone(to, zone)?;
+            Some(expr.clone().cast_to_type(tagged(*unit, zone)))
+        }
+        // A day to an instant: its midnight in the session's zone.
+        (T::Date32 | T::Date64, T::Timestamp(unit, Some(_))) => {
+            other_zone(to, zone)?;
+            Some(
+                expr.clone()
+                    .cast_to_type(T::Timestamp(*unit, None))
+                    .cast_to_type(tagged(*unit, zone)),
+            )
+        }
+        _ => None,
+    }
+}
+
+trait CastTo {
+    fn cast_to_type(self, t: DataType) -> Expr;
+}
+
+impl CastTo for Expr {
+    fn cast_to_type(self, t: DataType) -> Expr {
+        Expr::Cast(Cast::new(Box::new(self), t))
+    }
+}
+
+fn rewrite(e: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::Cast(Cast { expr, field }) => {
+            let input = expr
+                .get_type(schema)
+                .ok()
+                .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
+            Ok(match input {
+                Some(input) => {
+                    Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(input), field)))
+                }
+                None => Transformed::no(Expr::Cast(Cast { expr, field })),
+            })
+        }
+        Expr::TryCast(TryCast { expr, field }) => {
+            let input = expr
+                .get_type(schema)
+                .ok()
+                .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
+            Ok(match input {
+                Some(input) => Transformed::yes(Expr::TryCast(TryCast::new_from_field(
+                    Box::new(input),
+                    field,
+                ))),
+                None => Transformed::no(Expr::TryCast(TryCast { expr, field })),
+            })
+        }
+        Expr::ScalarFunction(f) if ZONED_FUNCTIONS.contains(&f.func.name()) => {
+            let answer = Expr::ScalarFunction(f.clone()).get_type(schema).ok();
+            let mut changed = false;
+            let args = f
+                .args
+                .into_iter()
+                .map(
+                    |a| match a.get_type(schema).ok().and_then(|t| other_zone(&t, zone)) {
+                        Some(unit) => {
+                            changed = true;
+                            a.cast_to_type(tagged(unit, zone))
+                        }
+                        None => a,
+                    },
+                )
+                .collect();
+            let call = Expr::ScalarFunction(ScalarFunction::new_udf(f.func, args));
+            if !changed {
+                return Ok(Transformed::no(call));
+            }
+            // An instant comes back tagged as it was (the same instant).
+            Ok(Transformed::yes(match answer {
+                Some(t @ DataType::Timestamp(_, Some(_))) => call.cast_to_type(t),
+                _ => call,
+            }))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::prelude::SessionContext;
+
+    /// Events at instants around midnight in Beijing (16:00 UTC).
+    async fn ctx(zone: Option<&str>) -> SessionContext {
+        let mut state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_analyzer_rule(Arc::new(SessionZone))
+            .build();
+        state.config_mut().options_mut().execution.time_zone = zone.map(String::from);
+        let ctx = SessionContext::new_with_state(state);
+        let ts = TimestampMicrosecondArray::from(vec![
+            // 2026-11-03T15:30Z = 23:30 on the 3rd in Beijing
+            1_793_719_800_000_000,
+            // 2026-11-03T16:30Z = 00:30 on the 4th in Beijing
+            1_793_723_400_000_000,
+            // 2026-11-04T01:00Z = 09:00 on the 4th in Beijing
+            1_793_754_000_000_000,
+        ])
+        .with_timezone("UTC");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            ts.data_type().clone(),
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(ts)]).unwrap();
+        ctx.register_batch("events", batch).unwrap();
+        ctx
+    }
+
+    async fn answer(ctx: &SessionContext, sql: &str) -> Vec<String> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        text.lines()
+            .skip(3)
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').trim().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn days_hours_and_clock_times_are_the_sessions() {
+        let cn = ctx(Some("Asia/Shanghai")).await;
+        assert_eq!(
+            answer(
+                &cn,
+                "SELECT CAST(ts AS DATE) AS d, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
+            )
+            .await,
+            ["2026-11-03 | 1", "2026-11-04 | 2"]
+        );
+        assert_eq!(
+            answer(
+                &cn,
+                "SELECT extract(hour FROM ts) AS h FROM events ORDER BY ts"
+            )
+            .await,
+            ["23", "0", "9"]
+        );
+        assert_eq!(
+            answer(
+                &cn,
+                "SELECT to_char(ts, '%Y-%m-%d %H:%M') AS t FROM events ORDER BY ts"
+            )
+            .await,
+            ["2026-11-03 23:30", "2026-11-04 00:30", "2026-11-04 09:00"]
+        );
+        // Truncated in Beijing, the same instant as PostgreSQL's
+        // (16:00 UTC is Beijing's midnight).
+        assert_eq!(
+            answer(
+                &cn,
+                "SELECT date_trunc('day', ts) AS d FROM events ORDER BY ts"
+            )
+            .await,
+            [
+                "2026-11-02T16:00:00Z",
+                "2026-11-03T16:00:00Z",
+                "2026-11-03T16:00:00Z"
+            ]
+        );
+        // A wall-clock time, a day and text compared with an instant are
+        // read in the session's zone.
+        for bound in [
+            "TIMESTAMP '2026-11-04 00:00:00'",
+            "DATE '2026-11-04'",
+            "'2026-11-04 00:00:00'",
+        ] {
+            assert_eq!(
+                answer(
+                    &cn,
+                    &format!("SELECT count(*) AS n FROM events WHERE ts >= {bound}")
+                )
+                .await,
+                ["2"],
+                "{bound}"
+            );
+        }
+        // An explicit offset is kept.
+        assert_eq!(
+            answer(
+                &cn,
+                "SELECT count(*) AS n FROM events WHERE ts >= '2026-11-04T00:00:00Z'"
+            )
+            .await,
+            ["1"]
+        );
+        // Names and types as they were.
+        let fields = |c: SessionContext| async move {
+            let sql = "SELECT CAST(ts AS DATE), date_trunc('hour', ts), extract(hour FROM ts) FROM events";
+            let df = c.sql(sql).await.unwrap();
+            df.schema()
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(cn).await, fields(ctx(None).await).await);
+    }
+
+    #[tokio::test]
+    async fn utc_or_no_zone_leaves_the_plan_alone() {
+        for zone in [None, Some("UTC")] {
+            let c = ctx(zone).await;
+            assert_eq!(
+                answer(
+                    &c,
+                    "SELECT CAST(ts AS DATE) AS d, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
+                )
+                .await,
+                ["2026-11-03 | 2", "2026-11-04 | 1"],
+                "{zone:?}"
+            );
+        }
+        let bad = ctx(Some("Mars/Olympus")).await;
+        let e = bad
+            .sql("SELECT CAST(ts AS DATE) FROM events")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a time zone"), "{e}");
+    }
+}
