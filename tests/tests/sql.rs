@@ -1350,6 +1350,12 @@ fn python_clients_work_unchanged() {
     assert_eq!(csv.lines().next(), Some("event_id,kind"));
     assert_eq!(csv.lines().count(), events_in("4501") + 1);
     assert_eq!(e.psql_ok(t, "SELECT current_database()"), "groundtruth");
+    // psql's listings: tables, views, functions (none outside pg_catalog,
+    // as in a new PostgreSQL database).
+    for listing in ["\\d events", "\\dv", "\\df"] {
+        let (ok, _, err) = e.psql(t, &["-c", listing]);
+        assert!(ok, "{listing}: {err}");
+    }
     // Dashboards' version probes, and to_char in PostgreSQL's patterns.
     assert_eq!(
         e.psql_ok(t, "SELECT current_setting('server_version_num')"),

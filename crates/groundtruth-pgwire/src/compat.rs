@@ -14,6 +14,8 @@
 //!   it of every column; nothing here has a sequence, so NULL.
 //! - `json_build_object(k, v, ...)` and `pg_collation_is_visible(oid)`:
 //!   the inspector builds a column's identity and collation with them.
+//! - `pg_function_is_visible`, `pg_get_function_result`,
+//!   `pg_get_function_arguments`: psql's `\df`.
 //! - `current_setting(name)` and `SHOW server_version[_num]`: Grafana's
 //!   and Metabase's version probes; the settings a client may read.
 //! - `version()`: SQLAlchemy reads the server's version from it and refuses
@@ -261,26 +263,66 @@ pub fn to_regtype_udf() -> ScalarUDF {
     )
 }
 
-/// `pg_get_serial_sequence(table, column)`: NULL (no column is serial).
-pub fn pg_get_serial_sequence_udf() -> ScalarUDF {
-    create_udf(
-        "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    )
+/// A catalog function whose answer here is always the same: `name` of
+/// `arity` arguments of any type, answering `value`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Constant {
+    name: &'static str,
+    value: ScalarValue,
+    signature: Signature,
 }
 
-/// `pg_collation_is_visible(oid)`: true (the default collation only).
-pub fn pg_collation_is_visible_udf() -> ScalarUDF {
-    create_udf(
-        "pg_collation_is_visible",
-        vec![DataType::Int32],
-        DataType::Boolean,
-        Volatility::Immutable,
-        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
-    )
+impl Constant {
+    pub fn udf(name: &'static str, arity: usize, value: ScalarValue) -> ScalarUDF {
+        ScalarUDF::new_from_impl(Constant {
+            name,
+            value,
+            signature: Signature::any(arity, Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(self.value.data_type())
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// The catalog functions answered by a [`Constant`]:
+/// - `pg_get_serial_sequence(table, column)`: NULL (no column is serial);
+/// - `pg_collation_is_visible(oid)`: true (the default collation only);
+/// - `pg_function_is_visible(oid)`, `pg_get_function_result(oid)`,
+///   `pg_get_function_arguments(oid)`: psql's `\df`, which lists the
+///   functions outside `pg_catalog` (none here, as in a new PostgreSQL
+///   database).
+pub fn constant_udfs() -> Vec<ScalarUDF> {
+    vec![
+        Constant::udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)),
+        Constant::udf(
+            "pg_collation_is_visible",
+            1,
+            ScalarValue::Boolean(Some(true)),
+        ),
+        Constant::udf(
+            "pg_function_is_visible",
+            1,
+            ScalarValue::Boolean(Some(true)),
+        ),
+        Constant::udf("pg_get_function_result", 1, ScalarValue::Utf8(None)),
+        Constant::udf("pg_get_function_arguments", 1, ScalarValue::Utf8(None)),
+    ]
 }
 
 /// `json_build_object(key, value, ...)`: a JSON object's text, keys and

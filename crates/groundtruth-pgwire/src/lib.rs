@@ -97,8 +97,9 @@ pub fn with_pg_catalog(service: QueryService) -> QueryService {
             .map_err(|e| format!("cannot set up pg_catalog: {e}"))?;
         ctx.register_udf(compat::version_udf());
         ctx.register_udf(compat::to_regtype_udf());
-        ctx.register_udf(compat::pg_get_serial_sequence_udf());
-        ctx.register_udf(compat::pg_collation_is_visible_udf());
+        for f in compat::constant_udfs() {
+            ctx.register_udf(f);
+        }
         ctx.register_udf(compat::JsonBuildObject::udf());
         ctx.register_udf(compat::CurrentSetting::udf());
         Ok(())
