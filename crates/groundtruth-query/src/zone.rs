@@ -21,6 +21,10 @@
 //!   right side so): midnight of that day in the session's zone;
 //! - `date_trunc`, `date_part` (`extract`) and `to_char` of an instant.
 //!
+//! An instant the query tagged itself (`ts AT TIME ZONE 'America/New_York'`)
+//! is read on that zone's clock, as PostgreSQL reads the wall-clock time
+//! `AT TIME ZONE` gives (except `AT TIME ZONE 'UTC'`: see [`user_zoned`]).
+//!
 //! The instant itself and every type stay as they were (a result that is
 //! an instant is cast back to its tag), and so does each output's name:
 //! plans above see the same schema. Instants are still shown in UTC with
@@ -109,6 +113,29 @@ fn other_zone(t: &DataType, zone: &str) -> Option<TimeUnit> {
     }
 }
 
+/// Whether `e` is an instant the query tagged with a zone of its own:
+/// `x AT TIME ZONE 'z'`, which DataFusion plans as a cast of an instant to
+/// `Timestamp(ns, "z")`, seen as a nanosecond cast that changes the tag
+/// (type coercion's casts keep it; groundtruth's own keep their input's
+/// unit). PostgreSQL reads such a value on z's clock, whatever the
+/// session's zone, and so is it read here: left as the query tagged it.
+/// `ts AT TIME ZONE 'UTC'` keeps the tag `ts` is stored with and is not
+/// told from a coercion: it is read in the session's zone.
+fn user_zoned(e: &Expr, schema: &DFSchema) -> bool {
+    match e {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+            match (field.data_type(), expr.get_type(schema)) {
+                (
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some(to)),
+                    Ok(DataType::Timestamp(_, Some(from))),
+                ) => to != &from,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 /// `expr` (of type `from`) as it should be cast to `to` in `zone`, if the
 /// cast depends on the zone.
 fn zoned_cast_input(expr: &Expr, from: &DataType, to: &DataType, zone: &Arc<str>) -> Option<Expr> {
@@ -170,6 +197,7 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Ex
             let input = expr
                 .get_type(schema)
                 .ok()
+                .filter(|_| !user_zoned(&expr, schema))
                 .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
             Ok(match input {
                 Some(input) => {
@@ -182,6 +210,7 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Ex
             let input = expr
                 .get_type(schema)
                 .ok()
+                .filter(|_| !user_zoned(&expr, schema))
                 .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
             Ok(match input {
                 Some(input) => Transformed::yes(Expr::TryCast(TryCast::new_from_field(
@@ -197,15 +226,20 @@ fn rewrite(e: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Ex
             let args = f
                 .args
                 .into_iter()
-                .map(
-                    |a| match a.get_type(schema).ok().and_then(|t| other_zone(&t, zone)) {
+                .map(|a| {
+                    match a
+                        .get_type(schema)
+                        .ok()
+                        .filter(|_| !user_zoned(&a, schema))
+                        .and_then(|t| other_zone(&t, zone))
+                    {
                         Some(unit) => {
                             changed = true;
                             a.cast_to_type(tagged(unit, zone))
                         }
                         None => a,
-                    },
-                )
+                    }
+                })
                 .collect();
             let call = Expr::ScalarFunction(ScalarFunction::new_udf(f.func, args));
             if !changed {
