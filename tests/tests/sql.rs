@@ -1195,7 +1195,7 @@ fn twenty_at_once(heavy: &[&str]) {
                         let (ok, _, err) = e.psql(token, &["-c", sql]);
                         return match () {
                             _ if ok => 200,
-                            _ if err.contains("held the most") => 503,
+                            _ if err.contains("the last to start, was stopped") => 503,
                             _ if err.contains("memory") => 422,
                             _ if err.contains("canceling") || err.contains("longer than") => 408,
                             _ if err.contains("ERROR") => 400,

@@ -431,6 +431,17 @@ enum Answer {
     Zone(Result<String, String>),
 }
 
+/// The text of a `SET`'s value: a literal's content, an identifier's name,
+/// anything else as written.
+pub fn set_value(e: &datafusion::sql::sqlparser::ast::Expr) -> String {
+    use datafusion::sql::sqlparser::ast::Expr;
+    match e {
+        Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The zone `SET TIME ZONE <value>` (or `SET timezone TO <value>`) names:
 /// `LOCAL` and `DEFAULT` are `default`; a name must be one Arrow knows
 /// (IANA names such as `Asia/Shanghai`, `UTC`, offsets such as `+08:00`).
@@ -451,22 +462,13 @@ fn answer(s: &Statement, ctx: &SessionContext, default_zone: Option<&str>) -> Op
     use datafusion::sql::sqlparser::ast::Set;
     match s {
         Statement::Set(Set::SetTimeZone { value, .. }) => {
-            let text = match value {
-                datafusion::sql::sqlparser::ast::Expr::Value(v) => {
-                    v.clone().into_string().unwrap_or_else(|| v.to_string())
-                }
-                other => other.to_string(),
-            };
-            Some(Answer::Zone(named_zone(&text, default_zone)))
+            Some(Answer::Zone(named_zone(&set_value(value), default_zone)))
         }
         Statement::Set(Set::SingleAssignment {
             variable, values, ..
         }) if variable.to_string().eq_ignore_ascii_case("timezone") => {
             let text = match values.as_slice() {
-                [datafusion::sql::sqlparser::ast::Expr::Value(v)] => {
-                    v.clone().into_string().unwrap_or_else(|| v.to_string())
-                }
-                [other] => other.to_string(),
+                [one] => set_value(one),
                 _ => String::new(),
             };
             Some(Answer::Zone(named_zone(&text, default_zone)))

@@ -582,9 +582,7 @@ pub fn check_statement(s: &Statement, ctx: &SessionContext) -> Result<(), QueryE
 /// answered `SET` and change nothing; it is refused here with the list.
 fn check_rule_switch(name: &str, values: &[Expr], ctx: &SessionContext) -> Result<(), QueryError> {
     let value = match values {
-        [Expr::Value(v)] => v.clone().into_string().unwrap_or_else(|| v.to_string()),
-        [Expr::Identifier(i)] => i.value.clone(),
-        [other] => other.to_string(),
+        [one] => compat::set_value(one),
         _ => {
             return Err(QueryError::Refused(format!(
                 "SET {name} takes one value: true or false"
@@ -950,6 +948,22 @@ impl Scoped {
         })
     }
 
+    /// `checked`'s refusal as the client gets it, written to the audit log
+    /// first.
+    async fn refused_audited(
+        &self,
+        who: &Principal,
+        sql: &str,
+        checked: Result<(), QueryError>,
+    ) -> PgWireResult<()> {
+        if let Err(e) = checked {
+            let e = query_error(&e);
+            self.audit(who, sql, Err(&e)).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn stream_audit(&self, who: &Principal, sql: &str) -> StreamAudit {
         StreamAudit {
             service: Arc::clone(&self.service),
@@ -972,17 +986,15 @@ impl SimpleQueryHandler for Scoped {
     {
         let c = conn(client)?;
         self.still_signed_in(&c.who, query).await?;
-        if let Err(e) = guard::check_wire_text(query, &self.service.limits) {
-            let e = query_error(&e);
-            self.audit(&c.who, query, Err(&e)).await;
-            return Err(e);
-        }
+        self.refused_audited(
+            &c.who,
+            query,
+            guard::check_wire_text(query, &self.service.limits),
+        )
+        .await?;
         let deadline = Instant::now() + self.timeout;
-        if let Err(e) = self.service.room(deadline).await {
-            let e = query_error(&e);
-            self.audit(&c.who, query, Err(&e)).await;
-            return Err(e);
-        }
+        self.refused_audited(&c.who, query, self.service.room(deadline).await)
+            .await?;
         let cancel = self.start(client).await;
         let result = tokio::select! {
             r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
@@ -1059,11 +1071,8 @@ impl ExtendedQueryHandler for Scoped {
         let sql = portal.statement.statement.0.clone();
         self.still_signed_in(&c.who, &sql).await?;
         let deadline = Instant::now() + self.timeout;
-        if let Err(e) = self.service.room(deadline).await {
-            let e = query_error(&e);
-            self.audit(&c.who, &sql, Err(&e)).await;
-            return Err(e);
-        }
+        self.refused_audited(&c.who, &sql, self.service.room(deadline).await)
+            .await?;
         let cancel = self.start(client).await;
         let result = tokio::select! {
             r = ExtendedQueryHandler::do_query(&*c.svc, client, portal, max_rows) => r,

@@ -27,8 +27,8 @@ pub enum QueryError {
     #[error("the query needed more than {mb} MB of memory and was stopped: {detail}; aggregate before joining, or filter first")]
     Memory { mb: usize, detail: String },
     /// Stopped by the server: the running queries together held more
-    /// memory than its budget, and this one held the most.
-    #[error("the server's running queries together held {used_mb} MB, more than the {budget_mb} MB they may, and this query held the most of it; it was stopped: try again when others have finished, or ask for less (filter first, aggregate before joining)")]
+    /// memory than its budget, and this one started last (pool.rs).
+    #[error("the server's running queries together held {used_mb} MB, more than the {budget_mb} MB they may, and this query, the last to start, was stopped: try again when others have finished, or ask for less (filter first, aggregate before joining)")]
     ServerMemory { used_mb: usize, budget_mb: usize },
     #[error("internal error: {0}")]
     Internal(String),

@@ -799,15 +799,18 @@ impl QueryService {
             }
         };
         let answer = tokio::time::timeout(self.limits.timeout, work).await;
-        if let Some(why) = stop.as_ref().and_then(|s| s.over_budget()) {
-            return Err(why.into());
-        }
-        if let (Err(_), Some(stop)) = (&answer, &stop) {
-            // Timed out: the calls of the dropped plan end within a slice;
-            // the query keeps its turn until they have.
-            stop.cancel();
-            if !stop.settle(SETTLE).await {
-                tracing::warn!(subject = %who.subject, "a timed-out query's functions still ran {} s after it", SETTLE.as_secs());
+        if let Some(stop) = &stop {
+            if answer.is_err() {
+                stop.cancel();
+            }
+            // Stopped (timed out, or by the governor): the calls of the
+            // dropped plan end within a slice; the query keeps its turn
+            // until they have.
+            if stop.is_cancelled() && !stop.settle(SETTLE).await {
+                tracing::warn!(subject = %who.subject, "a stopped query's functions still ran {} s after it", SETTLE.as_secs());
+            }
+            if let Some(why) = stop.over_budget() {
+                return Err(why.into());
             }
         }
         let (schema, batches, rows, truncated) = answer.map_err(|_| QueryError::Timeout {

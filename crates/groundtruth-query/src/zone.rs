@@ -147,7 +147,7 @@ fn zoned_cast_input(expr: &Expr, from: &DataType, to: &DataType, zone: &Arc<str>
             T::Date32 | T::Date64 | T::Utf8 | T::LargeUtf8 | T::Utf8View,
         ) => {
             let unit = other_zone(from, zone)?;
-            Some(expr.clone().cast_to_type(tagged(unit, zone)))
+            Some(cast(expr.clone(), tagged(unit, zone)))
         }
         // An instant to a wall-clock time (also how a comparison with a day
         // is coerced): the session's clock at that instant (Arrow's cast
@@ -156,7 +156,7 @@ fn zoned_cast_input(expr: &Expr, from: &DataType, to: &DataType, zone: &Arc<str>
             let unit = other_zone(from, zone)?;
             Some(Expr::ScalarFunction(ScalarFunction::new_udf(
                 datafusion::functions::datetime::to_local_time(),
-                vec![expr.clone().cast_to_type(tagged(unit, zone))],
+                vec![cast(expr.clone(), tagged(unit, zone))],
             )))
         }
         // A wall-clock time or text to an instant: that time in the
@@ -166,88 +166,74 @@ fn zoned_cast_input(expr: &Expr, from: &DataType, to: &DataType, zone: &Arc<str>
             T::Timestamp(unit, Some(_)),
         ) => {
             other_zone(to, zone)?;
-            Some(expr.clone().cast_to_type(tagged(*unit, zone)))
+            Some(cast(expr.clone(), tagged(*unit, zone)))
         }
         // A day to an instant: its midnight in the session's zone.
         (T::Date32 | T::Date64, T::Timestamp(unit, Some(_))) => {
             other_zone(to, zone)?;
-            Some(
-                expr.clone()
-                    .cast_to_type(T::Timestamp(*unit, None))
-                    .cast_to_type(tagged(*unit, zone)),
-            )
+            Some(cast(
+                cast(expr.clone(), T::Timestamp(*unit, None)),
+                tagged(*unit, zone),
+            ))
         }
         _ => None,
     }
 }
 
-trait CastTo {
-    fn cast_to_type(self, t: DataType) -> Expr;
+fn cast(e: Expr, t: DataType) -> Expr {
+    Expr::Cast(Cast::new(Box::new(e), t))
 }
 
-impl CastTo for Expr {
-    fn cast_to_type(self, t: DataType) -> Expr {
-        Expr::Cast(Cast::new(Box::new(self), t))
+/// `e`'s type, if `e` is a value the session's zone may apply to: not one
+/// the query tagged itself ([`user_zoned`]).
+fn zone_free_type(e: &Expr, schema: &DFSchema) -> Option<DataType> {
+    if user_zoned(e, schema) {
+        return None;
     }
+    e.get_type(schema).ok()
 }
 
 fn rewrite(e: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Expr>> {
+    let recast = |expr: &Expr, to: &DataType| {
+        zone_free_type(expr, schema).and_then(|from| zoned_cast_input(expr, &from, to, zone))
+    };
     match e {
-        Expr::Cast(Cast { expr, field }) => {
-            let input = expr
-                .get_type(schema)
-                .ok()
-                .filter(|_| !user_zoned(&expr, schema))
-                .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
-            Ok(match input {
-                Some(input) => {
-                    Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(input), field)))
-                }
-                None => Transformed::no(Expr::Cast(Cast { expr, field })),
-            })
-        }
-        Expr::TryCast(TryCast { expr, field }) => {
-            let input = expr
-                .get_type(schema)
-                .ok()
-                .filter(|_| !user_zoned(&expr, schema))
-                .and_then(|from| zoned_cast_input(&expr, &from, field.data_type(), zone));
-            Ok(match input {
-                Some(input) => Transformed::yes(Expr::TryCast(TryCast::new_from_field(
-                    Box::new(input),
-                    field,
-                ))),
-                None => Transformed::no(Expr::TryCast(TryCast { expr, field })),
-            })
-        }
+        Expr::Cast(Cast { expr, field }) => Ok(match recast(&expr, field.data_type()) {
+            Some(input) => {
+                Transformed::yes(Expr::Cast(Cast::new_from_field(Box::new(input), field)))
+            }
+            None => Transformed::no(Expr::Cast(Cast { expr, field })),
+        }),
+        Expr::TryCast(TryCast { expr, field }) => Ok(match recast(&expr, field.data_type()) {
+            Some(input) => Transformed::yes(Expr::TryCast(TryCast::new_from_field(
+                Box::new(input),
+                field,
+            ))),
+            None => Transformed::no(Expr::TryCast(TryCast { expr, field })),
+        }),
         Expr::ScalarFunction(f) if ZONED_FUNCTIONS.contains(&f.func.name()) => {
+            let units: Vec<Option<TimeUnit>> = f
+                .args
+                .iter()
+                .map(|a| zone_free_type(a, schema).and_then(|t| other_zone(&t, zone)))
+                .collect();
+            if units.iter().all(Option::is_none) {
+                return Ok(Transformed::no(Expr::ScalarFunction(f)));
+            }
             let answer = Expr::ScalarFunction(f.clone()).get_type(schema).ok();
-            let mut changed = false;
             let args = f
                 .args
                 .into_iter()
-                .map(|a| {
-                    match a
-                        .get_type(schema)
-                        .ok()
-                        .filter(|_| !user_zoned(&a, schema))
-                        .and_then(|t| other_zone(&t, zone))
-                    {
-                        Some(unit) => {
-                            changed = true;
-                            a.cast_to_type(tagged(unit, zone))
-                        }
-                        None => a,
-                    }
+                .zip(units)
+                .map(|(a, unit)| match unit {
+                    Some(unit) => cast(a, tagged(unit, zone)),
+                    None => a,
                 })
                 .collect();
             let call = Expr::ScalarFunction(ScalarFunction::new_udf(f.func, args));
-            if !changed {
-                return Ok(Transformed::no(call));
-            }
             // An instant comes back tagged as it was (the same instant).
             Ok(Transformed::yes(match answer {
-                Some(t @ DataType::Timestamp(_, Some(_))) => call.cast_to_type(t),
+                Some(t @ DataType::Timestamp(_, Some(_))) => cast(call, t),
                 _ => call,
             }))
         }
