@@ -11,14 +11,16 @@
 -- 0 on the first), speed_mps (step_m / dt_s), bearing_deg (initial
 -- bearing of the step, 0 = north, clockwise; NULL when the fix did not
 -- move) and turn_deg (change of bearing from the previous step, -180..180;
--- NULL when either step did not move).
+-- NULL when either step did not move). device_speed_mps is the speed the
+-- device reported with the fix (the event's speed_mps, NULL when it sent
+-- none), beside speed_mps, the speed the positions imply.
 CREATE OR REPLACE VIEW track_steps AS
 WITH fixes AS (
     SELECT app_id, account_id, patrol_id, event_id, ts,
            CAST(ts AS BIGINT) AS t_us,
            lat, lon, accuracy_m,
            COALESCE(mock_location, false) AS mock_location,
-           device_id, integrity,
+           device_id, integrity, speed_mps AS device_speed_mps,
            row_number() OVER (
                PARTITION BY app_id, account_id, patrol_id, ts ORDER BY event_id
            ) AS same_instant
@@ -30,7 +32,7 @@ WITH fixes AS (
 ),
 ordered AS (
     SELECT app_id, account_id, patrol_id, event_id, ts, t_us, lat, lon,
-           accuracy_m, mock_location, device_id, integrity,
+           accuracy_m, mock_location, device_id, integrity, device_speed_mps,
            row_number() OVER w AS seq,
            lag(lat) OVER w AS prev_lat,
            lag(lon) OVER w AS prev_lon,
@@ -61,6 +63,7 @@ SELECT app_id, account_id, patrol_id, event_id, ts, seq, t_us, lat, lon,
        COALESCE(dist, 0.0) AS step_m,
        CASE WHEN dt > 0 THEN dist / dt END AS speed_mps,
        bearing AS bearing_deg,
+       device_speed_mps,
        ((bearing - lag(bearing) OVER (
            PARTITION BY app_id, account_id, patrol_id ORDER BY ts
        ) + 540) % 360) - 180 AS turn_deg

@@ -167,6 +167,7 @@ fn patrols() -> Vec<Patrol> {
             lon,
             accuracy_m: e.accuracy_m,
             mock: e.mock_location.unwrap_or(false),
+            speed_mps: e.speed_mps,
         });
     }
     by.into_values()

@@ -449,6 +449,7 @@ mod tests {
             lon: 108.3,
             accuracy_m: Some(5.0),
             mock: false,
+            speed_mps: None,
         };
         let mut p = Patrol {
             app_id: "river".into(),

@@ -93,6 +93,7 @@ pub async fn load_patrols(ctx: &SessionContext) -> Result<Vec<Patrol>, DetectErr
                 lon,
                 accuracy_m: (!v.accuracy.is_null(r)).then(|| v.accuracy.value(r)),
                 mock: !v.mock.is_null(r) && v.mock.value(r),
+                speed_mps: (!v.speed.is_null(r)).then(|| v.speed.value(r)),
             });
             steps.push(match prev {
                 Some((pt, plat, plon)) => (
@@ -118,13 +119,14 @@ type FixRow<'a> = (i64, &'a str, u32, u32);
 /// The scan behind [`load_patrols`]: `track_steps.sql`'s `fixes` without
 /// its window functions.
 const SCAN: &str = "SELECT app_id, account_id, patrol_id, event_id, \
-    CAST(ts AS BIGINT) AS t_us, lat, lon, accuracy_m, mock_location, device_id, integrity \
+    CAST(ts AS BIGINT) AS t_us, lat, lon, accuracy_m, mock_location, device_id, integrity, \
+    speed_mps AS device_speed_mps \
     FROM events \
     WHERE kind = 'track_point' AND patrol_id IS NOT NULL \
       AND lat IS NOT NULL AND lon IS NOT NULL";
 
 /// One scanned batch's columns, cast to the types read here.
-struct FixColumns([ArrayRef; 11]);
+struct FixColumns([ArrayRef; 12]);
 
 /// Typed views of [`FixColumns`].
 struct FixView<'a> {
@@ -139,6 +141,7 @@ struct FixView<'a> {
     mock: &'a BooleanArray,
     device: &'a StringArray,
     integrity: &'a StringArray,
+    speed: &'a Float64Array,
 }
 
 impl FixColumns {
@@ -156,6 +159,7 @@ impl FixColumns {
             col(b, WHAT, "mock_location", &DataType::Boolean)?,
             col(b, WHAT, "device_id", s)?,
             col(b, WHAT, "integrity", s)?,
+            col(b, WHAT, "device_speed_mps", f)?,
         ]))
     }
 
@@ -173,6 +177,7 @@ impl FixColumns {
             mock: c[8].as_boolean(),
             device: c[9].as_string::<i32>(),
             integrity: c[10].as_string::<i32>(),
+            speed: c[11].as_primitive::<Float64Type>(),
         }
     }
 }
@@ -193,7 +198,7 @@ mod tests {
         let batches = ctx
             .sql(
                 "SELECT app_id, account_id, patrol_id, t_us, lat, lon, accuracy_m, \
-                 mock_location, device_id, integrity, dt_s, step_m \
+                 mock_location, device_id, integrity, dt_s, step_m, device_speed_mps \
                  FROM track_steps ORDER BY app_id, account_id, patrol_id, seq",
             )
             .await
@@ -221,12 +226,24 @@ mod tests {
             );
             let t = col(b, WHAT, "t_us", &DataType::Int64).unwrap();
             let t = t.as_primitive::<Int64Type>();
-            let (lat, lon, accm, dt, step) =
-                (f("lat"), f("lon"), f("accuracy_m"), f("dt_s"), f("step_m"));
+            let (lat, lon, accm, dt, step, speed) = (
+                f("lat"),
+                f("lon"),
+                f("accuracy_m"),
+                f("dt_s"),
+                f("step_m"),
+                f("device_speed_mps"),
+            );
             let mock = col(b, WHAT, "mock_location", &DataType::Boolean).unwrap();
             let p64 = |a: &ArrayRef| a.as_primitive::<Float64Type>().clone();
-            let (lat, lon, accm, dt, step) =
-                (p64(&lat), p64(&lon), p64(&accm), p64(&dt), p64(&step));
+            let (lat, lon, accm, dt, step, speed) = (
+                p64(&lat),
+                p64(&lon),
+                p64(&accm),
+                p64(&dt),
+                p64(&step),
+                p64(&speed),
+            );
             for r in 0..b.num_rows() {
                 let same = out.last().is_some_and(|p| {
                     (
@@ -255,6 +272,7 @@ mod tests {
                     lon: lon.value(r),
                     accuracy_m: (!accm.is_null(r)).then(|| accm.value(r)),
                     mock: mock.as_boolean().value(r),
+                    speed_mps: (!speed.is_null(r)).then(|| speed.value(r)),
                 });
                 p.steps.as_mut().unwrap().push((dt.value(r), step.value(r)));
             }
@@ -338,6 +356,10 @@ mod tests {
                 }
                 if let Some(g) = integ {
                     v["integrity"] = ["virtual", "strong"][g].into();
+                }
+                // The device's speed on two fixes in three.
+                if i % 3 != 0 {
+                    v["speed_mps"] = ((i % 17) as f64 * 0.25).into();
                 }
                 v.to_string()
             })

@@ -51,6 +51,7 @@ fn main() {
                 lon: v["lon"].as_f64().unwrap_or(0.0),
                 accuracy_m: v["accuracy_m"].as_f64(),
                 mock: v["mock_location"].as_bool().unwrap_or(false),
+                speed_mps: v["speed_mps"].as_f64(),
             });
         }
         for ((account_id, patrol_id), mut f) in by {

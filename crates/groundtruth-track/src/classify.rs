@@ -33,6 +33,11 @@ pub struct Verdict {
     pub class: Class,
     pub score: f64,
     pub reason: String,
+    /// Which of a class's rules fired, where it has several: `animal-like`
+    /// by `dashes`, `meanders` or `paced` (the phone's own speed). The
+    /// pages word their explanation by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<&'static str>,
 }
 
 fn pct(x: f64) -> String {
@@ -55,6 +60,16 @@ fn animal_bonus(f: &Features) -> f64 {
     returns + erratic
 }
 
+/// An `animal-like` verdict by one of its rules.
+fn animal(score: f64, sign: &'static str, reason: String) -> Verdict {
+    Verdict {
+        class: Class::AnimalLike,
+        score,
+        sign: Some(sign),
+        reason,
+    }
+}
+
 /// Applies the per-patrol rules (replays are judged by [`crate::replay`]).
 pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
     let mut out = Vec::new();
@@ -67,6 +82,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         out.push(Verdict {
             class: Class::Teleporting,
             score: (0.96 + 0.01 * n as f64).min(0.99),
+            sign: None,
             reason: format!(
                 "Jumped {:.1} km in {:.0} s ({:.0} m/s){} and carried on from the new place; \
                  nothing on the ground moves faster than {:.0} m/s.",
@@ -86,6 +102,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         out.push(Verdict {
             class: Class::Synthetic,
             score: 0.9 + 0.09 * f.mock_share,
+            sign: None,
             reason: format!(
                 "The phone itself reported a mock-location app for {} of the {} fixes.",
                 pct(f.mock_share),
@@ -96,6 +113,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         out.push(Verdict {
             class: Class::Synthetic,
             score: 0.95,
+            sign: None,
             reason: "The patrol was recorded on an emulator (integrity verdict `virtual`); \
                      an emulator cannot walk."
                 .into(),
@@ -109,6 +127,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         out.push(Verdict {
             class: Class::Synthetic,
             score: 0.97,
+            sign: None,
             reason: format!(
                 "Moved at a machine-constant {:.2} m/s (varying {:.1}% fix to fix) on perfectly \
                  straight lines (fixes {:.2} m off the line); a phone carried by a person \
@@ -142,13 +161,25 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         && f.course_straightness < th::ANIMAL_MAX_COURSE_STRAIGHTNESS
         && f.turn_median_deg >= th::ANIMAL_MIN_TURN_MEDIAN_DEG
         && f.straight_share < th::ANIMAL_MAX_STRAIGHT_SHARE;
+    // The same confinement measured on the distance the phone's own speed
+    // says was walked: a mover that turns all the time spends much of it
+    // inside what the positions call stops, which the moving path leaves out.
+    let confined_walk = measured
+        && f.walked_m
+            .is_some_and(|w| w > 0.0 && f.radius_of_gyration_m / w < th::ANIMAL_MAX_RG_OVER_PATH)
+        && f.turn_mean_deg >= th::ANIMAL_MIN_TURN_DEG;
+    let paced_meanders = f
+        .paced_straightness
+        .is_some_and(|p| p < th::ANIMAL_MAX_PACED_STRAIGHTNESS);
+    // Without dashes the dog is told by its course alone: a lower score.
+    let undashed = (0.8 + animal_bonus(f)).min(0.9);
     if confined_winding && dashes {
         let extra =
             f.bursts.min(5) as f64 * 0.01 + f.home_dashes.min(5) as f64 * 0.01 + animal_bonus(f);
-        out.push(Verdict {
-            class: Class::AnimalLike,
-            score: (0.85 + extra).min(0.97),
-            reason: format!(
+        out.push(animal(
+            (0.85 + extra).min(0.97),
+            "dashes",
+            format!(
                 "Covered {:.1} km without leaving a circle of about {:.0} m, came back to the same \
                  spot {} times, turned {:.0}° every {:.0} m and changed pace all the time ({} \
                  dashes of about {:.1} m/s, speed varying {:.0}% fix to fix); a person on patrol \
@@ -162,12 +193,12 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
                 f.burst_speed_median,
                 100.0 * f.speed_mad_ratio
             ),
-        });
+        ));
     } else if confined_winding && meanders {
-        out.push(Verdict {
-            class: Class::AnimalLike,
-            score: (0.8 + animal_bonus(f)).min(0.9),
-            reason: format!(
+        out.push(animal(
+            undashed,
+            "meanders",
+            format!(
                 "Covered {:.1} km without leaving a circle of about {:.0} m and meandered all \
                  the way: over {:.0} m stretches it got only {:.0}% as far as it went, turning a \
                  median {:.0}° every {:.0} m, with only {:.0}% of its path on straight runs, and \
@@ -183,7 +214,28 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
                 100.0 * f.straight_share,
                 f.home_returns
             ),
-        });
+        ));
+    } else if confined_walk && paced_meanders {
+        let walked_km = f.walked_m.unwrap_or(f.rediscretised_path_m) / 1000.0;
+        out.push(animal(
+            undashed,
+            "paced",
+            format!(
+                "Covered {:.1} km without leaving a circle of about {:.0} m and kept turning \
+                 at a walker's pace: the phone's own speed (median {:.1} m/s) says it walked \
+                 {:.0} m at a time, and each time it got a median {:.0}% of that far ({} \
+                 stretches), coming back to the same spot {} times; a person walking \
+                 anywhere, on a route or across a small site, gets 90% or more of the way \
+                 between turns. This is how a dog sniffing about moves.",
+                walked_km,
+                2.0 * f.radius_of_gyration_m,
+                f.reported_speed_median.unwrap_or(f.speed_median),
+                th::PACED_WINDOW_M,
+                100.0 * f.paced_straightness.unwrap_or(1.0),
+                f.paced_stretches,
+                f.home_returns
+            ),
+        ));
     }
     out
 }

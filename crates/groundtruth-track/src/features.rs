@@ -88,6 +88,26 @@ pub struct Features {
     /// (transects, street legs, point to point); a meandering mover rarely
     /// keeps a line that long. 1 when the path is too short to say.
     pub straight_share: f64,
+    /// Straightness at the device's own pace: over stretches of moving fixes
+    /// in which the speeds the phone reported add up to `course_window_m`,
+    /// the distance between the stretch's ends over that reported distance;
+    /// the median over the stretches. The reported speed comes from the
+    /// satellites' Doppler shift, not from the positions, so it is the
+    /// length of the path actually walked even where positioning error
+    /// hides its shape: near 1 for anyone heading somewhere, low for a
+    /// mover that keeps a walker's pace and turns all the time. `None`
+    /// when the phone reports no speed on most moving fixes or too few
+    /// stretches ([`th::PACED_MIN_STRETCHES`]).
+    pub paced_straightness: Option<f64>,
+    /// Stretches `paced_straightness` is the median of.
+    pub paced_stretches: usize,
+    /// Median of the speeds the phone reported on moving fixes, m/s.
+    pub reported_speed_median: Option<f64>,
+    /// Distance walked by the phone's own speed over the whole patrol
+    /// (steps between fixes that both report one; speeds under
+    /// [`th::PACED_MIN_MPS`] count as standing), metres. `None` where
+    /// `paced_straightness` is.
+    pub walked_m: Option<f64>,
     /// Benhamou (2004) sinuosity `2 / sqrt(p (1 + c) / (1 - c))`, per sqrt(metre).
     pub sinuosity: f64,
     /// Median distance of a moving fix from the chord of its neighbours.
@@ -234,6 +254,14 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
     };
     let rediscretised_path_m = steps.iter().map(|h| h.len() as f64 * q).sum();
 
+    let (paced_straightness, paced_stretches, walked_m) = paced(&pts, &tele_at, th::PACED_WINDOW_M);
+    let reported_speed_median = quantile(
+        &mut moving
+            .iter()
+            .filter_map(|&i| pts[i].reported_mps)
+            .collect::<Vec<_>>(),
+        0.5,
+    );
     let jitter_m = jitter(&pts, &moving);
     let runs = bursts(&pts, &moving, &in_stop, acc_med);
     let burst_speed_median =
@@ -290,6 +318,10 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         course_straightness,
         turn_median_deg,
         straight_share,
+        paced_straightness,
+        paced_stretches,
+        reported_speed_median,
+        walked_m,
         sinuosity,
         jitter_m,
         accuracy_median_m,
@@ -585,6 +617,51 @@ fn courses(parts: &[Vec<f64>], q: f64, window_m: f64) -> (f64, f64) {
     (median, share)
 }
 
+/// See [`Features::paced_straightness`]: `(median, stretches, walked_m)`. A stretch
+/// is a run of consecutive steps (no signal gap or teleport inside) whose
+/// fixes all carry a reported speed; its walked length is the trapezoid of
+/// those speeds over time, a speed under [`th::PACED_MIN_MPS`] counting as
+/// standing still (a still phone's Doppler noise is no walk). Stops found
+/// from the positions are not left out: a mover that turns all the time
+/// stays within a stop's radius for a minute while its phone reports a
+/// walking pace, and that is the very thing measured here. Every fix
+/// starts one stretch (they overlap; the median is over all of them).
+fn paced(pts: &[Point], tele_at: &[i64], window_m: f64) -> (Option<f64>, usize, Option<f64>) {
+    let step_ok =
+        |i: usize| pts[i].dt_s > 0.0 && pts[i].dt_s <= th::GAP_S && !tele_at.contains(&pts[i].t_ms);
+    let reported =
+        |i: usize| step_ok(i) && pts[i].reported_mps.is_some() && pts[i - 1].reported_mps.is_some();
+    let steps = (1..pts.len()).filter(|&i| step_ok(i)).count();
+    let with_speed = (1..pts.len()).filter(|&i| reported(i)).count();
+    if steps == 0 || (with_speed as f64) < th::PACED_MIN_REPORTED_SHARE * steps as f64 {
+        return (None, 0, None);
+    }
+    let pace = |p: &Point| p.reported_mps.filter(|&v| v >= th::PACED_MIN_MPS);
+    // Metres walked in the step into fix `i`.
+    let walk = |i: usize| {
+        (pace(&pts[i - 1]).unwrap_or(0.0) + pace(&pts[i]).unwrap_or(0.0)) / 2.0 * pts[i].dt_s
+    };
+    let walked_m: f64 = (1..pts.len()).filter(|&i| reported(i)).map(walk).sum();
+    let mut ratios = Vec::new();
+    for a in 0..pts.len() {
+        let mut walked = 0.0;
+        let mut b = a + 1;
+        while b < pts.len() && walked < window_m && reported(b) {
+            walked += walk(b);
+            b += 1;
+        }
+        if walked >= window_m {
+            let (p, q) = (pts[a], pts[b - 1]);
+            ratios.push((dist((p.x, p.y), (q.x, q.y)) / walked).min(1.0));
+        }
+    }
+    let n = ratios.len();
+    if n < th::PACED_MIN_STRETCHES {
+        return (None, n, None);
+    }
+    (quantile(&mut ratios, 0.5), n, Some(walked_m))
+}
+
 /// Median distance of each moving fix from the chord of its two neighbours.
 fn jitter(pts: &[Point], moving: &[usize]) -> f64 {
     let mut d: Vec<f64> = moving
@@ -726,6 +803,7 @@ mod tests {
                     lon: 116.33 + east_m / (111_195.0 * 39.99f64.to_radians().cos()),
                     accuracy_m: None,
                     mock: false,
+                    speed_mps: None,
                 }
             })
             .collect();

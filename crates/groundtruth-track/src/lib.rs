@@ -171,6 +171,7 @@ pub fn detect_prepared(
         verdicts[m.track].push(Verdict {
             class: Class::Replayed,
             score: (0.99 - 0.05 * m.residual_m / thresholds::REPLAY_RESIDUAL_M).clamp(0.9, 0.99),
+            sign: None,
             reason: format!(
                 "Repeats patrol {} of account {} (started {}) fix for fix: shifted by {:.1} m, \
                  its fixes lie {:.2} m from the earlier ones on average; two real walks of one \
@@ -228,7 +229,14 @@ fn finding(i: usize, all: &[Patrol], prepared: &[&Prepared], a: &Assessment) -> 
         Value::Array(
             a.verdicts
                 .iter()
-                .map(|v| json!({"class": v.class.name(), "score": v.score, "reason": v.reason}))
+                .map(|v| {
+                    let mut c =
+                        json!({"class": v.class.name(), "score": v.score, "reason": v.reason});
+                    if let Some(sign) = v.sign {
+                        c["sign"] = json!(sign);
+                    }
+                    c
+                })
                 .collect(),
         ),
     );

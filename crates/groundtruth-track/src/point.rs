@@ -15,6 +15,9 @@ pub struct Fix {
     pub accuracy_m: Option<f64>,
     /// The OS said the fix came from a mock-location provider.
     pub mock: bool,
+    /// Speed the device reported with the fix (`speed_mps`: from the
+    /// satellites' Doppler shift, not from the positions), m/s.
+    pub speed_mps: Option<f64>,
 }
 
 /// An equirectangular projection around a reference latitude: metres east
@@ -56,6 +59,8 @@ pub struct Point {
     pub step_m: f64,
     /// Reported accuracy of this fix, metres.
     pub accuracy_m: Option<f64>,
+    /// Speed the device reported with this fix, m/s.
+    pub reported_mps: Option<f64>,
 }
 
 impl Point {
@@ -89,6 +94,7 @@ pub fn to_points(fixes: &[Fix], proj: Projection) -> Vec<Point> {
             dt_s,
             step_m,
             accuracy_m: f.accuracy_m,
+            reported_mps: f.speed_mps.filter(|v| v.is_finite() && *v >= 0.0),
         });
     }
     out

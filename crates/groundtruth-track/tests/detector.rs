@@ -33,6 +33,7 @@ fn fix(proj: Projection, t_ms: i64, x: f64, y: f64, acc: f64) -> Fix {
         lon,
         accuracy_m: Some(acc),
         mock: false,
+        speed_mps: None,
     }
 }
 
@@ -272,6 +273,7 @@ proptest! {
             lon: LON0 + lo * 0.05,
             accuracy_m: acc,
             mock,
+            speed_mps: None,
         }).collect();
         groundtruth_track::point::normalise(&mut fixes);
         let r = detect(&[patrol("p", fixes)]);
@@ -287,8 +289,10 @@ proptest! {
 
 /// A dog that never runs: it sniffs about at a walker's pace (0.8-1.5 m/s,
 /// heading drifting every second), pauses a few seconds at smells, and
-/// wanders back to its yard now and then; phone GPS noise as the walker's.
-fn slow_dog(seed: u64) -> Vec<Fix> {
+/// wanders back to its yard now and then. The phone's error wanders about
+/// `acc` metres; with `speeds` it reports its Doppler speed (the true
+/// speed, off by a tenth of a metre a second).
+fn slow_dog(seed: u64, acc: f64, speeds: bool) -> Vec<Fix> {
     let proj = Projection::near(LAT0);
     let mut r = Lcg(seed);
     let (mut x, mut y, mut h) = (0.0f64, 0.0f64, 0.0f64);
@@ -317,15 +321,17 @@ fn slow_dog(seed: u64) -> Vec<Fix> {
         x += v * h.cos();
         y += v * h.sin();
         if sec % 5 == 0 {
-            ex = 0.9 * ex + 1.5 * r.gauss();
-            ey = 0.9 * ey + 1.5 * r.gauss();
-            out.push(fix(
+            ex = 0.9 * ex + 0.2 * acc * r.gauss();
+            ey = 0.9 * ey + 0.2 * acc * r.gauss();
+            let mut f = fix(
                 proj,
                 T0 + sec * 1000,
                 x + ex,
                 y + ey,
-                6.0 + r.unit() * 4.0,
-            ));
+                acc * (0.8 + 0.4 * r.unit()),
+            );
+            f.speed_mps = speeds.then(|| (v + 0.1 * r.gauss()).max(0.0));
+            out.push(f);
         }
     }
     out
@@ -335,6 +341,9 @@ fn slow_dog(seed: u64) -> Vec<Fix> {
 /// apart, back and forth at 1.1 m/s, stopping a minute to inspect every
 /// few transects; or visiting points spread over the plot in turn. The
 /// phone's error wanders about `acc` metres.
+///
+/// The phone reports its Doppler speed (0 when standing, the walking
+/// speed off by a tenth of a metre a second otherwise).
 fn surveyor(seed: u64, transects: bool, acc: f64) -> Vec<Fix> {
     let proj = Projection::near(LAT0);
     let mut r = Lcg(seed);
@@ -353,16 +362,12 @@ fn surveyor(seed: u64, transects: bool, acc: f64) -> Vec<Fix> {
     }
     let (mut ex, mut ey) = (0.0, 0.0);
     let (mut t, mut out) = (0i64, Vec::new());
-    let mut push = |t: i64, x: f64, y: f64, r: &mut Lcg| {
+    let mut push = |t: i64, x: f64, y: f64, v: f64, r: &mut Lcg| {
         ex = 0.9 * ex + 0.2 * acc * r.gauss();
         ey = 0.9 * ey + 0.2 * acc * r.gauss();
-        out.push(fix(
-            proj,
-            T0 + t,
-            x + ex,
-            y + ey,
-            acc * (0.8 + 0.4 * r.unit()),
-        ));
+        let mut f = fix(proj, T0 + t, x + ex, y + ey, acc * (0.8 + 0.4 * r.unit()));
+        f.speed_mps = Some((v + 0.1 * r.gauss()).max(0.0));
+        out.push(f);
     };
     for (k, w) in legs.windows(2).enumerate() {
         let (a, b) = (w[0], w[1]);
@@ -370,13 +375,14 @@ fn surveyor(seed: u64, transects: bool, acc: f64) -> Vec<Fix> {
         let mut s = 0.0;
         while s < d {
             let f = s / d;
-            push(t, a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1), &mut r);
-            s += (1.1 + 0.1 * r.gauss()) * 5.0;
+            let v = 1.1 + 0.1 * r.gauss();
+            push(t, a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1), v, &mut r);
+            s += v * 5.0;
             t += 5000;
         }
         if !transects || k % 6 == 5 {
             for _ in 0..12 {
-                push(t, b.0, b.1, &mut r);
+                push(t, b.0, b.1, 0.0, &mut r);
                 t += 5000;
             }
         }
@@ -387,7 +393,7 @@ fn surveyor(seed: u64, transects: bool, acc: f64) -> Vec<Fix> {
 #[test]
 fn a_dog_that_never_runs_is_animal_like_a_surveyor_on_a_small_plot_is_not() {
     for seed in 1..=4 {
-        let f = slow_dog(seed);
+        let f = slow_dog(seed, 8.0, false);
         let r = detect(&[patrol("d", f)]);
         let a = &r.assessments[0];
         assert_eq!(a.features.bursts, 0, "this dog never dashes");
@@ -398,6 +404,7 @@ fn a_dog_that_never_runs_is_animal_like_a_surveyor_on_a_small_plot_is_not() {
             a.features
         );
         assert!(a.verdicts[0].reason.contains("meandered"));
+        assert_eq!(r.findings[0].evidence["classes"][0]["sign"], "meanders");
     }
     // Phones as good as the dog's, and worse: with 12-15 m error a slow
     // walker's zig-zag between nearby points drifts and turns like a dog.
@@ -411,5 +418,52 @@ fn a_dog_that_never_runs_is_animal_like_a_surveyor_on_a_small_plot_is_not() {
                 r.assessments[0].features
             );
         }
+    }
+}
+
+#[test]
+fn a_dog_that_never_runs_on_a_coarse_phone_is_told_by_the_phones_own_speed() {
+    for seed in 1..=4 {
+        // 13 m error hides the meandering in the positions: with no speed
+        // reported nothing can tell it from a person zig-zagging on a plot,
+        // and nobody is accused on noise.
+        let r = detect(&[patrol("d", slow_dog(seed, 13.0, false))]);
+        assert!(
+            r.findings.is_empty(),
+            "seed {seed}: {:?}",
+            r.assessments[0].features
+        );
+        assert_eq!(r.assessments[0].features.paced_straightness, None);
+        // The phone's Doppler speed says it walked 50 m at a time and got
+        // half as far, again and again.
+        let r = detect(&[patrol("d", slow_dog(seed, 13.0, true))]);
+        let a = &r.assessments[0];
+        assert_eq!(
+            a.verdicts.iter().map(|v| v.class).collect::<Vec<_>>(),
+            vec![Class::AnimalLike],
+            "seed {seed}: {:?}",
+            a.features
+        );
+        assert!(a.verdicts[0].reason.contains("phone's own speed"));
+        // The pages word their explanation by the rule that fired.
+        assert_eq!(r.findings[0].evidence["classes"][0]["sign"], "paced");
+        let p = a.features.paced_straightness.unwrap();
+        assert!(p < 0.6, "seed {seed}: {p}");
+    }
+    // People on the same coarse phones, reporting speed too: on the way
+    // between turns they get nearly as far as they walk.
+    for seed in 1..=4 {
+        for (transects, acc) in [(true, 14.0), (false, 14.0), (true, 19.0), (false, 19.0)] {
+            let r = detect(&[patrol("s", surveyor(seed, transects, acc))]);
+            let f = &r.assessments[0].features;
+            assert!(
+                r.findings.is_empty(),
+                "seed {seed}, transects {transects}, accuracy {acc}: {:?}\n{f:?}",
+                r.findings
+            );
+            assert!(f.paced_straightness.unwrap() > 0.75, "{f:?}");
+        }
+        let f = &detect(&[patrol("w", walker(seed))]).assessments[0].features;
+        assert_eq!(f.paced_straightness, None, "the walker reports no speed");
     }
 }
