@@ -22,7 +22,12 @@
 //!    Binomial tails.
 //!
 //! A day is flagged when both hold after a Bonferroni correction over every
-//! unit-day judged ([`ALPHA`]). A unit's flagged days within a week of each
+//! unit-day judged ([`ALPHA`]), or, without a significant surge, when the
+//! day is above its expected count and its repeats or same-spot copies are
+//! beyond the peers' *and* beyond the unit's own week before (a few
+//! accounts' filler inflates a large unit's day by less than its spread;
+//! a unit whose honest way of working repeats spots or texts does so every
+//! day, so its own week explains it). A unit's flagged days within a week of each
 //! other make one finding; it names the unit's accounts that filed more
 //! than their usual those days (their own week before, or their share of
 //! the unit's expected day) and whose filler by a sign that fired is beyond
@@ -128,6 +133,9 @@ struct Judged {
     collision: Option<f64>,
     /// The peers' share of same-spot copies among located reports.
     peer_copy_share: f64,
+    /// The signs against the unit's own week before (repeats and copies;
+    /// only when it has a week before), with their ln p.
+    own_signs: Vec<(&'static str, f64)>,
 }
 
 /// (app, region), or (app, "account …") for reports without a region.
@@ -242,7 +250,18 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
                 continue;
             };
             let surge = j.surge_ln_p + ln_budget < ln_alpha;
-            if surge && !fired(&j, ln_budget).is_empty() {
+            let signs = fired(&j, ln_budget);
+            // Without a significant surge, filler that is beyond the
+            // peers' and beyond the unit's own week before, on a day above
+            // its expected count: a few accounts' copies inflate a large
+            // unit's day by less than its day-to-day spread, yet they are
+            // inflation. A unit whose honest way of working repeats texts
+            // or spots does so every day and is not beyond its own week.
+            let beyond_own = d.reports as f64 > j.expected
+                && j.own_signs.iter().any(|(sign, ln_p)| {
+                    signs.contains(sign) && ln_p + ln_budget + 3f64.ln() < ln_alpha
+                });
+            if (surge || beyond_own) && !signs.is_empty() {
                 flagged.entry(unit).or_default().push(j);
             }
         }
@@ -485,10 +504,34 @@ fn judge(
             binomial_ln_sf(d.copies, d.located, peer_copy_share),
         ));
     }
+    // The same repeats and copies against the unit's own week before.
+    let mut own_signs = Vec::new();
+    let before: Vec<&UnitDay> = active
+        .range((date - LOOKBACK_DAYS + 1)..date)
+        .filter_map(|day| ud.get(day))
+        .collect();
+    if !before.is_empty() {
+        let sum = |f: fn(&UnitDay) -> u64| before.iter().map(|x| f(x)).sum::<u64>() as f64;
+        let repeat_share = (sum(|x| x.repeats) + 1.0) / (sum(|x| x.with_text) + 2.0);
+        if d.repeats >= 2 {
+            own_signs.push((
+                "repeated_text",
+                binomial_ln_sf(d.repeats, d.with_text, repeat_share),
+            ));
+        }
+        let copy_share = (sum(|x| x.copies) + 1.0) / (sum(|x| x.located) + 2.0);
+        if d.copies >= 2 {
+            own_signs.push((
+                "same_spot_copies",
+                binomial_ln_sf(d.copies, d.located, copy_share),
+            ));
+        }
+    }
     Some(Judged {
         date,
         expected,
         surge_ln_p,
+        own_signs,
         signs,
         top_categories: top,
         peer_top_share,
@@ -873,6 +916,80 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].accounts, vec!["u5a1"]);
         assert_eq!(f[0].evidence["signs"], json!(["same_spot_copies"]));
+    }
+
+    /// `world()` with positions (and no texts) and unit 450106: twelve
+    /// accounts filing three or four located reports a day, `habit` in ten
+    /// of them from the spot of the author's previous report within the
+    /// hour.
+    fn with_large_unit(habit: u64) -> Vec<Report> {
+        let mut v = world();
+        for r in &mut v {
+            r.located = true;
+            r.summary = None;
+        }
+        for a in 0..12u64 {
+            for d in 0..14 {
+                for k in 0..3 + (a + d as u64) % 2 {
+                    let mut r = varied("450106", &format!("big{a:02}"), MON + d, k, 60 + a);
+                    r.located = true;
+                    r.summary = None;
+                    r.near_copy = (k + a + d as u64) % 10 < habit;
+                    v.push(r);
+                }
+            }
+        }
+        v
+    }
+
+    /// Two accounts' copies: eight reports each with one text from one
+    /// spot, a minute apart, on day 9.
+    fn copies(v: &mut Vec<Report>, accounts: [&str; 2]) {
+        for a in accounts {
+            for k in 0..8u64 {
+                let mut r = report(
+                    "450106",
+                    a,
+                    MON + 9,
+                    20 + k,
+                    "land",
+                    "东街群众来电，涉及宅基地纠纷，约30人，已登记跟进。".into(),
+                );
+                r.located = true;
+                r.near_copy = k > 0;
+                v.push(r);
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_accounts_copies_in_a_large_unit_are_inflation_without_a_surge() {
+        let mut v = with_large_unit(0);
+        copies(&mut v, ["big03", "big07"]);
+        // 16 filler reports on top of about 42 a day: within the unit's
+        // day-to-day spread after the correction, beyond its own week
+        // and its peers by what they are.
+        let f = detect(&v);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts, vec!["big03", "big07"]);
+        assert_eq!(f[0].evidence["signs"], json!(["same_spot_copies"]));
+        f[0].validate().unwrap();
+    }
+
+    #[test]
+    fn a_unit_that_always_works_from_one_spot_is_not_inflating() {
+        // Three in ten of its reports repeat the spot of the previous one,
+        // every day (a market's stalls, a row of bins), more than its peers;
+        // a day a fifth busier than usual with the same habit is no
+        // inflation.
+        let mut v = with_large_unit(3);
+        for a in 0..8u64 {
+            let mut r = varied("450106", &format!("big{a:02}"), MON + 9, 30, 90 + a);
+            r.located = true;
+            r.near_copy = a % 3 == 0;
+            v.push(r);
+        }
+        assert_eq!(detect(&v), Vec::new());
     }
 
     #[test]
