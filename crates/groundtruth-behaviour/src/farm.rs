@@ -25,8 +25,12 @@
 //!    (the supremum over λ, in closed form), and the chain is kept only if
 //!    the expected number of chance chains that tight among all sessions in
 //!    the data is below [`ALPHA`].
-//! 3. Groups: chains on one network that share accounts are joined
-//!    (union-find); the group's members are the accounts in its chains on
+//! 3. Groups: chains on one network that share [`MIN_SHARED_ACCOUNTS`]
+//!    accounts are joined (union-find). A chain of [`MIN_CHAIN_ACCOUNTS`]
+//!    that is not beyond chance alone (a small farm skips phones, its
+//!    operator is interrupted) counts when its group is beyond chance
+//!    together: the product of the chains' chances, the first among all
+//!    sessions, each further one among the network's. The group's members are the accounts in its chains on
 //!    at least a third of the days it swept (a group must span [`MIN_GROUP_DAYS`]), so one stray session does not
 //!    make someone a member.
 //! 4. The signature is reported with the figures: days, order consistency
@@ -55,6 +59,19 @@ pub const MAX_HANDOFF_S: f64 = 120.0;
 /// accounts and a couple may hand phones back and forth; reported farms run
 /// 8 to 60+ phones.
 pub const MIN_PHONES: usize = 5;
+
+/// Fewest accounts in a chain that may count towards a farm together with
+/// others: two hand-offs. A farm's sweep skips phones now and then and its
+/// operator is interrupted, so a small farm's day may leave chains shorter
+/// than [`MIN_PHONES`]; such a chain counts only in a group of chains that
+/// share accounts across days and are beyond chance together.
+pub const MIN_CHAIN_ACCOUNTS: usize = 3;
+
+/// Chains on one network are one group when they share at least this many
+/// accounts: the same colleagues' accounts worked again. (One shared
+/// account is what a farm's sweep and an honest colleague's session that
+/// happened to follow it have in common.)
+pub const MIN_SHARED_ACCOUNTS: usize = 2;
 
 /// Fewest phones in a chain: one phone switching between accounts is a
 /// shared family phone or a help desk, not a row of phones.
@@ -103,13 +120,16 @@ pub struct DeviceProfile {
     pub spread_m: Option<f64>,
 }
 
-/// A significant chain: indices into the session slice.
+/// A chain: indices into the session slice.
 #[derive(Debug, Clone)]
 struct Chain {
     sessions: Vec<usize>,
     /// log10 of the chance of a chain this tight at the least suspicious rate.
     log10_p: f64,
     max_gap_s: f64,
+    /// Long enough ([`MIN_PHONES`]) and beyond chance on its own among all
+    /// the sessions.
+    alone: bool,
 }
 
 /// log10 of sup over λ of Π e^{-λ D_i} (1 - e^{-λ G}), for `n` transitions
@@ -129,7 +149,7 @@ pub fn chain_log10_p(n: usize, s: f64, g: f64) -> f64 {
 }
 
 fn finish_chain(cur: &[usize], sessions: &[ChainSession], log10_budget: f64, out: &mut Vec<Chain>) {
-    if cur.len() < MIN_PHONES {
+    if cur.len() < MIN_CHAIN_ACCOUNTS {
         return;
     }
     // Phones in the chain (a session without a device id counts as its own).
@@ -152,16 +172,32 @@ fn finish_chain(cur: &[usize], sessions: &[ChainSession], log10_budget: f64, out
         g = g.max(sessions[w[1]].gap_s.unwrap_or(0.0));
     }
     let log10_p = chain_log10_p(cur.len() - 1, s, g);
-    if log10_p + log10_budget < ALPHA.log10() {
-        out.push(Chain {
-            sessions: cur.to_vec(),
-            log10_p,
-            max_gap_s: g,
-        });
-    }
+    out.push(Chain {
+        sessions: cur.to_vec(),
+        log10_p,
+        max_gap_s: g,
+        alone: cur.len() >= MIN_PHONES && log10_p + log10_budget < ALPHA.log10(),
+    });
 }
 
-/// Finds the chains. `sessions` must be ordered by (net_key, start).
+/// Whether a group of chains on one network is beyond chance: one of them
+/// is on its own, or together. Together, under the same null (sessions on
+/// a network starting independently), the chance of all of them is the
+/// product of theirs; the first could have been any chain among all the
+/// sessions (`all`), each further one any among the network's sessions
+/// (`on_net`), since it had to share accounts with the first.
+fn group_beyond_chance(group: &[&Chain], all: usize, on_net: usize) -> bool {
+    if group.iter().any(|c| c.alone) {
+        return true;
+    }
+    let log10_p: f64 = group.iter().map(|c| c.log10_p).sum();
+    let budget = (all.max(1) as f64).log10()
+        + group.len().saturating_sub(1) as f64 * (on_net.max(1) as f64).log10();
+    log10_p + budget < ALPHA.log10()
+}
+
+/// Finds the chains (candidates: [`Chain::alone`] says which are beyond
+/// chance on their own). `sessions` must be ordered by (net_key, start).
 fn chains(sessions: &[ChainSession]) -> Vec<Chain> {
     // Every session could start a chain: that many tests.
     let log10_budget = (sessions.len().max(1) as f64).log10();
@@ -224,19 +260,36 @@ pub fn detect(sessions: &[ChainSession], devices: &[DeviceProfile]) -> Vec<Findi
                 .push(c);
         }
     }
+    let mut shared: HashMap<(usize, usize), usize> = HashMap::new();
     for cs in by_account.values() {
-        for w in cs.windows(2) {
-            uf.union(w[0], w[1]);
+        for (k, &a) in cs.iter().enumerate() {
+            for &b in &cs[k + 1..] {
+                *shared.entry((a, b)).or_default() += 1;
+            }
+        }
+    }
+    for ((a, b), n) in shared {
+        if n >= MIN_SHARED_ACCOUNTS {
+            uf.union(a, b);
         }
     }
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for c in 0..found.len() {
         groups.entry(uf.find(c)).or_default().push(c);
     }
+    let mut on_net: HashMap<&str, usize> = HashMap::new();
+    for s in sessions {
+        *on_net.entry(s.net_key.as_str()).or_default() += 1;
+    }
     let profiles: HashMap<&str, &DeviceProfile> =
         devices.iter().map(|d| (d.device_id.as_str(), d)).collect();
     let mut out: Vec<Finding> = groups
         .into_values()
+        .filter(|g| {
+            let chains: Vec<&Chain> = g.iter().map(|&c| &found[c]).collect();
+            let net = sessions[chains[0].sessions[0]].net_key.as_str();
+            group_beyond_chance(&chains, sessions.len(), on_net[net])
+        })
         .filter_map(|g| group_finding(&g, &found, sessions, &profiles))
         .collect();
     let named: BTreeSet<&str> = out
@@ -516,14 +569,7 @@ pub(crate) mod tests {
             let mut t = d0 + 24_000;
             for p in 0..10 {
                 let len = 60 + (p * 13 + day as i64 * 7) % 100;
-                v.push(sess(
-                    "wifi-farm",
-                    &format!("f{p}"),
-                    &format!("fd{p}"),
-                    t,
-                    t + len,
-                    day,
-                ));
+                v.push(farm_phone(p, t, len, day));
                 t += len + 5 + (p % 4) * 3;
             }
             office(&mut v, day);
@@ -535,15 +581,7 @@ pub(crate) mod tests {
             }
         }
         let v = chain_order(v);
-        let devices: Vec<DeviceProfile> = (0..10)
-            .map(|p| DeviceProfile {
-                device_id: format!("fd{p}"),
-                accounts: 1,
-                networks: 1,
-                days: 3,
-                spread_m: Some(0.0),
-            })
-            .collect();
+        let devices = devices("fd", 10);
         let f = detect(&v, &devices);
         assert_eq!(f.len(), 1, "{f:#?}");
         let f = &f[0];
@@ -561,6 +599,110 @@ pub(crate) mod tests {
         let earlier = detect(&two_days, &devices);
         assert_eq!(earlier.len(), 1);
         assert_eq!(earlier[0].finding_id, f.finding_id);
+    }
+
+    /// Farm phone `p`'s account worked from `t` for `len` seconds.
+    fn farm_phone(p: i64, t: i64, len: i64, day: i32) -> ChainSession {
+        sess(
+            "wifi-farm",
+            &format!("f{p}"),
+            &format!("fd{p}"),
+            t,
+            t + len,
+            day,
+        )
+    }
+
+    fn devices(prefix: &str, n: usize) -> Vec<DeviceProfile> {
+        (0..n)
+            .map(|p| DeviceProfile {
+                device_id: format!("{prefix}{p}"),
+                accounts: 1,
+                networks: 1,
+                days: 3,
+                spread_m: Some(0.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_small_farm_that_skips_phones_is_found_from_its_days_together() {
+        // Six phones swept twice a day for three days; every sweep skips
+        // two of them, so no sweep chains five accounts, and sessions are
+        // long (80-290 s), so no chain of four is beyond chance alone
+        // among the day's sessions.
+        let mut v = Vec::new();
+        for day in 0..3 {
+            let d0 = day as i64 * 86_400;
+            for (sweep, start) in [(0i64, 33_780i64), (1, 61_200)] {
+                let mut t = d0 + start;
+                for p in 0..6i64 {
+                    if (p + 2 * day as i64 + sweep) % 3 == 0 {
+                        continue; // skipped this sweep
+                    }
+                    let len = 80 + (p * 47 + day as i64 * 31 + sweep * 13) % 210;
+                    v.push(farm_phone(p, t, len, day));
+                    t += len + 5 + (p % 3) * 6;
+                }
+            }
+            office(&mut v, day);
+        }
+        let v = chain_order(v);
+        let found = chains(&v);
+        assert!(found.iter().all(|c| !c.alone), "no chain alone");
+        let f = detect(&v, &devices("fd", 6));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts, ["f0", "f1", "f2", "f3", "f4", "f5"]);
+        f[0].validate().unwrap();
+        // One day of it is no farm (a training session looks like that).
+        let one_day = chain_order(v.iter().filter(|s| s.event_date == 0).cloned().collect());
+        assert_eq!(detect(&one_day, &devices("fd", 6)), Vec::new());
+    }
+
+    #[test]
+    fn chance_hand_offs_on_a_busy_network_are_no_farm() {
+        // A town hall's Wi-Fi: 80 colleagues on their own phones, each
+        // opening the app two to four times a day at random for one to
+        // five minutes. Sessions often follow one another within seconds,
+        // and the same colleagues' again on other days.
+        let mut x: u64 = 7;
+        let mut next = |m: i64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) % m as u64) as i64
+        };
+        let mut v = Vec::new();
+        for day in 0..5 {
+            let d0 = day as i64 * 86_400;
+            for p in 0..80 {
+                for _ in 0..2 + next(3) {
+                    let s = d0 + 30_600 + next(30_000);
+                    let len = 60 + next(240);
+                    v.push(sess(
+                        "wifi-hall",
+                        &format!("h{p}"),
+                        &format!("hd{p}"),
+                        s,
+                        s + len,
+                        day,
+                    ));
+                }
+            }
+        }
+        let v = chain_order(v);
+        assert!(chains(&v).len() > 10, "hand-offs by chance are common");
+        // People's phones go home at night.
+        let mut phones = devices("hd", 80);
+        for d in &mut phones {
+            d.networks = 2;
+        }
+        let f = detect(&v, &phones);
+        assert!(
+            f.is_empty(),
+            "{:?}",
+            f.iter().map(|f| &f.reason).collect::<Vec<_>>()
+        );
     }
 
     #[test]
