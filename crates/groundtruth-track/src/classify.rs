@@ -34,8 +34,7 @@ pub struct Verdict {
     pub score: f64,
     pub reason: String,
     /// Which of a class's rules fired, where it has several: `animal-like`
-    /// by `dashes`, `meanders` or `paced` (the phone's own speed). The
-    /// pages word their explanation by it.
+    /// by `dashes` or `meanders`. The pages word their explanation by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign: Option<&'static str>,
 }
@@ -161,16 +160,10 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         && f.course_straightness < th::ANIMAL_MAX_COURSE_STRAIGHTNESS
         && f.turn_median_deg >= th::ANIMAL_MIN_TURN_MEDIAN_DEG
         && f.straight_share < th::ANIMAL_MAX_STRAIGHT_SHARE;
-    // The same confinement measured on the distance the phone's own speed
-    // says was walked: a mover that turns all the time spends much of it
-    // inside what the positions call stops, which the moving path leaves out.
-    let confined_walk = measured
-        && f.walked_m
-            .is_some_and(|w| w > 0.0 && f.radius_of_gyration_m / w < th::ANIMAL_MAX_RG_OVER_PATH)
-        && f.turn_mean_deg >= th::ANIMAL_MIN_TURN_DEG;
-    let paced_meanders = f
-        .paced_straightness
-        .is_some_and(|p| p < th::ANIMAL_MAX_PACED_STRAIGHTNESS);
+    // (A dog that never runs on a phone worse than 10 m is not accused: the
+    // phone's own speed shows it turns all the time, `paced_straightness`,
+    // but so does a person visiting points a dozen metres apart; see
+    // `th::PACED_WINDOW_M`.)
     // Without dashes the dog is told by its course alone: a lower score.
     let undashed = (0.8 + animal_bonus(f)).min(0.9);
     if confined_winding && dashes {
@@ -212,27 +205,6 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
                 f.turn_median_deg,
                 f.rediscretise_m,
                 100.0 * f.straight_share,
-                f.home_returns
-            ),
-        ));
-    } else if confined_walk && paced_meanders {
-        let walked_km = f.walked_m.unwrap_or(f.rediscretised_path_m) / 1000.0;
-        out.push(animal(
-            undashed,
-            "paced",
-            format!(
-                "Covered {:.1} km without leaving a circle of about {:.0} m and kept turning \
-                 at a walker's pace: the phone's own speed (median {:.1} m/s) says it walked \
-                 {:.0} m at a time, and each time it got a median {:.0}% of that far ({} \
-                 stretches), coming back to the same spot {} times; a person walking \
-                 anywhere, on a route or across a small site, gets 90% or more of the way \
-                 between turns. This is how a dog sniffing about moves.",
-                walked_km,
-                2.0 * f.radius_of_gyration_m,
-                f.reported_speed_median.unwrap_or(f.speed_median),
-                th::PACED_WINDOW_M,
-                100.0 * f.paced_straightness.unwrap_or(1.0),
-                f.paced_stretches,
                 f.home_returns
             ),
         ));

@@ -649,11 +649,6 @@ function reasonZh(f) {
           case 'teleporting': return '轨迹中有地面上不可能的瞬移（一步超过每秒 100 米），之后从新位置继续。';
           case 'synthetic': return `以机器般恒定的速度沿笔直的线移动（定位点离直线平均 ${num(x.jitter_m, 2)} 米）；人携带的手机速度起伏至少 10%，定位点散布数米。`;
           case 'animal-like':
-            if (c.sign === 'paced' && x.paced_straightness != null) {
-              // A dog that never runs, on a phone too coarse to show its
-              // meandering: the phone's own speed says how far it walked.
-              return `在约 ${num(x.max_excursion_m, 0)} 米的范围内以步行速度不停转向：手机自报的速度（中位数每秒 ${num(x.reported_speed_median)} 米）表明每走 50 米只前进约 ${num(x.paced_straightness * 100, 0)}%（${x.paced_stretches} 段），${x.home_returns ?? '?'} 次回到同一地点；人无论巡河还是踏勘小块场地，在两个拐点之间都能前进九成以上。这是狗边嗅边走的走法。`;
-            }
             if ((x.bursts ?? 0) < 2 && x.course_window_m != null) {
               // A dog that never runs: found by its meandering, not dashes.
               return `在约 ${num(x.max_excursion_m, 0)} 米的范围内四处游荡：每走 ${num(x.course_window_m, 0)} 米只前进约 ${num(x.course_straightness * 100, 0)}%，每 ${num(x.rediscretise_m, 0)} 米转向约 ${num(x.turn_median_deg, 0)}°，只有 ${num((x.straight_share ?? 0) * 100, 0)}% 的路程是直线，${x.home_returns ?? '?'} 次回到同一地点；人无论巡河还是踏勘小块场地，都是走直线、在拐点急转。这是狗边嗅边走的走法。`;
