@@ -161,6 +161,7 @@ pub fn detect_prepared(
                 &[]
             },
             path_m: pr.features.path_m,
+            accuracy_m: pr.features.accuracy_median_m,
         })
         .collect();
     let (matches, replay_stats) = replay::find_replays_of(&rtracks, &is_target);

@@ -25,6 +25,9 @@ pub struct ReplayTrack<'a> {
     pub start_ms: i64,
     pub xy: &'a [(f64, f64)],
     pub path_m: f64,
+    /// The track's median reported accuracy, metres (see
+    /// [`th::replay_residual_m`]).
+    pub accuracy_m: Option<f64>,
 }
 
 /// A patrol found to replay an earlier one.
@@ -121,7 +124,7 @@ pub fn find_replays_of(
         for (j, s) in cands {
             stats.candidates += 1;
             if let Some(m) = compare(tracks[i].xy, tracks[j as usize].xy) {
-                if m.0 <= th::REPLAY_RESIDUAL_M
+                if m.0 <= th::replay_residual_m(tracks[i].accuracy_m)
                     && m.1 >= th::REPLAY_MIN_COVER
                     && best.is_none_or(|b| m.0 < b.residual_m)
                 {
@@ -392,11 +395,13 @@ mod tests {
                 start_ms: 0,
                 xy: &orig,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
             ReplayTrack {
                 start_ms: 86_400_000,
                 xy: &copy,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
         ];
         let (m, stats) = find_replays(&tracks);
@@ -434,11 +439,13 @@ mod tests {
                 start_ms: 0,
                 xy: &orig,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
             ReplayTrack {
                 start_ms: 86_400_000,
                 xy: &copy,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
         ];
         let (m, stats) = find_replays(&tracks);
@@ -460,11 +467,13 @@ mod tests {
                 start_ms: 0,
                 xy: &orig,
                 path_m: 2100.0,
+                accuracy_m: None,
             },
             ReplayTrack {
                 start_ms: 86_400_000,
                 xy: &copy,
                 path_m: 2100.0,
+                accuracy_m: None,
             },
         ];
         let (m, stats) = find_replays(&tracks);
@@ -482,11 +491,13 @@ mod tests {
                 start_ms: 0,
                 xy: &a,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
             ReplayTrack {
                 start_ms: 86_400_000,
                 xy: &b,
                 path_m: 2800.0,
+                accuracy_m: None,
             },
         ];
         let (m, stats) = find_replays(&tracks);
@@ -495,6 +506,34 @@ mod tests {
             stats.candidates, 1,
             "same route: a candidate, rejected on comparison"
         );
+    }
+
+    #[test]
+    fn two_drives_of_one_road_with_5_m_phones_are_not_replays() {
+        // Two independent recordings held to one line (a road), each fix a
+        // metre or two off: closer than 2 m to each other on average, as
+        // two honest cars of drawn worlds were. With the phones saying
+        // 5 m, that is GPS error, not a copy (a copy is centimetres off).
+        let a = walk(1, 400, 3.6);
+        let b = walk(2, 400, 3.6);
+        let track = |xy, start_ms, accuracy_m| ReplayTrack {
+            start_ms,
+            xy,
+            path_m: 2800.0,
+            accuracy_m,
+        };
+        let (m, _) = find_replays(&[track(&a, 0, None), track(&b, 86_400_000, None)]);
+        assert_eq!(
+            m.len(),
+            1,
+            "without a reported accuracy the 2 m bound holds"
+        );
+        let r = m[0].residual_m;
+        assert!(r > th::replay_residual_m(Some(5.0)) && r < 2.0, "{r}");
+        let (m, _) = find_replays(&[track(&a, 0, Some(5.0)), track(&b, 86_400_000, Some(5.0))]);
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(th::replay_residual_m(Some(1.0)), th::REPLAY_RESIDUAL_MIN_M);
+        assert_eq!(th::replay_residual_m(Some(30.0)), th::REPLAY_RESIDUAL_M);
     }
 
     #[test]
