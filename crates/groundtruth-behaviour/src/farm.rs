@@ -30,9 +30,10 @@
 //!    that is not beyond chance alone (a small farm skips phones, its
 //!    operator is interrupted) counts when its group is beyond chance
 //!    together: the product of the chains' chances, the first among all
-//!    sessions, each further one among the network's. The group's members are the accounts in its chains on
-//!    at least a third of the days it swept (a group must span [`MIN_GROUP_DAYS`]), so one stray session does not
-//!    make someone a member.
+//!    sessions, each further one among the network's. The group's members
+//!    are the accounts in its chains on at least a third of the days it
+//!    swept (a group must span [`MIN_GROUP_DAYS`]), so one stray session
+//!    does not make someone a member.
 //! 4. The signature is reported with the figures: days, order consistency
 //!    across days (Kendall's τ), phones that only ever served one account on
 //!    one network (from `device_profile`).
@@ -285,12 +286,7 @@ pub fn detect(sessions: &[ChainSession], devices: &[DeviceProfile]) -> Vec<Findi
         devices.iter().map(|d| (d.device_id.as_str(), d)).collect();
     let mut out: Vec<Finding> = groups
         .into_values()
-        .filter(|g| {
-            let chains: Vec<&Chain> = g.iter().map(|&c| &found[c]).collect();
-            let net = sessions[chains[0].sessions[0]].net_key.as_str();
-            group_beyond_chance(&chains, sessions.len(), on_net[net])
-        })
-        .filter_map(|g| group_finding(&g, &found, sessions, &profiles))
+        .filter_map(|g| group_finding(&g, &found, sessions, &on_net, &profiles))
         .collect();
     let named: BTreeSet<&str> = out
         .iter()
@@ -305,9 +301,14 @@ fn group_finding(
     group: &[usize],
     found: &[Chain],
     sessions: &[ChainSession],
+    on_net: &HashMap<&str, usize>,
     profiles: &HashMap<&str, &DeviceProfile>,
 ) -> Option<Finding> {
     let chains: Vec<&Chain> = group.iter().map(|&c| &found[c]).collect();
+    let net_key = sessions[chains[0].sessions[0]].net_key.clone();
+    if !group_beyond_chance(&chains, sessions.len(), on_net[net_key.as_str()]) {
+        return None;
+    }
     // Days each account was in the group's chains (a sweep broken by an
     // interruption leaves two chains on one day).
     let mut account_days: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
@@ -393,7 +394,6 @@ fn group_finding(
         static_phones as f64 / known.len() as f64
     };
     let log10_p: f64 = chains.iter().map(|c| c.log10_p).sum();
-    let net_key = sessions[chains[0].sessions[0]].net_key.clone();
     durations.sort_by(f64::total_cmp);
     let median_session_s = durations[durations.len() / 2];
 

@@ -27,8 +27,8 @@
 //! beyond the peers' *and* beyond the unit's own week before (a few
 //! accounts' filler inflates a large unit's day by less than its spread;
 //! a unit whose honest way of working repeats spots or texts does so every
-//! day, so its own week explains it). A unit's flagged days within a week of each
-//! other make one finding; it names the unit's accounts that filed more
+//! day, so its own week explains it). A unit's flagged days within a week
+//! of each other make one finding; it names the unit's accounts that filed more
 //! than their usual those days (their own week before, or their share of
 //! the unit's expected day) and whose filler by a sign that fired is beyond
 //! chance for an honest account writing as much (corrected for the unit's

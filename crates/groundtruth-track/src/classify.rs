@@ -164,8 +164,6 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
     // phone's own speed shows it turns all the time, `paced_straightness`,
     // but so does a person visiting points a dozen metres apart; see
     // `th::PACED_WINDOW_M`.)
-    // Without dashes the dog is told by its course alone: a lower score.
-    let undashed = (0.8 + animal_bonus(f)).min(0.9);
     if confined_winding && dashes {
         let extra =
             f.bursts.min(5) as f64 * 0.01 + f.home_dashes.min(5) as f64 * 0.01 + animal_bonus(f);
@@ -189,7 +187,7 @@ pub fn judge(f: &Features, emulator: bool) -> Vec<Verdict> {
         ));
     } else if confined_winding && meanders {
         out.push(animal(
-            undashed,
+            (0.8 + animal_bonus(f)).min(0.9),
             "meanders",
             format!(
                 "Covered {:.1} km without leaving a circle of about {:.0} m and meandered all \

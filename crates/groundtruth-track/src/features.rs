@@ -88,15 +88,16 @@ pub struct Features {
     /// (transects, street legs, point to point); a meandering mover rarely
     /// keeps a line that long. 1 when the path is too short to say.
     pub straight_share: f64,
-    /// Straightness at the device's own pace: over stretches of moving fixes
-    /// in which the speeds the phone reported add up to `course_window_m`,
-    /// the distance between the stretch's ends over that reported distance;
-    /// the median over the stretches. The reported speed comes from the
+    /// Straightness at the device's own pace: over stretches of fixes (stops
+    /// included) in which the speeds the phone reported add up to
+    /// [`th::PACED_WINDOW_M`], the distance between the stretch's ends over
+    /// that reported distance; the median over the stretches. The reported speed comes from the
     /// satellites' Doppler shift, not from the positions, so it is the
     /// length of the path actually walked even where positioning error
     /// hides its shape: near 1 for anyone heading somewhere, low for a
-    /// mover that keeps a walker's pace and turns all the time. `None`
-    /// when the phone reports no speed on most moving fixes or too few
+    /// mover that keeps a walker's pace and turns all the time (no rule
+    /// accuses on it, see [`th::PACED_WINDOW_M`]). `None` when the phone
+    /// reports no speed on most steps or too few
     /// stretches ([`th::PACED_MIN_STRETCHES`]).
     pub paced_straightness: Option<f64>,
     /// Stretches `paced_straightness` is the median of.
