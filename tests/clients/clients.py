@@ -142,8 +142,6 @@ def sqlalchemy_psycopg2():
 
 @check("SQLAlchemy inspector: tables and views")
 def sqlalchemy_inspector():
-    # get_columns() is not here yet: its query needs correlated scalar
-    # subqueries DataFusion does not plan (see the README's client table).
     from sqlalchemy import create_engine, inspect
     engine = create_engine("postgresql+psycopg://" + URL)
     insp = inspect(engine)
@@ -153,6 +151,54 @@ def sqlalchemy_inspector():
     views = insp.get_view_names()
     assert "cases" in views and "account_days" in views, views
     assert insp.has_table("events") and not insp.has_table("review_cases")
+
+
+@check("SQLAlchemy inspector: columns, keys, indexes")
+def sqlalchemy_reflection():
+    from sqlalchemy import create_engine, inspect
+    for driver in ("psycopg", "psycopg2"):
+        insp = inspect(create_engine(f"postgresql+{driver}://" + URL))
+        cols = {c["name"]: c for c in insp.get_columns("events")}
+        assert {"event_id", "ts", "event_date", "lat", "kind"} <= set(cols), cols
+        assert str(cols["event_date"]["type"]) == "DATE", cols["event_date"]
+        assert str(cols["lat"]["type"]) == "DOUBLE PRECISION", cols["lat"]
+        assert cols["event_id"]["default"] is None
+        view = [c["name"] for c in insp.get_columns("account_days")]
+        assert "account_id" in view, view
+        assert insp.get_pk_constraint("events")["constrained_columns"] == []
+        assert insp.get_indexes("events") == []
+        assert insp.get_foreign_keys("events") == []
+        assert insp.get_unique_constraints("events") == []
+
+
+@check("pandas.read_sql_table")
+def pandas_read_sql_table():
+    import pandas as pd
+    from sqlalchemy import create_engine
+    for driver in ("psycopg", "psycopg2"):
+        engine = create_engine(f"postgresql+{driver}://" + URL)
+        df = pd.read_sql_table("events", engine)
+        assert len(df) == EVENTS, len(df)
+        assert str(df["ts"].dtype).startswith("datetime64"), df.dtypes
+        days = pd.read_sql_table("account_days", engine, columns=["account_id", "day"])
+        assert list(days.columns) == ["account_id", "day"], days.columns
+
+
+@check("information_schema as dashboards read it")
+def information_schema_types():
+    # Grafana's and Metabase's query builders pick time and number columns
+    # by information_schema.columns.data_type.
+    import psycopg
+    with psycopg.connect(**CONNINFO) as c:
+        rows = dict(c.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s", ("events",)).fetchall())
+        assert rows["ts"] == "timestamp with time zone", rows
+        assert rows["event_date"] == "date" and rows["lat"] == "double precision", rows
+        assert rows["event_id"] == "text", rows
+        udt = c.execute("SELECT udt_name FROM information_schema.columns "
+                        "WHERE table_name = 'events' AND column_name = 'ts'").fetchone()[0]
+        assert udt == "timestamptz", udt
 
 
 @check("pandas.read_sql")

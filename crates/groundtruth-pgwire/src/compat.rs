@@ -151,19 +151,103 @@ impl ScalarUDFImpl for CurrentSetting {
                 },
             }
         }
-        let out = out.finish();
-        Ok(
-            if args
-                .args
-                .iter()
-                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-            {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(Arc::new(out))
-            },
-        )
+        shaped_like(&args.args, Arc::new(out.finish()))
     }
+}
+
+/// `out` as a scalar when every argument was one (a constant call), else as
+/// the array it is.
+fn shaped_like(
+    args: &[ColumnarValue],
+    out: datafusion::arrow::array::ArrayRef,
+) -> datafusion::common::Result<ColumnarValue> {
+    Ok(
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        },
+    )
+}
+
+/// A function of one argument to text, row by row (NULL gives NULL): the
+/// argument of type `input` is read as its text.
+#[derive(Debug)]
+pub struct TextOf {
+    name: &'static str,
+    signature: Signature,
+    map: fn(&str) -> String,
+}
+
+impl PartialEq for TextOf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for TextOf {}
+
+impl std::hash::Hash for TextOf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl TextOf {
+    pub fn udf(name: &'static str, input: DataType, map: fn(&str) -> String) -> ScalarUDF {
+        ScalarUDF::new_from_impl(TextOf {
+            name,
+            signature: Signature::exact(vec![input], Volatility::Immutable),
+            map,
+        })
+    }
+}
+
+impl ScalarUDFImpl for TextOf {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let out: datafusion::arrow::array::StringArray = text
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(self.map))
+            .collect();
+        shaped_like(&args.args, Arc::new(out))
+    }
+}
+
+/// The functions answered by a [`TextOf`]:
+/// - `pg_size_pretty(bytes)`: [`size_pretty`] (psql's `\d+`);
+/// - `information_schema_type(arrow_type)`, `information_schema_udt(...)`:
+///   [`information_schema_type`]'s two names, for the rewritten
+///   `information_schema.columns` (see shield.rs).
+pub fn text_udfs() -> Vec<ScalarUDF> {
+    vec![
+        TextOf::udf("pg_size_pretty", DataType::Int64, |b| {
+            size_pretty(b.parse().unwrap_or_default())
+        }),
+        TextOf::udf("information_schema_type", DataType::Utf8, |t| {
+            information_schema_type(t).0
+        }),
+        TextOf::udf("information_schema_udt", DataType::Utf8, |t| {
+            information_schema_type(t).1
+        }),
+    ]
 }
 
 /// `version()`: `PostgreSQL 16.6 (groundtruth 0.1.0; Apache DataFusion
@@ -264,7 +348,8 @@ pub fn to_regtype_udf() -> ScalarUDF {
 }
 
 /// A catalog function whose answer here is always the same: `name` of
-/// `arity` arguments of any type, answering `value`.
+/// `arities` arguments (each count allowed) of any type, answering
+/// `value`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Constant {
     name: &'static str,
@@ -273,11 +358,21 @@ pub struct Constant {
 }
 
 impl Constant {
-    pub fn udf(name: &'static str, arity: usize, value: ScalarValue) -> ScalarUDF {
+    pub fn udf(name: &'static str, arities: &[usize], value: ScalarValue) -> ScalarUDF {
+        let signature = match arities {
+            [n] => Signature::any(*n, Volatility::Immutable),
+            _ => Signature::one_of(
+                arities
+                    .iter()
+                    .map(|n| datafusion::logical_expr::TypeSignature::Any(*n))
+                    .collect(),
+                Volatility::Immutable,
+            ),
+        };
         ScalarUDF::new_from_impl(Constant {
             name,
             value,
-            signature: Signature::any(arity, Volatility::Immutable),
+            signature,
         })
     }
 }
@@ -306,23 +401,98 @@ impl ScalarUDFImpl for Constant {
 /// - `pg_function_is_visible(oid)`, `pg_get_function_result(oid)`,
 ///   `pg_get_function_arguments(oid)`: psql's `\df`, which lists the
 ///   functions outside `pg_catalog` (none here, as in a new PostgreSQL
-///   database).
+///   database);
+/// - `pg_get_indexdef(oid [, column, pretty])`: NULL (the lake's tables and
+///   views have no index; SQLAlchemy's inspector and `pandas.read_sql_table`
+///   ask it of every index the catalogue lists);
+/// - `obj_description(oid [, catalog])`, `col_description(oid, column)`:
+///   NULL (no comments), `pg_table_size(oid)`: NULL (a view over the lake
+///   has no size of its own): psql's `\d+`.
 pub fn constant_udfs() -> Vec<ScalarUDF> {
     vec![
-        Constant::udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)),
+        Constant::udf("pg_get_serial_sequence", &[2], ScalarValue::Utf8(None)),
         Constant::udf(
             "pg_collation_is_visible",
-            1,
+            &[1],
             ScalarValue::Boolean(Some(true)),
         ),
         Constant::udf(
             "pg_function_is_visible",
-            1,
+            &[1],
             ScalarValue::Boolean(Some(true)),
         ),
-        Constant::udf("pg_get_function_result", 1, ScalarValue::Utf8(None)),
-        Constant::udf("pg_get_function_arguments", 1, ScalarValue::Utf8(None)),
+        Constant::udf("pg_get_function_result", &[1], ScalarValue::Utf8(None)),
+        Constant::udf("pg_get_function_arguments", &[1], ScalarValue::Utf8(None)),
+        Constant::udf("pg_get_indexdef", &[1, 3], ScalarValue::Utf8(None)),
+        Constant::udf("obj_description", &[1, 2], ScalarValue::Utf8(None)),
+        Constant::udf("col_description", &[2], ScalarValue::Utf8(None)),
+        Constant::udf("pg_table_size", &[1], ScalarValue::Int64(None)),
+        Constant::udf("pg_get_viewdef", &[1, 2], ScalarValue::Utf8(None)),
     ]
+}
+
+/// `pg_size_pretty(bytes)`: PostgreSQL 16's `pg_size_pretty(bigint)`, step for
+/// step (sizes above bytes are carried in half units and rounded half away
+/// from zero when printed).
+pub fn size_pretty(bytes: i64) -> String {
+    // (name, limit in the carried units, rounded, bits of the unit)
+    const UNITS: [(&str, u64, bool, i32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let mut size = bytes;
+    for (i, (name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let Some(next) = UNITS.get(i + 1).filter(|_| size.unsigned_abs() >= *limit) else {
+            if *round {
+                size = (size + if size < 0 { -1 } else { 1 }) / 2;
+            }
+            return format!("{size} {name}");
+        };
+        let shift = next.3 - bits - i32::from(next.2) + i32::from(*round);
+        size /= 1i64 << shift;
+    }
+    unreachable!("the last unit prints")
+}
+
+/// The PostgreSQL type of a column whose Arrow type prints as `arrow`
+/// (DataFusion's `information_schema.columns.data_type`), as the wire
+/// protocol sends its values: `(data_type, udt_name)` as PostgreSQL's
+/// `information_schema` names them (`timestamp with time zone`,
+/// `timestamptz`; `ARRAY`, `_text`). A type that does not parse is text.
+pub fn information_schema_type(arrow: &str) -> (String, String) {
+    use std::str::FromStr;
+    let pg = DataType::from_str(arrow)
+        .ok()
+        .map(|t| match t {
+            DataType::Dictionary(_, value) => *value,
+            other => other,
+        })
+        .and_then(|t| datafusion_postgres::arrow_pg::datatypes::into_pg_type(&t).ok())
+        .unwrap_or(Type::TEXT);
+    // Array types are named for their element with a leading underscore.
+    let data_type = if pg.name().starts_with('_') {
+        "ARRAY".to_string()
+    } else {
+        match pg.name() {
+            "bool" => "boolean",
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "float4" => "real",
+            "float8" => "double precision",
+            "varchar" => "character varying",
+            "timestamp" => "timestamp without time zone",
+            "timestamptz" => "timestamp with time zone",
+            "time" => "time without time zone",
+            other => other,
+        }
+        .to_string()
+    };
+    (data_type, pg.name().to_string())
 }
 
 /// `json_build_object(key, value, ...)`: a JSON object's text, keys and
@@ -612,6 +782,45 @@ mod tests {
         assert_eq!(type_oid("int4"), Some(23));
         assert_eq!(type_oid("integer"), Some(23));
         assert_eq!(type_oid("pg_catalog.text"), Some(25));
+        // information_schema's types as PostgreSQL names them.
+        for (arrow, data_type, udt) in [
+            ("Utf8", "text", "text"),
+            ("Utf8View", "text", "text"),
+            ("Dictionary(Int32, Utf8)", "text", "text"),
+            ("Int64", "bigint", "int8"),
+            ("Int32", "integer", "int4"),
+            ("Float64", "double precision", "float8"),
+            ("Boolean", "boolean", "bool"),
+            ("Date32", "date", "date"),
+            (
+                r#"Timestamp(µs, "UTC")"#,
+                "timestamp with time zone",
+                "timestamptz",
+            ),
+            ("Timestamp(µs)", "timestamp without time zone", "timestamp"),
+            ("List(Utf8)", "ARRAY", "_text"),
+            ("no such type", "text", "text"),
+        ] {
+            assert_eq!(
+                information_schema_type(arrow),
+                (data_type.to_string(), udt.to_string()),
+                "{arrow}"
+            );
+        }
+        // pg_size_pretty as PostgreSQL 16 prints it.
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (10_239, "10239 bytes"),
+            (10_240, "10 kB"),
+            (1_000_000, "977 kB"),
+            (10_485_247, "10239 kB"),
+            (10_485_248, "10 MB"),
+            (10_485_760, "10 MB"),
+            (123_456_789_012, "115 GB"),
+            (-20_480, "-20 kB"),
+        ] {
+            assert_eq!(size_pretty(bytes), text, "{bytes}");
+        }
         assert_eq!(type_oid("\"varchar\""), Some(1043));
         assert_eq!(type_oid("timestamp with time zone"), Some(1184));
         assert_eq!(type_oid("text[]"), Some(1009));

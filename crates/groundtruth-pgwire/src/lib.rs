@@ -23,6 +23,7 @@
 
 mod compat;
 mod copy;
+mod shield;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -102,6 +103,9 @@ pub fn with_pg_catalog(service: QueryService) -> QueryService {
         }
         ctx.register_udf(compat::JsonBuildObject::udf());
         ctx.register_udf(compat::CurrentSetting::udf());
+        for f in compat::text_udfs() {
+            ctx.register_udf(f);
+        }
         Ok(())
     })
 }
@@ -996,8 +1000,9 @@ impl SimpleQueryHandler for Scoped {
         self.refused_audited(&c.who, query, self.service.room(deadline).await)
             .await?;
         let cancel = self.start(client).await;
+        let shielded = shield::shield(query);
         let result = tokio::select! {
-            r = SimpleQueryHandler::do_query(&*c.svc, client, query) => r,
+            r = SimpleQueryHandler::do_query(&*c.svc, client, &shielded) => r,
             e = self.stop(deadline, cancel.as_ref()) => Err(e),
         };
         match result {
@@ -1133,7 +1138,10 @@ impl QueryParser for ScopedParser {
         if let Err(e) = guard::check_wire_text(sql, &self.limits) {
             return refused(query_error(&e)).await;
         }
-        c.svc.query_parser().parse_sql(client, sql, types).await
+        c.svc
+            .query_parser()
+            .parse_sql(client, &shield::shield(sql), types)
+            .await
     }
 
     fn get_parameter_types(&self, stmt: &DfStatement) -> PgWireResult<Vec<Type>> {

@@ -409,20 +409,40 @@ fn drop_spikes(pts: &mut Vec<Point>) -> usize {
 }
 
 /// Jumps that stay. A jump that lands where the track could have got to at
-/// its own pace from a fix shortly before ([`th::GLITCH_MAX_S`]) is the end
-/// of a stretch of wrong fixes, not a teleport: a phone that lost its
+/// its own pace from a fix shortly before ([`th::GLITCH_MAX_S`]) may be the
+/// end of a stretch of wrong fixes, not a teleport: a phone that lost its
 /// satellites (an underpass, a tunnel, falling back to cell positions)
 /// reported somewhere else for a while and then caught up. The pace is the
 /// track's own 95th-percentile step speed, so a walker cannot "catch up"
-/// kilometres while a car can. A spoofer's jump to the patrol site is not
-/// explained this way: nothing before it was near enough.
+/// kilometres while a car can. Being within reach is not enough: the fixes
+/// in between must show they were wrong (see [`wrong_stretch`]), or any
+/// jump of a walker who went out and back would be excused. A spoofer's
+/// jump to the patrol site is not explained this way.
 fn find_teleports(pts: &[Point]) -> Vec<Jump> {
-    let mut speeds: Vec<f64> = pts
-        .windows(2)
-        .filter(|w| w[1].dt_s > 0.0 && w[1].dt_s <= th::GAP_S && !is_jump(&w[0], &w[1]))
-        .map(|w| w[1].speed())
+    // The speed of each ordinary step (not a jump, not across a gap).
+    let paced: Vec<Option<f64>> = (0..pts.len())
+        .map(|k| {
+            let ok = k > 0
+                && pts[k].dt_s > 0.0
+                && pts[k].dt_s <= th::GAP_S
+                && !is_jump(&pts[k - 1], &pts[k]);
+            ok.then(|| pts[k].speed())
+        })
         .collect();
+    let mut speeds: Vec<f64> = paced.iter().flatten().copied().collect();
     let own_mps = quantile(&mut speeds, 0.95).unwrap_or(0.0);
+    let mut accs: Vec<f64> = pts.iter().filter_map(|p| p.accuracy_m).collect();
+    let acc_med = quantile(&mut accs, 0.5);
+    // The pace of the track outside fixes j+1..i (those suspected wrong).
+    let pace_outside = |j: usize, i: usize| {
+        let mut v: Vec<f64> = paced
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k <= j || *k > i)
+            .filter_map(|(_, s)| *s)
+            .collect();
+        quantile(&mut v, 0.95).unwrap_or(0.0)
+    };
     let caught_up = |i: usize| {
         let b = &pts[i];
         (0..i.saturating_sub(1))
@@ -433,6 +453,7 @@ fn find_teleports(pts: &[Point]) -> Vec<Jump> {
                 let dt = (b.t_ms - a.t_ms) as f64 / 1000.0;
                 dist((a.x, a.y), (b.x, b.y))
                     <= th::jump_min_m(a.accuracy_m, b.accuracy_m) + own_mps * dt
+                    && wrong_stretch(&pts[j..i], pace_outside(j, i), acc_med)
             })
     };
     (1..pts.len())
@@ -449,6 +470,30 @@ fn find_teleports(pts: &[Point]) -> Vec<Jump> {
             },
         })
         .collect()
+}
+
+/// Do the fixes after `stretch[0]` (the last right fix before a jump back)
+/// show that the phone was reporting wrong positions? Any of: a jump into
+/// them; a step much faster than the track's own pace elsewhere
+/// (`pace_mps`; [`th::DRIFT_PACE_FACTOR`] times, and longer than the
+/// fixes' error); a fix whose reported accuracy
+/// is beyond satellite positioning ([`th::degraded_accuracy_m`]); a signal
+/// gap (the first fixes after a phone regains its satellites can be off by
+/// kilometres until it has a full fix). A stretch walked at the track's
+/// pace, without a gap and with good fixes, was walked.
+fn wrong_stretch(stretch: &[Point], pace_mps: f64, acc_med: Option<f64>) -> bool {
+    let degraded = th::degraded_accuracy_m(acc_med);
+    stretch.windows(2).any(|w| {
+        let p = &w[1];
+        let jumped_in = is_jump(&w[0], p);
+        let noise = 2.0 * p.accuracy_m.unwrap_or(th::DEFAULT_ACCURACY_M);
+        let drifted = p.dt_s > 0.0
+            && p.step_m > noise.max(th::DRIFT_MIN_M)
+            && p.speed() > th::DRIFT_PACE_FACTOR * pace_mps;
+        let bad_fix = p.accuracy_m.is_some_and(|a| a > degraded);
+        let regained = p.dt_s > th::GAP_S;
+        jumped_in || drifted || bad_fix || regained
+    })
 }
 
 /// Stay points: maximal runs that stay within `r` metres of their first fix
@@ -841,5 +886,12 @@ mod tests {
             }
         });
         assert_eq!(find_teleports(&flip).len(), 1);
+        // A walker who jumps 3.5 km and carries on there. The landing is
+        // within reach of where the walker was 15 minutes before at the
+        // walker's own pace plus a cell position's error (4.2 km), but the
+        // fixes in between were walked, at pace, with no jump: nothing was
+        // wrong that the jump could be catching up with.
+        let walked = track(1.3, 10, 300, |i| if i >= 150 { 3_500.0 } else { 0.0 });
+        assert_eq!(find_teleports(&walked).len(), 1);
     }
 }

@@ -20,6 +20,23 @@ pub const MAX_GROUND_MPS: f64 = 100.0;
 /// could be at its own pace from a fix this recent is such a catch-up.
 pub const GLITCH_MAX_S: f64 = 900.0;
 
+/// A stretch of wrong fixes moves faster than its owner: a step at more
+/// than this many times the track's 95th-percentile pace elsewhere (cell or
+/// Wi-Fi positions hopping between towers) ...
+pub const DRIFT_PACE_FACTOR: f64 = 2.0;
+
+/// ... and longer than this, so that a fix's scatter at a stop is not read
+/// as drift (twice the worst phone GPS error outdoors).
+pub const DRIFT_MIN_M: f64 = 60.0;
+
+/// A reported accuracy worse than this was not a satellite fix (phone GPS
+/// is 5-30 m outdoors, up to ~50 m among tall buildings; Wi-Fi and cell
+/// positions report 100 m to kilometres): 100 m, or three times the
+/// track's own median accuracy for a phone that is always poor.
+pub fn degraded_accuracy_m(acc_med: Option<f64>) -> f64 {
+    acc_med.map_or(100.0, |m| (3.0 * m).max(100.0))
+}
+
 /// A jump must also be longer than positioning error can explain. When both
 /// fixes report their accuracy: 500 m, or ten times the worse accuracy if
 /// that is larger. When either does not, the fix may have come from the
