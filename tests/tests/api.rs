@@ -1061,6 +1061,7 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         "GET /api/v1/cases/{case_id}/history",
         "POST /api/v1/cases/{case_id}/verdict",
         "POST /api/v1/cases/{case_id}/reopen",
+        "POST /api/v1/cases/{case_id}/replies",
         "POST /api/v1/cases/{case_id}/notes",
         "POST /api/v1/cases/{case_id}/assign",
         "GET /api/v1/findings/{finding_id}",
@@ -1209,5 +1210,136 @@ async fn a_city_inspector_sees_only_the_citys_part_of_a_case_across_regions() {
                 "{n}: {rec}"
             );
         }
+    }
+}
+
+/// Units are the people cases are about: an open case is not shown to them
+/// (it would tip off a farm's operator), only counted; once decided they
+/// see it, without the inspectors' working notes, and can reply. The reply
+/// is evidence on the case for its inspectors, and audited.
+#[tokio::test]
+async fn a_unit_sees_decided_cases_only_and_replies_to_them() {
+    for b in Backend::all() {
+        let e = env(&b).await;
+        let n = e.name;
+        let t = &e.t;
+        let farm = e.case_of(FARM[0]).await;
+        let (_, d) = e.get(&format!("/api/v1/cases/{farm}"), &t.admin).await;
+        let finding = d["findings"][0]["finding"]["finding_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // Open: not listed, not readable, not answerable; counted.
+        for q in ["/api/v1/cases", "/api/v1/cases?status=open"] {
+            let (s, v) = e.get(q, &t.unit).await;
+            assert_eq!(s, StatusCode::OK, "{n}: {v}");
+            assert_eq!(v["items"], json!([]), "{n}: {q}: {v}");
+        }
+        for path in [
+            format!("/api/v1/cases/{farm}"),
+            format!("/api/v1/cases/{farm}/timeline"),
+            format!("/api/v1/cases/{farm}/history"),
+            format!("/api/v1/findings/{finding}"),
+        ] {
+            let (s, v) = e.get(&path, &t.unit).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{n}: {path}: {v}");
+        }
+        let reply = json!({"text": "这些账号是我们网格员的"});
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/replies"),
+                &t.unit,
+                reply.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{n}: {v}");
+        let (s, rs) = e.get("/api/v1/regions/450102/summary", &t.unit).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {rs}");
+        assert_eq!(rs["top_open_cases"], json!([]), "{n}: {rs}");
+        assert!(rs["cases"]["open"].as_i64().unwrap() >= 1, "{n}: {rs}");
+        assert_eq!(rs["decided_cases"], json!([]), "{n}: {rs}");
+
+        // The inspector decides, with a working note.
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/notes"),
+                &t.insp,
+                json!({"text": "called the township office"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/verdict"),
+                &t.insp,
+                json!({"verdict": "confirmed", "note": "five accounts worked from one phone"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+
+        // Now the unit sees it, without the working note, and answers.
+        let (_, v) = e.get("/api/v1/cases", &t.unit).await;
+        let ids: Vec<i64> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [farm], "{n}: {v}");
+        let (s, d) = e.get(&format!("/api/v1/cases/{farm}"), &t.unit).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {d}");
+        assert_eq!(d["notes"], json!([]), "{n}: {d}");
+        assert_eq!(
+            d["verdicts"][0]["note"], "five accounts worked from one phone",
+            "{n}"
+        );
+        let (s, h) = e
+            .get(&format!("/api/v1/cases/{farm}/history"), &t.unit)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {h}");
+        assert!(!h.to_string().contains("township"), "{n}: {h}");
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/replies"),
+                &t.unit,
+                reply.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        assert_eq!(
+            (v["author"].as_str(), v["region"].as_str()),
+            (Some("unit-450102"), Some("450102")),
+            "{n}: {v}"
+        );
+        // Not empty; not from an inspector.
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/replies"),
+                &t.unit,
+                json!({"text": "  "}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{farm}/replies"),
+                &t.insp,
+                reply.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}: {v}");
+
+        // Evidence on the case for its inspector, and audited.
+        let (_, d) = e.get(&format!("/api/v1/cases/{farm}"), &t.insp).await;
+        assert_eq!(d["replies"][0]["text"], reply["text"], "{n}: {d}");
+        assert_eq!(d["notes"].as_array().unwrap().len(), 1, "{n}: {d}");
+        let (s, log) = e
+            .get("/api/v1/audit?action=case.reply&limit=10", &t.admin)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {log}");
+        assert_eq!(log["items"].as_array().unwrap().len(), 1, "{n}: {log}");
+        let (_, rs) = e.get("/api/v1/regions/450102/summary", &t.unit).await;
+        assert_eq!(rs["decided_cases"][0]["case_id"], farm, "{n}: {rs}");
     }
 }

@@ -446,6 +446,41 @@ try {
   check(!(await page.isVisible('#claim-next')), 'analysts get no claim button');
   await page.context().close();
 
+  // ------------------------------------------------------------ unit
+  step = 'a unit: open cases counted, decided ones answered';
+  {
+    // A case is decided (by the admin, through the API); the unit of its
+    // first district signs in.
+    const open = await api(ADMIN, '/api/v1/cases?status=open&detector=phone_farm&limit=1');
+    const decided = open.body.items[0];
+    const d0 = await api(ADMIN, `/api/v1/cases/${decided.case_id}`);
+    const v = await api(ADMIN, `/api/v1/cases/${decided.case_id}/verdict`, { method: 'POST', body: JSON.stringify({ verdict: 'confirmed', note: '五个账号由同一人轮流操作', expected_version: d0.body.case.version }) });
+    check(v.status === 200, `the admin decides case ${decided.case_id}: ${JSON.stringify(v.body)}`);
+    const district = decided.regions.find((r) => r.length === 6) || decided.regions[0];
+    const tok = await api(ADMIN, '/api/v1/tokens', { method: 'POST', body: JSON.stringify({ subject: `unit-${district}`, role: 'unit', region: district }) });
+    check(tok.status === 201, `a unit token for ${district}: ${JSON.stringify(tok.body)}`);
+    const UNIT = tok.body.token;
+    const seen = await api(UNIT, '/api/v1/cases?status=&limit=500');
+    check(seen.body.items.every((c) => c.status === 'closed'), 'a unit sees decided cases only');
+    check(seen.body.items.some((c) => c.case_id === decided.case_id), 'the unit sees the decided case about its people');
+    page = await newPage();
+    await signIn(page, UNIT);
+    await page.waitForSelector('#decided');
+    check(await page.isVisible('#open-counted'), 'the region page says open cases are counted only');
+    check(!(await page.textContent('main')).includes('得分最高的待审案件'), 'no open cases are listed for a unit');
+    await page.click(`#decided a[href="#/case/${decided.case_id}"]`);
+    await page.waitForSelector('#reply-text');
+    await page.fill('#reply-text', '这五个账号属于本社区网格员，已要求各自本人使用。');
+    await page.click('#send-reply');
+    await page.waitForSelector('#replies li');
+    check((await page.textContent('#replies')).includes('网格员'), 'the reply is shown on the case');
+    await shot(page, 'unit-reply');
+    const seenBy = await api(INSPECTOR, `/api/v1/cases/${decided.case_id}`);
+    const reply = seenBy.status === 200 ? seenBy.body.replies : (await api(ADMIN, `/api/v1/cases/${decided.case_id}`)).body.replies;
+    check(reply.length === 1 && reply[0].author === `unit-${district}`, 'the inspectors see the reply as evidence');
+    await page.context().close();
+  }
+
   check(problems.length === 0, `the pages logged errors:\n${problems.join('\n')}`);
   console.log(`e2e: all checks passed; ${n} screenshots in ${ARTIFACTS}`);
   await browser.close();

@@ -75,7 +75,7 @@ pub struct ApiState {
     modifiers(&BearerAuth),
     tags(
         (name = "queue", description = "Find and take cases"),
-        (name = "cases", description = "One case: findings, evidence, timeline, verdict, notes, history"),
+        (name = "cases", description = "One case: findings, evidence, timeline, verdict, notes, a unit's reply, history"),
         (name = "feedback", description = "What verdicts say about the detectors"),
         (name = "data return", description = "A region's own activity and findings"),
         (name = "analysis", description = "Analysts' SQL over the activity, the findings and the metrics views, in the caller's region"),
@@ -116,6 +116,7 @@ pub fn routes_and_spec() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::verdict))
         .routes(routes!(routes::reopen))
         .routes(routes!(routes::add_note))
+        .routes(routes!(routes::add_reply))
         .routes(routes!(routes::assign))
         .routes(routes!(routes::finding))
         .routes(routes!(routes::precision))

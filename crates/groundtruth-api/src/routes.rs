@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use groundtruth_store::{
     AuditEntry, AuditPage, BulkResult, CaseDetail, CasePage, CaseSummary, DetectorPrecision,
-    FindingRecord, NewToken, Note, Principal, RegionCases, Role, TokenInfo,
+    FindingRecord, NewToken, Note, Principal, RegionCases, Reply, Role, Status, TokenInfo,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +23,21 @@ const REVIEWERS: &[Role] = &[Role::Inspector, Role::Admin];
 const READERS: &[Role] = &[Role::Inspector, Role::Admin, Role::Analyst, Role::Unit];
 const CASE_READERS: &[Role] = &[Role::Inspector, Role::Admin, Role::Analyst, Role::Unit];
 const ADMINS: &[Role] = &[Role::Admin];
+const REPLIERS: &[Role] = &[Role::Unit];
+
+/// Units are the people cases are about: an open case shown to them would
+/// tip off a farm's operator. They see a case once it is decided (and
+/// answer it), and open ones only as counts; to them an open case does not
+/// exist (404, like one outside their region).
+fn shown_to(p: &Principal, case: &CaseSummary) -> Result<(), ApiError> {
+    if p.role == Role::Unit && case.status != Status::Closed {
+        return Err(ApiError::NotFound(format!(
+            "case {} not found among your region's decided cases",
+            case.case_id
+        )));
+    }
+    Ok(())
+}
 
 /// The caller, as the server sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,7 +71,17 @@ pub async fn list_cases(
     ApiQuery(params): ApiQuery<QueueParams>,
 ) -> Result<Json<CasePage>, ApiError> {
     let p = caller.require(CASE_READERS, "read cases")?;
-    let q = params.to_query(&p.subject, s.zone())?;
+    let mut q = params.to_query(&p.subject, s.zone())?;
+    if p.role == Role::Unit {
+        // Decided cases only (see `shown_to`).
+        if !q.status.is_empty() && !q.status.contains(&Status::Closed) {
+            return Ok(Json(CasePage {
+                items: vec![],
+                next_cursor: None,
+            }));
+        }
+        q.status = vec![Status::Closed];
+    }
     Ok(Json(s.store.list_cases(&p.scope, &q).await?))
 }
 
@@ -105,7 +130,14 @@ pub async fn case_detail(
     ApiPath(case_id): ApiPath<i64>,
 ) -> Result<Json<CaseDetail>, ApiError> {
     let p = caller.require(CASE_READERS, "read cases")?;
-    Ok(Json(s.store.case_detail(&p.scope, case_id).await?))
+    let mut detail = s.store.case_detail(&p.scope, case_id).await?;
+    shown_to(p, &detail.case)?;
+    if p.role == Role::Unit {
+        // Inspectors' working notes stay with them; the verdicts (with
+        // their reasons) are what is decided.
+        detail.notes.clear();
+    }
+    Ok(Json(detail))
 }
 
 /// A case's accounts' activity.
@@ -139,6 +171,7 @@ pub async fn timeline(
 ) -> Result<Json<TimelineResponse>, ApiError> {
     let p = caller.require(CASE_READERS, "read cases")?;
     let case = s.store.case(&p.scope, case_id).await?;
+    shown_to(p, &case)?;
     let lake = s.lake()?;
     let day = 86_400_000_000;
     let ws = chrono::DateTime::parse_from_rfc3339(&case.window_start)
@@ -191,7 +224,12 @@ pub async fn history(
     ApiPath(case_id): ApiPath<i64>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let p = caller.require(CASE_READERS, "read cases")?;
-    Ok(Json(s.store.history(&p.scope, case_id).await?))
+    shown_to(p, &s.store.case(&p.scope, case_id).await?)?;
+    let mut history = s.store.history(&p.scope, case_id).await?;
+    if p.role == Role::Unit {
+        history.retain(|e| e.entity != "note");
+    }
+    Ok(Json(history))
 }
 
 #[utoipa::path(post, path = "/api/v1/cases/{case_id}/verdict", tag = "cases", security(("bearer" = [])),
@@ -246,6 +284,25 @@ pub async fn add_note(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/cases/{case_id}/replies", tag = "cases", security(("bearer" = [])),
+    params(("case_id" = i64, Path)), request_body = NoteBody,
+    responses((status = 201, body = Reply, description = "the unit's reply, now evidence on the case"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the case is not decided yet")))]
+pub async fn add_reply(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiPath(case_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<NoteBody>,
+) -> Result<(StatusCode, Json<Reply>), ApiError> {
+    let p = caller.require(REPLIERS, "reply to cases")?;
+    shown_to(p, &s.store.case(&p.scope, case_id).await?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.add_reply(p, case_id, &body.text).await?),
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/cases/{case_id}/assign", tag = "cases", security(("bearer" = [])),
     params(("case_id" = i64, Path)), request_body = AssignBody,
     responses((status = 200, body = CaseSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -275,7 +332,11 @@ pub async fn finding(
     if finding_id.len() > 128 {
         return Err(ApiError::bad("finding_id", "longer than 128 characters"));
     }
-    Ok(Json(s.store.finding(&p.scope, &finding_id).await?))
+    let record = s.store.finding(&p.scope, &finding_id).await?;
+    if p.role == Role::Unit {
+        shown_to(p, &s.store.case(&p.scope, record.case_id).await?)?;
+    }
+    Ok(Json(record))
 }
 
 #[utoipa::path(get, path = "/api/v1/detectors/precision", tag = "feedback", security(("bearer" = [])),
@@ -301,8 +362,11 @@ pub struct RegionSummary {
     #[schema(value_type = Vec<Object>)]
     pub activity: Vec<Value>,
     pub cases: RegionCases,
-    /// The highest-scoring open cases of the region.
+    /// The highest-scoring open cases of the region (empty for a unit:
+    /// open cases are counted, not shown, to the people they are about).
     pub top_open_cases: Vec<CaseSummary>,
+    /// The region's most recently decided cases.
+    pub decided_cases: Vec<CaseSummary>,
 }
 
 #[utoipa::path(get, path = "/api/v1/regions/{region}/summary", tag = "data return", security(("bearer" = [])),
@@ -345,7 +409,17 @@ pub async fn region_summary(
         limit: 20,
         ..Default::default()
     };
-    let top = s.store.list_cases(&p.scope, &q).await?.items;
+    let top = if p.role == Role::Unit {
+        vec![]
+    } else {
+        s.store.list_cases(&p.scope, &q).await?.items
+    };
+    let decided = groundtruth_store::CaseQuery {
+        status: vec![Status::Closed],
+        sort: groundtruth_store::Sort::Updated,
+        ..q
+    };
+    let decided = s.store.list_cases(&p.scope, &decided).await?.items;
     Ok(Json(RegionSummary {
         region: region.as_str().to_string(),
         from: groundtruth_store::rfc3339_us(from),
@@ -353,6 +427,7 @@ pub async fn region_summary(
         activity,
         cases,
         top_open_cases: top,
+        decided_cases: decided,
     }))
 }
 

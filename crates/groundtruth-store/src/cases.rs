@@ -357,11 +357,82 @@ impl ReviewStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+        let replies = self.replies(case_id).await?;
         Ok(CaseDetail {
             case,
             findings,
             verdicts,
             notes,
+            replies,
+        })
+    }
+
+    async fn replies(&self, case_id: i64) -> Result<Vec<Reply>, StoreError> {
+        let get = db("read a case's replies");
+        sqlx::query(
+            "SELECT reply_id, author, region, text, at_us FROM replies WHERE case_id = $1 ORDER BY reply_id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(&get)?
+        .iter()
+        .map(|r| {
+            Ok(Reply {
+                reply_id: r.try_get("reply_id").map_err(&get)?,
+                author: r.try_get("author").map_err(&get)?,
+                region: r.try_get("region").map_err(&get)?,
+                text: r.try_get("text").map_err(&get)?,
+                at: rfc3339_us(r.try_get("at_us").map_err(&get)?),
+            })
+        })
+        .collect()
+    }
+
+    /// Files a unit's reply to a decided case in its scope (the right of
+    /// reply). An open case cannot be answered: it is not shown to the
+    /// people it is about until it is decided.
+    pub async fn add_reply(
+        &self,
+        actor: &Principal,
+        case_id: i64,
+        text: &str,
+    ) -> Result<Reply, StoreError> {
+        let text = check_text("text", text, 1)?;
+        let mut tx = self.write.begin().await.map_err(db("begin a reply"))?;
+        let before = load_case(&mut *tx, &actor.scope, case_id).await?;
+        if before.status != Status::Closed {
+            return Err(StoreError::Conflict(format!(
+                "case {case_id} is not decided yet; a reply answers a decision"
+            )));
+        }
+        let now = now_us();
+        let region = actor.scope.as_str().to_string();
+        let reply_id: i64 = sqlx::query(
+            "INSERT INTO replies (case_id, author, region, text, at_us) VALUES ($1, $2, $3, $4, $5) RETURNING reply_id",
+        )
+        .bind(case_id)
+        .bind(actor.subject.as_str())
+        .bind(region.as_str())
+        .bind(text.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get("reply_id"))
+        .map_err(db("add a reply"))?;
+        let added = Added {
+            action: "case.reply",
+            entity: "reply",
+            id: reply_id,
+            text: &text,
+        };
+        added.finish(tx, actor, &before, now).await?;
+        Ok(Reply {
+            reply_id,
+            author: actor.subject.clone(),
+            region,
+            text,
+            at: rfc3339_us(now),
         })
     }
 
@@ -682,23 +753,13 @@ impl ReviewStore {
         .await
         .and_then(|r| r.try_get("note_id"))
         .map_err(db("add a note"))?;
-        update_case(&mut tx, case_id, before.version, &[], now).await?;
-        record(
-            &mut tx,
-            now,
-            Change {
-                actor,
-                action: "note.added",
-                entity: "note",
-                entity_id: note_id.to_string(),
-                case_id: Some(case_id),
-                region: None,
-                before: None,
-                after: Some(json!({"text": text})),
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db("commit a note"))?;
+        let added = Added {
+            action: "note.added",
+            entity: "note",
+            id: note_id,
+            text: &text,
+        };
+        added.finish(tx, actor, &before, now).await?;
         Ok(Note {
             note_id,
             author: actor.subject.clone(),
@@ -1006,6 +1067,44 @@ fn check_text(field: &str, text: &str, min: usize) -> Result<String, StoreError>
 
 /// Sets columns of a case (text or NULL), bumps its version and time, if
 /// it is still at `version` (else someone changed it meanwhile).
+/// A text just added to a case (a note, a reply): what finishes it.
+struct Added<'a> {
+    action: &'static str,
+    entity: &'static str,
+    id: i64,
+    text: &'a str,
+}
+
+impl Added<'_> {
+    /// Marks the case changed (its version moves on), audits the text and
+    /// commits.
+    async fn finish(
+        self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        actor: &Principal,
+        case: &CaseSummary,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        update_case(&mut tx, case.case_id, case.version, &[], now).await?;
+        record(
+            &mut tx,
+            now,
+            Change {
+                actor,
+                action: self.action,
+                entity: self.entity,
+                entity_id: self.id.to_string(),
+                case_id: Some(case.case_id),
+                region: None,
+                before: None,
+                after: Some(json!({"text": self.text})),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db("commit a case's text"))
+    }
+}
+
 async fn update_case(
     conn: &mut AnyConnection,
     case_id: i64,

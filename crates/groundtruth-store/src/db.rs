@@ -196,6 +196,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "account regions",
         sql: include_str!("../migrations/0005_account_regions.sql"),
     },
+    Migration {
+        version: 6,
+        name: "replies",
+        sql: include_str!("../migrations/0006_replies.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -167,13 +167,30 @@ pub struct Note {
     pub at: String,
 }
 
+/// A unit's answer to a decided case about its people (the right of
+/// reply): evidence on the case for its inspectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reply {
+    pub reply_id: i64,
+    /// The replying token's subject.
+    pub author: String,
+    /// The replying token's region.
+    pub region: String,
+    pub text: String,
+    pub at: String,
+}
+
 /// Everything about one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CaseDetail {
     pub case: CaseSummary,
     pub findings: Vec<FindingRecord>,
     pub verdicts: Vec<VerdictRecord>,
+    /// Inspectors' working notes (not shown to units).
     pub notes: Vec<Note>,
+    /// Units' replies to the decision, oldest first.
+    #[serde(default)]
+    pub replies: Vec<Reply>,
 }
 
 /// One line of the audit log.

@@ -266,7 +266,10 @@ async function renderQueue(params) {
   const live = routeLive();
   const p = new URLSearchParams();
   for (const k of QUEUE_KEYS) if (params.get(k)) p.set(k, params.get(k));
-  if (!params.has('status')) p.set('status', 'open');
+  // A unit sees decided cases only (open ones are counted on its region
+  // page): its queue starts at them.
+  const firstStatus = state.me.role === 'unit' ? 'closed' : 'open';
+  if (!params.has('status')) p.set('status', firstStatus);
   if (params.get('cursor')) p.set('cursor', params.get('cursor'));
   p.set('limit', '50');
   const page = await api(`/api/v1/cases?${p}`);
@@ -286,7 +289,7 @@ async function renderQueue(params) {
   field('region', t('queue.region'), h('input', { id: 'f-region', name: 'region', inputmode: 'numeric', pattern: '[0-9]{0,6}', value: params.get('region') || '', size: 7 })),
   field('app', t('queue.app'), h('input', { id: 'f-app', name: 'app', value: params.get('app') || '', size: 12 })),
   field('min_score', t('queue.min_score'), h('input', { id: 'f-min_score', name: 'min_score', type: 'number', min: 0, max: 1, step: 0.05, value: params.get('min_score') || '' })),
-  field('status', t('queue.status'), select('status', [['open', t('status.open')], ['needs_info', t('status.needs_info')], ['closed', t('status.closed')], ['', t('queue.any')]], params.has('status') ? params.get('status') : 'open')),
+  field('status', t('queue.status'), select('status', [['open', t('status.open')], ['needs_info', t('status.needs_info')], ['closed', t('status.closed')], ['', t('queue.any')]], params.has('status') ? params.get('status') : firstStatus)),
   field('assignee', t('queue.assignee'), select('assignee', [['', t('queue.any')], ['me', t('queue.assignee.me')], ['none', t('queue.assignee.none')]], params.get('assignee'))),
   field('sort', t('queue.sort'), select('sort', ['score', 'updated', 'created', 'window_end'].map((k) => [k, t(`queue.sort.${k}`)]), params.get('sort') || 'score')),
   field('order', t('queue.order'), select('order', [['desc', t('queue.order.desc')], ['asc', t('queue.order.asc')]], params.get('order') || 'desc')),
@@ -434,6 +437,7 @@ async function renderCase(id) {
   const decide = reviewer ? verdictPanel(c) : null;
   const notes = detail.notes.length ? h('section', { class: 'panel' }, h('h2', {}, t('case.notes')),
     h('ul', { class: 'notes' }, detail.notes.map((n) => h('li', {}, h('span', { class: 'meta' }, `${fmtTime(n.at)} · ${n.author}`), ' ', n.text)))) : null;
+  const replies = repliesPanel(c, detail.replies || []);
 
   show(
     h('p', {}, h('a', { href: '#/queue' }, t('case.back'))),
@@ -443,7 +447,7 @@ async function renderCase(id) {
       h('section', { class: 'panel', 'aria-labelledby': 'facts-h' }, h('h2', { id: 'facts-h' }, t('case.facts')), facts),
       decide),
     h('h2', {}, t('case.evidence')),
-    evidence, timelineBox, notes, historyBox);
+    evidence, timelineBox, replies, notes, historyBox);
   paintSwatches(main());
 
   setKeys((e) => {
@@ -455,6 +459,36 @@ async function renderCase(id) {
 
   loadTimeline(id, timelineBox);
   loadHistory(id, historyBox);
+}
+
+// The right of reply: a unit answers a decided case about its people; the
+// reply is evidence on the case, shown to its inspectors.
+function repliesPanel(c, replies) {
+  const unit = state.me.role === 'unit';
+  if (!replies.length && !(unit && c.status === 'closed')) return null;
+  const list = replies.length
+    ? h('ul', { class: 'notes', id: 'replies' }, replies.map((r) => h('li', {}, h('span', { class: 'meta' }, `${fmtTime(r.at)} · ${r.author} · ${regionName(r.region)}`), ' ', r.text)))
+    : h('p', { class: 'hint' }, t('case.replies.none'));
+  let form = null;
+  if (unit && c.status === 'closed') {
+    const text = h('textarea', { id: 'reply-text', rows: 3, maxlength: 10000, 'aria-required': 'true' });
+    const msg = h('div', { 'aria-live': 'polite' });
+    const send = async () => {
+      if (!text.value.trim()) { put(msg, alertBox(new Error(t('case.reply.required')))); text.focus(); return; }
+      try {
+        await api(`/api/v1/cases/${c.case_id}/replies`, { method: 'POST', body: { text: text.value } });
+        await renderCase(c.case_id);
+      } catch (e) { put(msg, alertBox(e)); }
+    };
+    form = h('div', {},
+      h('label', { for: 'reply-text' }, t('case.reply.label')), text,
+      h('div', { class: 'buttons' }, h('button', { type: 'button', id: 'send-reply', class: 'primary', onclick: send }, t('case.reply.send'))),
+      msg);
+  }
+  return h('section', { class: 'panel reply', 'aria-labelledby': 'replies-h' },
+    h('h2', { id: 'replies-h' }, t('case.replies')),
+    unit ? h('p', { class: 'hint' }, t('case.replies.hint')) : null,
+    list, form);
 }
 
 function verdictPanel(c) {
@@ -979,14 +1013,22 @@ async function renderRegion(params) {
   show(h('h1', {}, t('region.title')), form,
     h('p', { class: 'meta' }, `${sum.region} · ${fmtTime(sum.from)} → ${fmtTime(sum.to)}`),
     figure(t('region.activity'), C.bars(days, { kind: 'region-activity', stacks, labels: { title: t('region.activity') } }), legend(apps.map((a) => [C.colorOf(a, apps), a]))),
-    h('section', { class: 'panel' }, h('h2', {}, t('region.cases')), h('dl', { class: 'facts' }, cases.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]))),
-    h('section', { class: 'panel' }, h('h2', {}, t('region.top')), table([
-      { name: 'case_id', label: t('queue.col.case'), render: (c) => h('a', { href: `#/case/${c.case_id}` }, `#${c.case_id}`) },
-      { name: 'detectors', label: t('queue.col.detectors'), render: (c) => c.detectors.map(detectorName).join(', ') },
-      { name: 'app_id', label: t('queue.col.app') }, { name: 'region', label: t('queue.col.region') },
-      { name: 'score', label: t('queue.col.score'), render: (c) => fmtScore(c.score) },
-    ], sum.top_open_cases)));
+    h('section', { class: 'panel' }, h('h2', {}, t('region.cases')), h('dl', { class: 'facts' }, cases.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))])),
+      state.me.role === 'unit' ? h('p', { class: 'hint', id: 'open-counted' }, t('region.open_counted')) : null),
+    state.me.role === 'unit' ? null : h('section', { class: 'panel' }, h('h2', {}, t('region.top')), caseTable(sum.top_open_cases)),
+    h('section', { class: 'panel', id: 'decided' }, h('h2', {}, t('region.decided')),
+      (sum.decided_cases || []).length ? caseTable(sum.decided_cases, true) : h('p', { class: 'hint' }, t('region.decided.none'))));
   paintSwatches(main());
+}
+
+function caseTable(cases, decided = false) {
+  return table([
+    { name: 'case_id', label: t('queue.col.case'), render: (c) => h('a', { href: `#/case/${c.case_id}` }, `#${c.case_id}`) },
+    { name: 'detectors', label: t('queue.col.detectors'), render: (c) => c.detectors.map(detectorName).join(', ') },
+    { name: 'app_id', label: t('queue.col.app') }, { name: 'region', label: t('queue.col.region') },
+    decided ? { name: 'verdict', label: t('queue.col.status'), render: (c) => (c.verdict ? t(`verdict.${c.verdict}`) : '—') }
+      : { name: 'score', label: t('queue.col.score'), render: (c) => fmtScore(c.score) },
+  ], cases);
 }
 
 // ---------------------------------------------------------------- start
