@@ -1286,9 +1286,12 @@ fn time_zones_read_as_postgresql_reads_them() {
         "SELECT count(*) FROM events WHERE ts >= TIMESTAMP '2026-11-30 10:00:00'",
         "SELECT count(*) FROM events WHERE ts >= DATE '2026-12-01'",
         "SELECT count(*) FROM events WHERE ts < '2026-11-30T02:00:00Z'",
-        // A zone the query names itself is that zone's clock (not yet for
-        // 'UTC', the tag ts is stored with: zone.rs).
+        // A zone the query names itself is that zone's clock, UTC too (the
+        // tag ts is stored with: zone.rs spells it out).
         "SELECT to_char(ts AT TIME ZONE 'America/New_York', 'YYYY-MM-DD HH24:MI') AS t, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS t, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(ts AT TIME ZONE 'utc' AS date) AS d, count(*) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(extract(hour FROM ts AT TIME ZONE 'Etc/UTC') AS int) AS h, count(*) FROM events GROUP BY 1 ORDER BY 1",
         "SELECT CAST(ts AT TIME ZONE 'America/New_York' AS date) AS d, count(*) FROM events GROUP BY 1 ORDER BY 1",
         "SELECT CAST(extract(hour FROM ts AT TIME ZONE 'Asia/Tokyo') AS int) AS h, count(*) FROM events GROUP BY 1 ORDER BY 1",
     ];
@@ -1309,6 +1312,18 @@ fn time_zones_read_as_postgresql_reads_them() {
             assert_eq!(ours.trim(), theirs, "{zone:?}: {q}");
         }
     }
+    // Over HTTP too (the session's zone is the lake's there).
+    let q = "SELECT CAST(ts AT TIME ZONE 'UTC' AS date) AS d, count(*) AS n FROM events GROUP BY 1 ORDER BY 1";
+    let theirs = pg
+        .psql(&db, &format!("SET TIME ZONE 'Asia/Shanghai'; {q}"))
+        .unwrap();
+    let theirs = theirs.trim().strip_prefix("SET").unwrap_or(&theirs).trim();
+    let http: Vec<String> = e
+        .rows(t, q)
+        .iter()
+        .map(|r| format!("{}|{}", r["d"].as_str().unwrap(), r["n"]))
+        .collect();
+    assert_eq!(http.join("\n"), theirs, "HTTP: {q}");
     let (ok, _, err) = e.psql(t, &["-c", "SET TIME ZONE 'Mars/Olympus'"]);
     assert!(
         !ok && err.contains("invalid value for parameter \"TimeZone\""),

@@ -18,6 +18,9 @@
 //! does not match. Nothing else in the text changes; a statement without
 //! such a subquery is passed on byte for byte.
 //!
+//! In other queries it also spells out `AT TIME ZONE 'UTC'` as `'+00:00'`
+//! (groundtruth-query's `zone::spell_out_utc`), as the HTTP path does.
+//!
 //! In catalogue queries it answers one more thing DataFusion cannot plan:
 //! lookups in catalogue relations that are always empty here (see
 //! [`EMPTY_CATALOGUE`]).
@@ -50,10 +53,12 @@ pub fn shield(sql: &str) -> Cow<'_, str> {
         v.changed
     } else {
         let mut v = Shield { changed: false };
+        let mut utc = false;
         for s in &mut statements {
             let _ = s.visit(&mut v);
+            utc |= groundtruth_query::zone::spell_out_utc(s);
         }
-        v.changed
+        v.changed || utc
     };
     if !changed {
         return Cow::Borrowed(sql);

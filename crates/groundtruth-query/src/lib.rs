@@ -685,8 +685,9 @@ impl QueryService {
         max_rows: Option<usize>,
     ) -> Result<QueryResult, QueryError> {
         guard::check(sql, &self.limits)?;
+        let sql = zone::utc_spelled_out(sql);
         let result = groundtruth_lake::retry_vanished(
-            || self.attempt(who, sql, max_rows),
+            || self.attempt(who, &sql, max_rows),
             |e| matches!(e, QueryError::Vanished(_)),
         )
         .await;

@@ -23,13 +23,18 @@
 //!
 //! An instant the query tagged itself (`ts AT TIME ZONE 'America/New_York'`)
 //! is read on that zone's clock, as PostgreSQL reads the wall-clock time
-//! `AT TIME ZONE` gives (except `AT TIME ZONE 'UTC'`: see [`user_zoned`]).
+//! `AT TIME ZONE` gives. `AT TIME ZONE 'UTC'` would keep the tag `ts` is
+//! stored with and could not be told from a coercion (see [`user_zoned`]):
+//! before planning, [`spell_out_utc`] writes UTC's names as the offset
+//! `'+00:00'`, the same clock under a tag of the query's own.
 //!
 //! The instant itself and every type stay as they were (a result that is
 //! an instant is cast back to its tag), and so does each output's name:
 //! plans above see the same schema. Instants are still shown in UTC with
 //! their offset.
 
+use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, TimeUnit};
@@ -40,6 +45,11 @@ use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Statement, Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 /// Functions whose answer for an instant depends on the zone it is read
 /// in.
@@ -50,6 +60,81 @@ const ZONED_FUNCTIONS: &[&str] = &[
     "datepart",
     "to_char",
 ];
+
+/// Names PostgreSQL reads as UTC.
+const UTC_NAMES: &[&str] = &[
+    "utc",
+    "etc/utc",
+    "uct",
+    "etc/uct",
+    "gmt",
+    "etc/gmt",
+    "gmt0",
+    "etc/gmt0",
+    "gmt+0",
+    "gmt-0",
+    "etc/gmt+0",
+    "etc/gmt-0",
+    "greenwich",
+    "etc/greenwich",
+    "universal",
+    "etc/universal",
+    "zulu",
+    "etc/zulu",
+    "z",
+];
+
+/// In `statement`, `x AT TIME ZONE '<a name of UTC>'` becomes `x AT TIME
+/// ZONE '+00:00'`: the same instant on the same clock, but tagged by the
+/// query, so that its day, hour and clock time are UTC's as in PostgreSQL
+/// (the name `'UTC'` would keep the tag `ts` is stored with, read in the
+/// session's zone). Whether anything changed.
+pub fn spell_out_utc(statement: &mut Statement) -> bool {
+    struct Utc(bool);
+    impl VisitorMut for Utc {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+            if let SqlExpr::AtTimeZone { time_zone, .. } = e {
+                if let SqlExpr::Value(ValueWithSpan {
+                    value: SqlValue::SingleQuotedString(z),
+                    ..
+                }) = time_zone.as_mut()
+                {
+                    if UTC_NAMES.contains(&z.trim().to_lowercase().as_str()) {
+                        *z = "+00:00".into();
+                        self.0 = true;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = Utc(false);
+    let _ = statement.visit(&mut v);
+    v.0
+}
+
+/// [`spell_out_utc`] over a query's text: the text itself when nothing is
+/// spelled out (or it does not parse, for the planner to report).
+pub fn utc_spelled_out(sql: &str) -> Cow<'_, str> {
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return Cow::Borrowed(sql);
+    };
+    let mut changed = false;
+    for s in &mut statements {
+        changed |= spell_out_utc(s);
+    }
+    if !changed {
+        return Cow::Borrowed(sql);
+    }
+    Cow::Owned(
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";\n"),
+    )
+}
 
 /// The analyzer rule (see the module's notes).
 #[derive(Debug, Default)]
@@ -119,8 +204,8 @@ fn other_zone(t: &DataType, zone: &str) -> Option<TimeUnit> {
 /// (type coercion's casts keep it; groundtruth's own keep their input's
 /// unit). PostgreSQL reads such a value on z's clock, whatever the
 /// session's zone, and so is it read here: left as the query tagged it.
-/// `ts AT TIME ZONE 'UTC'` keeps the tag `ts` is stored with and is not
-/// told from a coercion: it is read in the session's zone.
+/// `ts AT TIME ZONE 'UTC'` would keep the tag `ts` is stored with and not
+/// be told from a coercion: [`spell_out_utc`] writes it as `'+00:00'`.
 fn user_zoned(e: &Expr, schema: &DFSchema) -> bool {
     match e {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
@@ -366,6 +451,24 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(fields(cn).await, fields(ctx(None).await).await);
+    }
+
+    #[test]
+    fn utc_by_name_is_spelled_out_as_an_offset() {
+        assert_eq!(
+            utc_spelled_out("SELECT ts AT TIME ZONE 'UTC', ts AT TIME ZONE 'Etc/GMT' FROM events"),
+            "SELECT ts AT TIME ZONE '+00:00', ts AT TIME ZONE '+00:00' FROM events"
+        );
+        for same in [
+            "SELECT ts AT TIME ZONE 'Asia/Shanghai' FROM events",
+            "SELECT 'UTC' AS z FROM events",
+            "SELEC nonsense",
+        ] {
+            assert!(
+                matches!(utc_spelled_out(same), Cow::Borrowed(s) if s == same),
+                "{same}"
+            );
+        }
     }
 
     #[tokio::test]
