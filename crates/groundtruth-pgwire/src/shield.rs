@@ -37,39 +37,29 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use groundtruth_query::zone::{rewritten, spell_out_utc};
 
 /// `sql` with the select lists' scalar subqueries shielded, unless it reads
 /// the catalogue (see the module's docs). Text that does not parse is
 /// returned unchanged, for the parser after this one to report.
 pub fn shield(sql: &str) -> Cow<'_, str> {
-    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
-        return Cow::Borrowed(sql);
-    };
-    let changed = if statements.iter().any(reads_catalogue) {
-        let mut v = CatalogueLookups { changed: false };
-        for s in &mut statements {
-            let _ = s.visit(&mut v);
+    rewritten(sql, |statements| {
+        if statements.iter().any(reads_catalogue) {
+            let mut v = CatalogueLookups { changed: false };
+            for s in statements.iter_mut() {
+                let _ = s.visit(&mut v);
+            }
+            v.changed
+        } else {
+            let mut v = Shield { changed: false };
+            let mut utc = false;
+            for s in statements.iter_mut() {
+                let _ = s.visit(&mut v);
+                utc |= spell_out_utc(s);
+            }
+            v.changed || utc
         }
-        v.changed
-    } else {
-        let mut v = Shield { changed: false };
-        let mut utc = false;
-        for s in &mut statements {
-            let _ = s.visit(&mut v);
-            utc |= groundtruth_query::zone::spell_out_utc(s);
-        }
-        v.changed || utc
-    };
-    if !changed {
-        return Cow::Borrowed(sql);
-    }
-    Cow::Owned(
-        statements
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(";\n"),
-    )
+    })
 }
 
 /// Does the statement read a catalogue relation (`pg_catalog`,

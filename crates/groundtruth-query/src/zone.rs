@@ -117,14 +117,23 @@ pub fn spell_out_utc(statement: &mut Statement) -> bool {
 /// [`spell_out_utc`] over a query's text: the text itself when nothing is
 /// spelled out (or it does not parse, for the planner to report).
 pub fn utc_spelled_out(sql: &str) -> Cow<'_, str> {
+    rewritten(sql, |statements| {
+        let mut changed = false;
+        for s in statements {
+            changed |= spell_out_utc(s);
+        }
+        changed
+    })
+}
+
+/// `sql` parsed (PostgreSQL's dialect), rewritten by `rewrite` and printed
+/// again if it says it changed anything; else (or if `sql` does not parse,
+/// for the planner to report) `sql` itself, byte for byte.
+pub fn rewritten(sql: &str, rewrite: impl FnOnce(&mut [Statement]) -> bool) -> Cow<'_, str> {
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Cow::Borrowed(sql);
     };
-    let mut changed = false;
-    for s in &mut statements {
-        changed |= spell_out_utc(s);
-    }
-    if !changed {
+    if !rewrite(&mut statements) {
         return Cow::Borrowed(sql);
     }
     Cow::Owned(
