@@ -154,6 +154,8 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     let demo_state = tmp.path().join("demo-state");
     // The front door: the demo simulates, detects, stores the findings,
     // then serves the review API and prints where and with which tokens.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let busy_addr = busy.local_addr()?;
     let mut cmd = std::process::Command::new(groundtruth_tests::groundtruth_bin());
     cmd.args([
         "demo",
@@ -166,7 +168,10 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     .arg(&demo_lake)
     .arg("--state")
     .arg(&demo_state)
-    .args(["--set", "pgwire.listen=\"127.0.0.1:0\""])
+    // Ports already taken (here by the test itself) never stop the demo:
+    // metrics stay on the API's /metrics, the wire protocol moves.
+    .args(["--set", &format!("pgwire.listen=\"{busy_addr}\"")])
+    .args(["--set", &format!("metrics.listen=\"{busy_addr}\"")])
     .env("RUST_LOG", "warn")
     .env_remove("GROUNDTRUTH_CONFIG")
     .stdout(std::process::Stdio::piped());
@@ -185,6 +190,12 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         stdout.contains("events per app and day") && stdout.contains("zhiguitong"),
         "{stdout}"
     );
+    ensure!(
+        stdout.contains("psql -h 127.0.0.1 -p ")
+            && !stdout.contains(&format!("-p {} ", busy_addr.port())),
+        "the wire protocol moved off the taken port: {stdout}"
+    );
+    drop(busy);
     ensure!(stdout.contains("2026-11-02"), "{stdout}");
     // The demo scores every detector against the simulator's ground truth:
     // on sim-small each finds exactly its labelled accounts.

@@ -415,6 +415,7 @@ fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
 }
 
 fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
+    let cfg = &demo_ports(cfg, args)?;
     let scenario = load_scenario(args.scenario.as_deref(), None, None)?;
     eprintln!(
         "simulating {} day(s) from {} (seed {}) into the lake at {} ...",
@@ -538,6 +539,41 @@ detectors: {} findings from {} windows judged in event time, written to {}",
 
 /// The demo's review side: the findings into a review store, a token per
 /// role, and (unless --no-serve) the review API until Ctrl-C.
+/// The demo's ports, settled before its work: where one is taken (another
+/// demo, a service), the pages and the wire protocol move to a free port
+/// (printed when they serve) and Prometheus metrics stay on the API's
+/// `/metrics`, each said so. The demo never dies on a busy port.
+fn demo_ports(cfg: &Config, args: &DemoArgs) -> Result<Config> {
+    let mut cfg = cfg.clone();
+    let api = match &args.listen {
+        Some(s) => Some(review::parse_listen(s)?),
+        None => cfg.api.listen,
+    };
+    cfg.api.listen = api;
+    if args.no_serve {
+        return Ok(cfg);
+    }
+    let taken = |addr: &std::net::SocketAddr| {
+        addr.port() != 0 && std::net::TcpListener::bind(addr).is_err()
+    };
+    let elsewhere = |a: std::net::SocketAddr| std::net::SocketAddr::new(a.ip(), 0);
+    if let Some(a) = cfg.metrics.listen.filter(taken) {
+        eprintln!(
+            "metrics.listen {a} is taken: Prometheus metrics are served only at the API's /metrics"
+        );
+        cfg.metrics.listen = None;
+    }
+    if let Some(a) = cfg.pgwire.listen.filter(taken) {
+        eprintln!("pgwire.listen {a} is taken: the PostgreSQL wire protocol takes a free port (printed when serving)");
+        cfg.pgwire.listen = Some(elsewhere(a));
+    }
+    if let Some(a) = cfg.api.listen.filter(taken) {
+        eprintln!("{a} is taken: the pages and the API take a free port (printed when serving)");
+        cfg.api.listen = Some(elsewhere(a));
+    }
+    Ok(cfg)
+}
+
 fn demo_review(
     cfg: &Config,
     args: &DemoArgs,
@@ -549,10 +585,8 @@ fn demo_review(
         .state
         .clone()
         .unwrap_or_else(|| "data/demo-state".into());
-    let listen = match &args.listen {
-        Some(s) => Some(review::parse_listen(s)?),
-        None => cfg.api.listen,
-    };
+    // --listen is in cfg.api.listen (demo_ports).
+    let listen = cfg.api.listen;
     let stop = shutdown_flag();
     rt.block_on(async {
         let store = review::open_store(cfg, &state).await?;
