@@ -138,6 +138,31 @@ try {
   await page.waitForSelector('svg[data-chart="events"] circle.event');
   await shot(page, 'case-phone-farm');
 
+  step = 'a case printed';
+  {
+    check(await page.isVisible('#print-case'), 'the case page has a print button');
+    await page.waitForSelector('#timeline details.sql-behind');
+    const tlSql = await page.textContent('#timeline details.sql-behind pre');
+    check(tlSql.includes('FROM events') && tlSql.includes('account_id IN ('), `the timeline shows the SQL behind it: ${tlSql}`);
+    // The SQL gives the timeline's own daily counts.
+    const caseId = Number((await page.evaluate(() => location.hash)).split('/')[2]);
+    const tl = await api(ADMIN, `/api/v1/cases/${caseId}/timeline`);
+    const rerun = await api(ANALYST, '/api/v1/sql', { method: 'POST', body: JSON.stringify({ sql: tlSql }) });
+    const total = (rows) => rows.reduce((a, r) => a + Number(r.events), 0);
+    check(rerun.status === 200 && total(rerun.body.rows) === total(tl.body.per_day), `the timeline's SQL reruns to its counts (${JSON.stringify(rerun.body).slice(0, 200)})`);
+    await page.evaluate(() => window.dispatchEvent(new Event('beforeprint')));
+    check(await page.locator('main details:not([open]):not(.raw)').count() === 0, 'printing opens what is folded (the SQL, the detector\u2019s own words)');
+    await page.emulateMedia({ media: 'print' });
+    check(!(await page.isVisible('#print-case')) && !(await page.isVisible('#nav')), 'controls are not printed');
+    check((await page.textContent('.print-head')).includes(`#${caseId}`), 'the print says which case, when and by whom');
+    const pdf = path.join(ARTIFACTS, 'case.pdf');
+    await page.pdf({ path: pdf, format: 'A4', printBackground: true });
+    check(fs.statSync(pdf).size > 20000, 'the case PDF has content');
+    await shot(page, 'case-print');
+    await page.emulateMedia({ media: 'screen' });
+    await page.evaluate(() => window.dispatchEvent(new Event('afterprint')));
+  }
+
   step = 'dog-track case';
   const tracks = await api(ADMIN, '/api/v1/cases?detector=non_human_track&status=open,needs_info,closed&limit=100');
   check(tracks.status === 200 && tracks.body.items.length > 0, 'the demo has non_human_track cases');

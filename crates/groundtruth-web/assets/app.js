@@ -147,8 +147,23 @@ function sqlDetails(text) {
   return h('details', { class: 'sql-behind' },
     h('summary', {}, t('metrics.show_sql')),
     h('pre', {}, h('code', {}, text)),
-    h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.setItem('gt.sql', text); go('/sql'); } }, t('metrics.open_sql')));
+    can(ANALYSTS) ? h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.setItem('gt.sql', text); go('/sql'); } }, t('metrics.open_sql')) : null);
 }
+
+// Printing (a case file for the paper record, or a PDF): everything folded
+// away is opened for the print and folded back after.
+let foldedForPrint = [];
+window.addEventListener('beforeprint', () => {
+  // The raw JSON stays folded: the file has the figures it comes from.
+  foldedForPrint = [...document.querySelectorAll('main details:not([open]):not(.raw)')];
+  for (const d of foldedForPrint) d.open = true;
+});
+window.addEventListener('afterprint', () => {
+  for (const d of foldedForPrint) d.open = false;
+  foldedForPrint = [];
+});
+
+function sqlText(v) { return `'${String(v).replace(/'/g, "''")}'`; }
 
 function table(columns, rows, { caption } = {}) {
   return h('div', { class: 'table-wrap' }, h('table', {},
@@ -440,8 +455,10 @@ async function renderCase(id) {
   const replies = repliesPanel(c, detail.replies || []);
 
   show(
+    h('p', { class: 'print-only print-head' }, t('case.print.head', { id: c.case_id, at: fmtTime(new Date().toISOString()), who: t('who', { subject: state.me.subject, role: t(`role.${state.me.role}`), region: regionName(state.me.region) }) })),
     h('p', {}, h('a', { href: '#/queue' }, t('case.back'))),
-    h('div', { class: 'title-row' }, h('h1', {}, t('case.title', { id: c.case_id })), chip(fmtScore(c.score), 'score')),
+    h('div', { class: 'title-row' }, h('h1', {}, t('case.title', { id: c.case_id })),
+      h('div', { class: 'buttons' }, h('button', { type: 'button', id: 'print-case', onclick: () => window.print() }, t('case.print')), chip(fmtScore(c.score), 'score'))),
     h('section', { class: 'reason', 'aria-labelledby': 'why-h' }, h('h2', { id: 'why-h' }, t('case.why')), h('ul', {}, reasons)),
     h('div', { class: 'two-col' },
       h('section', { class: 'panel', 'aria-labelledby': 'facts-h' }, h('h2', { id: 'facts-h' }, t('case.facts')), facts),
@@ -457,7 +474,7 @@ async function renderCase(id) {
     return false;
   });
 
-  loadTimeline(id, timelineBox);
+  loadTimeline(id, timelineBox, c);
   loadHistory(id, historyBox);
 }
 
@@ -565,7 +582,15 @@ function verdictPanel(c) {
     msg);
 }
 
-async function loadTimeline(id, box) {
+// The SQL that gives the timeline's daily counts (for the file, and for an
+// analyst to rerun): the case's accounts (those in the reader's region) and
+// app over the same span.
+function timelineSql(c, tl) {
+  const apps = c.app_id && !c.app_id.includes(',') ? `\n  AND app_id = ${sqlText(c.app_id)}` : '';
+  return `SELECT event_date, kind, count(*) AS events\nFROM events\nWHERE account_id IN (${c.accounts.map(sqlText).join(', ')})${apps}\n  AND ts >= ${sqlText(tl.from)} AND ts < ${sqlText(tl.to)}\nGROUP BY 1, 2\nORDER BY 1, 2`;
+}
+
+async function loadTimeline(id, box, c) {
   const title = box.firstChild;
   try {
     const tl = await api(`/api/v1/cases/${id}/timeline`);
@@ -580,7 +605,8 @@ async function loadTimeline(id, box) {
       figure(t('case.timeline.per_day'), C.bars(days, { stacks, labels: { title: t('case.timeline.per_day') }, kind: 'per-day' }),
         legend(kinds.map((k) => [C.colorOf(k, kinds), k]))),
       figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), k]))),
-      tl.truncated ? notice(t('case.timeline.truncated', { n: tl.events.length })) : null);
+      tl.truncated ? notice(t('case.timeline.truncated', { n: tl.events.length })) : null,
+      c ? sqlDetails(timelineSql(c, tl)) : null);
     paintSwatches(box);
   } catch (e) {
     put(box, title, e.status === 503 ? notice(t('case.timeline.none')) : alertBox(e));
@@ -790,7 +816,7 @@ function evidenceSection(rec) {
     !withheld && lang() === 'zh' && reasonZh(f) ? h('details', { class: 'original' }, h('summary', {}, t('case.reason.original')), h('p', {}, f.reason)) : null,
     h('p', { class: 'meta' }, `${fmtTime(f.window_start)} → ${fmtTime(f.window_end)} · ${f.accounts.length} ${t('case.accounts')}${f.devices?.length ? ` · ${f.devices.length} ${t('case.devices')}` : ''}`),
     h('div', { class: 'pictures' }, parts),
-    h('details', {}, h('summary', {}, t('case.raw')), h('pre', {}, JSON.stringify(f, null, 2))));
+    h('details', { class: 'raw' }, h('summary', {}, t('case.raw')), h('pre', {}, JSON.stringify(f, null, 2))));
 }
 
 function pick(obj, keys) {
