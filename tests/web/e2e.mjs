@@ -134,6 +134,21 @@ try {
     check(han.test(r), `the ${det} reason is in Chinese: ${r}`);
   };
   await chineseReason('phone_farm');
+  // A farm works on several days: each chain can be shown, with its day.
+  const chains = await count(page, '.chain-picker button');
+  if (chains > 1) {
+    const day = async () => page.textContent('svg[data-chart="sessions"] text.day');
+    const first = await day();
+    const other = chains - 1;
+    await page.click(`.chain-picker button[data-chain="${other}"]`);
+    await page.waitForSelector(`.chain-picker button[data-chain="${other}"][aria-pressed="true"]`);
+    const firstBead = await page.textContent('svg[data-chart="sessions"] rect.session title');
+    check(/\d{4}-\d{2}-\d{2}/.test(await day()), 'the farm chart says which day it shows');
+    check(firstBead.length > 10, 'the chosen chain is drawn');
+    console.log(`phone farm: ${chains} chains; shown ${first} then ${await day()}`);
+  } else {
+    console.log('phone farm: one chain only in this case');
+  }
   await page.waitForSelector('svg[data-chart="per-day"] rect.bar');
   await page.waitForSelector('svg[data-chart="events"] circle.event');
   await shot(page, 'case-phone-farm');

@@ -767,8 +767,22 @@ function evidenceSection(rec) {
     }
     case 'phone_farm': {
       if (Array.isArray(ev.timeline) && ev.timeline.length) {
-        const chart = C.sessionTimeline(ev.timeline, { labels: { title: t('ev.farm') } });
-        parts.push(figure(t('ev.farm'), chart, h('p', { class: 'hint' }, t('ev.farm.row'))));
+        // One chain at a time (a farm works on several days): a button per
+        // chain, with its day, start and accounts in order.
+        const chains = Array.isArray(ev.timeline[0]) ? ev.timeline.filter((c) => c.length) : [];
+        const holder = h('div', { class: 'farm-chart' });
+        const draw = (i) => put(holder, C.sessionTimeline(ev.timeline, { labels: { title: t('ev.farm') }, focus: i }));
+        draw(undefined);
+        let picker = null;
+        if (chains.length > 1) {
+          const buttons = chains.map((c, i) => h('button', {
+            type: 'button', dataset: { chain: String(i) }, 'aria-pressed': 'false',
+            title: c.map((x) => x.account).filter((a, k, all) => all.indexOf(a) === k).join(' → '),
+            onclick: () => { draw(i); for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[i])); },
+          }, t('ev.farm.chain', { at: fmtTime(c[0].start), n: new Set(c.map((x) => x.account)).size })));
+          picker = h('div', { class: 'chain-picker', role: 'group', 'aria-label': t('ev.farm.chains') }, h('span', { class: 'hint' }, t('ev.farm.chains')), buttons);
+        }
+        parts.push(figure(t('ev.farm'), holder, picker, h('p', { class: 'hint' }, t('ev.farm.row'))));
       }
       parts.push(figureTable(t('ev.figures'), pick(ev, ['pattern', 'chains', 'sessions', 'max_gap_s', 'median_session_s', 'order_tau', 'mean_similarity', 'static_phones', 'phones_with_profile', 'chance_log10', 'days'])));
       break;

@@ -217,7 +217,7 @@ export function speedProfile(points, { labels }) {
  * after another) or one flat list of sessions. Chains are joined by a thin
  * string through their sessions.
  */
-export function sessionTimeline(timeline, { labels, maxRows = 40 }) {
+export function sessionTimeline(timeline, { labels, maxRows = 40, focus }) {
   const chains = Array.isArray(timeline[0]) ? timeline : [timeline];
   const sessions = chains.flatMap((c, ci) => c.map((x) => ({
     ...x, chain: ci, t0: Date.parse(x.start), t1: Date.parse(x.end),
@@ -231,12 +231,13 @@ export function sessionTimeline(timeline, { labels, maxRows = 40 }) {
   const w = 720, h = t + b + rows.length * rowH;
   const svg = root('sessions', w, h, labels.title);
   if (!sessions.length) return svg;
-  // Zoom on the longest chain (a farm's morning), with a margin; a flat
-  // list shows its first day.
+  // Zoom on one chain (`focus`, else the longest: a farm's morning), with a
+  // margin; a flat list shows its first day.
   let tmin, tmax;
   if (Array.isArray(timeline[0])) {
     const longest = chains.reduce((best, c, i) => (c.length > chains[best].length ? i : best), 0);
-    const mine = sessions.filter((q) => q.chain === longest);
+    const shown = Number.isInteger(focus) && focus >= 0 && focus < chains.length ? focus : longest;
+    const mine = sessions.filter((q) => q.chain === shown);
     const a = Math.min(...mine.map((q) => q.t0)), b = Math.max(...mine.map((q) => q.t1));
     const pad = Math.max((b - a) * 0.05, 5 * 60e3);
     tmin = a - pad; tmax = b + pad;
@@ -273,6 +274,10 @@ export function sessionTimeline(timeline, { labels, maxRows = 40 }) {
   for (const tv of ticks(tmin, tmax, 6)) {
     svg.append(s('text', { x: x(tv), y: h - 8, 'text-anchor': 'middle', class: 'tick' }, hhmm(tv)));
   }
+  // The day shown (local), under the accounts.
+  const d = new Date(tmin);
+  svg.append(s('text', { x: l - 4, y: h - 8, 'text-anchor': 'end', class: 'tick day' },
+    `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`));
   return svg;
 }
 
