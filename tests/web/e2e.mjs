@@ -218,6 +218,12 @@ try {
     await page.goto(`${URL0}/#/case/${list.body.items[0].case_id}`);
     await page.waitForSelector(`section.finding[data-detector="${det}"] ${selector}`);
     await chineseReason(det);
+    if (det === 'report_inflation') {
+      // The surplus beside the normal count, and the filler in it.
+      const sel = 'section.finding[data-detector="report_inflation"]';
+      check(await count(page, `${sel} svg[data-chart="reports"] .line`) >= 1, 'the report days have their normal count beside them');
+      check((await page.textContent(`${sel} figure.figures`)).includes('推算'), 'the expected reports are among the figures');
+    }
     await shot(page, `case-${det}`);
   }
 

@@ -813,13 +813,19 @@ function evidenceSection(rec) {
     }
     case 'report_inflation': {
       const days = ev.days || [];
+      // Each flagged day: the filler (texts repeating an earlier one word
+      // for word, same-spot copies) and the rest, beside the day's normal
+      // count (the unit's own week before and its peers).
+      const filler = (d) => Math.min(d.reports || 0, (d.repeated_text || 0) + (d.same_spot_copies || 0));
       parts.push(figure(t('ev.reports'), C.bars(days.map((d) => d.date), {
         kind: 'reports', labels: { title: t('ev.reports') },
-        stacks: [{ label: t('ev.legend.near_copies'), color: '#d62728', values: days.map((d) => d.near_copies) },
-          { label: t('ev.legend.reports'), color: '#1f77b4', values: days.map((d) => Math.max((d.reports || 0) - (d.near_copies || 0), 0)) }],
-        lines: [{ label: t('ev.legend.peer'), color: '#7f7f7f', dash: true, values: days.map((d) => d.peer_median_copies) }],
-      }), legend([['#1f77b4', t('ev.legend.reports')], ['#d62728', t('ev.legend.near_copies')], ['#7f7f7f', t('ev.legend.peer'), true]])));
-      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'regions', 'reports', 'near_copies', 'usual_reports_per_day', 'same_region_accounts_same_day'])));
+        stacks: [{ label: t('ev.legend.near_copies'), color: '#d62728', values: days.map(filler) },
+          { label: t('ev.legend.reports'), color: '#1f77b4', values: days.map((d) => Math.max((d.reports || 0) - filler(d), 0)) }],
+        lines: [{ label: t('ev.legend.expected'), color: '#7f7f7f', dash: true, values: days.map((d) => d.expected) }],
+      }), legend([['#1f77b4', t('ev.legend.reports')], ['#d62728', t('ev.legend.near_copies')], ['#7f7f7f', t('ev.legend.expected'), true]])));
+      const figs = pick(ev, ['app_id', 'region', 'reports', 'expected_reports', 'with_text', 'repeated_text', 'same_spot_copies', 'signs']);
+      if (Array.isArray(figs.signs)) figs.signs = figs.signs.map((x) => (has(`sign.${x}`) ? t(`sign.${x}`) : x));
+      parts.push(figureTable(t('ev.figures'), figs));
       break;
     }
     default: break;
