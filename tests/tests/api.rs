@@ -179,9 +179,11 @@ async fn token(store: &ReviewStore, subject: &str, role: Role, region: &str) -> 
 }
 
 async fn env(b: &Backend) -> Env {
-    let store = ReviewStore::open(&b.url(), &StoreOptions::default())
-        .await
-        .unwrap();
+    env_with(b, StoreOptions::default()).await
+}
+
+async fn env_with(b: &Backend, opts: StoreOptions) -> Env {
+    let store = ReviewStore::open(&b.url(), &opts).await.unwrap();
     store.upsert_findings(1, &fixture_findings()).await.unwrap();
     let t = Tokens {
         admin: token(&store, "admin", Role::Admin, "").await,
@@ -1341,5 +1343,132 @@ async fn a_unit_sees_decided_cases_only_and_replies_to_them() {
         assert_eq!(log["items"].as_array().unwrap().len(), 1, "{n}: {log}");
         let (_, rs) = e.get("/api/v1/regions/450102/summary", &t.unit).await;
         assert_eq!(rs["decided_cases"][0]["case_id"], farm, "{n}: {rs}");
+    }
+}
+
+/// Four eyes (store.four_eyes): where a detector needs it, a confirmation
+/// is a proposal until another inspector signs it off; the proposer cannot
+/// sign their own; a colleague can send it back with a reason; it counts
+/// (precision, the case closed) only once signed. Other detectors' cases
+/// close at once.
+#[tokio::test]
+async fn a_confirmation_needs_a_second_inspector_where_configured() {
+    for b in Backend::all() {
+        let opts = StoreOptions {
+            four_eyes: vec!["phone_farm".into()],
+            ..StoreOptions::default()
+        };
+        let e = env_with(&b, opts).await;
+        let n = e.name;
+        let t = &e.t;
+        let farm = e.case_of(FARM[0]).await;
+        let dog = e.case_of(DOG).await;
+        let verdict = |v: &str, note: &str| json!({"verdict": v, "note": note});
+        let path = format!("/api/v1/cases/{farm}/verdict");
+        let confirmed = |p: &Value| {
+            p.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["detector"] == "phone_farm")
+                .map_or(0, |x| x["confirmed"].as_i64().unwrap())
+        };
+
+        let (s, v) = e
+            .post(
+                &path,
+                &t.insp,
+                verdict("confirmed", "one operator, eight phones"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(
+            (v["status"].as_str(), v["proposal"]["by"].as_str()),
+            (Some("open"), Some("li")),
+            "{n}: {v}"
+        );
+        assert!(v["verdict"].is_null(), "{n}: {v}");
+        let (_, p) = e.get("/api/v1/detectors/precision", &t.analyst).await;
+        assert_eq!(confirmed(&p), 0, "{n}: a proposal does not count: {p}");
+        let (s, v) = e
+            .post(&path, &t.insp, verdict("confirmed", "I am sure"))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("another inspector"),
+            "{n}: {v}"
+        );
+
+        // A colleague sends it back; the case stays open, without it.
+        let (s, v) = e
+            .post(&path, &t.insp2, verdict("dismissed", "a shift handover"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(v["status"], "open", "{n}: {v}");
+        assert!(v.get("proposal").is_none(), "{n}: {v}");
+
+        // Proposed again and signed off by the colleague: closed, confirmed,
+        // the verdict naming both.
+        let (s, _) = e
+            .post(
+                &path,
+                &t.insp,
+                verdict("confirmed", "the same network, five mornings"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let (s, v) = e
+            .post(&path, &t.insp2, verdict("confirmed", "checked the devices"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(
+            (v["status"].as_str(), v["verdict"].as_str()),
+            (Some("closed"), Some("confirmed")),
+            "{n}: {v}"
+        );
+        let (_, d) = e.get(&format!("/api/v1/cases/{farm}"), &t.admin).await;
+        let last = d["verdicts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (last["author"].as_str(), last["countersigned_by"].as_str()),
+            (Some("li"), Some("zhao")),
+            "{n}: {d}"
+        );
+        let (_, p) = e.get("/api/v1/detectors/precision", &t.analyst).await;
+        assert_eq!(confirmed(&p), 1, "{n}: {p}");
+
+        // A detector without four eyes: one inspector decides.
+        let (s, v) = e
+            .post(
+                &format!("/api/v1/cases/{dog}/verdict"),
+                &t.insp,
+                verdict("confirmed", "a dog's track"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(v["status"], "closed", "{n}: {v}");
+
+        let (_, log) = e
+            .get("/api/v1/audit?action=case.confirmation&limit=10", &t.admin)
+            .await;
+        let actions: Vec<&str> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| **a == "case.confirmation_proposed")
+                .count(),
+            2,
+            "{n}: {log}"
+        );
+        assert!(
+            actions.contains(&"case.confirmation_sent_back"),
+            "{n}: {log}"
+        );
     }
 }

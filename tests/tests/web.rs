@@ -40,6 +40,9 @@ impl Demo {
                 "pgwire.listen=\"\"",
                 "--set",
                 "metrics.listen=\"\"",
+                // Four eyes for one detector (e2e: a proposal and its sign-off).
+                "--set",
+                "store.four_eyes=[\"registration_farm\"]",
             ])
             .env("RUST_LOG", "warn")
             .env_remove("GROUNDTRUTH_CONFIG")

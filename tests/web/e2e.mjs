@@ -227,6 +227,26 @@ try {
     await shot(page, `case-${det}`);
   }
 
+  step = 'four eyes';
+  {
+    // The demo runs with store.four_eyes = ["registration_farm"]: the
+    // admin's confirmation is a proposal; the page says so and offers the
+    // proposer no sign-off; a second admin signs it off.
+    const list = await api(ADMIN, '/api/v1/cases?detector=registration_farm&status=open&limit=1');
+    const id = list.body.items[0].case_id;
+    const before = await api(ADMIN, `/api/v1/cases/${id}`);
+    const v = await api(ADMIN, `/api/v1/cases/${id}/verdict`, { method: 'POST', body: JSON.stringify({ verdict: 'confirmed', note: '同一批手机注册了上百个账号', expected_version: before.body.case.version }) });
+    check(v.status === 200 && v.body.status === 'open' && v.body.proposal, `a confirmation is a proposal: ${JSON.stringify(v.body).slice(0, 200)}`);
+    await page.goto(`${URL0}/#/case/${id}`);
+    await page.waitForSelector('#proposal');
+    check((await page.textContent('#proposal')).includes('待复核'), 'the case says it awaits a sign-off');
+    check(await page.isDisabled('button[data-verdict="confirmed"]'), 'the proposer cannot sign off their own proposal');
+    await shot(page, 'case-four-eyes');
+    const second = await api(ADMIN, '/api/v1/tokens', { method: 'POST', body: JSON.stringify({ subject: 'admin-two', role: 'admin', region: '' }) });
+    const signed = await api(second.body.token, `/api/v1/cases/${id}/verdict`, { method: 'POST', body: JSON.stringify({ verdict: 'confirmed', note: '核对了设备清单' }) });
+    check(signed.status === 200 && signed.body.status === 'closed' && signed.body.verdict === 'confirmed', `a second admin signs it off: ${JSON.stringify(signed.body).slice(0, 200)}`);
+  }
+
   step = 'a phone';
   {
     // A 390 px phone: nothing scrolls sideways, no keyboard hints.

@@ -27,6 +27,7 @@ pub(crate) async fn open_store(cfg: &Config, state_dir: &Path) -> Result<ReviewS
     let url = cfg.store_url(state_dir);
     let opts = StoreOptions {
         max_connections: cfg.store.max_connections,
+        four_eyes: cfg.store.four_eyes.clone(),
         ..StoreOptions::default()
     };
     ReviewStore::open(&url, &opts).await.with_context(|| {

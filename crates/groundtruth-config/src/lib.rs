@@ -44,6 +44,8 @@
 //! url = ""                     # "" = SQLite file <live.state_dir>/review.db; a file path,
 //!                              # sqlite:PATH or postgres://user:password@host:5432/db
 //! max_connections = 8
+//! four_eyes = []               # detectors whose confirmations need a second
+//!                              # inspector's sign-off ("all" for every one)
 //!
 //! [api]                        # the review API of `groundtruth run` / `serve`
 //! listen = "127.0.0.1:8080"    # "" = no API in `groundtruth run`
@@ -140,6 +142,9 @@ pub struct StoreConfig {
     /// `None`: the SQLite file `review.db` in the state directory.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// Detectors whose confirmations need a second inspector's sign-off
+    /// (four eyes); `all` for every one. Empty: one inspector decides.
+    pub four_eyes: Vec<String>,
 }
 
 /// The review API.
@@ -284,6 +289,7 @@ window_memory_rows = 2000000
 [store]
 url = ""
 max_connections = 8
+four_eyes = []
 
 [api]
 listen = "127.0.0.1:8080"
@@ -616,6 +622,7 @@ impl Config {
                     .map(|u| u.trim().to_string())
                     .filter(|u| !u.is_empty()),
                 max_connections: int(&mut l, "store.max_connections", 1, 1000) as u32,
+                four_eyes: detector_list(&mut l, "store.four_eyes"),
             },
             api: ApiConfig {
                 listen: socket(&mut l, "api.listen", "127.0.0.1:8080"),
@@ -871,6 +878,48 @@ fn boolean(l: &mut Layered, path: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Detector names (or `all`), as a TOML array or a comma-separated string;
+/// may be empty.
+fn detector_list(l: &mut Layered, path: &str) -> Vec<String> {
+    let names: Vec<String> = match l.get(path).cloned() {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| match i {
+                Value::String(s) => Some(s),
+                other => {
+                    l.problem(
+                        path,
+                        format!("every item must be a detector's name, got `{other}`"),
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        Some(other) => {
+            l.problem(path, format!("must be a list of detectors, got `{other}`"));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    for n in &names {
+        if n != "all" && !groundtruth_finding::DETECTORS.contains(&n.as_str()) {
+            l.problem(
+                path,
+                format!(
+                    "`{n}` is not a detector; use `all` or some of {}",
+                    groundtruth_finding::DETECTORS.join(", ")
+                ),
+            );
+        }
+    }
+    names
 }
 
 fn string_list(l: &mut Layered, path: &str) -> Vec<String> {
@@ -1160,6 +1209,7 @@ mod tests {
     fn store_and_api_settings() {
         let c = Config::defaults();
         assert_eq!(c.store.url, None);
+        assert!(c.store.four_eyes.is_empty());
         assert_eq!(
             c.store_url(Path::new("/var/gt")),
             "/var/gt/review.db".to_string()
@@ -1180,11 +1230,19 @@ mod tests {
                 "api.listen=everywhere".into(),
                 "api.max_body_bytes=1".into(),
                 "store.max_connections=0".into(),
+                "store.four_eyes=\"phone_farm,dogs\"".into(),
             ],
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(e.0.len(), 3, "{e}");
+        assert_eq!(e.0.len(), 4, "{e}");
+        assert!(e.to_string().contains("`dogs` is not a detector"), "{e}");
+        let c = Config::load(&Sources {
+            overrides: vec!["store.four_eyes=[\"phone_farm\", \"report_inflation\"]".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.store.four_eyes, ["phone_farm", "report_inflation"]);
     }
 
     #[test]

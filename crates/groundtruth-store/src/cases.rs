@@ -18,7 +18,8 @@ use crate::model::*;
 use crate::{now_us, ReviewStore};
 
 pub(crate) const CASE_COLUMNS: &str = "c.case_id, c.app_id, c.accounts, c.n_accounts, c.region, c.regions, c.status, c.verdict, c.assignee, \
-     c.score, c.detectors, c.n_findings, c.n_raised, c.window_start_us, c.window_end_us, c.created_us, c.updated_us, c.version";
+     c.score, c.detectors, c.n_findings, c.n_raised, c.window_start_us, c.window_end_us, c.created_us, c.updated_us, c.version, \
+     c.proposed_by, c.proposed_note, c.proposed_us";
 
 /// ` AND <the case in column `col` is in scope>` (nothing when nationwide).
 pub(crate) fn visible(col: &str, scope: &Scope, p: &mut Params) -> String {
@@ -67,6 +68,24 @@ pub(crate) fn case_summary(row: &AnyRow, accounts_cap: usize) -> Result<CaseSumm
         updated_at: rfc3339_us(row.try_get("updated_us").map_err(&get)?),
         version: row.try_get("version").map_err(&get)?,
         outside_scope: None,
+        proposal: match row
+            .try_get::<Option<String>, _>("proposed_by")
+            .map_err(&get)?
+        {
+            Some(by) => Some(Proposal {
+                by,
+                note: row
+                    .try_get::<Option<String>, _>("proposed_note")
+                    .map_err(&get)?
+                    .unwrap_or_default(),
+                at: rfc3339_us(
+                    row.try_get::<Option<i64>, _>("proposed_us")
+                        .map_err(&get)?
+                        .unwrap_or_default(),
+                ),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -319,7 +338,7 @@ impl ReviewStore {
         .collect::<Result<Vec<_>, StoreError>>()?;
         let get = db("read a case's verdicts");
         let verdicts = sqlx::query(
-            "SELECT verdict_id, verdict, note, author, detectors, at_us FROM verdicts WHERE case_id = $1 ORDER BY verdict_id",
+            "SELECT verdict_id, verdict, note, author, detectors, at_us, countersigned_by FROM verdicts WHERE case_id = $1 ORDER BY verdict_id",
         )
         .bind(case_id)
         .fetch_all(&self.read)
@@ -336,6 +355,7 @@ impl ReviewStore {
                 author: r.try_get("author").map_err(&get)?,
                 at: rfc3339_us(r.try_get("at_us").map_err(&get)?),
                 detectors: d.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+                countersigned_by: r.try_get("countersigned_by").map_err(&get)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -612,7 +632,11 @@ impl ReviewStore {
                 before.verdict.map(Verdict::as_str).unwrap_or("decided")
             )));
         }
-        if let Some(a) = &before.assignee {
+        // A confirmation proposed by a colleague is signed off (or sent
+        // back) by any other inspector whose scope covers the case.
+        let proposal = before.proposal.clone();
+        let signing_off = proposal.as_ref().is_some_and(|p| p.by != actor.subject);
+        if let Some(a) = before.assignee.as_ref().filter(|_| !signing_off) {
             if a != &actor.subject && actor.role != Role::Admin {
                 return Err(StoreError::Conflict(format!(
                     "case {case_id} is assigned to {a}; only they or an admin can decide it (or have it reassigned)"
@@ -623,16 +647,37 @@ impl ReviewStore {
         // the record and for the unit's reply.
         let note = check_text("note", note, 1)?;
         let now = now_us();
+        if verdict == Verdict::Confirmed {
+            if let Some(p) = proposal.as_ref().filter(|p| p.by == actor.subject) {
+                return Err(StoreError::Forbidden(format!(
+                    "case {case_id}: you proposed this confirmation ({}); four eyes: another inspector must sign it off",
+                    p.at
+                )));
+            }
+            if proposal.is_none() && self.needs_four_eyes(&before) {
+                return self.propose(tx, actor, before, &note, now).await;
+            }
+        } else if signing_off {
+            return self.send_back(tx, actor, before, &note, now).await;
+        }
+        let (author, countersigned_by) = match proposal.as_ref().filter(|_| signing_off) {
+            Some(p) => (p.by.clone(), Some(actor.subject.clone())),
+            None => (actor.subject.clone(), None),
+        };
         let detectors = before.detectors.join(",");
         let verdict_id: i64 = sqlx::query(
-            "INSERT INTO verdicts (case_id, verdict, note, author, detectors, at_us) VALUES ($1, $2, $3, $4, $5, $6) RETURNING verdict_id",
+            "INSERT INTO verdicts (case_id, verdict, note, author, detectors, at_us, countersigned_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING verdict_id",
         )
         .bind(case_id)
         .bind(verdict.as_str())
-        .bind(note.as_str())
-        .bind(actor.subject.as_str())
+        .bind(match &proposal {
+            Some(p) if signing_off => format!("{} / {}: {note}", p.note, actor.subject),
+            _ => note.clone(),
+        })
+        .bind(author.as_str())
         .bind(detectors.as_str())
         .bind(now)
+        .bind(countersigned_by.as_deref())
         .fetch_one(&mut *tx)
         .await
         .and_then(|r| r.try_get("verdict_id"))
@@ -649,6 +694,8 @@ impl ReviewStore {
                 ("status", Some(verdict.status().as_str().to_string())),
                 ("verdict", Some(verdict.as_str().to_string())),
                 ("assignee", Some(assignee.clone())),
+                ("proposed_by", None),
+                ("proposed_note", None),
             ],
             now,
         )
@@ -667,7 +714,95 @@ impl ReviewStore {
             .await
             .map_err(db("remember decided evidence"))?;
         }
-        let case = finish(tx, actor, now, case_id, "case.verdict", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": verdict.status(), "verdict": verdict, "assignee": assignee, "verdict_id": verdict_id, "note": note})), "commit a verdict").await?;
+        let case = finish(tx, actor, now, case_id, "case.verdict", Some(json!({"status": before.status, "verdict": before.verdict, "assignee": before.assignee})), Some(json!({"status": verdict.status(), "verdict": verdict, "assignee": assignee, "verdict_id": verdict_id, "note": note, "countersigned": countersigned_by.is_some()})), "commit a verdict").await?;
+        self.masked(&actor.scope, case).await
+    }
+
+    /// Whether confirming `case` needs a second inspector
+    /// ([`crate::StoreOptions::four_eyes`]).
+    fn needs_four_eyes(&self, case: &CaseSummary) -> bool {
+        self.four_eyes
+            .iter()
+            .any(|d| d == "all" || case.detectors.iter().any(|c| c == d))
+    }
+
+    /// Records a confirmation as proposed: the case stays open, with the
+    /// proposal, until another inspector signs it off.
+    async fn propose(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        actor: &Principal,
+        before: CaseSummary,
+        note: &str,
+        now: i64,
+    ) -> Result<CaseSummary, StoreError> {
+        let case_id = before.case_id;
+        sqlx::query("UPDATE cases SET proposed_us = $1 WHERE case_id = $2")
+            .bind(now)
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("propose a confirmation"))?;
+        let assignee = before
+            .assignee
+            .clone()
+            .unwrap_or_else(|| actor.subject.clone());
+        update_case(
+            &mut tx,
+            case_id,
+            before.version,
+            &[
+                ("proposed_by", Some(actor.subject.clone())),
+                ("proposed_note", Some(note.to_string())),
+                ("assignee", Some(assignee)),
+            ],
+            now,
+        )
+        .await?;
+        let case = finish(
+            tx,
+            actor,
+            now,
+            case_id,
+            "case.confirmation_proposed",
+            None,
+            Some(json!({"verdict": Verdict::Confirmed, "note": note})),
+            "commit a proposal",
+        )
+        .await?;
+        self.masked(&actor.scope, case).await
+    }
+
+    /// A second inspector does not sign off a proposed confirmation: the
+    /// proposal is withdrawn with their reason and the case stays open.
+    async fn send_back(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        actor: &Principal,
+        before: CaseSummary,
+        note: &str,
+        now: i64,
+    ) -> Result<CaseSummary, StoreError> {
+        let case_id = before.case_id;
+        update_case(
+            &mut tx,
+            case_id,
+            before.version,
+            &[("proposed_by", None), ("proposed_note", None)],
+            now,
+        )
+        .await?;
+        let case = finish(
+            tx,
+            actor,
+            now,
+            case_id,
+            "case.confirmation_sent_back",
+            Some(json!({"proposed_by": before.proposal.as_ref().map(|p| p.by.clone())})),
+            Some(json!({"note": note})),
+            "commit a sign-off refused",
+        )
+        .await?;
         self.masked(&actor.scope, case).await
     }
 

@@ -32,6 +32,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a request waits for a free connection.
     pub acquire_timeout: Duration,
+    /// Detectors whose confirmations need a second inspector's sign-off
+    /// (four eyes; `all` for every detector). Empty: one inspector decides.
+    pub four_eyes: Vec<String>,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +42,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
+            four_eyes: Vec::new(),
         }
     }
 }
@@ -200,6 +204,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "replies",
         sql: include_str!("../migrations/0006_replies.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "four eyes",
+        sql: include_str!("../migrations/0007_four_eyes.sql"),
     },
 ];
 

@@ -41,6 +41,8 @@ pub struct ReviewStore {
     write: AnyPool,
     backend: Backend,
     url: String,
+    /// See [`StoreOptions::four_eyes`].
+    four_eyes: std::sync::Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for ReviewStore {
@@ -62,6 +64,7 @@ impl ReviewStore {
             write,
             backend,
             url,
+            four_eyes: std::sync::Arc::new(opts.four_eyes.clone()),
         })
     }
 

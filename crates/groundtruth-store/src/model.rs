@@ -128,6 +128,18 @@ pub struct CaseSummary {
     /// case's regions (absent when the scope covers them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside_scope: Option<crate::mask::OutsideScope>,
+    /// A confirmation waiting for a second inspector's sign-off (four
+    /// eyes); the case stays open until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<Proposal>,
+}
+
+/// A confirmation proposed by one inspector, to be signed off by another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Proposal {
+    pub by: String,
+    pub note: String,
+    pub at: String,
 }
 
 /// Accounts listed per case in a queue page.
@@ -157,6 +169,9 @@ pub struct VerdictRecord {
     pub at: String,
     /// The detectors whose findings were decided.
     pub detectors: Vec<String>,
+    /// The second inspector who signed off this confirmation (four eyes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub countersigned_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -332,7 +332,7 @@ async function renderQueue(params) {
       h('td', {}, c.region),
       h('td', { class: 'num' }, String(c.n_accounts)),
       h('td', { class: 'num' }, h('meter', { min: 0, max: 1, value: c.score, 'aria-hidden': 'true' }), ' ', fmtScore(c.score)),
-      h('td', {}, chip(t(`status.${c.status}`), `st-${c.status}`)),
+      h('td', {}, chip(t(`status.${c.status}`), `st-${c.status}`), c.proposal ? [' ', chip(t('case.proposal.chip'), 'st-proposed')] : null),
       h('td', {}, c.assignee || '—'),
       h('td', {}, fmtTime(c.window_end)));
   });
@@ -444,7 +444,7 @@ async function renderCase(id) {
       c.outside_scope ? h('p', { class: 'hint', id: 'outside-scope' }, t('case.outside', { n: c.outside_scope.hidden_accounts, regions: c.outside_scope.regions.join(', ') })) : null),
     h('dt', {}, t('case.window')), h('dd', {}, `${fmtTime(c.window_start)} → ${fmtTime(c.window_end)}`),
     h('dt', {}, t('case.assignee')), h('dd', {}, c.assignee || '—'),
-    h('dt', {}, t('queue.col.status')), h('dd', {}, chip(t(`status.${c.status}`), `st-${c.status}`), c.verdict ? ` ${t(`verdict.${c.verdict}`)}` : ''));
+    h('dt', {}, t('queue.col.status')), h('dd', {}, chip(t(`status.${c.status}`), `st-${c.status}`), c.verdict ? ` ${t(`verdict.${c.verdict}`)}` : '', c.proposal ? [' ', chip(t('case.proposal.chip'), 'st-proposed')] : null));
 
   const evidence = detail.findings.map((f) => evidenceSection(f));
   const timelineBox = h('section', { class: 'panel', id: 'timeline', 'aria-labelledby': 'tl-h' }, h('h2', { id: 'tl-h' }, t('case.timeline')), notice(t('loading')));
@@ -567,15 +567,24 @@ function verdictPanel(c) {
     } catch (e) { await failed(e); }
   };
   const closed = c.status === 'closed';
+  // Four eyes: a confirmation proposed by one inspector waits for another.
+  const p = c.proposal;
+  const mine = p && p.by === state.me.subject;
+  const proposal = p ? h('div', { class: 'notice proposal', id: 'proposal', role: 'status' },
+    h('strong', {}, t('case.proposal.title')), ' ',
+    t('case.proposal.text', { by: p.by, at: fmtTime(p.at), note: p.note }), ' ',
+    mine ? t('case.proposal.mine') : t('case.proposal.other')) : null;
   return h('section', { class: 'panel decide', 'aria-labelledby': 'decide-h' },
     h('h2', { id: 'decide-h' }, t('case.decide')),
     closed ? h('p', {}, t('case.closed_by', { verdict: t(`verdict.${c.verdict}`) })) : null,
+    proposal,
     h('label', { for: 'verdict-note' }, t('case.note')), note,
     h('div', { class: 'buttons' },
       closed ? h('button', { type: 'button', id: 'reopen', onclick: reopen }, t('case.reopen'))
         : ['confirmed', 'dismissed', 'needs_info'].map((v, i) => h('button', {
           type: 'button', class: `verdict v-${v}`, dataset: { verdict: v }, onclick: () => decide(v),
-        }, `${i + 1} · ${t(`verdict.${v}`)}`)),
+          disabled: mine && v === 'confirmed' ? true : null,
+        }, `${i + 1} · ${p && !mine ? t(v === 'confirmed' ? 'case.proposal.sign' : 'case.proposal.back', { verdict: t(`verdict.${v}`) }) : t(`verdict.${v}`)}`)),
       h('button', { type: 'button', id: 'add-note', onclick: addNote }, t('case.add_note'))),
     closed ? null : h('div', { class: 'field inline' }, next, h('label', { for: 'save-next' }, t('case.save_next'))),
     h('p', { class: 'hint keys' }, t('case.decide.keys')),
