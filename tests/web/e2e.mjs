@@ -151,6 +151,8 @@ try {
   }
   await page.waitForSelector('svg[data-chart="per-day"] rect.bar');
   await page.waitForSelector('svg[data-chart="events"] circle.event');
+  const kinds = await page.textContent('#timeline ul.legend');
+  check(kinds.includes('会话开始') && !kinds.includes('session_start'), `event kinds are named in Chinese: ${kinds}`);
   await shot(page, 'case-phone-farm');
 
   step = 'a case printed';

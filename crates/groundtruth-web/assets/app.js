@@ -163,6 +163,9 @@ window.addEventListener('afterprint', () => {
   foldedForPrint = [];
 });
 
+/** An event kind (the contract's fixed list) in the page's language. */
+function kindName(k) { return has(`kind.${k}`) ? t(`kind.${k}`) : k; }
+
 function sqlText(v) { return `'${String(v).replace(/'/g, "''")}'`; }
 
 function table(columns, rows, { caption } = {}) {
@@ -606,14 +609,14 @@ async function loadTimeline(id, box, c) {
     const days = [...new Set(tl.per_day.map((r) => r.event_date))].sort();
     const kinds = [...new Set(tl.per_day.map((r) => r.kind))].sort();
     const stacks = kinds.map((k) => ({
-      label: k, color: C.colorOf(k, kinds),
+      label: kindName(k), color: C.colorOf(k, kinds),
       values: days.map((d) => tl.per_day.filter((r) => r.event_date === d && r.kind === k).reduce((a, r) => a + Number(r.events), 0)),
     }));
     const strip = C.eventStrip(tl.events, { labels: { title: t('case.timeline.events') } });
     put(box, title,
       figure(t('case.timeline.per_day'), C.bars(days, { stacks, labels: { title: t('case.timeline.per_day') }, kind: 'per-day' }),
-        legend(kinds.map((k) => [C.colorOf(k, kinds), k]))),
-      figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), k]))),
+        legend(kinds.map((k) => [C.colorOf(k, kinds), kindName(k)]))),
+      figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), kindName(k)]))),
       tl.truncated ? notice(t('case.timeline.truncated', { n: tl.events.length })) : null,
       c ? sqlDetails(timelineSql(c, tl)) : null);
     paintSwatches(box);
