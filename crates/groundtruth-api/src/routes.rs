@@ -224,7 +224,10 @@ pub async fn history(
     ApiPath(case_id): ApiPath<i64>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let p = caller.require(CASE_READERS, "read cases")?;
-    shown_to(p, &s.store.case(&p.scope, case_id).await?)?;
+    if p.role == Role::Unit {
+        // The store checks the scope; a unit also needs the case decided.
+        shown_to(p, &s.store.case(&p.scope, case_id).await?)?;
+    }
     let mut history = s.store.history(&p.scope, case_id).await?;
     if p.role == Role::Unit {
         history.retain(|e| e.entity != "note");

@@ -28,9 +28,8 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_relations, BinaryOperator, CaseWhen, Expr, Function, FunctionArg,
+    visit_expressions, visit_relations, BinaryOperator, Expr, Function, FunctionArg,
     FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName,
     Query, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, Value,
     Visit, VisitMut, VisitorMut,
@@ -121,8 +120,9 @@ const AGGREGATES: &[&str] = &[
 /// subquery only if it aggregates, and not at all with some correlations
 /// (`WHERE outer.atthasdef AND ...`). In a catalogue query:
 /// - one that reads one relation of [`EMPTY_CATALOGUE`] without
-///   aggregating is `NULL`, as PostgreSQL answers a scalar subquery over no
-///   rows;
+///   aggregating selects nothing ([`select_nothing`]): no longer
+///   correlated, it plans, and is `NULL` as PostgreSQL answers a scalar
+///   subquery over no rows;
 /// - any other that does not aggregate returns its value through
 ///   `first_value`: the catalogue's keys (oids) make such a lookup one row
 ///   or none, and over one row or none `first_value` is that row's value or
@@ -201,37 +201,17 @@ impl VisitorMut for CatalogueLookups {
             *expr = e;
             self.changed = true;
         }
+        // A lookup over an empty relation is left to `select_nothing`,
+        // which answers it when this visit reaches its query.
         if let Expr::Subquery(q) = expr {
-            if over_empty_catalogue(q) {
-                *expr = null_keeping_parameters(q);
-                self.changed = true;
-            } else if let Some(item) = lookup_item(q) {
-                one_value(item);
-                self.changed = true;
+            if !over_empty_catalogue(q) {
+                if let Some(item) = lookup_item(q) {
+                    one_value(item);
+                    self.changed = true;
+                }
             }
         }
         ControlFlow::Continue(())
-    }
-}
-
-/// NULL, as an expression that still holds the subquery's parameters
-/// (`$3::VARCHAR`, with their casts, which give their types): a client binds
-/// values to every parameter it sent, by position, so none may disappear.
-/// `CASE WHEN p1 IS NULL AND ... THEN NULL END` is NULL whatever they are.
-fn null_keeping_parameters(q: &Query) -> Expr {
-    let null = Expr::Value(Value::Null.into());
-    let Some(condition) = parameters_held(q) else {
-        return null;
-    };
-    Expr::Case {
-        case_token: AttachedToken::empty(),
-        end_token: AttachedToken::empty(),
-        operand: None,
-        conditions: vec![CaseWhen {
-            condition,
-            result: null,
-        }],
-        else_result: None,
     }
 }
 
@@ -647,14 +627,15 @@ mod tests {
             assert!(matches!(shield(kept), Cow::Borrowed(_)), "{kept}");
         }
         // A lookup of a column's default (SQLAlchemy's inspector): no
-        // column has one, so NULL; an aggregate over the same is kept.
+        // column has one, so it selects nothing (NULL), no longer
+        // correlated; an aggregate over the same is kept.
         let lookup = "SELECT a.attname, CASE WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
                       FROM pg_catalog.pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid) ELSE NULL END AS \"default\", \
                       (SELECT count(*) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) AS n \
                       FROM pg_catalog.pg_attribute a";
         let out = shield(lookup);
         assert!(
-            out.contains("THEN NULL ELSE NULL END AS \"default\""),
+            out.contains("THEN (SELECT NULL AS \"pg_get_expr\" FROM pg_catalog.pg_attrdef d WHERE false) ELSE NULL END AS \"default\""),
             "{out}"
         );
         assert!(
@@ -667,7 +648,8 @@ mod tests {
                      WHERE s.seqrelid = a.attrelid AND s.seqmin > $5) END FROM pg_catalog.pg_attribute a";
         let out = shield(bound);
         assert!(
-            out.contains("THEN CASE WHEN ($2::VARCHAR) IS NULL AND ($3::VARCHAR) IS NULL AND ($4::VARCHAR) IS NULL AND ($5) IS NULL THEN NULL END END"),
+            out.contains("THEN (SELECT NULL AS \"json_build_object\" FROM pg_catalog.pg_sequence s \
+                          WHERE false AND (($2::VARCHAR) IS NULL AND ($3::VARCHAR) IS NULL AND ($4::VARCHAR) IS NULL AND ($5) IS NULL)) END"),
             "{out}"
         );
         // A catalogue vector taken apart.

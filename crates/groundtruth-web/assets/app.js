@@ -115,6 +115,10 @@ function fmtScore(v) { return (Number(v) || 0).toFixed(2); }
 
 function detectorName(d) { return t(`detector.${d}`); }
 
+/** `key` named in the page's language under `prefix` (`fig`, `sign`,
+ * `kind`: an event kind of the contract), or the key itself. */
+function named(prefix, key) { return has(`${prefix}.${key}`) ? t(`${prefix}.${key}`) : key; }
+
 function chip(text, cls) { return h('span', { class: `chip ${cls || ''}` }, text); }
 
 function regionName(r) { return r ? r : t('region.all'); }
@@ -162,11 +166,6 @@ window.addEventListener('afterprint', () => {
   for (const d of foldedForPrint) d.open = false;
   foldedForPrint = [];
 });
-
-/** An event kind (the contract's fixed list) in the page's language. */
-function kindName(k) { return has(`kind.${k}`) ? t(`kind.${k}`) : k; }
-
-function sqlText(v) { return `'${String(v).replace(/'/g, "''")}'`; }
 
 function table(columns, rows, { caption } = {}) {
   return h('div', { class: 'table-wrap' }, h('table', {},
@@ -598,8 +597,8 @@ function verdictPanel(c) {
 // analyst to rerun): the case's accounts (those in the reader's region) and
 // app over the same span.
 function timelineSql(c, tl) {
-  const apps = c.app_id && !c.app_id.includes(',') ? `\n  AND app_id = ${sqlText(c.app_id)}` : '';
-  return `SELECT event_date, kind, count(*) AS events\nFROM events\nWHERE account_id IN (${c.accounts.map(sqlText).join(', ')})${apps}\n  AND ts >= ${sqlText(tl.from)} AND ts < ${sqlText(tl.to)}\nGROUP BY 1, 2\nORDER BY 1, 2`;
+  const apps = c.app_id && !c.app_id.includes(',') ? `\n  AND app_id = ${sqlString(c.app_id)}` : '';
+  return `SELECT event_date, kind, count(*) AS events\nFROM events\nWHERE account_id IN (${c.accounts.map(sqlString).join(', ')})${apps}\n  AND ts >= ${sqlString(tl.from)} AND ts < ${sqlString(tl.to)}\nGROUP BY 1, 2\nORDER BY 1, 2`;
 }
 
 async function loadTimeline(id, box, c) {
@@ -609,14 +608,14 @@ async function loadTimeline(id, box, c) {
     const days = [...new Set(tl.per_day.map((r) => r.event_date))].sort();
     const kinds = [...new Set(tl.per_day.map((r) => r.kind))].sort();
     const stacks = kinds.map((k) => ({
-      label: kindName(k), color: C.colorOf(k, kinds),
+      label: named('kind', k), color: C.colorOf(k, kinds),
       values: days.map((d) => tl.per_day.filter((r) => r.event_date === d && r.kind === k).reduce((a, r) => a + Number(r.events), 0)),
     }));
     const strip = C.eventStrip(tl.events, { labels: { title: t('case.timeline.events') } });
     put(box, title,
       figure(t('case.timeline.per_day'), C.bars(days, { stacks, labels: { title: t('case.timeline.per_day') }, kind: 'per-day' }),
-        legend(kinds.map((k) => [C.colorOf(k, kinds), kindName(k)]))),
-      figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), kindName(k)]))),
+        legend(kinds.map((k) => [C.colorOf(k, kinds), named('kind', k)]))),
+      figure(t('case.timeline.events'), strip.svg, legend(strip.kinds.map((k) => [C.colorOf(k, strip.kinds), named('kind', k)]))),
       tl.truncated ? notice(t('case.timeline.truncated', { n: tl.events.length })) : null,
       c ? sqlDetails(timelineSql(c, tl)) : null);
     paintSwatches(box);
@@ -836,7 +835,7 @@ function evidenceSection(rec) {
         lines: [{ label: t('ev.legend.expected'), color: '#7f7f7f', dash: true, values: days.map((d) => d.expected) }],
       }), legend([['#1f77b4', t('ev.legend.reports')], ['#d62728', t('ev.legend.near_copies')], ['#7f7f7f', t('ev.legend.expected'), true]])));
       const figs = pick(ev, ['app_id', 'region', 'reports', 'expected_reports', 'with_text', 'repeated_text', 'same_spot_copies', 'signs']);
-      if (Array.isArray(figs.signs)) figs.signs = figs.signs.map((x) => (has(`sign.${x}`) ? t(`sign.${x}`) : x));
+      if (Array.isArray(figs.signs)) figs.signs = figs.signs.map((x) => named('sign', x));
       parts.push(figureTable(t('ev.figures'), figs));
       break;
     }
@@ -869,7 +868,7 @@ function figureTable(title, obj, { collapsed = false } = {}) {
   if (!entries.length) return null;
   // Each figure named in the page's language; the field's own name (what
   // the API and SQL call it) on hover.
-  const name = (k) => (has(`fig.${k}`) ? t(`fig.${k}`) : k);
+  const name = (k) => named('fig', k);
   const list = h('dl', { class: 'facts' }, entries.flatMap(([k, v]) => [h('dt', { title: k }, name(k)), h('dd', {}, fmtValue(v))]));
   if (collapsed) return h('details', { class: 'panel figures' }, h('summary', {}, title), list);
   return h('figure', { class: 'panel figures' }, h('figcaption', {}, title), list);
