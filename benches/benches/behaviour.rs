@@ -21,8 +21,8 @@ fn detect_child(lake: &Path) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let ctx = groundtruth_lake::open_session(lake).await?;
-        groundtruth_detect::register_views(&ctx).await?;
+        let ctx = groundtruth_sql::open_session(lake).await?;
+        groundtruth_sql::register_event_views(&ctx).await?;
         let t = Instant::now();
         let input = groundtruth_detect::behaviour::load_input(&ctx).await?;
         let sql_s = t.elapsed().as_secs_f64();

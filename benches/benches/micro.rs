@@ -231,10 +231,10 @@ fn farm_input() -> groundtruth_behaviour::Input {
         .build()
         .expect("tokio runtime");
     let input = rt.block_on(async {
-        let ctx = groundtruth_lake::open_session(&lake)
+        let ctx = groundtruth_sql::open_session(&lake)
             .await
             .expect("open lake");
-        groundtruth_detect::register_views(&ctx)
+        groundtruth_sql::register_event_views(&ctx)
             .await
             .expect("register views");
         groundtruth_detect::behaviour::load_input_for(&ctx, &|d| d == farm::DETECTOR)

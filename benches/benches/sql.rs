@@ -177,14 +177,13 @@ fn main() -> Result<()> {
                         )?;
                         // The views were bound to the session's table when
                         // it was built: bind them again.
-                        groundtruth_detect::register_views(&ctx).await?;
-                        groundtruth_query::views::register(&ctx).await?;
+                        groundtruth_sql::register_all_views(&ctx).await?;
                     }
                     if plain {
                         ctx = datafusion::prelude::SessionContext::new_with_state(
-                            groundtruth_lake::without_rules(
+                            groundtruth_sql::without_rules(
                                 ctx.state(),
-                                groundtruth_lake::GROUNDTRUTH_RULES,
+                                groundtruth_sql::GROUNDTRUTH_RULES,
                             ),
                         );
                     }
@@ -494,7 +493,7 @@ fn events_with_strings(
         })
         .collect();
     let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    Ok(Arc::new(groundtruth_lake::events_table_with_schema(
+    Ok(Arc::new(groundtruth_sql::events_table_with_schema(
         lake, schema,
     )?))
 }

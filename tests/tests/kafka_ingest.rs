@@ -210,8 +210,8 @@ fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let ctx = groundtruth_lake::open_session(lake).await?;
-        Ok(groundtruth_lake::run_sql(&ctx, sql).await?.1)
+        let ctx = groundtruth_sql::open_session(lake).await?;
+        Ok(groundtruth_sql::run_sql(&ctx, sql).await?.1)
     })
 }
 

@@ -14,8 +14,8 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use groundtruth_lake::run_sql;
 use groundtruth_query::{AppCatalog, Limits, QueryService};
+use groundtruth_sql::run_sql;
 use groundtruth_store::{Principal, ReviewStore, Role, Scope, StoreOptions};
 use groundtruth_tests::repo;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -233,15 +233,9 @@ fn main() {
                     if !p.with_extension("slt").is_file() {
                         missing.push(format!("{} has no .slt", p.display()));
                     }
-                    let registered = groundtruth_detect::VIEWS
-                        .iter()
-                        .chain(groundtruth_query::views::VIEWS)
-                        .any(|v| v.name == stem);
+                    let registered = groundtruth_sql::VIEWS.iter().any(|v| v.name == stem);
                     if !registered {
-                        missing.push(format!(
-                            "{} is in neither groundtruth_detect::VIEWS nor groundtruth_query::views::VIEWS",
-                            p.display()
-                        ));
+                        missing.push(format!("{} is not in groundtruth_sql::VIEWS", p.display()));
                     }
                 }
             }

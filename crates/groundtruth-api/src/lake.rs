@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::prelude::{col, lit, Expr, SessionContext};
 use groundtruth_event::{local_date, DayZone};
-use groundtruth_lake::open_range_session;
+use groundtruth_sql::open_range_session;
 use groundtruth_store::Scope;
 use serde_json::Value;
 
@@ -203,7 +203,7 @@ pub async fn region_activity(
 /// The latest event time (µs) in the lake in `scope`, if any: the default
 /// end of a summary.
 pub async fn latest_event_us(lake: &LakeAccess, scope: &Scope) -> Result<Option<i64>, ApiError> {
-    let ctx = groundtruth_lake::open_session(&lake.dir)
+    let ctx = groundtruth_sql::open_session(&lake.dir)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot open the lake");

@@ -13,8 +13,8 @@ use groundtruth_finding::calibration::{Calibration, Reliability, Sample};
 use groundtruth_ingest::{
     create_topics, ingest_files, ingest_kafka, ingest_simulation, KafkaOptions, KafkaProducerSink,
 };
-use groundtruth_lake::{format_batches, open_session, run_sql, OutputFormat};
 use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
+use groundtruth_sql::{format_batches, open_session, run_sql, OutputFormat};
 
 use crate::review;
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
@@ -328,7 +328,7 @@ fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {
     let rt = query_runtime()?;
     rt.block_on(async {
         let ctx = open_session(&cfg.lake.dir).await?;
-        groundtruth_detect::register_views(&ctx).await?;
+        groundtruth_sql::register_event_views(&ctx).await?;
         let (schema, batches) = run_sql(&ctx, &args.query).await?;
         let format = match args.format {
             Format::Table => OutputFormat::Table,

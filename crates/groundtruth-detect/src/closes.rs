@@ -15,11 +15,11 @@ use datafusion::prelude::SessionContext;
 use groundtruth_event::{date32_to_string, local_date, DayZone};
 use groundtruth_finding::calibration::Calibration;
 use groundtruth_finding::{sort_findings, Finding};
-use groundtruth_lake::open_range_session;
+use groundtruth_sql::open_range_session;
 use groundtruth_window::{Close, Progress, Schedule};
 
 use crate::error::DetectError;
-use crate::{behaviour, register_views, scope, tracks};
+use crate::{behaviour, scope, tracks};
 
 /// What one close produced.
 #[derive(Debug, Clone)]
@@ -115,7 +115,7 @@ impl CloseCache {
     /// A cache holding a window's events in memory when there are at most
     /// `memory_rows` of them (0: never).
     pub fn with_memory_rows(memory_rows: usize) -> Self {
-        let on = !groundtruth_lake::switched_off("GROUNDTRUTH_CLOSE_CACHE");
+        let on = !groundtruth_sql::switched_off("GROUNDTRUTH_CLOSE_CACHE");
         CloseCache {
             memory_rows: if on { memory_rows } else { 0 },
             reuse_patrols: on,
@@ -249,7 +249,7 @@ pub async fn run_close(
     };
     run.empty = false;
     let in_memory = events_in_memory(&ctx, cache.memory_rows).await?;
-    register_views(&ctx).await?;
+    groundtruth_sql::register_event_views(&ctx).await?;
     let wanted = |d: &str| group.detectors.iter().any(|g| g == d);
     let mut findings = Vec::new();
     if wanted(groundtruth_track::DETECTOR) {
@@ -406,7 +406,7 @@ pub async fn run_all_closes(
 pub async fn event_span(lake: &Path) -> Result<Option<(i64, i64)>, DetectError> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Int64Type;
-    let ctx = groundtruth_lake::open_session(lake).await?;
+    let ctx = groundtruth_sql::open_session(lake).await?;
     let q = |source| DetectError::Query {
         what: "the event time span",
         source,

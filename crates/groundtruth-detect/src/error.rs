@@ -5,12 +5,6 @@ use datafusion::error::DataFusionError;
 /// What went wrong running the detectors.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    #[error("cannot create SQL view `{view}` from sql/{view}.sql: {source}")]
-    View {
-        view: &'static str,
-        #[source]
-        source: DataFusionError,
-    },
     #[error("query for {what} failed: {source}")]
     Query {
         what: &'static str,
@@ -24,7 +18,7 @@ pub enum DetectError {
         found: String,
     },
     #[error(transparent)]
-    Lake(#[from] groundtruth_lake::QueryError),
+    Sql(#[from] groundtruth_sql::SqlError),
     #[error(transparent)]
     LakeWrite(#[from] groundtruth_lake::LakeError),
     #[error(transparent)]
@@ -50,12 +44,11 @@ impl DetectError {
     /// the merged file.
     pub fn is_vanished_file(&self) -> bool {
         match self {
-            DetectError::View { source, .. } | DetectError::Query { source, .. } => {
-                groundtruth_lake::is_vanished_file(source)
-            }
-            DetectError::Lake(groundtruth_lake::QueryError::Sql(source))
-            | DetectError::Lake(groundtruth_lake::QueryError::Register { source, .. }) => {
-                groundtruth_lake::is_vanished_file(source)
+            DetectError::Query { source, .. } => groundtruth_sql::is_vanished_file(source),
+            DetectError::Sql(groundtruth_sql::SqlError::Sql(source))
+            | DetectError::Sql(groundtruth_sql::SqlError::View { source, .. })
+            | DetectError::Sql(groundtruth_sql::SqlError::Register { source, .. }) => {
+                groundtruth_sql::is_vanished_file(source)
             }
             _ => false,
         }

@@ -10,8 +10,9 @@ use std::path::Path;
 use groundtruth_event::{DecodeOptions, SourcePosition};
 use groundtruth_finding::calibration::{Calibration, Sample};
 use groundtruth_ingest::{ingest_simulation, FlushPolicy, Ingestor};
-use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
+use groundtruth_lake::{LakeOptions, LakeWriter};
 use groundtruth_sim::Scenario;
+use groundtruth_sql::open_session;
 use serde::Serialize;
 
 use crate::calibrate::Truth;

@@ -9,7 +9,8 @@ use groundtruth_event::DecodeOptions;
 use groundtruth_finding::calibration::Calibration;
 use groundtruth_finding::Finding;
 use groundtruth_ingest::{ingest_files, FlushPolicy, IngestCounts, Ingestor};
-use groundtruth_lake::{open_session, LakeOptions, LakeWriter};
+use groundtruth_lake::{LakeOptions, LakeWriter};
+use groundtruth_sql::open_session;
 use groundtruth_window::Schedule;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Runs the detectors over events with DataFusion.
 //!
-//! Events live in a lake (see `groundtruth-lake`); [`views::register_views`]
+//! Events live in a lake (see `groundtruth-lake`); `groundtruth-sql`
 //! adds the SQL views of `sql/`, and [`run_detectors`] runs every detector
 //! over the session and returns contract findings. [`detect_files`] is the
 //! whole `groundtruth detect` command: NDJSON files into a scratch lake, the
@@ -16,7 +16,6 @@ pub mod files;
 pub mod geolife;
 pub mod scope;
 pub mod tracks;
-pub mod views;
 
 use datafusion::prelude::SessionContext;
 use groundtruth_finding::{sort_findings, Finding};
@@ -26,7 +25,6 @@ pub use closes::{
 };
 pub use error::DetectError;
 pub use files::{detect_files, write_findings, DetectFilesSummary};
-pub use views::{register_views, VIEWS};
 
 /// Everything one detection run produced.
 #[derive(Debug)]
@@ -46,7 +44,7 @@ pub struct DetectRun {
 /// Runs every detector over the `events` in `ctx` (views are registered
 /// here). Findings come back in canonical order.
 pub async fn run_detectors(ctx: &SessionContext) -> Result<DetectRun, DetectError> {
-    register_views(ctx).await?;
+    groundtruth_sql::register_event_views(ctx).await?;
     let started = std::time::Instant::now();
     let patrols = tracks::load_patrols(ctx).await?;
     let loaded = started.elapsed();

@@ -98,7 +98,7 @@ pub async fn load_patrols(ctx: &SessionContext) -> Result<Vec<Patrol>, DetectErr
             steps.push(match prev {
                 Some((pt, plat, plon)) => (
                     (t_us - pt) as f64 / 1e6,
-                    crate::views::haversine_m(plat, plon, lat, lon),
+                    groundtruth_sql::haversine_m(plat, plon, lat, lon),
                 ),
                 None => (0.0, 0.0),
             });
@@ -186,11 +186,10 @@ impl FixColumns {
 mod tests {
     use std::path::Path;
 
-    use groundtruth_lake::open_session;
+    use groundtruth_sql::open_session;
     use proptest::prelude::*;
 
     use super::*;
-    use crate::register_views;
 
     /// The patrols as the `track_steps` view gives them: the definition
     /// [`load_patrols`] must reproduce.
@@ -282,7 +281,7 @@ mod tests {
 
     async fn both(dir: &Path) -> (Vec<Patrol>, Vec<Patrol>) {
         let ctx = open_session(dir).await.unwrap();
-        register_views(&ctx).await.unwrap();
+        groundtruth_sql::register_event_views(&ctx).await.unwrap();
         (
             load_patrols(&ctx).await.unwrap(),
             patrols_of_the_view(&ctx).await,

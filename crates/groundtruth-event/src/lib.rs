@@ -24,6 +24,7 @@ pub use kind::{EventKind, Integrity};
 pub use reject::{Reject, RejectCode};
 pub use schema::{
     date32_to_string, dead_letter_schema, event_schema, local_date, string_to_date32, DayZone,
+    DICTIONARY_COLUMNS,
 };
 
 /// Largest message accepted by default (bytes). Larger messages are

@@ -72,6 +72,29 @@ pub fn event_schema() -> SchemaRef {
         .clone()
 }
 
+/// The `events` string columns that are keys: few distinct values per
+/// Parquet column chunk (apps, accounts, kinds, regions, devices, ...; not
+/// `event_id`, `session_id`, `attrs`). SQL reads them as the files' own
+/// dictionaries when an aggregate groups by them (`groundtruth-sql`'s
+/// `DictionaryKeys` rule). Declared here, beside the schema, and nowhere else.
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "app_id",
+    "account_id",
+    "kind",
+    "region",
+    "device_id",
+    "device_model",
+    "os_version",
+    "app_version",
+    "network_id",
+    "integrity",
+    "module",
+    "referrer",
+    "claimed_region",
+    "registry",
+    "category",
+];
+
 /// Schema of the `dead_letters` table.
 pub fn dead_letter_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
@@ -174,6 +197,18 @@ pub fn string_to_date32(text: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dictionary_columns_are_string_columns_of_events() {
+        let schema = event_schema();
+        for name in DICTIONARY_COLUMNS {
+            let field = schema.field_with_name(name).expect("a column of events");
+            assert_eq!(field.data_type(), &DataType::Utf8, "{name}");
+        }
+        for high in ["event_id", "session_id", "attrs", "ip"] {
+            assert!(!DICTIONARY_COLUMNS.contains(&high), "{high}");
+        }
+    }
 
     #[test]
     fn dates_round_trip_through_text() {

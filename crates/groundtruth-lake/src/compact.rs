@@ -230,3 +230,14 @@ fn merge(
     std::fs::remove_file(&intent_path).ctx("remove", &intent_path)?;
     Ok(rows)
 }
+
+/// How often a reader (a query, the writer loading its keys) tries again when a file it listed was compacted away.
+pub const VANISHED_RETRIES: usize = 6;
+
+/// The pause before retry `attempt` (0-based) of a read whose file was
+/// compacted away: 25 ms doubling (1.6 s over all retries), so a lake
+/// being compacted file after file (a backlog catching up) settles
+/// instead of racing every retry.
+pub fn vanished_delay(attempt: usize) -> std::time::Duration {
+    std::time::Duration::from_millis(25u64 << attempt.min(6))
+}

@@ -1,6 +1,6 @@
 //! The lake: accepted events as Parquet files under a data directory,
-//! partitioned by local event date and `app_id`; dead letters beside them;
-//! DataFusion SQL over both.
+//! partitioned by local event date and `app_id`; dead letters beside them.
+//! Arrow and Parquet only: SQL over the lake is `groundtruth-sql`'s.
 //!
 //! ```text
 //! <dir>/events/<YYYY-MM-DD>/<app_id>/part-*.parquet
@@ -18,35 +18,11 @@
 
 mod compact;
 mod dedup;
-mod dictkeys;
-#[cfg(test)]
-mod differential;
-mod distinct;
-mod eager;
 mod error;
-mod footers;
 mod layout;
-pub mod ndv;
-mod options;
-mod query;
-mod shared;
-#[cfg(test)]
-mod testlake;
 mod writer;
 
-pub use compact::CompactStats;
-pub use dictkeys::{DictionaryKeyAggregateExec, DictionaryKeys, DICTIONARY_COLUMNS};
-pub use distinct::MixedDistinctToGroupBy;
-pub use eager::AggregateBelowJoin;
+pub use compact::{vanished_delay, CompactStats, VANISHED_RETRIES};
 pub use error::LakeError;
-pub use footers::CountsFromFooters;
 pub use layout::{escape_app_id, LakeLayout};
-pub use options::{rule_options, RuleOptions};
-pub use query::{
-    dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
-    lake_context, open_range_session, open_session, read_only_options, retry_vanished,
-    rewrite_nodes, run_sql, switched_off, vanished_backoff, vanished_delay, without_rules,
-    OutputFormat, QueryError, CATALOG, GROUNDTRUTH_RULES, VANISHED_RETRIES,
-};
-pub use shared::{SharedExec, SharedNode, SharedSubplans, SharingQueryPlanner};
 pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};

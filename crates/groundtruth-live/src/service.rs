@@ -130,7 +130,7 @@ fn spawn_worker(
                         // The gate holds this process's compactions off;
                         // another member's (scale-out) may remove a file
                         // the window listed: judge it again.
-                        rt.block_on(groundtruth_lake::retry_vanished(
+                        rt.block_on(groundtruth_sql::retry_vanished(
                             || run_close(&lake, &schedule, &job.close, zone, &calibration, &cache),
                             DetectError::is_vanished_file,
                         ))?

@@ -190,7 +190,7 @@ impl PhysicalOptimizerRule for DeadlineRule {
         let deadline = Arc::new(Deadline {
             timeout: self.timeout,
         });
-        groundtruth_lake::rewrite_nodes(plan, |node| {
+        groundtruth_sql::rewrite_nodes(plan, |node| {
             Ok(runs_long(node.as_ref()).then(|| {
                 Arc::new(DeadlineExec::new(Arc::clone(node), Arc::clone(&deadline)))
                     as Arc<dyn ExecutionPlan>

@@ -67,7 +67,7 @@ impl QueryError {
     /// A DataFusion error met while planning or running a query.
     pub(crate) fn from_datafusion(e: datafusion::error::DataFusionError, mb: usize) -> QueryError {
         use datafusion::error::DataFusionError as E;
-        if groundtruth_lake::is_vanished_file(&e) {
+        if groundtruth_sql::is_vanished_file(&e) {
             return QueryError::Vanished(e.to_string());
         }
         let root = e.find_root();

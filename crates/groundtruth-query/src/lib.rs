@@ -80,7 +80,6 @@ pub mod scope;
 pub mod sortcopies;
 pub mod tables;
 pub mod to_char;
-pub mod views;
 pub mod watch;
 pub mod zone;
 
@@ -102,7 +101,7 @@ use groundtruth_store::{Principal, ReviewStore, Scope};
 
 pub use catalog::AppCatalog;
 pub use error::{QueryError, QueryErrorKind};
-pub use groundtruth_lake::CATALOG;
+pub use groundtruth_sql::CATALOG;
 
 /// What a query may cost.
 #[derive(Debug, Clone)]
@@ -155,14 +154,14 @@ impl Default for Limits {
 }
 
 /// How long the distinct counts of a scope's events (which steer join
-/// choices, see [`groundtruth_lake::ndv`]) are used before they are
+/// choices, see [`groundtruth_sql::ndv`]) are used before they are
 /// measured again.
 pub const STATISTICS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The distinct counts of one scope's events.
 #[derive(Debug, Default)]
 struct ScopeCounts {
-    counts: Option<groundtruth_lake::ndv::DistinctCounts>,
+    counts: Option<groundtruth_sql::ndv::DistinctCounts>,
     measured: Option<Instant>,
     refreshing: bool,
 }
@@ -172,9 +171,9 @@ struct ScopeCounts {
 async fn measure(
     ctx: &SessionContext,
     scope: &Scope,
-) -> Option<groundtruth_lake::ndv::DistinctCounts> {
+) -> Option<groundtruth_sql::ndv::DistinctCounts> {
     let started = Instant::now();
-    match groundtruth_lake::ndv::estimate(ctx).await {
+    match groundtruth_sql::ndv::estimate(ctx).await {
         Ok(c) => {
             tracing::debug!(scope = %scope, ms = started.elapsed().as_millis() as u64, counts = ?c.0, "distinct counts of events measured");
             Some(c)
@@ -192,7 +191,7 @@ async fn measure(
 fn keep(
     all: &std::sync::Mutex<HashMap<Scope, ScopeCounts>>,
     scope: Scope,
-    measured: Option<groundtruth_lake::ndv::DistinctCounts>,
+    measured: Option<groundtruth_sql::ndv::DistinctCounts>,
 ) {
     let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
     let entry = all.entry(scope).or_default();
@@ -313,8 +312,8 @@ impl QueryService {
 
     async fn build(&self, scope: &Scope) -> Result<SessionState, QueryError> {
         let internal = |e: &dyn std::fmt::Display| QueryError::Internal(e.to_string());
-        let ctx = groundtruth_lake::lake_context();
-        let events = groundtruth_lake::events_table(&self.lake).map_err(|e| internal(&e))?;
+        let ctx = groundtruth_sql::lake_context();
+        let events = groundtruth_sql::events_table(&self.lake).map_err(|e| internal(&e))?;
         // A regional caller's events are cut inside the scan, beneath
         // every expression of the query (scope.rs); the nationwide scope
         // reads the lake's table itself (and gets the lake's rules).
@@ -326,7 +325,7 @@ impl QueryService {
         ctx.register_table("events", events)
             .map_err(|e| internal(&e))?;
         if scope.is_nationwide() {
-            let dl = groundtruth_lake::dead_letters_table(&self.lake).map_err(|e| internal(&e))?;
+            let dl = groundtruth_sql::dead_letters_table(&self.lake).map_err(|e| internal(&e))?;
             ctx.register_table("dead_letters", Arc::new(dl))
                 .map_err(|e| internal(&e))?;
         } else {
@@ -374,10 +373,9 @@ impl QueryService {
                 .build();
         state.config_mut().options_mut().execution.time_zone = Some(self.zone.name().to_string());
         let ctx = SessionContext::new_with_state(state);
-        groundtruth_detect::register_views(&ctx)
+        groundtruth_sql::register_all_views(&ctx)
             .await
             .map_err(|e| internal(&e))?;
-        views::register(&ctx).await?;
         // The views hold what they read; the store's raw tables go, so that
         // clients listing the database's tables see the views only.
         if let Some(catalog) = ctx.catalog(CATALOG) {
@@ -419,7 +417,7 @@ impl QueryService {
             }))
             .with_physical_optimizer_rule(Arc::new(sortcopies::SortCopiesRule));
         if let Some(c) = &counts {
-            builder = builder.with_statistics_registry(groundtruth_lake::ndv::registry(c.clone()));
+            builder = builder.with_statistics_registry(groundtruth_sql::ndv::registry(c.clone()));
         }
         let mut state = builder.build();
         // The session's stop flag: read by the plans' checks and the
@@ -440,8 +438,8 @@ impl QueryService {
         &self,
         scope: &Scope,
         base: &SessionState,
-    ) -> Option<groundtruth_lake::ndv::DistinctCounts> {
-        if groundtruth_lake::switched_off("GROUNDTRUTH_JOIN_STATISTICS") {
+    ) -> Option<groundtruth_sql::ndv::DistinctCounts> {
+        if groundtruth_sql::switched_off("GROUNDTRUTH_JOIN_STATISTICS") {
             return None;
         }
         let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -686,7 +684,7 @@ impl QueryService {
     ) -> Result<QueryResult, QueryError> {
         guard::check(sql, &self.limits)?;
         let sql = zone::utc_spelled_out(sql);
-        let result = groundtruth_lake::retry_vanished(
+        let result = groundtruth_sql::retry_vanished(
             || self.attempt(who, &sql, max_rows),
             |e| matches!(e, QueryError::Vanished(_)),
         )
@@ -748,7 +746,7 @@ impl QueryService {
         let _stop = stop.clone().map(deadline::StopOnDrop);
         let work = async {
             let df = ctx
-                .sql_with_options(sql, groundtruth_lake::read_only_options())
+                .sql_with_options(sql, groundtruth_sql::read_only_options())
                 .await
                 .map_err(|e| QueryError::from_datafusion(e, mb))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

@@ -36,7 +36,7 @@ impl PhysicalOptimizerRule for SortCopiesRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        groundtruth_lake::rewrite_nodes(plan, |node| {
+        groundtruth_sql::rewrite_nodes(plan, |node| {
             let Some(sort) = node.downcast_ref::<SortExec>() else {
                 return Ok(None);
             };

@@ -57,7 +57,7 @@ const APPS: [&str; 3] = ["river-chief", "attendance", "zhiguitong"];
 
 /// Writes a random lake; returns its description.
 fn write_lake(rng: &mut Rng, dir: &std::path::Path) -> String {
-    let events_dir = crate::LakeLayout::new(dir).events_dir();
+    let events_dir = groundtruth_lake::LakeLayout::new(dir).events_dir();
     let mut shown = Vec::new();
     let partitions = 1 + rng.below(5);
     let mut file = 0;

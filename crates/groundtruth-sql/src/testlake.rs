@@ -86,7 +86,7 @@ pub(crate) fn write(path: &std::path::Path, batch: &RecordBatch, props: WriterPr
 /// file written without dictionary encoding, one with a single row.
 pub(crate) fn lake() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let events_dir = crate::LakeLayout::new(dir.path()).events_dir();
+    let events_dir = groundtruth_lake::LakeLayout::new(dir.path()).events_dir();
     write(
         &events_dir.join("2026-11-02/river-chief/part-1.parquet"),
         &events(5_000, 0),

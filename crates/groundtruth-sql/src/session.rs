@@ -1,4 +1,5 @@
-//! DataFusion over the lake: tables `events` and `dead_letters`.
+//! A DataFusion session over the lake: tables `events` and `dead_letters`,
+//! groundtruth's rules, running a query and writing its result.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,25 +16,9 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use groundtruth_event::{dead_letter_schema, event_schema};
 
-use crate::layout::LakeLayout;
+use groundtruth_lake::{vanished_delay, LakeLayout, VANISHED_RETRIES};
 
-/// Errors of a query over the lake.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("cannot open the lake table `{table}` at `{path}`: {source}")]
-    Register {
-        table: &'static str,
-        path: String,
-        source: DataFusionError,
-    },
-    #[error("query failed: {0}")]
-    Sql(#[source] DataFusionError),
-    #[error("cannot write the result as {format}: {source}")]
-    Output {
-        format: &'static str,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
+use crate::error::SqlError;
 
 /// Output format of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +39,9 @@ pub fn read_only_options() -> SQLOptions {
 
 /// The lake's Parquet files under `dir` as a table of `schema` (the
 /// directory is created if missing).
-fn listing(table: &'static str, dir: &Path, schema: SchemaRef) -> Result<ListingTable, QueryError> {
+fn listing(table: &'static str, dir: &Path, schema: SchemaRef) -> Result<ListingTable, SqlError> {
     let path = dir.display().to_string();
-    let err = |source| QueryError::Register {
+    let err = |source| SqlError::Register {
         table,
         path: path.clone(),
         source,
@@ -77,10 +62,10 @@ async fn register(
     table: &'static str,
     dir: &Path,
     schema: SchemaRef,
-) -> Result<(), QueryError> {
+) -> Result<(), SqlError> {
     let provider = listing(table, dir, schema)?;
     ctx.register_table(table, Arc::new(provider))
-        .map_err(|source| QueryError::Register {
+        .map_err(|source| SqlError::Register {
             table,
             path: dir.display().to_string(),
             source,
@@ -90,19 +75,19 @@ async fn register(
 
 /// The lake's `events` as a table provider, not registered anywhere (the
 /// analysts' session wraps it in a region filter).
-pub fn events_table(dir: &Path) -> Result<ListingTable, QueryError> {
+pub fn events_table(dir: &Path) -> Result<ListingTable, SqlError> {
     events_table_with_schema(dir, event_schema())
 }
 
 /// The lake's `events` read as `schema`: the event schema with columns
 /// read as other types Parquet can decode them into (e.g. `Utf8View` for
 /// `Utf8`), for comparing how each reads; otherwise [`events_table`].
-pub fn events_table_with_schema(dir: &Path, schema: SchemaRef) -> Result<ListingTable, QueryError> {
+pub fn events_table_with_schema(dir: &Path, schema: SchemaRef) -> Result<ListingTable, SqlError> {
     listing("events", &LakeLayout::new(dir).events_dir(), schema)
 }
 
 /// The lake's `dead_letters` as a table provider, not registered anywhere.
-pub fn dead_letters_table(dir: &Path) -> Result<ListingTable, QueryError> {
+pub fn dead_letters_table(dir: &Path) -> Result<ListingTable, SqlError> {
     listing(
         "dead_letters",
         &LakeLayout::new(dir).dead_letters_dir(),
@@ -112,7 +97,7 @@ pub fn dead_letters_table(dir: &Path) -> Result<ListingTable, QueryError> {
 
 /// A session with `events` and `dead_letters` registered over the lake at
 /// `dir` (created empty if missing).
-pub async fn open_session(dir: &Path) -> Result<SessionContext, QueryError> {
+pub async fn open_session(dir: &Path) -> Result<SessionContext, SqlError> {
     let ctx = lake_context();
     let layout = LakeLayout::new(dir);
     register(&ctx, "events", &layout.events_dir(), event_schema()).await?;
@@ -135,10 +120,10 @@ pub async fn open_range_session(
     dates: &[String],
     from_us: i64,
     to_us: i64,
-) -> Result<Option<SessionContext>, QueryError> {
+) -> Result<Option<SessionContext>, SqlError> {
     let layout = LakeLayout::new(dir);
     let events = layout.events_dir();
-    let err = |source| QueryError::Register {
+    let err = |source| SqlError::Register {
         table: "events",
         path: events.display().to_string(),
         source,
@@ -167,7 +152,7 @@ pub async fn open_range_session(
         "CREATE VIEW events AS SELECT * FROM lake_events \
          WHERE CAST(ts AS BIGINT) >= {from_us} AND CAST(ts AS BIGINT) < {to_us}"
     );
-    ctx.sql(&view).await.map_err(QueryError::Sql)?;
+    ctx.sql(&view).await.map_err(SqlError::Sql)?;
     Ok(Some(ctx))
 }
 
@@ -282,11 +267,11 @@ pub fn without_rules(
 }
 
 /// A session with the lake's settings and groundtruth's optimizer rules
-/// ([`MixedDistinctToGroupBy`](crate::MixedDistinctToGroupBy),
-/// [`CountsFromFooters`](crate::CountsFromFooters),
-/// [`AggregateBelowJoin`](crate::AggregateBelowJoin),
-/// [`DictionaryKeys`](crate::DictionaryKeys), [`SharedSubplans`](crate::SharedSubplans)
-/// with its [`SharingQueryPlanner`](crate::SharingQueryPlanner)), each
+/// ([`MixedDistinctToGroupBy`](crate::rules::MixedDistinctToGroupBy),
+/// [`CountsFromFooters`](crate::rules::CountsFromFooters),
+/// [`AggregateBelowJoin`](crate::rules::AggregateBelowJoin),
+/// [`DictionaryKeys`](crate::rules::DictionaryKeys), [`SharedSubplans`](crate::rules::SharedSubplans)
+/// with its [`SharingQueryPlanner`](crate::exec::SharingQueryPlanner)), each
 /// switched by its option ([`RuleOptions`](crate::RuleOptions):
 /// `SET groundtruth.footer_counts = false`).
 pub fn lake_context() -> SessionContext {
@@ -294,14 +279,14 @@ pub fn lake_context() -> SessionContext {
         .with_config(session_config())
         .with_runtime_env(lake_runtime())
         .with_default_features()
-        .with_optimizer_rule(Arc::new(crate::distinct::MixedDistinctToGroupBy))
-        .with_physical_optimizer_rule(Arc::new(crate::footers::CountsFromFooters))
+        .with_optimizer_rule(Arc::new(crate::rules::MixedDistinctToGroupBy))
+        .with_physical_optimizer_rule(Arc::new(crate::rules::CountsFromFooters))
         // Before DictionaryKeys: the aggregate it moves below a join then
         // reads the scan directly.
-        .with_physical_optimizer_rule(Arc::new(crate::eager::AggregateBelowJoin))
-        .with_physical_optimizer_rule(Arc::new(crate::dictkeys::DictionaryKeys))
-        .with_analyzer_rule(Arc::new(crate::shared::SharedSubplans))
-        .with_query_planner(Arc::new(crate::shared::SharingQueryPlanner));
+        .with_physical_optimizer_rule(Arc::new(crate::rules::AggregateBelowJoin))
+        .with_physical_optimizer_rule(Arc::new(crate::rules::DictionaryKeys))
+        .with_analyzer_rule(Arc::new(crate::rules::SharedSubplans))
+        .with_query_planner(Arc::new(crate::exec::SharingQueryPlanner));
     SessionContext::new_with_state(builder.build())
 }
 
@@ -341,7 +326,7 @@ fn num_cpus() -> usize {
 pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
-) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
     retry_vanished(
         || async {
             let df = ctx.sql_with_options(sql, read_only_options()).await?;
@@ -352,7 +337,7 @@ pub async fn run_sql(
         is_vanished_file,
     )
     .await
-    .map_err(QueryError::Sql)
+    .map_err(SqlError::Sql)
 }
 
 /// Runs `run` again (up to [`VANISHED_RETRIES`] times, after
@@ -377,20 +362,10 @@ where
     }
 }
 
-/// How often a query is retried when a file it listed was compacted away.
-pub const VANISHED_RETRIES: usize = 6;
-
 /// The pause before retry `attempt` (0-based) of a query whose file was
-/// compacted away: 25 ms doubling (1.6 s over all retries), so a lake
-/// being compacted file after file (a backlog catching up) settles
-/// instead of racing every retry.
+/// compacted away ([`groundtruth_lake::vanished_delay`]).
 pub async fn vanished_backoff(attempt: usize) {
     tokio::time::sleep(vanished_delay(attempt)).await;
-}
-
-/// The pause of [`vanished_backoff`], for callers that wait on a thread.
-pub fn vanished_delay(attempt: usize) -> std::time::Duration {
-    std::time::Duration::from_millis(25u64 << attempt.min(6))
 }
 
 /// Whether `e` is a file that was listed, then removed before it was read:
@@ -415,9 +390,9 @@ pub fn format_batches(
     batches: &[RecordBatch],
     format: OutputFormat,
     mut out: impl Write,
-) -> Result<(), QueryError> {
+) -> Result<(), SqlError> {
     let wrap = |format: &'static str| {
-        move |e: arrow::error::ArrowError| QueryError::Output {
+        move |e: arrow::error::ArrowError| SqlError::Output {
             format,
             source: Box::new(e),
         }
@@ -432,7 +407,7 @@ pub fn format_batches(
                 arrow::util::pretty::pretty_format_batches(batches)
             }
             .map_err(wrap("table"))?;
-            writeln!(out, "{table}").map_err(|e| QueryError::Output {
+            writeln!(out, "{table}").map_err(|e| SqlError::Output {
                 format: "table",
                 source: Box::new(e),
             })?;

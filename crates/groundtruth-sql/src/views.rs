@@ -1,6 +1,10 @@
 //! The SQL views in `sql/`, compiled into the binary, and the SQL functions
 //! they share: `haversine_m(lat1, lon1, lat2, lon2)` and
 //! `attr_text(attrs, key)`.
+//!
+//! One list, in dependency order. The detectors' views read the lake's
+//! `events` only; the analysts' views also read the review store's tables
+//! (registered by the analysts' session) and the detectors' views.
 
 use std::sync::Arc;
 
@@ -9,75 +13,84 @@ use arrow::datatypes::{DataType, Float64Type};
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::SessionContext;
 
-use crate::error::DetectError;
+use crate::error::SqlError;
+
+/// What a view reads, and so which sessions can hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The lake's `events` (and other such views): every session.
+    Events,
+    /// The review store's tables and the catalog as well: the analysts'
+    /// session only.
+    Review,
+}
 
 /// A view defined by one `.sql` file (a `CREATE OR REPLACE VIEW` statement).
 #[derive(Debug, Clone, Copy)]
 pub struct View {
     pub name: &'static str,
     pub sql: &'static str,
+    pub reads: Reads,
+}
+
+macro_rules! view {
+    ($name:literal, $reads:ident) => {
+        View {
+            name: $name,
+            sql: include_str!(concat!("../../../sql/", $name, ".sql")),
+            reads: Reads::$reads,
+        }
+    };
 }
 
 /// Every view, in dependency order.
 pub const VIEWS: &[View] = &[
-    View {
-        name: "track_steps",
-        sql: include_str!("../../../sql/track_steps.sql"),
-    },
-    View {
-        name: "sessions",
-        sql: include_str!("../../../sql/sessions.sql"),
-    },
-    View {
-        name: "session_chain",
-        sql: include_str!("../../../sql/session_chain.sql"),
-    },
-    View {
-        name: "device_profile",
-        sql: include_str!("../../../sql/device_profile.sql"),
-    },
-    View {
-        name: "check_ins",
-        sql: include_str!("../../../sql/check_ins.sql"),
-    },
-    View {
-        name: "registrations",
-        sql: include_str!("../../../sql/registrations.sql"),
-    },
-    View {
-        name: "record_ops",
-        sql: include_str!("../../../sql/record_ops.sql"),
-    },
-    View {
-        name: "record_churn_daily",
-        sql: include_str!("../../../sql/record_churn_daily.sql"),
-    },
-    View {
-        name: "reports",
-        sql: include_str!("../../../sql/reports.sql"),
-    },
-    View {
-        name: "reports_daily",
-        sql: include_str!("../../../sql/reports_daily.sql"),
-    },
+    view!("track_steps", Events),
+    view!("sessions", Events),
+    view!("session_chain", Events),
+    view!("device_profile", Events),
+    view!("check_ins", Events),
+    view!("registrations", Events),
+    view!("record_ops", Events),
+    view!("record_churn_daily", Events),
+    view!("reports", Events),
+    view!("reports_daily", Events),
+    view!("findings", Review),
+    view!("cases", Review),
+    view!("verdicts", Review),
+    view!("flagged_accounts", Review),
+    view!("account_days", Review),
+    view!("activity_daily", Review),
+    view!("worker_burden", Events),
+    view!("app_overlap", Review),
+    view!("app_health", Review),
 ];
 
-/// Creates every view in `ctx` (which must have the `events` table).
-pub async fn register_views(ctx: &SessionContext) -> Result<(), DetectError> {
+/// Creates the functions and the views over `events` in `ctx` (which must
+/// have the `events` table): what the detectors read.
+pub async fn register_event_views(ctx: &SessionContext) -> Result<(), SqlError> {
+    register(ctx, &[Reads::Events]).await
+}
+
+/// Creates the functions and every view in `ctx`, which must have the
+/// `events` table and the review store's tables: the analysts' session.
+pub async fn register_all_views(ctx: &SessionContext) -> Result<(), SqlError> {
+    register(ctx, &[Reads::Events, Reads::Review]).await
+}
+
+async fn register(ctx: &SessionContext, reads: &[Reads]) -> Result<(), SqlError> {
     register_functions(ctx);
-    for v in VIEWS {
+    for v in VIEWS.iter().filter(|v| reads.contains(&v.reads)) {
+        let fail = |source| SqlError::View {
+            view: v.name,
+            source,
+        };
         ctx.sql(v.sql)
             .await
-            .map_err(|source| DetectError::View {
-                view: v.name,
-                source,
-            })?
+            .map_err(fail)?
             .collect()
             .await
-            .map_err(|source| DetectError::View {
-                view: v.name,
-                source,
-            })?;
+            .map_err(fail)?;
     }
     Ok(())
 }
@@ -165,7 +178,20 @@ pub fn attr_text(json: &str, key: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{attr_text, haversine_m};
+    use super::{attr_text, haversine_m, Reads, VIEWS};
+
+    /// A view marked as reading `events` only registers in a session that
+    /// has nothing else (the detectors' session), in the list's order.
+    #[tokio::test]
+    async fn views_over_events_need_only_the_events_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = crate::open_session(dir.path()).await.unwrap();
+        super::register_event_views(&ctx).await.unwrap();
+        for v in VIEWS {
+            let registered = ctx.table_exist(v.name).unwrap();
+            assert_eq!(registered, v.reads == Reads::Events, "{}", v.name);
+        }
+    }
 
     #[test]
     fn attr_text_reads_string_fields_only() {

@@ -6,7 +6,7 @@
 //! account. The join probes 10M `account_id` strings one row at a time;
 //! grouping first (by the same keys, the join key among them) leaves a
 //! few tens of thousands of groups to probe, and the grouping itself runs
-//! straight over the scan, where [`DictionaryKeys`](crate::DictionaryKeys)
+//! straight over the scan, where [`DictionaryKeys`](crate::rules::DictionaryKeys)
 //! groups by the Parquet dictionaries.
 //!
 //! ```text
