@@ -76,7 +76,7 @@ fn main() -> Result<()> {
         let lake = tmp.path().join(format!("lake-{n}"));
         let t = Instant::now();
         let summary =
-            groundtruth_detect::eval::simulate_into(&groundtruth_benches::scenario_for(n), &lake)?;
+            groundtruth_ingest::simulate_into(&groundtruth_benches::scenario_for(n), &lake)?;
         let load_s = t.elapsed().as_secs_f64();
         let out = std::process::Command::new(&exe)
             .arg("--detect-child")

@@ -224,8 +224,7 @@ fn farm_input() -> groundtruth_behaviour::Input {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let lake = tmp.path().join("lake");
     let started = std::time::Instant::now();
-    let summary =
-        groundtruth_detect::eval::simulate_into(&scenario, &lake).expect("simulate the week");
+    let summary = groundtruth_ingest::simulate_into(&scenario, &lake).expect("simulate the week");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -58,10 +58,8 @@ fn main() -> Result<()> {
         eprintln!("reusing the lake at {}", lake.display());
         None
     } else {
-        let summary = groundtruth_detect::eval::simulate_into(
-            &groundtruth_benches::scenario_for(events),
-            &lake,
-        )?;
+        let summary =
+            groundtruth_ingest::simulate_into(&groundtruth_benches::scenario_for(events), &lake)?;
         eprintln!(
             "simulated {} events into {} in {:.1} s",
             summary.events,

@@ -151,7 +151,7 @@ fn non_human_track_meets_the_bar() -> Result<()> {
     let geolife = geolife.is_dir().then_some(geolife);
     let rt = tokio::runtime::Runtime::new()?;
     let cfg = groundtruth_config::Config::defaults();
-    let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
+    let eval = rt.block_on(groundtruth_eval::tracks::evaluate_tracks(
         &scenario,
         &cfg.schedule(),
         &cfg.detect.calibration,
@@ -202,10 +202,10 @@ fn non_human_track_meets_the_bar() -> Result<()> {
 #[test]
 fn behaviour_detectors_meet_the_bar() -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let scenarios = groundtruth_detect::eval_behaviour::matrix(3);
+    let scenarios = groundtruth_eval::behaviour::matrix(3);
     let rt = tokio::runtime::Runtime::new()?;
     let cfg = groundtruth_config::Config::defaults();
-    let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+    let eval = rt.block_on(groundtruth_eval::behaviour::evaluate_behaviour(
         &scenarios,
         &cfg.schedule(),
         &cfg.detect.calibration,
@@ -247,10 +247,10 @@ fn behaviour_detectors_meet_the_bar() -> Result<()> {
 #[test]
 fn drawn_worlds_meet_the_bar_in_the_worst_case() -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let worlds = groundtruth_detect::eval_behaviour::draw_worlds(6, 2, 3);
+    let worlds = groundtruth_eval::behaviour::draw_worlds(6, 2, 3);
     let rt = tokio::runtime::Runtime::new()?;
     let cfg = groundtruth_config::Config::defaults();
-    let eval = rt.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+    let eval = rt.block_on(groundtruth_eval::behaviour::evaluate_behaviour(
         &worlds,
         &cfg.schedule(),
         &cfg.detect.calibration,

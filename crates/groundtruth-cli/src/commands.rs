@@ -481,7 +481,7 @@ fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
         let versioned = set.versioned();
         let found = set.into_findings();
         let findings = cfg.lake.dir.join("findings.ndjson");
-        groundtruth_detect::write_findings(&findings, &found)?;
+        groundtruth_eval::write_findings(&findings, &found)?;
         let mut by_class: std::collections::BTreeMap<String, usize> = Default::default();
         for f in &found {
             let key = match f.evidence.get("classification").and_then(|c| c.as_str()) {
@@ -508,7 +508,7 @@ detectors: {} findings from {} windows judged in event time, written to {}",
             }
         }
         // Against the simulator's ground truth, account by account.
-        let rows = groundtruth_detect::eval_behaviour::score_accounts(
+        let rows = groundtruth_eval::behaviour::score_accounts(
             &scenario.name,
             &groundtruth_finding::DETECTORS,
             &summary.labels,
@@ -715,7 +715,7 @@ fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
         .context("cannot create a scratch directory for the detection lake")?;
     let rt = query_runtime()?;
     let started = std::time::Instant::now();
-    let s = rt.block_on(groundtruth_detect::detect_files(
+    let s = rt.block_on(groundtruth_eval::detect_files(
         &args.input,
         &args.output,
         &dead,
@@ -786,7 +786,7 @@ fn read_scenario(p: &std::path::Path) -> Result<Scenario> {
 
 fn eval_behaviour(cfg: &Config, args: &EvalBehaviourArgs) -> Result<()> {
     let scenarios = if args.scenario.is_empty() {
-        groundtruth_detect::eval_behaviour::matrix(args.days)
+        groundtruth_eval::behaviour::matrix(args.days)
     } else {
         args.scenario
             .iter()
@@ -802,14 +802,14 @@ fn eval_behaviour(cfg: &Config, args: &EvalBehaviourArgs) -> Result<()> {
 fn run_behaviour(
     cfg: &Config,
     scenarios: &[Scenario],
-) -> Result<groundtruth_detect::eval_behaviour::BehaviourEval> {
+) -> Result<groundtruth_eval::behaviour::BehaviourEval> {
     for s in scenarios {
         s.validate()
             .with_context(|| format!("scenario {}", s.name))?;
     }
     let scratch = eval_scratch()?;
     Ok(
-        query_runtime()?.block_on(groundtruth_detect::eval_behaviour::evaluate_behaviour(
+        query_runtime()?.block_on(groundtruth_eval::behaviour::evaluate_behaviour(
             scenarios,
             &cfg.schedule(),
             &cfg.detect.calibration,
@@ -820,8 +820,7 @@ fn run_behaviour(
 
 fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
     anyhow::ensure!(args.worlds >= 1, "--worlds must be at least 1");
-    let scenarios =
-        groundtruth_detect::eval_behaviour::draw_worlds(args.worlds, args.seed, args.days);
+    let scenarios = groundtruth_eval::behaviour::draw_worlds(args.worlds, args.seed, args.days);
     let eval = run_behaviour(cfg, &scenarios)?;
     print!("{}", eval.table());
     // non_human_track on the same worlds' patrols.
@@ -829,11 +828,11 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
     if !args.no_tracks {
         let rt = query_runtime()?;
         for s in &scenarios {
-            let s = groundtruth_detect::eval_behaviour::with_drawn_patrols(s.clone());
+            let s = groundtruth_eval::behaviour::with_drawn_patrols(s.clone());
             s.validate()
                 .with_context(|| format!("drawn world {}", s.name))?;
             let scratch = eval_scratch()?;
-            let t = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
+            let t = rt.block_on(groundtruth_eval::tracks::evaluate_tracks(
                 &s,
                 &cfg.schedule(),
                 &cfg.detect.calibration,
@@ -853,12 +852,12 @@ fn eval_worlds(cfg: &Config, args: &EvalWorldsArgs) -> Result<()> {
         });
         write_ndjson(p, rows)?;
     }
-    let tracks_worst = groundtruth_detect::eval_behaviour::track_worst_case(&tracks);
+    let tracks_worst = groundtruth_eval::behaviour::track_worst_case(&tracks);
     if !args.no_tracks {
         println!(
             "\nnon_human_track, worst case over {} worlds:\n\n{}",
             tracks.len(),
-            groundtruth_detect::eval_behaviour::track_worst_case_table(&tracks_worst)
+            groundtruth_eval::behaviour::track_worst_case_table(&tracks_worst)
         );
     }
     println!(
@@ -930,7 +929,7 @@ fn calibration_source(cfg: &Config) -> String {
 }
 
 fn eval_reliability(args: &EvalReliabilityArgs) -> Result<()> {
-    let truth = groundtruth_detect::calibrate::Truth::read_csv(&args.labels)?;
+    let truth = groundtruth_eval::calibrate::Truth::read_csv(&args.labels)?;
     let text = std::fs::read_to_string(&args.findings)
         .with_context(|| format!("cannot read {}", args.findings.display()))?;
     let findings = groundtruth_finding::read_ndjson(&text)
@@ -966,7 +965,7 @@ fn eval_tracks(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     };
     let scratch = eval_scratch()?;
     let rt = query_runtime()?;
-    let eval = rt.block_on(groundtruth_detect::eval::evaluate_tracks(
+    let eval = rt.block_on(groundtruth_eval::tracks::evaluate_tracks(
         &scenario,
         &cfg.schedule(),
         &cfg.detect.calibration,
@@ -990,7 +989,7 @@ fn patrol_details(cfg: &Config, args: &EvalTracksArgs) -> Result<()> {
     };
     let scratch = eval_scratch()?;
     let rt = query_runtime()?;
-    let details = rt.block_on(groundtruth_detect::eval::patrol_details_of_files(
+    let details = rt.block_on(groundtruth_eval::tracks::patrol_details_of_files(
         &args.events,
         scratch.path(),
         &cfg.schedule(),

@@ -490,7 +490,7 @@ mod tests {
         .unwrap();
         sc.days = 4;
         let dir = tempfile::tempdir().unwrap();
-        crate::eval::simulate_into(&sc, dir.path()).unwrap();
+        groundtruth_ingest::simulate_into(&sc, dir.path()).unwrap();
         let schedule = groundtruth_config::Config::defaults().schedule();
         let zone = LakeOptions::default().zone;
         let (first, last) = event_span(dir.path()).await.unwrap().unwrap();

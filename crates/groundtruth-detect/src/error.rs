@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use datafusion::error::DataFusionError;
 
 /// What went wrong running the detectors.
@@ -19,23 +17,6 @@ pub enum DetectError {
     },
     #[error(transparent)]
     Sql(#[from] groundtruth_sql::SqlError),
-    #[error(transparent)]
-    LakeWrite(#[from] groundtruth_lake::LakeError),
-    #[error(transparent)]
-    Ingest(#[from] groundtruth_ingest::IngestError),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {message}")]
-    Input {
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
 }
 
 impl DetectError {

@@ -2,18 +2,13 @@
 //!
 //! Events live in a lake (see `groundtruth-lake`); `groundtruth-sql`
 //! adds the SQL views of `sql/`, and [`run_detectors`] runs every detector
-//! over the session and returns contract findings. [`detect_files`] is the
-//! whole `groundtruth detect` command: NDJSON files into a scratch lake, the
-//! detectors, findings and dead letters out.
+//! over the session and returns contract findings; [`run_close`] judges one
+//! window of the detectors' schedule, as the live service does. Offline runs
+//! (the `detect` command over files, evaluation) are `groundtruth-eval`'s.
 
 pub mod behaviour;
-pub mod calibrate;
 pub mod closes;
 mod error;
-pub mod eval;
-pub mod eval_behaviour;
-pub mod files;
-pub mod geolife;
 pub mod scope;
 pub mod tracks;
 
@@ -24,7 +19,6 @@ pub use closes::{
     run_all_closes, run_close, CacheStats, CloseCache, CloseRun, FindingSet, DEFAULT_MEMORY_ROWS,
 };
 pub use error::DetectError;
-pub use files::{detect_files, write_findings, DetectFilesSummary};
 
 /// Everything one detection run produced.
 #[derive(Debug)]

@@ -15,7 +15,9 @@ use crate::error::DetectError;
 
 const WHAT: &str = "patrol tracks (track_steps)";
 
-pub(crate) fn col(
+/// Column `name` of a batch of `what`, cast to `to`; an error that names
+/// the query and the column when it is missing or of another type.
+pub fn col(
     b: &RecordBatch,
     what: &'static str,
     name: &'static str,
@@ -377,7 +379,7 @@ mod tests {
                 })
         ) {
             let dir = tempfile::tempdir().unwrap();
-            crate::eval::ingest_lines(dir.path(), "test", &lines_of(&fixes, &order)).unwrap();
+            groundtruth_ingest::ingest_lines(dir.path(), "test", &lines_of(&fixes, &order)).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let (loaded, view) = rt.block_on(both(dir.path()));
             prop_assert!(!loaded.is_empty());
@@ -392,7 +394,7 @@ mod tests {
         ))
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        crate::eval::simulate_into(&sc, dir.path()).unwrap();
+        groundtruth_ingest::simulate_into(&sc, dir.path()).unwrap();
         let (loaded, view) = both(dir.path()).await;
         assert!(loaded.len() > 10, "{} patrols", loaded.len());
         assert_eq!(loaded, view);

@@ -10,6 +10,7 @@ mod error;
 mod file;
 mod ingestor;
 mod kafka;
+mod scratch;
 mod sim;
 mod stall;
 mod telemetry;
@@ -22,5 +23,6 @@ pub use kafka::{
     subscribed_consumer, IngestConsumer, IngestContext, KafkaIngestStats, KafkaOptions,
     KafkaProducerSink, Uncommitted,
 };
+pub use scratch::{ingest_lines, simulate_into};
 pub use sim::{ingest_simulation, LakeSink};
 pub use stall::{FlushRetry, LogThrottle, MAX_FLUSH_RETRY, REPEAT_LOG_EVERY};

@@ -14,8 +14,8 @@ use groundtruth_sql::open_session;
 use groundtruth_window::Schedule;
 use serde_json::json;
 
-use crate::closes::{run_all_closes, CloseRun, FindingSet};
-use crate::error::DetectError;
+use crate::error::EvalError;
+use groundtruth_detect::{run_all_closes, CloseRun, FindingSet};
 
 /// What `detect_files` did.
 #[derive(Debug)]
@@ -28,8 +28,8 @@ pub struct DetectFilesSummary {
     pub dead_letters: u64,
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DetectError + 'a {
-    move |source| DetectError::Io {
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> EvalError + 'a {
+    move |source| EvalError::Io {
         action,
         path: path.to_path_buf(),
         source,
@@ -52,7 +52,7 @@ pub async fn detect_files(
     schedule: &Schedule,
     calibration: &Calibration,
     progress: bool,
-) -> Result<DetectFilesSummary, DetectError> {
+) -> Result<DetectFilesSummary, EvalError> {
     let (counts, set, closes) = judge_files(
         inputs,
         scratch,
@@ -86,7 +86,7 @@ pub(crate) async fn judge_files(
     schedule: &Schedule,
     calibration: &Calibration,
     progress: bool,
-) -> Result<(IngestCounts, FindingSet, Vec<CloseRun>), DetectError> {
+) -> Result<(IngestCounts, FindingSet, Vec<CloseRun>), EvalError> {
     let zone = lake.zone;
     let lake = LakeWriter::open(scratch, lake)?;
     let mut ing = Ingestor::new(lake, decode, FlushPolicy::default(), "file");
@@ -99,7 +99,7 @@ pub(crate) async fn judge_files(
 
 /// Writes findings to `path`, one per line, through a `.partial` file
 /// renamed into place, so a reader never sees half a file.
-pub fn write_findings(path: &Path, findings: &[Finding]) -> Result<(), DetectError> {
+pub fn write_findings(path: &Path, findings: &[Finding]) -> Result<(), EvalError> {
     let tmp = path.with_extension("partial");
     {
         let f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
@@ -118,10 +118,12 @@ pub fn write_findings(path: &Path, findings: &[Finding]) -> Result<(), DetectErr
 async fn write_dead_letters(
     ctx: &datafusion::prelude::SessionContext,
     path: &Path,
-) -> Result<u64, DetectError> {
-    let q = |source| DetectError::Query {
-        what: "dead letters",
-        source,
+) -> Result<u64, EvalError> {
+    let q = |source| {
+        EvalError::from(groundtruth_detect::DetectError::Query {
+            what: "dead letters",
+            source,
+        })
     };
     let batches = ctx
         .sql(
@@ -137,7 +139,7 @@ async fn write_dead_letters(
     let mut w = BufWriter::new(f);
     let mut n = 0u64;
     let col = |b: &arrow::array::RecordBatch, name: &'static str, to: DataType| {
-        crate::tracks::col(b, "dead letters", name, &to)
+        groundtruth_detect::tracks::col(b, "dead letters", name, &to)
     };
     for b in &batches {
         let source = col(b, "source", DataType::Utf8)?;
@@ -178,7 +180,7 @@ async fn write_dead_letters(
                 Ok(s) => o["raw"] = json!(s),
                 Err(_) => o["raw_base64"] = json!(base64(raw.value(r))),
             }
-            serde_json::to_writer(&mut w, &o).map_err(|e| DetectError::Io {
+            serde_json::to_writer(&mut w, &o).map_err(|e| EvalError::Io {
                 action: "write",
                 path: path.to_path_buf(),
                 source: e.into(),

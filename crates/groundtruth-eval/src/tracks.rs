@@ -7,18 +7,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use groundtruth_event::{DecodeOptions, SourcePosition};
+use groundtruth_event::DecodeOptions;
 use groundtruth_finding::calibration::{Calibration, Sample};
-use groundtruth_ingest::{ingest_simulation, FlushPolicy, Ingestor};
-use groundtruth_lake::{LakeOptions, LakeWriter};
+use groundtruth_ingest::{ingest_lines, simulate_into};
+use groundtruth_lake::LakeOptions;
 use groundtruth_sim::Scenario;
 use groundtruth_sql::open_session;
 use serde::Serialize;
 
 use crate::calibrate::Truth;
-use crate::closes::run_all_closes;
-use crate::error::DetectError;
-use crate::run_detectors;
+use crate::error::EvalError;
+use groundtruth_detect::run_all_closes;
+use groundtruth_detect::run_detectors;
 
 /// Fraud types of the simulator and the class that should name them.
 pub const FRAUD_TYPES: [(&str, &str); 4] = [
@@ -89,44 +89,6 @@ pub struct TrackEval {
     pub samples: Vec<Sample>,
 }
 
-/// Simulates `scenario` into a new lake at `dir`; returns the labels.
-pub fn simulate_into(
-    scenario: &Scenario,
-    dir: &Path,
-) -> Result<groundtruth_sim::SimSummary, DetectError> {
-    let mut ing = new_lake_ingestor(dir, "simulator")?;
-    Ok(ingest_simulation(&mut ing, scenario)?)
-}
-
-/// An ingestor with default options into a new lake at `dir`, its input
-/// counted as `source` ("file", "simulator").
-fn new_lake_ingestor(dir: &Path, source: &'static str) -> Result<Ingestor, DetectError> {
-    let lake = LakeWriter::open(dir, LakeOptions::default())?;
-    Ok(Ingestor::new(
-        lake,
-        DecodeOptions::default(),
-        FlushPolicy::default(),
-        source,
-    ))
-}
-
-/// Ingests NDJSON `lines` (positions named after `source`) into a new lake
-/// at `dir`, as a file would be.
-pub(crate) fn ingest_lines(dir: &Path, source: &str, lines: &[String]) -> Result<(), DetectError> {
-    let mut ing = new_lake_ingestor(dir, "file")?;
-    for (i, l) in lines.iter().enumerate() {
-        ing.accept(l.as_bytes(), || SourcePosition::File {
-            path: source.into(),
-            line: i as u64 + 1,
-        });
-        if ing.over_size() {
-            ing.flush()?;
-        }
-    }
-    ing.flush()?;
-    Ok(())
-}
-
 pub(crate) fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         1.0
@@ -142,7 +104,7 @@ pub async fn evaluate_tracks(
     calibration: &Calibration,
     geolife_dir: Option<&Path>,
     scratch: &Path,
-) -> Result<TrackEval, DetectError> {
+) -> Result<TrackEval, EvalError> {
     let sim_dir = scratch.join("sim");
     let summary = simulate_into(scenario, &sim_dir)?;
     let started = std::time::Instant::now();
@@ -261,8 +223,8 @@ pub async fn patrol_details_of_files(
     scratch: &Path,
     schedule: &groundtruth_window::Schedule,
     calibration: &Calibration,
-) -> Result<Vec<serde_json::Value>, DetectError> {
-    let (_, _, closes) = crate::files::judge_files(
+) -> Result<Vec<serde_json::Value>, EvalError> {
+    let (_, _, closes) = crate::batch::judge_files(
         inputs,
         &scratch.join("lake"),
         LakeOptions::default(),
@@ -280,7 +242,7 @@ pub async fn patrol_details_of_files(
 }
 
 /// Feeds the GeoLife people through the detector; counts who is flagged.
-pub async fn evaluate_geolife(dir: &Path, lake_dir: &Path) -> Result<GeolifeResult, DetectError> {
+pub async fn evaluate_geolife(dir: &Path, lake_dir: &Path) -> Result<GeolifeResult, EvalError> {
     let (lines, patrols) = crate::geolife::patrol_events(dir)?;
     ingest_lines(lake_dir, "geolife", &lines)?;
     let ctx = open_session(lake_dir).await?;

@@ -15,8 +15,8 @@ use std::path::Path;
 use groundtruth_finding::calibration::Sample;
 use groundtruth_finding::Finding;
 
-use crate::error::DetectError;
-use crate::eval_behaviour::NEUTRAL;
+use crate::behaviour::NEUTRAL;
+use crate::error::EvalError;
 
 /// Who is what, for judging findings.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +45,8 @@ impl Truth {
     }
 
     /// A `kind,id,label` CSV with a header line.
-    pub fn read_csv(path: &Path) -> Result<Truth, DetectError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DetectError::Io {
+    pub fn read_csv(path: &Path) -> Result<Truth, EvalError> {
+        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
             action: "read labels",
             path: path.to_path_buf(),
             source,
@@ -67,7 +67,7 @@ impl Truth {
                     t.patrols.insert(id.to_string(), label.to_string());
                 }
                 _ => {
-                    return Err(DetectError::Input {
+                    return Err(EvalError::Input {
                         path: path.to_path_buf(),
                         line: i as u64 + 1,
                         message: format!(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use groundtruth_finding::rfc3339_ms;
 use serde_json::json;
 
-use crate::error::DetectError;
+use crate::error::EvalError;
 
 /// Gaps of this many seconds or more end a piece.
 pub const MAX_GAP_S: i64 = 300;
@@ -41,8 +41,8 @@ fn utc_ms(s: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-fn open(path: &Path) -> Result<Box<dyn BufRead>, DetectError> {
-    let f = std::fs::File::open(path).map_err(|source| DetectError::Io {
+fn open(path: &Path) -> Result<Box<dyn BufRead>, EvalError> {
+    let f = std::fs::File::open(path).map_err(|source| EvalError::Io {
         action: "open",
         path: path.to_path_buf(),
         source,
@@ -55,8 +55,8 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>, DetectError> {
     Ok(Box::new(BufReader::new(r)))
 }
 
-fn bad(path: &Path, line: u64, message: impl Into<String>) -> DetectError {
-    DetectError::Input {
+fn bad(path: &Path, line: u64, message: impl Into<String>) -> EvalError {
+    EvalError::Input {
         path: path.to_path_buf(),
         line,
         message: message.into(),
@@ -65,7 +65,7 @@ fn bad(path: &Path, line: u64, message: impl Into<String>) -> DetectError {
 
 /// Reads every person's fixes from the files in `dir` that exist:
 /// `(person, fixes)`.
-fn read_people(dir: &Path) -> Result<Vec<(String, Vec<Row>)>, DetectError> {
+fn read_people(dir: &Path) -> Result<Vec<(String, Vec<Row>)>, EvalError> {
     let mut people: std::collections::BTreeMap<String, Vec<Row>> = Default::default();
     let sample = dir.join("geolife_sample.txt.gz");
     if sample.exists() {
@@ -144,10 +144,10 @@ fn pieces(mut rows: Vec<Row>) -> Vec<Vec<Row>> {
 
 /// The GeoLife people in `dir` as contract events (NDJSON lines), and the
 /// number of patrols.
-pub fn patrol_events(dir: &Path) -> Result<(Vec<String>, usize), DetectError> {
+pub fn patrol_events(dir: &Path) -> Result<(Vec<String>, usize), EvalError> {
     let people = read_people(dir)?;
     if people.is_empty() {
-        return Err(DetectError::Io {
+        return Err(EvalError::Io {
             action: "find GeoLife files in",
             path: PathBuf::from(dir),
             source: std::io::Error::new(

@@ -20,9 +20,10 @@ use groundtruth_sim::Scenario;
 use serde::Serialize;
 
 use crate::calibrate::Truth;
-use crate::closes::run_all_closes;
-use crate::error::DetectError;
-use crate::eval::{ratio, simulate_into};
+use crate::error::EvalError;
+use crate::tracks::ratio;
+use groundtruth_detect::run_all_closes;
+use groundtruth_ingest::simulate_into;
 use groundtruth_window::Schedule;
 
 /// The behaviour detectors, in report order.
@@ -365,7 +366,7 @@ pub struct TrackWorstCase {
 
 /// The worst case of `evals` (one per world): per fraud type, then a row
 /// `honest` whose "recall" is the largest share of honest patrols flagged.
-pub fn track_worst_case(evals: &[crate::eval::TrackEval]) -> Vec<TrackWorstCase> {
+pub fn track_worst_case(evals: &[crate::tracks::TrackEval]) -> Vec<TrackWorstCase> {
     let mut by_type: BTreeMap<String, TrackWorstCase> = BTreeMap::new();
     for e in evals {
         for t in &e.types {
@@ -520,7 +521,7 @@ pub async fn evaluate_behaviour(
     schedule: &Schedule,
     calibration: &Calibration,
     scratch: &Path,
-) -> Result<BehaviourEval, DetectError> {
+) -> Result<BehaviourEval, EvalError> {
     let mut runs = Vec::new();
     let mut rows = Vec::new();
     let mut samples = Vec::new();
