@@ -420,6 +420,11 @@ fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
         "{}",
         m.text()
     );
+    let problems = groundtruth_telemetry::check_exposition(&m.text());
+    ensure!(
+        problems.is_empty(),
+        "/metrics disagrees with the metrics table: {problems:?}"
+    );
     groundtruth_tests::send_signal(serve.id(), libc::SIGTERM)?;
     let status = serve
         .wait_timeout(std::time::Duration::from_secs(20))?

@@ -738,6 +738,11 @@ fn broker_paused_mid_stream_loses_nothing() -> Result<()> {
     ] {
         ensure!(seen.contains(name), "/metrics never showed {name}");
     }
+    let problems = groundtruth_telemetry::check_exposition(&seen);
+    ensure!(
+        problems.is_empty(),
+        "/metrics disagrees with the metrics table: {problems:?}"
+    );
     same(&expected, &live_findings(tmp.path())?)
 }
 

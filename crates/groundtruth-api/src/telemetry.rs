@@ -1,6 +1,7 @@
 //! The API's metrics: requests by route template and status class, their
 //! latency, verdicts, and the per-detector precision from verdicts.
 
+use groundtruth_telemetry::metric;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -24,10 +25,9 @@ pub async fn track(req: Request, next: Next) -> Response {
     let status = resp.status();
     let class = format!("{}xx", status.as_u16() / 100);
     let seconds = started.elapsed().as_secs_f64();
-    metrics::counter!("groundtruth_api_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => class)
+    metrics::counter!(metric::API_REQUESTS.name, "route" => route.clone(), "method" => method.clone(), "status" => class)
         .increment(1);
-    metrics::histogram!("groundtruth_api_request_seconds", "route" => route.clone())
-        .record(seconds);
+    metrics::histogram!(metric::API_REQUEST.name, "route" => route.clone()).record(seconds);
     if status.is_server_error() {
         tracing::warn!(%route, %method, status = status.as_u16(), seconds, "request failed");
     } else {
@@ -37,7 +37,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 pub fn verdict(v: Verdict) {
-    metrics::counter!("groundtruth_review_verdicts_total", "verdict" => v.as_str()).increment(1);
+    metrics::counter!(metric::REVIEW_VERDICTS.name, "verdict" => v.as_str()).increment(1);
 }
 
 /// Sets `groundtruth_review_precision_ratio{detector}` (all regions).
@@ -46,9 +46,9 @@ pub async fn refresh_precision(s: &ApiState) {
         Ok(rows) => {
             for r in rows {
                 if let Some(p) = r.precision {
-                    metrics::gauge!("groundtruth_review_precision_ratio", "detector" => r.detector.clone()).set(p);
+                    metrics::gauge!(metric::REVIEW_PRECISION.name, "detector" => r.detector.clone()).set(p);
                 }
-                metrics::gauge!("groundtruth_review_decided_cases", "detector" => r.detector)
+                metrics::gauge!(metric::REVIEW_DECIDED_CASES.name, "detector" => r.detector)
                     .set((r.confirmed + r.dismissed) as f64);
             }
         }

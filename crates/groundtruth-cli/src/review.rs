@@ -58,6 +58,7 @@ pub(crate) fn install_metrics(cfg: &Config) -> Result<PrometheusHandle> {
     };
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("a metrics recorder is already installed")?;
+    groundtruth_telemetry::describe();
     // Histograms are drained by upkeep; without the exporter's own task
     // (no metrics.listen) it runs here.
     let upkeep = handle.clone();

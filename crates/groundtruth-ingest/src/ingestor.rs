@@ -1,5 +1,6 @@
 //! Decode, route to the lake or the dead-letter store, flush.
 
+use groundtruth_telemetry::InternalEvent;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -2,6 +2,7 @@
 //! dead letters also to `<topic>.dlq`; and a producer sink for the
 //! simulator.
 
+use groundtruth_telemetry::InternalEvent;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -2,6 +2,7 @@
 //! read-only): the consumer pauses, keeps what it read, commits nothing,
 //! and tries the flush again with a growing pause until it succeeds.
 
+use groundtruth_telemetry::InternalEvent;
 use std::time::{Duration, Instant};
 
 use groundtruth_lake::FlushStats;

@@ -3,6 +3,7 @@
 //! labels only).
 
 use groundtruth_event::RejectCode;
+use groundtruth_telemetry::{metric, InternalEvent};
 
 use crate::ingestor::IngestCounts;
 
@@ -17,8 +18,8 @@ pub(crate) struct BatchPersisted<'a> {
     pub elapsed_ms: u64,
 }
 
-impl BatchPersisted<'_> {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for BatchPersisted<'_> {
+    fn emit(self) {
         let c = self.counts;
         tracing::debug!(
             source = self.source,
@@ -32,31 +33,29 @@ impl BatchPersisted<'_> {
             "batch persisted"
         );
         let src = self.source;
-        metrics::counter!("groundtruth_ingest_events_total", "source" => src, "outcome" => "accepted")
+        metrics::counter!(metric::INGEST_EVENTS.name, "source" => src, "outcome" => "accepted")
             .increment(c.accepted);
-        metrics::counter!("groundtruth_ingest_events_total", "source" => src, "outcome" => "duplicate")
+        metrics::counter!(metric::INGEST_EVENTS.name, "source" => src, "outcome" => "duplicate")
             .increment(c.duplicates);
         for code in RejectCode::ALL {
             let n = c.rejected_by(code);
             if n > 0 {
-                metrics::counter!("groundtruth_ingest_dead_letters_total", "source" => src, "reason" => code.as_str())
+                metrics::counter!(metric::INGEST_DEAD_LETTERS.name, "source" => src, "reason" => code.as_str())
                     .increment(n);
             }
         }
-        metrics::counter!("groundtruth_ingest_bytes_total", "source" => src).increment(c.bytes);
-        metrics::counter!("groundtruth_ingest_late_events_total", "source" => src)
-            .increment(c.late);
+        metrics::counter!(metric::INGEST_BYTES.name, "source" => src).increment(c.bytes);
+        metrics::counter!(metric::INGEST_LATE_EVENTS.name, "source" => src).increment(c.late);
         if let Some(w) = self.watermark_us {
             let now_us = crate::ingestor::now_micros();
-            metrics::gauge!("groundtruth_watermark_seconds", "source" => src).set(w as f64 / 1e6);
+            metrics::gauge!(metric::INGEST_WATERMARK.name, "source" => src).set(w as f64 / 1e6);
             // How far event time lags the wall clock (includes the lateness).
-            metrics::gauge!("groundtruth_watermark_delay_seconds", "source" => src)
+            metrics::gauge!(metric::INGEST_WATERMARK_DELAY.name, "source" => src)
                 .set((now_us - w) as f64 / 1e6);
         }
-        metrics::counter!("groundtruth_lake_files_written_total").increment(self.files as u64);
-        metrics::counter!("groundtruth_lake_bytes_written_total").increment(self.bytes);
-        metrics::histogram!("groundtruth_lake_flush_seconds")
-            .record(self.elapsed_ms as f64 / 1000.0);
+        metrics::counter!(metric::LAKE_FILES_WRITTEN.name).increment(self.files as u64);
+        metrics::counter!(metric::LAKE_BYTES_WRITTEN.name).increment(self.bytes);
+        metrics::histogram!(metric::LAKE_FLUSH.name).record(self.elapsed_ms as f64 / 1000.0);
     }
 }
 
@@ -66,10 +65,10 @@ pub(crate) struct KafkaTransientError<'a> {
     pub error: &'a dyn std::fmt::Display,
 }
 
-impl KafkaTransientError<'_> {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for KafkaTransientError<'_> {
+    fn emit(self) {
         tracing::warn!(action = self.action, error = %self.error, "Kafka error, retrying");
-        metrics::counter!("groundtruth_kafka_errors_total", "action" => self.action).increment(1);
+        metrics::counter!(metric::KAFKA_ERRORS.name, "action" => self.action).increment(1);
     }
 }
 
@@ -78,10 +77,10 @@ pub(crate) struct OffsetsCommitted {
     pub partitions: usize,
 }
 
-impl OffsetsCommitted {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for OffsetsCommitted {
+    fn emit(self) {
         tracing::debug!(partitions = self.partitions, "offsets committed");
-        metrics::counter!("groundtruth_kafka_commits_total").increment(1);
+        metrics::counter!(metric::KAFKA_COMMITS.name).increment(1);
     }
 }
 
@@ -94,8 +93,8 @@ pub(crate) struct LakeWriteStalled<'a> {
     pub retry_in: std::time::Duration,
 }
 
-impl LakeWriteStalled<'_> {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for LakeWriteStalled<'_> {
+    fn emit(self) {
         tracing::error!(
             error = %self.error,
             failures = self.failures,
@@ -104,7 +103,7 @@ impl LakeWriteStalled<'_> {
             "cannot write the lake: ingestion paused, offsets not committed; \
              retrying until it can be written (free space or fix the directory)"
         );
-        metrics::counter!("groundtruth_lake_write_failures_total").increment(1);
+        metrics::counter!(metric::LAKE_WRITE_FAILURES.name).increment(1);
         lake_write_stalled_gauge(true);
     }
 }
@@ -115,8 +114,8 @@ pub(crate) struct LakeWriteResumed {
     pub failures: u32,
 }
 
-impl LakeWriteResumed {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for LakeWriteResumed {
+    fn emit(self) {
         tracing::warn!(
             stalled_s = self.stalled_s,
             failures = self.failures,
@@ -129,5 +128,5 @@ impl LakeWriteResumed {
 /// `groundtruth_lake_write_stalled`: 1 while ingestion is paused on a lake
 /// that cannot be written.
 pub(crate) fn lake_write_stalled_gauge(stalled: bool) {
-    metrics::gauge!("groundtruth_lake_write_stalled").set(if stalled { 1.0 } else { 0.0 });
+    metrics::gauge!(metric::LAKE_WRITE_STALLED.name).set(if stalled { 1.0 } else { 0.0 });
 }

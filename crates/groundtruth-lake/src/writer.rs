@@ -1,5 +1,6 @@
 //! Buffers accepted events per partition and writes them durably.
 
+use groundtruth_telemetry::{metric, InternalEvent};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -630,9 +631,9 @@ struct CompactionFailed<'a> {
     error: &'a LakeError,
 }
 
-impl CompactionFailed<'_> {
-    fn emit(&self) {
+impl InternalEvent for CompactionFailed<'_> {
+    fn emit(self) {
         tracing::warn!(partition = %self.dir.display(), error = %self.error, "lake compaction failed; the small files stay until a later flush merges them");
-        metrics::counter!("groundtruth_lake_compaction_failures_total").increment(1);
+        metrics::counter!(metric::LAKE_COMPACTION_FAILURES.name).increment(1);
     }
 }

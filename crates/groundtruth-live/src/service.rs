@@ -1,5 +1,6 @@
 //! `groundtruth run`: the Kafka loop of the live service.
 
+use groundtruth_telemetry::{metric, InternalEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -852,7 +853,7 @@ impl LagReporter {
                         if let Ok((_, high)) =
                             client.fetch_watermarks(&topic, partition, Duration::from_secs(2))
                         {
-                            metrics::gauge!("groundtruth_consumer_lag_messages", "partition" => tp)
+                            metrics::gauge!(metric::CONSUMER_LAG.name, "partition" => tp)
                                 .set((high - next).max(0) as f64);
                         }
                     }
@@ -924,7 +925,7 @@ impl StateWrites {
                         what,
                         "cannot write the service's state files: no offset committed and no window handed to detection until they can be written; retrying"
                     );
-                    metrics::counter!("groundtruth_live_state_write_failures_total").increment(1);
+                    metrics::counter!(metric::LIVE_STATE_WRITE_FAILURES.name).increment(1);
                 }
                 Ok(None)
             }

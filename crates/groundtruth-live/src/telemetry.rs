@@ -1,6 +1,8 @@
 //! Internal telemetry events of the live service: each writes its log
 //! line and its metrics together (see STYLE.md).
 
+use groundtruth_telemetry::{metric, InternalEvent};
+
 /// A window was judged and its findings stored.
 pub(crate) struct WindowClosed<'a> {
     pub group: &'a str,
@@ -15,8 +17,8 @@ pub(crate) struct WindowClosed<'a> {
     pub latency_s: Option<f64>,
 }
 
-impl WindowClosed<'_> {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for WindowClosed<'_> {
+    fn emit(self) {
         tracing::info!(
             group = self.group,
             rescan = self.rescan,
@@ -28,16 +30,16 @@ impl WindowClosed<'_> {
             "window closed"
         );
         let kind = if self.rescan { "rescan" } else { "close" };
-        metrics::counter!("groundtruth_windows_closed_total", "group" => self.group.to_string(), "kind" => kind)
+        metrics::counter!(metric::WINDOWS_CLOSED.name, "group" => self.group.to_string(), "kind" => kind)
             .increment(1);
-        metrics::histogram!("groundtruth_window_detect_seconds", "group" => self.group.to_string())
+        metrics::histogram!(metric::WINDOW_DETECT.name, "group" => self.group.to_string())
             .record(self.seconds);
         for (d, n) in &self.by_detector {
-            metrics::counter!("groundtruth_findings_total", "detector" => d.to_string())
+            metrics::counter!(metric::FINDINGS.name, "detector" => d.to_string())
                 .increment(*n as u64);
         }
         if let Some(l) = self.latency_s {
-            metrics::histogram!("groundtruth_detection_latency_seconds").record(l);
+            metrics::histogram!(metric::DETECTION_LATENCY.name).record(l);
         }
     }
 }
@@ -47,13 +49,13 @@ pub(crate) struct LateForClosedWindow {
     pub windows: usize,
 }
 
-impl LateForClosedWindow {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for LateForClosedWindow {
+    fn emit(self) {
         tracing::debug!(
             windows = self.windows,
             "late event: windows queued for re-scan"
         );
-        metrics::counter!("groundtruth_late_for_closed_windows_total").increment(1);
+        metrics::counter!(metric::LATE_FOR_CLOSED_WINDOWS.name).increment(1);
     }
 }
 
@@ -67,19 +69,19 @@ pub(crate) struct StreamState {
     pub caught_up: usize,
 }
 
-impl StreamState {
-    pub(crate) fn emit(&self) {
+impl InternalEvent for StreamState {
+    fn emit(self) {
         if let Some(w) = self.watermark_us {
-            metrics::gauge!("groundtruth_live_watermark_seconds").set(w as f64 / 1e6);
+            metrics::gauge!(metric::LIVE_WATERMARK.name).set(w as f64 / 1e6);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            metrics::gauge!("groundtruth_live_watermark_delay_seconds").set(now - w as f64 / 1e6);
+            metrics::gauge!(metric::LIVE_WATERMARK_DELAY.name).set(now - w as f64 / 1e6);
         }
-        metrics::gauge!("groundtruth_live_state_bytes").set(self.checkpoint_bytes as f64);
-        metrics::gauge!("groundtruth_live_rescan_pending").set(self.rescan_pending as f64);
-        metrics::gauge!("groundtruth_live_partitions").set(self.partitions as f64);
-        metrics::gauge!("groundtruth_live_partitions_caught_up").set(self.caught_up as f64);
+        metrics::gauge!(metric::LIVE_STATE.name).set(self.checkpoint_bytes as f64);
+        metrics::gauge!(metric::LIVE_RESCAN_PENDING.name).set(self.rescan_pending as f64);
+        metrics::gauge!(metric::LIVE_PARTITIONS.name).set(self.partitions as f64);
+        metrics::gauge!(metric::LIVE_PARTITIONS_CAUGHT_UP.name).set(self.caught_up as f64);
     }
 }

@@ -26,6 +26,7 @@ mod copy;
 mod shield;
 pub mod tls;
 
+use groundtruth_telemetry::metric;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
@@ -181,24 +182,24 @@ pub async fn serve(
         let Some(from_peer) = Slot::take(&signing_in, peer.ip(), MAX_UNAUTHENTICATED_PER_ADDRESS)
         else {
             tracing::warn!(%peer, "pgwire: {MAX_UNAUTHENTICATED_PER_ADDRESS} connections from this address are signing in; turning one away");
-            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "signing_in_from_address").increment(1);
+            metrics::counter!(metric::PGWIRE_REFUSED.name, "why" => "signing_in_from_address")
+                .increment(1);
             drop(socket);
             continue;
         };
         let Ok(unsigned) = unauthenticated.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "pgwire: {MAX_UNAUTHENTICATED} connections are signing in; turning one away");
-            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "signing_in")
-                .increment(1);
+            metrics::counter!(metric::PGWIRE_REFUSED.name, "why" => "signing_in").increment(1);
             drop(socket);
             continue;
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max_connections, "pgwire: too many connections; turning one away");
-            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "full").increment(1);
+            metrics::counter!(metric::PGWIRE_REFUSED.name, "why" => "full").increment(1);
             drop(socket);
             continue;
         };
-        metrics::counter!("groundtruth_pgwire_connections_total").increment(1);
+        metrics::counter!(metric::PGWIRE_CONNECTIONS.name).increment(1);
         let signed_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let h = Arc::new(Handlers {
             startup: Arc::new(ConnStartup {
@@ -285,7 +286,7 @@ async fn connection(
         },
         _ = watchdog => {
             tracing::info!(%peer, "pgwire: no sign-in within {} s; closing the connection", STARTUP_TIMEOUT.as_secs());
-            metrics::counter!("groundtruth_pgwire_refused_total", "why" => "startup_timeout").increment(1);
+            metrics::counter!(metric::PGWIRE_REFUSED.name, "why" => "startup_timeout").increment(1);
         }
     }
     drop(permit);
@@ -443,7 +444,8 @@ impl StartupHandler for TokenStartup {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::info!(user = %claimed, error = %e, "pgwire sign-in refused");
-                        metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "refused").increment(1);
+                        metrics::counter!(metric::PGWIRE_SIGNINS.name, "outcome" => "refused")
+                            .increment(1);
                         self.service
                             .store()
                             .record_signin_failure("pgwire", &claimed, &e)
@@ -453,7 +455,7 @@ impl StartupHandler for TokenStartup {
                 };
                 let Some(slot) = Slot::take(&self.callers, who.token_id.clone(), MAX_PER_CALLER)
                 else {
-                    metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "busy")
+                    metrics::counter!(metric::PGWIRE_SIGNINS.name, "outcome" => "busy")
                         .increment(1);
                     return Err(user_error(
                         "53300",
@@ -461,7 +463,7 @@ impl StartupHandler for TokenStartup {
                     ));
                 };
                 if !matches!(who.role, Role::Analyst | Role::Admin) {
-                    metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "forbidden")
+                    metrics::counter!(metric::PGWIRE_SIGNINS.name, "outcome" => "forbidden")
                         .increment(1);
                     return Err(user_error(
                         "28000",
@@ -499,8 +501,7 @@ impl StartupHandler for TokenStartup {
                 ];
                 let svc = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
                 tracing::info!(subject = %who.subject, scope = %who.scope, "pgwire sign-in");
-                metrics::counter!("groundtruth_pgwire_signins_total", "outcome" => "ok")
-                    .increment(1);
+                metrics::counter!(metric::PGWIRE_SIGNINS.name, "outcome" => "ok").increment(1);
                 client.session_extensions().insert(Conn { who, svc });
                 client.session_extensions().insert(slot);
                 let (pid, key) = self.pids.generate(client);
@@ -676,7 +677,7 @@ impl Scoped {
             Ok(()) => serde_json::json!({"status": status}),
             Err(e) => serde_json::json!({"status": status, "error": e.to_string()}),
         };
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => status).increment(1);
+        metrics::counter!(metric::PGWIRE_QUERIES.name, "outcome" => status).increment(1);
         if status == "cancelled" {
             // pgwire drops the statement's future on a cancel request as
             // soon as it can: write the entry where nothing waits for it.
@@ -713,7 +714,7 @@ impl StreamAudit {
     /// Writes the entry in a task of its own (from where nothing can wait).
     fn write_later(&mut self, status: &'static str, outcome: serde_json::Value) {
         self.written = true;
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => status).increment(1);
+        metrics::counter!(metric::PGWIRE_QUERIES.name, "outcome" => status).increment(1);
         let (service, who, sql) = (
             Arc::clone(&self.service),
             self.who.clone(),
@@ -731,7 +732,7 @@ impl StreamAudit {
         }
         self.written = true;
         let outcome = self.outcome(error);
-        metrics::counter!("groundtruth_pgwire_queries_total", "outcome" => error.map_or("ok", failure_status)).increment(1);
+        metrics::counter!(metric::PGWIRE_QUERIES.name, "outcome" => error.map_or("ok", failure_status)).increment(1);
         self.service
             .audit(&self.who, "pgwire", &self.sql, outcome)
             .await;
