@@ -4,7 +4,9 @@
 //! (`sql/track_steps.slt` -> `tests/fixtures/track_steps.ndjson`), or the one
 //! its `# fixture: NAME` line names, else from `tests/fixtures/lake.ndjson`
 //! (one test per file). A further test checks
-//! that every `.sql` file has its `.slt`.
+//! that every `.sql` file has its `.slt`. `GT_SLT_COMPLETE=1` rewrites each
+//! file's expected results with the engine's answers instead (DataFusion's
+//! `--complete`): write the queries, complete, read the diff.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 #[path = "support/fixtures.rs"]
 mod fixtures;
 use fixtures::{fixture_lake, load_review};
-use sqllogictest::{DBOutput, DefaultColumnType};
+use sqllogictest::DBOutput;
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -66,7 +68,41 @@ struct Lake {
 #[error("{0}")]
 struct SltError(String);
 
-fn column_type(t: &DataType) -> DefaultColumnType {
+/// A result column's type letter: DataFusion's sqllogictest letters (`T`
+/// text, `I` integer, `R` float, `B` boolean, `?` anything else), so that
+/// completed files keep the letters written by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SltType {
+    Text,
+    Integer,
+    FloatingPoint,
+    Boolean,
+    Any,
+}
+
+impl sqllogictest::ColumnType for SltType {
+    fn from_char(value: char) -> Option<Self> {
+        Some(match value {
+            'T' => SltType::Text,
+            'I' => SltType::Integer,
+            'R' => SltType::FloatingPoint,
+            'B' => SltType::Boolean,
+            _ => SltType::Any,
+        })
+    }
+
+    fn to_char(&self) -> char {
+        match self {
+            SltType::Text => 'T',
+            SltType::Integer => 'I',
+            SltType::FloatingPoint => 'R',
+            SltType::Boolean => 'B',
+            SltType::Any => '?',
+        }
+    }
+}
+
+fn column_type(t: &DataType) -> SltType {
     match t {
         DataType::Int8
         | DataType::Int16
@@ -75,11 +111,12 @@ fn column_type(t: &DataType) -> DefaultColumnType {
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => DefaultColumnType::Integer,
+        | DataType::UInt64 => SltType::Integer,
         DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => {
-            DefaultColumnType::FloatingPoint
+            SltType::FloatingPoint
         }
-        _ => DefaultColumnType::Text,
+        DataType::Boolean => SltType::Boolean,
+        _ => SltType::Text,
     }
 }
 
@@ -112,9 +149,9 @@ fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
 #[async_trait]
 impl sqllogictest::AsyncDB for Lake {
     type Error = SltError;
-    type ColumnType = DefaultColumnType;
+    type ColumnType = SltType;
 
-    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<SltType>, SltError> {
         let (schema, batches) = run_sql(&self.ctx, sql)
             .await
             .map_err(|e| SltError(e.to_string()))?;
@@ -176,6 +213,12 @@ async fn session_for(path: &Path, store_dir: &Path) -> Result<SessionContext, St
     svc.session(&who).await.map_err(|e| e.to_string())
 }
 
+/// Whether to complete the `.slt` files instead of checking them:
+/// `GT_SLT_COMPLETE=1 cargo nextest run -p groundtruth-tests -E 'binary(slt)'`.
+fn complete() -> bool {
+    std::env::var("GT_SLT_COMPLETE").is_ok_and(|v| v == "1")
+}
+
 fn run_file(path: PathBuf) -> Result<(), Failed> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -196,6 +239,21 @@ fn run_file(path: PathBuf) -> Result<(), Failed> {
                 })
             }
         });
+        if complete() {
+            // Rewrite the file's expected results with what the engine
+            // answers now (`GT_SLT_COMPLETE=1`, DataFusion's `--complete`);
+            // read the diff before committing it.
+            return runner
+                .update_test_file(
+                    &path,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
+                .await
+                .map_err(|e| Failed::from(format!("{}: {e}", path.display())));
+        }
         runner
             .run_file_async(&path)
             .await

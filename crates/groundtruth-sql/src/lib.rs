@@ -26,6 +26,8 @@ pub mod views;
 #[cfg(test)]
 mod differential;
 #[cfg(test)]
+mod plans;
+#[cfg(test)]
 mod testlake;
 
 pub use error::SqlError;
