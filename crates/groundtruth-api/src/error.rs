@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use groundtruth_error::{Classified, ErrorDomain};
 use groundtruth_store::{AuthError, ErrorKind, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -80,18 +81,20 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// A 4xx when the request is at fault ([`ErrorDomain::User`], the kind
+    /// says which), else a 500 with the details in the log only.
     fn from(e: StoreError) -> ApiError {
+        if e.domain() != ErrorDomain::User {
+            tracing::error!(error = %e, "review store failed");
+            return ApiError::Internal(
+                "the review store failed; the details are in the server log".into(),
+            );
+        }
         match e.kind() {
             ErrorKind::NotFound => ApiError::NotFound(e.to_string()),
             ErrorKind::Conflict => ApiError::Conflict(e.to_string()),
             ErrorKind::Forbidden => ApiError::Forbidden(e.to_string()),
-            ErrorKind::Invalid => ApiError::BadRequest(e.to_string()),
-            ErrorKind::Backend => {
-                tracing::error!(error = %e, "review store failed");
-                ApiError::Internal(
-                    "the review store failed; the details are in the server log".into(),
-                )
-            }
+            ErrorKind::Invalid | ErrorKind::Backend => ApiError::BadRequest(e.to_string()),
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use groundtruth_error::{Classified, ErrorDomain};
 use groundtruth_query::encode::{self, Format};
 use groundtruth_query::{QueryError, QueryErrorKind};
 use groundtruth_store::Role;
@@ -79,8 +80,26 @@ pub struct SqlResult {
 }
 
 impl From<QueryError> for ApiError {
+    /// Whose fault decides 4xx or 5xx ([`ErrorDomain`]); among the
+    /// caller's, the error says which 4xx.
     fn from(e: QueryError) -> ApiError {
         let message = e.to_string();
+        match e.domain() {
+            ErrorDomain::User => {}
+            // The server's state, not the query alone: try again later.
+            ErrorDomain::External => {
+                return ApiError::Rejected {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message,
+                }
+            }
+            ErrorDomain::Internal => {
+                tracing::error!(error = %message, "an analyst query failed inside the server");
+                return ApiError::Internal(
+                    "the query failed inside the server; the details are in the server log".into(),
+                );
+            }
+        }
         match (e.kind(), &e) {
             (_, QueryError::TooLong { .. }) => ApiError::Rejected {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,11 +107,6 @@ impl From<QueryError> for ApiError {
             },
             (_, QueryError::Busy(_)) => ApiError::Rejected {
                 status: StatusCode::TOO_MANY_REQUESTS,
-                message,
-            },
-            // The server's state, not the query alone: try again later.
-            (_, QueryError::ServerMemory { .. }) => ApiError::Rejected {
-                status: StatusCode::SERVICE_UNAVAILABLE,
                 message,
             },
             (_, QueryError::Timeout { .. }) => ApiError::Rejected {
@@ -105,12 +119,8 @@ impl From<QueryError> for ApiError {
             },
             (QueryErrorKind::Refused, _) => ApiError::Forbidden(message),
             (QueryErrorKind::Invalid, _) => ApiError::BadRequest(message),
-            (QueryErrorKind::Internal, _) => {
-                tracing::error!(error = %message, "an analyst query failed inside the server");
-                ApiError::Internal(
-                    "the query failed inside the server; the details are in the server log".into(),
-                )
-            }
+            // (The server's own failures were answered above.)
+            (QueryErrorKind::Internal, _) => ApiError::BadRequest(message),
         }
     }
 }

@@ -1,4 +1,5 @@
 use datafusion::error::DataFusionError;
+use groundtruth_error::{Classified, ErrorDomain, RetryHint};
 
 /// What went wrong running the detectors.
 #[derive(Debug, thiserror::Error)]
@@ -19,19 +20,32 @@ pub enum DetectError {
     Sql(#[from] groundtruth_sql::SqlError),
 }
 
-impl DetectError {
-    /// Whether a query failed on a lake file removed while it ran (another
+impl Classified for DetectError {
+    fn domain(&self) -> ErrorDomain {
+        match self {
+            DetectError::Query { source, .. } if groundtruth_sql::is_vanished_file(source) => {
+                ErrorDomain::External
+            }
+            // The detectors' own SQL and their reading of it.
+            DetectError::Query { .. } | DetectError::Column { .. } => ErrorDomain::Internal,
+            DetectError::Sql(e) => match e.domain() {
+                // The views and queries here are ours, not a caller's.
+                ErrorDomain::User => ErrorDomain::Internal,
+                other => other,
+            },
+        }
+    }
+
+    /// A query failed on a lake file removed while it ran (another
     /// writer's compaction replaced it): judging the window again reads
     /// the merged file.
-    pub fn is_vanished_file(&self) -> bool {
+    fn retry_hint(&self) -> RetryHint {
         match self {
-            DetectError::Query { source, .. } => groundtruth_sql::is_vanished_file(source),
-            DetectError::Sql(groundtruth_sql::SqlError::Sql(source))
-            | DetectError::Sql(groundtruth_sql::SqlError::View { source, .. })
-            | DetectError::Sql(groundtruth_sql::SqlError::Register { source, .. }) => {
-                groundtruth_sql::is_vanished_file(source)
+            DetectError::Query { source, .. } if groundtruth_sql::is_vanished_file(source) => {
+                RetryHint::WithBackoff
             }
-            _ => false,
+            DetectError::Sql(e) => e.retry_hint(),
+            _ => RetryHint::NoRetry,
         }
     }
 }

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use groundtruth_error::{Classified, ErrorDomain, RetryHint};
 use groundtruth_lake::LakeError;
 
 /// Errors that stop an ingest run. Bad events never do: they become dead
@@ -21,4 +22,29 @@ pub enum IngestError {
     },
     #[error("simulation failed: {0}")]
     Sim(#[from] groundtruth_sim::SimError),
+}
+
+impl Classified for IngestError {
+    fn domain(&self) -> ErrorDomain {
+        match self {
+            IngestError::Lake(e) => e.domain(),
+            // A file that is missing or unreadable, a broker that cannot
+            // be reached: the operator's input or the world outside.
+            IngestError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorDomain::User
+            }
+            IngestError::Read { .. } | IngestError::Kafka { .. } => ErrorDomain::External,
+            IngestError::Sim(_) => ErrorDomain::User,
+        }
+    }
+
+    /// A lake write that can be tried again (the consumer pauses and
+    /// retries; nothing is committed meanwhile). A Kafka error that stops
+    /// a run is one the client did not recover from itself.
+    fn retry_hint(&self) -> RetryHint {
+        match self {
+            IngestError::Lake(e) => e.retry_hint(),
+            _ => RetryHint::NoRetry,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! read-only): the consumer pauses, keeps what it read, commits nothing,
 //! and tries the flush again with a growing pause until it succeeds.
 
+use groundtruth_error::Classified;
 use groundtruth_telemetry::InternalEvent;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,8 @@ use crate::telemetry::{LakeWriteResumed, LakeWriteStalled};
 pub const MAX_FLUSH_RETRY: Duration = Duration::from_secs(10);
 
 /// Flushes for a Kafka consumer loop; on a lake write error that a later
-/// attempt can fix ([`groundtruth_lake::LakeError::is_retryable`]), pauses
+/// attempt can fix (its [`RetryHint`](groundtruth_error::RetryHint) says
+/// so, [`Classified::is_retryable`]), pauses
 /// the consumer's partitions instead of failing: nothing more is read (the
 /// buffers do not grow), nothing read is committed (the caller commits only
 /// when nothing is buffered), and the loop keeps polling so the consumer

@@ -1,3 +1,4 @@
+use groundtruth_error::{Classified, ErrorDomain, RetryHint};
 use std::path::PathBuf;
 
 /// Errors of the lake writer. Each names the file or directory involved.
@@ -34,17 +35,33 @@ pub enum LakeError {
     Poisoned { path: PathBuf, why: String },
 }
 
-impl LakeError {
-    /// Whether a [`flush`](crate::LakeWriter::flush) that failed with this
-    /// error can simply be called again later: the rows not yet written are
-    /// kept in order and nothing was half-done (the disk was full, the
-    /// directory not writable for a while). `false` for a writer that no
-    /// longer trusts its state ([`LakeError::Poisoned`]).
-    pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            LakeError::Poisoned { .. } | LakeError::Locked { .. } | LakeError::Member { .. }
-        )
+impl Classified for LakeError {
+    fn domain(&self) -> ErrorDomain {
+        match self {
+            LakeError::Member { .. } => ErrorDomain::User,
+            LakeError::Io { .. }
+            | LakeError::Locked { .. }
+            | LakeError::Parquet { .. }
+            | LakeError::ReadParquet { .. } => ErrorDomain::External,
+            LakeError::Arrow(_) | LakeError::Intent { .. } | LakeError::Poisoned { .. } => {
+                ErrorDomain::Internal
+            }
+        }
+    }
+
+    /// A [`flush`](crate::LakeWriter::flush) that failed can simply be
+    /// called again later: the rows not yet written are kept in order and
+    /// nothing was half-done (the disk was full, the directory not writable
+    /// for a while). Not for a writer that no longer trusts its state
+    /// ([`LakeError::Poisoned`]), a lake another process holds or a bad
+    /// member name.
+    fn retry_hint(&self) -> RetryHint {
+        match self {
+            LakeError::Poisoned { .. } | LakeError::Locked { .. } | LakeError::Member { .. } => {
+                RetryHint::NoRetry
+            }
+            _ => RetryHint::WithBackoff,
+        }
     }
 }
 
@@ -59,5 +76,30 @@ impl<T> IoContext<T> for std::io::Result<T> {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_retried_a_poisoned_writer_is_not() {
+        let io = LakeError::Io {
+            action: "write",
+            path: "/lake/x".into(),
+            source: std::io::Error::other("No space left on device"),
+        };
+        assert_eq!(io.domain(), ErrorDomain::External);
+        assert!(io.is_retryable());
+        let poisoned = LakeError::Poisoned {
+            path: "/lake".into(),
+            why: "a rename failed half-way".into(),
+        };
+        assert_eq!(poisoned.domain(), ErrorDomain::Internal);
+        assert!(!poisoned.is_retryable());
+        let member = LakeError::Member { name: "a b".into() };
+        assert_eq!(member.domain(), ErrorDomain::User);
+        assert!(!member.is_retryable());
     }
 }

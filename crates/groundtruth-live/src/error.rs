@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use groundtruth_error::{Classified, ErrorDomain, RetryHint};
+
 /// What stopped the live service.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -32,11 +34,30 @@ pub enum LiveError {
     Runtime(#[source] std::io::Error),
 }
 
-impl LiveError {
-    /// A file that could not be written or read (a full disk, a directory
-    /// made read-only): the service retries instead of stopping.
-    pub fn is_io(&self) -> bool {
-        matches!(self, LiveError::Io { .. })
+impl Classified for LiveError {
+    fn domain(&self) -> ErrorDomain {
+        match self {
+            LiveError::Io { .. } | LiveError::Runtime(_) => ErrorDomain::External,
+            LiveError::Checkpoint { .. } | LiveError::Handover { .. } => ErrorDomain::Internal,
+            LiveError::Ingest(e) => e.domain(),
+            LiveError::Detect(e) => e.domain(),
+            LiveError::Store(e) => e.domain(),
+        }
+    }
+
+    /// A state file that could not be written or read (a full disk, a
+    /// directory made read-only): the service retries instead of stopping;
+    /// and whatever the wrapped error says of itself.
+    fn retry_hint(&self) -> RetryHint {
+        match self {
+            LiveError::Io { .. } => RetryHint::WithBackoff,
+            LiveError::Checkpoint { .. } | LiveError::Handover { .. } | LiveError::Runtime(_) => {
+                RetryHint::NoRetry
+            }
+            LiveError::Ingest(e) => e.retry_hint(),
+            LiveError::Detect(e) => e.retry_hint(),
+            LiveError::Store(e) => e.retry_hint(),
+        }
     }
 }
 

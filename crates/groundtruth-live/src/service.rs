@@ -1,5 +1,6 @@
 //! `groundtruth run`: the Kafka loop of the live service.
 
+use groundtruth_error::Classified;
 use groundtruth_telemetry::{metric, InternalEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -133,7 +134,7 @@ fn spawn_worker(
                         // the window listed: judge it again.
                         rt.block_on(groundtruth_sql::retry_vanished(
                             || run_close(&lake, &schedule, &job.close, zone, &calibration, &cache),
-                            DetectError::is_vanished_file,
+                            |e: &DetectError| e.is_retryable(),
                         ))?
                     };
                     let latency_s = job.passed_at.elapsed().as_secs_f64();
@@ -917,7 +918,7 @@ impl StateWrites {
                 }
                 Ok(Some(v))
             }
-            Err(e) if e.is_io() => {
+            Err(e) if e.is_retryable() => {
                 self.failing_since.get_or_insert_with(Instant::now);
                 if self.log.due() {
                     tracing::error!(

@@ -50,6 +50,35 @@ impl From<crate::deadline::OverBudget> for QueryError {
     }
 }
 
+impl groundtruth_error::Classified for QueryError {
+    fn domain(&self) -> groundtruth_error::ErrorDomain {
+        use groundtruth_error::ErrorDomain;
+        match self {
+            QueryError::Refused(_)
+            | QueryError::Invalid(_)
+            | QueryError::TooLong { .. }
+            | QueryError::Timeout { .. }
+            | QueryError::Memory { .. }
+            | QueryError::Busy(_) => ErrorDomain::User,
+            // The server's state, not the query alone.
+            QueryError::ServerMemory { .. } | QueryError::Vanished(_) => ErrorDomain::External,
+            QueryError::Internal(_) => ErrorDomain::Internal,
+        }
+    }
+
+    /// Too many queries at once, the server's memory held by others, a
+    /// file compacted away under the query: the same query later can run.
+    fn retry_hint(&self) -> groundtruth_error::RetryHint {
+        use groundtruth_error::RetryHint;
+        match self {
+            QueryError::Busy(_) | QueryError::ServerMemory { .. } | QueryError::Vanished(_) => {
+                RetryHint::WithBackoff
+            }
+            _ => RetryHint::NoRetry,
+        }
+    }
+}
+
 impl QueryError {
     pub fn kind(&self) -> QueryErrorKind {
         match self {
@@ -89,5 +118,36 @@ impl QueryError {
             | E::ArrowError(..) => QueryError::Invalid(e.to_string()),
             _ => QueryError::Internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groundtruth_error::{Classified, ErrorDomain, RetryHint};
+
+    #[test]
+    fn the_caller_the_server_and_a_bug_are_told_apart() {
+        let bad = QueryError::Invalid("no such table".into());
+        assert_eq!(
+            (bad.domain(), bad.retry_hint()),
+            (ErrorDomain::User, RetryHint::NoRetry)
+        );
+        let busy = QueryError::Busy("3 queries running".into());
+        assert_eq!(busy.domain(), ErrorDomain::User);
+        assert!(busy.is_retryable());
+        let full = QueryError::ServerMemory {
+            used_mb: 900,
+            budget_mb: 800,
+        };
+        assert_eq!(full.domain(), ErrorDomain::External);
+        assert!(full.is_retryable());
+        let vanished = QueryError::Vanished("part-1.parquet".into());
+        assert!(vanished.is_retryable());
+        let bug = QueryError::Internal("oops".into());
+        assert_eq!(
+            (bug.domain(), bug.retry_hint()),
+            (ErrorDomain::Internal, RetryHint::NoRetry)
+        );
     }
 }

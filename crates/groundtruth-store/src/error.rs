@@ -65,6 +65,12 @@ impl StoreError {
         }
     }
 
+    /// Whether a caller's request is at fault (its own 4xx), not the
+    /// store.
+    fn is_callers(&self) -> bool {
+        self.kind() != ErrorKind::Backend
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> StoreError {
         StoreError::Invalid {
             field: field.into(),
@@ -80,4 +86,28 @@ impl StoreError {
 /// `map_err` helper: a database error during `op`.
 pub(crate) fn db(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |source| StoreError::Backend { op, source }
+}
+
+impl groundtruth_error::Classified for StoreError {
+    fn domain(&self) -> groundtruth_error::ErrorDomain {
+        use groundtruth_error::ErrorDomain;
+        match self {
+            _ if self.is_callers() => ErrorDomain::User,
+            StoreError::TooNew { .. } | StoreError::Corrupt { .. } | StoreError::Migrate { .. } => {
+                ErrorDomain::Internal
+            }
+            _ => ErrorDomain::External,
+        }
+    }
+
+    /// A database that could not be reached or answered with an error
+    /// may answer later; a request at fault, or a store of another
+    /// version or damaged, will not.
+    fn retry_hint(&self) -> groundtruth_error::RetryHint {
+        use groundtruth_error::RetryHint;
+        match self {
+            StoreError::Connect { .. } | StoreError::Backend { .. } => RetryHint::WithBackoff,
+            _ => RetryHint::NoRetry,
+        }
+    }
 }
