@@ -47,6 +47,24 @@ pub fn groundtruth_bin() -> std::path::PathBuf {
 /// The repository root. Read from `CARGO_MANIFEST_DIR` at run time (cargo
 /// and nextest set it for tests): the compile-time value baked into this
 /// library can belong to another checkout sharing the build cache.
+/// Every file under `dir` (recursively) whose extension is `ext`, sorted.
+pub fn files_under(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, ext, out);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, ext, &mut out);
+    out.sort();
+    out
+}
+
 pub fn repo() -> std::path::PathBuf {
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)

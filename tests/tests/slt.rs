@@ -27,20 +27,6 @@ mod fixtures;
 use fixtures::{fixture_lake, load_review};
 use sqllogictest::DBOutput;
 
-fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            slt_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "slt") {
-            out.push(p);
-        }
-    }
-}
-
 fn fixture_for(slt: &Path) -> PathBuf {
     // A `# fixture: NAME` line names a shared fixture (tests/fixtures/NAME).
     let text = std::fs::read_to_string(slt).unwrap_or_default();
@@ -263,9 +249,7 @@ fn run_file(path: PathBuf) -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let mut files = Vec::new();
-    slt_files(&repo().join("sql"), &mut files);
-    files.sort();
+    let files = groundtruth_tests::files_under(&repo().join("sql"), "slt");
     let root = repo();
     let mut trials: Vec<Trial> = files
         .into_iter()

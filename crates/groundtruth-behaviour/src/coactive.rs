@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use groundtruth_finding::{rfc3339_ms, Finding};
 use serde_json::{json, Map};
 
-use crate::farm::{ChainSession, DeviceProfile, DETECTOR, MIN_PHONES};
+use crate::phones::{ChainSession, DeviceProfile, DETECTOR, MIN_PHONES};
 use crate::{date_string, round2, Draft, UnionFind};
 
 /// Width of a time slot, minutes.

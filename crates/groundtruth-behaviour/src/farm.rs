@@ -46,20 +46,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use groundtruth_finding::{rfc3339_ms, Finding};
 use serde_json::{json, Map, Value};
 
+pub use crate::phones::{ChainSession, DeviceProfile, DETECTOR, MIN_PHONES};
 use crate::{date_string, round2, Draft, UnionFind};
-
-/// Detector name (contract).
-pub const DETECTOR: &str = "phone_farm";
 
 /// Longest pause between putting one phone down and opening the app on the
 /// next that still continues a chain, seconds. Unlocking a phone and opening
 /// an app takes seconds; two minutes is generous.
 pub const MAX_HANDOFF_S: f64 = 120.0;
-
-/// Fewest accounts in a chain. Families share one phone among two or three
-/// accounts and a couple may hand phones back and forth; reported farms run
-/// 8 to 60+ phones.
-pub const MIN_PHONES: usize = 5;
 
 /// Fewest accounts in a chain that may count towards a farm together with
 /// others: two hand-offs. A farm's sweep skips phones now and then and its
@@ -92,34 +85,6 @@ pub const ALPHA: f64 = 0.01;
 /// Shortest gap used in the significance test, seconds: clocks on phones
 /// are not better than this.
 const MIN_GAP_S: f64 = 1.0;
-
-/// One session from `session_chain`, in network order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChainSession {
-    pub app_id: String,
-    pub account_id: String,
-    pub session_id: String,
-    pub device_id: Option<String>,
-    pub net_key: String,
-    pub region: Option<String>,
-    pub start_us: i64,
-    pub end_us: i64,
-    /// Seconds since all earlier sessions on the network ended (negative =
-    /// overlap; `None` = the network's first).
-    pub gap_s: Option<f64>,
-    /// Local day of the start, days since 1970-01-01.
-    pub event_date: i32,
-}
-
-/// One row of `device_profile`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceProfile {
-    pub device_id: String,
-    pub accounts: u32,
-    pub networks: u32,
-    pub days: u32,
-    pub spread_m: Option<f64>,
-}
 
 /// A chain: indices into the session slice.
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ pub mod checkin;
 pub mod churn;
 pub mod coactive;
 pub mod farm;
+mod phones;
 pub mod registration;
 pub mod reports;
 pub mod stats;

@@ -17,6 +17,7 @@ use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 use groundtruth_sql::{format_batches, open_session, run_sql, OutputFormat};
 
 use crate::review;
+use crate::runtime::{query_runtime, shutdown_flag};
 use crate::setup::{ingestor, init_logging, lake_options, load_config, toml_string};
 use crate::{
     Cli, Command, DemoArgs, DetectArgs, EvalBehaviourArgs, EvalCommand, EvalReliabilityArgs,
@@ -138,40 +139,6 @@ fn kafka_options(cfg: &Config, exit_when_idle: Option<Duration>) -> KafkaOptions
             .collect(),
         exit_when_idle,
     }
-}
-
-/// Sets the returned flag on SIGINT or SIGTERM.
-pub(crate) fn shutdown_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                let Ok(mut term) = signal(SignalKind::terminate()) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-            tracing::info!("shutting down: flushing and committing");
-            f.store(true, Ordering::Relaxed);
-        });
-    });
-    flag
 }
 
 fn ingest(cfg: &Config, args: &IngestArgs) -> Result<()> {
@@ -314,14 +281,6 @@ fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// The async runtime DataFusion queries (and the API) run on.
-pub(crate) fn query_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the query runtime")
 }
 
 fn sql(cfg: &Config, args: &SqlArgs) -> Result<()> {

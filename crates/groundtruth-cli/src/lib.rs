@@ -2,6 +2,7 @@
 
 mod commands;
 mod review;
+mod runtime;
 mod setup;
 
 use std::path::PathBuf;

@@ -244,8 +244,8 @@ pub(crate) fn serve(cfg: &Config, args: &ServeArgs) -> Result<()> {
             .context("no address to serve on: set api.listen or --listen")?,
     };
     let state = state_dir(cfg, args.state.as_deref());
-    let rt = crate::commands::query_runtime()?;
-    let stop = crate::commands::shutdown_flag();
+    let rt = crate::runtime::query_runtime()?;
+    let stop = crate::runtime::shutdown_flag();
     rt.block_on(async {
         let metrics = install_metrics(cfg)?;
         let store = open_store(cfg, &state).await?;
@@ -268,7 +268,7 @@ pub(crate) fn serve(cfg: &Config, args: &ServeArgs) -> Result<()> {
 
 /// `groundtruth token ...`.
 pub(crate) fn token(cfg: &Config, cmd: &TokenCommand) -> Result<()> {
-    let rt = crate::commands::query_runtime()?;
+    let rt = crate::runtime::query_runtime()?;
     rt.block_on(async {
         match cmd {
             TokenCommand::Create(a) => {
@@ -374,7 +374,7 @@ fn existing_store_dir(cfg: &Config, flag: Option<&Path>) -> Result<PathBuf> {
 pub(crate) fn calibrate(cfg: &Config, args: &CalibrateArgs) -> Result<()> {
     use groundtruth_finding::calibration::{Calibration, Reliability, Sample, MIN_SAMPLES};
     let state = existing_store_dir(cfg, args.state.as_deref())?;
-    let rows = crate::commands::query_runtime()?.block_on(async {
+    let rows = crate::runtime::query_runtime()?.block_on(async {
         let store = open_store(cfg, &state).await?;
         anyhow::Ok(store.export_findings(&Scope::nationwide()).await?)
     })?;
@@ -433,7 +433,7 @@ pub(crate) fn findings(cfg: &Config, args: &FindingsArgs) -> Result<()> {
             );
         }
     }
-    let rt = crate::commands::query_runtime()?;
+    let rt = crate::runtime::query_runtime()?;
     let (all, shown) = rt.block_on(async {
         let store = open_store(cfg, &state).await?;
         let all = store.finding_count().await?;

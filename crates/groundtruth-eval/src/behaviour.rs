@@ -19,7 +19,7 @@ use groundtruth_lake::LakeOptions;
 use groundtruth_sim::Scenario;
 use serde::Serialize;
 
-use crate::calibrate::Truth;
+use crate::calibrate::{Truth, NEUTRAL};
 use crate::error::EvalError;
 use crate::tracks::ratio;
 use groundtruth_detect::run_all_closes;
@@ -34,10 +34,6 @@ pub const DETECTORS: [&str; 5] = [
     "record_churn",
     "report_inflation",
 ];
-
-/// Simulator scenarios (account `scenario` column) counted as neither
-/// positive nor negative for a detector.
-pub(crate) const NEUTRAL: [(&str, &str); 1] = [("phone_farm", "farm_operator")];
 
 /// One detector on one scenario (or over all).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -15,8 +15,11 @@ use std::path::Path;
 use groundtruth_finding::calibration::Sample;
 use groundtruth_finding::Finding;
 
-use crate::behaviour::NEUTRAL;
 use crate::error::EvalError;
+
+/// Simulator scenarios (account `scenario` column) counted as neither
+/// positive nor negative for a detector.
+pub(crate) const NEUTRAL: [(&str, &str); 1] = [("phone_farm", "farm_operator")];
 
 /// Who is what, for judging findings.
 #[derive(Debug, Clone, Default)]

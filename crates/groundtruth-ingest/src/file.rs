@@ -11,8 +11,9 @@ use flate2::read::MultiGzDecoder;
 use groundtruth_event::{Reject, RejectCode, SourcePosition, DEAD_LETTER_RAW_PREFIX};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::counts::IngestCounts;
 use crate::error::IngestError;
-use crate::ingestor::{IngestCounts, Ingestor};
+use crate::ingestor::Ingestor;
 
 /// What a file ingest did.
 #[derive(Debug, Default, Clone)]

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 use groundtruth_event::SourcePosition;
 use groundtruth_sim::{SimError, SimSink};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::{IngestConsumer, IngestContext};
+use crate::counts::IngestCounts;
 use crate::error::IngestError;
-use crate::ingestor::{IngestCounts, Ingestor, Outcome};
+use crate::ingestor::{Ingestor, Outcome};
 use crate::stall::FlushRetry;
 use crate::telemetry::{KafkaTransientError, OffsetsCommitted};
 
@@ -258,61 +260,6 @@ pub fn ingest_kafka(
 
 /// Offsets read but not yet committed: next offset per (topic, partition).
 pub type Uncommitted = HashMap<(String, i32), i64>;
-
-/// The consumers' librdkafka context: errors go to the log, except the
-/// end-of-partition notices the live service asks for (they are how it
-/// knows a partition is caught up, not a fault).
-/// Logs librdkafka's errors and counts the group's rebalances.
-#[derive(Default)]
-pub struct IngestContext {
-    rebalances: std::sync::atomic::AtomicU64,
-}
-
-impl IngestContext {
-    /// Partition revocations and assignments seen so far: when it changes,
-    /// the consumer's positions were reset to the committed offsets (the
-    /// eager protocol, which [`subscribed_consumer`] sets).
-    pub fn rebalances(&self) -> u64 {
-        self.rebalances.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl ClientContext for IngestContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        ) {
-            return;
-        }
-        tracing::error!(%error, reason, "librdkafka error");
-    }
-}
-
-impl ConsumerContext for IngestContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "Kafka partitions revoked");
-            self.rebalances
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "Kafka partitions assigned");
-                self.rebalances
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "Kafka rebalance failed"),
-            Rebalance::Revoke(_) => {}
-        }
-    }
-}
-
-/// The consumer type of every ingest path.
-pub type IngestConsumer = BaseConsumer<IngestContext>;
 
 /// A consumer of `opts.topics` in group `opts.group_id` that commits only
 /// when told (see [`commit_offsets`]) and starts new groups at the earliest

@@ -6,6 +6,8 @@
 //! dead-letter store, and flushes by size or time. Sources acknowledge
 //! their input (commit Kafka offsets) only after a flush returns.
 
+mod context;
+mod counts;
 mod error;
 mod file;
 mod ingestor;
@@ -15,13 +17,14 @@ mod sim;
 mod stall;
 mod telemetry;
 
+pub use context::{IngestConsumer, IngestContext};
+pub use counts::IngestCounts;
 pub use error::IngestError;
 pub use file::{ingest_files, FileIngestStats};
-pub use ingestor::{FlushPolicy, IngestCounts, Ingestor, Outcome};
+pub use ingestor::{FlushPolicy, Ingestor, Outcome};
 pub use kafka::{
     commit_offsets, create_topics, dlq_producer, ingest_kafka, send_dead_letter,
-    subscribed_consumer, IngestConsumer, IngestContext, KafkaIngestStats, KafkaOptions,
-    KafkaProducerSink, Uncommitted,
+    subscribed_consumer, KafkaIngestStats, KafkaOptions, KafkaProducerSink, Uncommitted,
 };
 pub use scratch::{ingest_lines, simulate_into};
 pub use sim::{ingest_simulation, LakeSink};

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use groundtruth_lake::FlushStats;
 use rdkafka::consumer::Consumer;
 
+use crate::context::IngestConsumer;
 use crate::error::IngestError;
 use crate::ingestor::Ingestor;
-use crate::kafka::IngestConsumer;
 use crate::telemetry::{LakeWriteResumed, LakeWriteStalled};
 
 /// The longest pause between two flush attempts while the lake cannot be

@@ -5,7 +5,7 @@
 use groundtruth_event::RejectCode;
 use groundtruth_telemetry::{metric, InternalEvent};
 
-use crate::ingestor::IngestCounts;
+use crate::counts::IngestCounts;
 
 /// Emitted after each flush with what the flush made durable.
 pub(crate) struct BatchPersisted<'a> {
@@ -47,7 +47,7 @@ impl InternalEvent for BatchPersisted<'_> {
         metrics::counter!(metric::INGEST_BYTES.name, "source" => src).increment(c.bytes);
         metrics::counter!(metric::INGEST_LATE_EVENTS.name, "source" => src).increment(c.late);
         if let Some(w) = self.watermark_us {
-            let now_us = crate::ingestor::now_micros();
+            let now_us = crate::counts::now_micros();
             metrics::gauge!(metric::INGEST_WATERMARK.name, "source" => src).set(w as f64 / 1e6);
             // How far event time lags the wall clock (includes the lateness).
             metrics::gauge!(metric::INGEST_WATERMARK_DELAY.name, "source" => src)

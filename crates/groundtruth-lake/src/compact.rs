@@ -15,8 +15,9 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, LakeError};
+use crate::files::{publish, write_parquet};
 use crate::layout::{parquet_files, sync_dir, LakeLayout};
-use crate::writer::{publish, write_parquet, LakeOptions};
+use crate::options::LakeOptions;
 
 /// What compaction did.
 #[derive(Debug, Default, Clone)]

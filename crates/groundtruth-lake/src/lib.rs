@@ -19,10 +19,13 @@
 mod compact;
 mod dedup;
 mod error;
+mod files;
 mod layout;
+mod options;
 mod writer;
 
 pub use compact::{vanished_delay, CompactStats, VANISHED_RETRIES};
 pub use error::LakeError;
 pub use layout::{escape_app_id, LakeLayout};
-pub use writer::{Appended, FlushStats, LakeOptions, LakeWriter, ReadGate};
+pub use options::LakeOptions;
+pub use writer::{Appended, FlushStats, LakeWriter, ReadGate};

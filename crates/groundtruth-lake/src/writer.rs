@@ -9,51 +9,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use groundtruth_event::{
-    date32_to_string, dead_letter_schema, event_schema, local_date, string_to_date32, DayZone,
-    DeadLetter, DeadLetterBatchBuilder, EventBatchBuilder, RawEvent,
+    date32_to_string, dead_letter_schema, event_schema, local_date, string_to_date32, DeadLetter,
+    DeadLetterBatchBuilder, EventBatchBuilder, RawEvent,
 };
-use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::compact::{self, CompactStats};
 use crate::dedup::{load_dead_letter_keys, position_key, EventKeys, KeySet};
 use crate::error::{IoContext, LakeError};
-use crate::layout::{parquet_files, sync_dir, LakeLayout};
-
-/// Tuning of the writer.
-#[derive(Debug, Clone)]
-pub struct LakeOptions {
-    /// Zone of the `event_date` partition (contract: Asia/Shanghai).
-    pub zone: DayZone,
-    /// Files with fewer rows than half of this are merged by compaction,
-    /// up to this many rows per merged file.
-    pub target_file_rows: usize,
-    /// Rows per Parquet row group.
-    pub row_group_rows: usize,
-    /// A partition is compacted once it holds this many small files.
-    pub compact_min_files: usize,
-    /// Local days of event ids held in memory for deduplication (older
-    /// days are read from the lake when an event for them arrives).
-    pub dedup_days: i32,
-    /// Set when several writers (live-service instances) share the lake:
-    /// this writer's name (letters, digits, `-`, `_`). Each member writes
-    /// and compacts only its own files; see [`LakeWriter::resync`].
-    pub member: Option<String>,
-}
-
-impl Default for LakeOptions {
-    fn default() -> Self {
-        LakeOptions {
-            zone: DayZone::default(),
-            target_file_rows: 1_000_000,
-            row_group_rows: 128 * 1024,
-            compact_min_files: 8,
-            dedup_days: 8,
-            member: None,
-        }
-    }
-}
+use crate::files::{publish, write_parquet};
+use crate::layout::{parquet_files, LakeLayout};
+use crate::options::LakeOptions;
 
 /// Outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,48 +446,6 @@ impl LakeWriter {
             }
         }
     }
-}
-
-/// Writes batches to a new file at `path` and fsyncs it.
-pub(crate) fn write_parquet(
-    path: &Path,
-    schema: SchemaRef,
-    batches: impl Iterator<Item = Result<RecordBatch, LakeError>>,
-    props: WriterProperties,
-) -> Result<(), LakeError> {
-    let file = File::create(path).ctx("create", path)?;
-    let perr = |source| LakeError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(perr)?;
-    for batch in batches {
-        writer.write(&batch?).map_err(perr)?;
-    }
-    let file = writer.into_inner().map_err(perr)?;
-    file.sync_all().ctx("fsync", path)?;
-    Ok(())
-}
-
-/// Moves a finished temp file into `dir` under `name` and makes the rename
-/// durable. Returns the file size.
-pub(crate) fn publish(tmp: &Path, dir: &Path, name: &str) -> Result<u64, LakeError> {
-    let created = !dir.exists();
-    std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-    let dest = dir.join(name);
-    std::fs::rename(tmp, &dest).ctx("move into place", &dest)?;
-    sync_dir(dir)?;
-    if created {
-        // The new partition directories must survive a crash too.
-        let mut d = dir.parent();
-        for _ in 0..2 {
-            if let Some(p) = d {
-                sync_dir(p)?;
-                d = p.parent();
-            }
-        }
-    }
-    Ok(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0))
 }
 
 /// Takes `path` as a lock file: shared or exclusive.

@@ -33,15 +33,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use crate::watch::Cost;
 
-/// Largest string a function may build, in bytes (or characters for the
-/// padding functions).
-pub const MAX_VALUE_BYTES: i64 = 1 << 20;
-/// Largest list value a function may build, in bytes.
-pub const MAX_LIST_BYTES: i64 = 16 << 20;
-/// Most bytes one call of a function may build over all its rows.
-pub const MAX_CALL_BYTES: i64 = 16 << 20;
-/// Longest list a function may build.
-pub const MAX_LIST_LEN: i64 = 1_000_000;
+pub use crate::weight::{MAX_CALL_BYTES, MAX_LIST_BYTES, MAX_LIST_LEN, MAX_VALUE_BYTES};
 
 /// What decides a function's result size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,43 +194,6 @@ fn at<T: Copy>(v: &[T], i: usize) -> T {
     }
 }
 
-/// The bytes of each row's value of `a`: a string's length, a list's
-/// values' bytes, 8 for anything else fixed-size (0 for null).
-pub(crate) fn value_bytes(a: &ArrayRef) -> Result<Vec<i64>> {
-    let n = a.len();
-    fn lengths(l: impl Iterator<Item = usize>) -> Vec<i64> {
-        l.map(|v| v as i64).collect()
-    }
-    let bytes = match a.data_type() {
-        DataType::Utf8 => lengths(a.as_string::<i32>().offsets().lengths()),
-        DataType::LargeUtf8 => lengths(a.as_string::<i64>().offsets().lengths()),
-        DataType::Binary => lengths(a.as_binary::<i32>().offsets().lengths()),
-        DataType::LargeBinary => lengths(a.as_binary::<i64>().offsets().lengths()),
-        DataType::Utf8View => (0..n)
-            .map(|i| a.as_string_view().value(i).len() as i64)
-            .collect(),
-        DataType::BinaryView => (0..n)
-            .map(|i| a.as_binary_view().value(i).len() as i64)
-            .collect(),
-        t if t.is_primitive() || matches!(t, DataType::Boolean | DataType::Null) => {
-            vec![t.primitive_width().unwrap_or(1) as i64; n]
-        }
-        // Lists, structs, maps: the row's slice of the buffers.
-        _ => (0..n)
-            .map(|i| {
-                a.slice(i, 1)
-                    .to_data()
-                    .get_slice_memory_size()
-                    .map(|b| b as i64)
-                    .map_err(Into::into)
-            })
-            .collect::<Result<_>>()?,
-    };
-    Ok((0..n)
-        .map(|i| if a.is_null(i) { 0 } else { bytes[i].max(0) })
-        .collect())
-}
-
 /// The group references a replacement string may hold, per row: its `$`
 /// and `\` characters (each could start one; 0 for null or not a string).
 fn group_references(a: &ArrayRef) -> Result<Vec<i64>> {
@@ -252,7 +207,7 @@ fn group_references(a: &ArrayRef) -> Result<Vec<i64>> {
         DataType::LargeUtf8 => a.as_string::<i64>().iter().map(count).collect(),
         DataType::Utf8View => a.as_string_view().iter().map(count).collect(),
         // Anything else: as if every byte were one.
-        _ => value_bytes(a)?,
+        _ => crate::weight::value_bytes(a)?,
     })
 }
 
@@ -260,7 +215,7 @@ fn group_references(a: &ArrayRef) -> Result<Vec<i64>> {
 fn largest_element(a: &ArrayRef) -> Result<Vec<i64>> {
     let n = a.len();
     let per_row = |values: &ArrayRef, offsets: Vec<(usize, usize)>| -> Result<Vec<i64>> {
-        let sizes = value_bytes(values)?;
+        let sizes = crate::weight::value_bytes(values)?;
         Ok(offsets
             .into_iter()
             .map(|(s, e)| sizes[s..e].iter().copied().max().unwrap_or(0))
@@ -283,7 +238,7 @@ fn largest_element(a: &ArrayRef) -> Result<Vec<i64>> {
                 (0..n).map(|i| (o[i] as usize, o[i + 1] as usize)).collect(),
             )
         }
-        _ => value_bytes(a),
+        _ => crate::weight::value_bytes(a),
     }
 }
 
@@ -369,7 +324,7 @@ impl Bounded {
         };
         match self.bound {
             Bound::Repeat if arrays.len() >= 2 => {
-                let (s, n) = (value_bytes(&arrays[0])?, ints(&arrays[1])?);
+                let (s, n) = (crate::weight::value_bytes(&arrays[0])?, ints(&arrays[1])?);
                 check_sizes(
                     name,
                     (0..rows).map(|i| at(&s, i).saturating_mul(int(&n, i))),
@@ -393,9 +348,9 @@ impl Bounded {
                     return exec_err!("{name} would build a list of {v} elements; at most {MAX_LIST_LEN} are allowed in a query");
                 }
                 let element = if name == "array_repeat" {
-                    value_bytes(&arrays[0])?
+                    crate::weight::value_bytes(&arrays[0])?
                 } else if arrays.len() >= 3 {
-                    value_bytes(&arrays[2])?
+                    crate::weight::value_bytes(&arrays[2])?
                 } else {
                     largest_element(&arrays[0])?
                 };
@@ -408,9 +363,9 @@ impl Bounded {
             Bound::Series => self.check_series(&arrays)?,
             Bound::Replace if arrays.len() >= 3 => {
                 let (s, from, to) = (
-                    value_bytes(&arrays[0])?,
-                    value_bytes(&arrays[1])?,
-                    value_bytes(&arrays[2])?,
+                    crate::weight::value_bytes(&arrays[0])?,
+                    crate::weight::value_bytes(&arrays[1])?,
+                    crate::weight::value_bytes(&arrays[2])?,
                 );
                 check_sizes(
                     name,
@@ -424,7 +379,10 @@ impl Bounded {
                 )?;
             }
             Bound::RegexpReplace if arrays.len() >= 3 => {
-                let (s, r) = (value_bytes(&arrays[0])?, value_bytes(&arrays[2])?);
+                let (s, r) = (
+                    crate::weight::value_bytes(&arrays[0])?,
+                    crate::weight::value_bytes(&arrays[2])?,
+                );
                 let refs = group_references(&arrays[2])?;
                 check_sizes(
                     name,
@@ -442,7 +400,7 @@ impl Bounded {
                 let mut total = vec![0i64; rows];
                 let mut count = 0i64;
                 for a in &arrays {
-                    let b = value_bytes(a)?;
+                    let b = crate::weight::value_bytes(a)?;
                     for (i, t) in total.iter_mut().enumerate() {
                         *t = t.saturating_add(at(&b, i));
                     }
@@ -584,7 +542,10 @@ impl ScalarUDFImpl for ConcatOp {
             .iter()
             .map(|a| cast(a, &DataType::Utf8))
             .collect::<std::result::Result<_, _>>()?;
-        let sizes: Vec<Vec<i64>> = unexpanded.iter().map(value_bytes).collect::<Result<_>>()?;
+        let sizes: Vec<Vec<i64>> = unexpanded
+            .iter()
+            .map(crate::weight::value_bytes)
+            .collect::<Result<_>>()?;
         check_sizes(
             "||",
             (0..rows).map(|i| sizes.iter().map(|s| at(s, i)).sum()),

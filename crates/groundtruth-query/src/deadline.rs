@@ -8,16 +8,17 @@
 //! batches through and fails the query with [`TimedOut`] once the time
 //! limit has passed since the query started, so the loop above it ends.
 //! For the same reason it is where a cancel reaches such a loop: a session
-//! carrying a [`QueryCancel`] (in its options, [`crate::watch::StopFlag`]) fails with
+//! carrying a [`QueryCancel`] (in its options, [`StopFlag`]) fails with
 //! [`Cancelled`] at the next batch once the flag is set.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::common::Result;
-use datafusion::config::ConfigOptions;
+use datafusion::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -43,8 +44,8 @@ pub struct Cancelled;
 /// [`DeadlineExec`] of the session's plans, by every watched function call
 /// ([`crate::watch`]) and awaited by whatever streams the statement's rows
 /// ([`QueryCancel::cancelled`]). It lives in the session's options as
-/// [`crate::watch::StopFlag`] (a function sees no more of its session than
-/// those); [`crate::watch::stop_flag`] reads it.
+/// [`StopFlag`] (a function sees no more of its session than
+/// those); [`stop_flag`] reads it.
 #[derive(Debug)]
 pub struct QueryCancel {
     flag: tokio::sync::watch::Sender<bool>,
@@ -227,7 +228,7 @@ impl Gate for Deadline {
     fn open(&self, _partition: usize, context: &Arc<TaskContext>) -> Check {
         let deadline = Instant::now() + self.timeout;
         let seconds = self.timeout.as_secs_f64();
-        let cancel = crate::watch::stop_flag(context.session_config().options());
+        let cancel = stop_flag(context.session_config().options());
         Box::new(move |batch| {
             if cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
                 Err(DataFusionError::External(Box::new(Cancelled)))
@@ -238,4 +239,44 @@ impl Gate for Deadline {
             }
         })
     }
+}
+
+/// The stop flag of a session's statements, as its options carry it to
+/// functions. Nothing in it can be set or shown.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(pub Option<Arc<QueryCancel>>);
+
+impl ConfigExtension for StopFlag {
+    const PREFIX: &'static str = "groundtruth_stop";
+}
+
+impl ExtensionOptions for StopFlag {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        // The same flag: a stop must reach every copy of the options.
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _value: &str) -> Result<()> {
+        Err(DataFusionError::Configuration(format!(
+            "{}.{key} is not a setting",
+            Self::PREFIX
+        )))
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
+}
+
+/// The stop flag in `options`, if the session has one.
+pub fn stop_flag(options: &ConfigOptions) -> Option<Arc<QueryCancel>> {
+    options.extensions.get::<StopFlag>()?.0.clone()
 }

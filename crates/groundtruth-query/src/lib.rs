@@ -81,6 +81,7 @@ pub mod sortcopies;
 pub mod tables;
 pub mod to_char;
 pub mod watch;
+mod weight;
 pub mod zone;
 
 use std::collections::HashMap;
@@ -423,7 +424,7 @@ impl QueryService {
         // The session's stop flag: read by the plans' checks and the
         // watched functions (watch.rs), set when a statement is stopped.
         let options = state.config_mut().options_mut();
-        options.extensions.insert(watch::StopFlag(Some(stop)));
+        options.extensions.insert(deadline::StopFlag(Some(stop)));
         if counts.is_some() {
             options.optimizer.use_statistics_registry = true;
         }

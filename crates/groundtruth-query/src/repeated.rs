@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::bounded::MAX_CALL_BYTES;
+use crate::weight::MAX_CALL_BYTES;
 
 /// Literals larger than this are watched: 2 KiB copied into a default
 /// batch of 8,192 rows is [`MAX_CALL_BYTES`].

@@ -25,17 +25,16 @@
 //! stops a statement can wait for its calls to end ([`QueryCancel::settle`])
 //! before the next statement or query takes the core.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
 
-use crate::deadline::{Cancelled, QueryCancel};
+use crate::deadline::Cancelled;
+pub use crate::deadline::{stop_flag, StopFlag};
 
 /// Most input bytes one slice of a watched call reads.
 pub const SLICE_BYTES: i64 = 1 << 20;
@@ -86,46 +85,6 @@ pub const WATCHED: &[(&str, Cost)] = &[
     ("array_has_all", Cost::Pairs),
     ("array_has_any", Cost::Pairs),
 ];
-
-/// The stop flag of a session's statements, as its options carry it to
-/// functions. Nothing in it can be set or shown.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(pub Option<Arc<QueryCancel>>);
-
-impl ConfigExtension for StopFlag {
-    const PREFIX: &'static str = "groundtruth_stop";
-}
-
-impl ExtensionOptions for StopFlag {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-
-    fn cloned(&self) -> Box<dyn ExtensionOptions> {
-        // The same flag: a stop must reach every copy of the options.
-        Box::new(self.clone())
-    }
-
-    fn set(&mut self, key: &str, _value: &str) -> Result<()> {
-        Err(DataFusionError::Configuration(format!(
-            "{}.{key} is not a setting",
-            Self::PREFIX
-        )))
-    }
-
-    fn entries(&self) -> Vec<ConfigEntry> {
-        Vec::new()
-    }
-}
-
-/// The stop flag in `options`, if the session has one.
-pub fn stop_flag(options: &ConfigOptions) -> Option<Arc<QueryCancel>> {
-    options.extensions.get::<StopFlag>()?.0.clone()
-}
 
 /// Calls `inner` on `args` slice by slice, each slice's work within the
 /// budget of `cost`, stopping before a slice once the statement is
@@ -221,7 +180,7 @@ fn byte_work(args: &[ColumnarValue], rows: usize) -> Result<Option<Vec<i64>>> {
     let mut work = vec![0i64; rows];
     for a in args {
         if let ColumnarValue::Array(a) = a {
-            for (w, b) in work.iter_mut().zip(crate::bounded::value_bytes(a)?) {
+            for (w, b) in work.iter_mut().zip(crate::weight::value_bytes(a)?) {
                 *w = w.saturating_add(b);
             }
         }

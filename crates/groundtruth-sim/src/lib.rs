@@ -20,6 +20,7 @@ mod day;
 mod event;
 mod geo;
 mod scenario;
+mod text;
 mod track;
 mod world;
 

@@ -989,7 +989,7 @@ impl World {
                 event::push_str(buf, category);
                 if let Some((t, p, n)) = text {
                     buf.extend_from_slice(b",\"summary\":");
-                    event::push_str(buf, &crate::day::summary(t, p, n, category));
+                    event::push_str(buf, &crate::text::summary(t, p, n, category));
                 }
                 buf.push(b'}');
             }

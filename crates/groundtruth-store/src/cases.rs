@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::access::{Principal, Role, Scope};
 use crate::audit::{like_escape, record, Change};
+use crate::case_regions::{sync_case_regions, visible};
 use crate::db::{Backend, Params};
 use crate::error::{db, StoreError};
 use crate::findings::{finding_record, refresh_case};
@@ -20,15 +21,6 @@ use crate::{now_us, ReviewStore};
 pub(crate) const CASE_COLUMNS: &str = "c.case_id, c.app_id, c.accounts, c.n_accounts, c.region, c.regions, c.status, c.verdict, c.assignee, \
      c.score, c.detectors, c.n_findings, c.n_raised, c.window_start_us, c.window_end_us, c.created_us, c.updated_us, c.version, \
      c.proposed_by, c.proposed_note, c.proposed_us";
-
-/// ` AND <the case in column `col` is in scope>` (nothing when nationwide).
-pub(crate) fn visible(col: &str, scope: &Scope, p: &mut Params) -> String {
-    if scope.is_nationwide() {
-        return String::new();
-    }
-    let like = p.text(scope.like_pattern());
-    format!(" AND EXISTS (SELECT 1 FROM case_regions r WHERE r.case_id = {col} AND r.region LIKE {like})")
-}
 
 pub(crate) fn case_summary(row: &AnyRow, accounts_cap: usize) -> Result<CaseSummary, StoreError> {
     let get = db("read a case");
@@ -1275,21 +1267,4 @@ async fn update_case(
         )));
     }
     sync_case_regions(conn, case_id).await
-}
-
-/// Copies a case's status and score into its `case_regions` rows (the
-/// scoped queue walks them); called after every change of a case.
-pub(crate) async fn sync_case_regions(
-    conn: &mut AnyConnection,
-    case_id: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE case_regions SET status = (SELECT c.status FROM cases c WHERE c.case_id = $1), \
-         score = (SELECT c.score FROM cases c WHERE c.case_id = $1) WHERE case_id = $1",
-    )
-    .bind(case_id)
-    .execute(conn)
-    .await
-    .map_err(db("keep a case's regions in step"))?;
-    Ok(())
 }

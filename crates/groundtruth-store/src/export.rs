@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::access::Scope;
-use crate::cases::visible;
+use crate::case_regions::visible;
 use crate::db::Params;
 use crate::error::{db, StoreError};
 use crate::findings::parse_body;

@@ -5,95 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use groundtruth_finding::{sort_findings, Finding};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::access::{Principal, Scope};
 use crate::audit::{record, Change};
 use crate::error::{db, StoreError};
+pub use crate::finding_scope::FindingScope;
 use crate::model::{rfc3339_us, FindingRecord, Status, UpsertOutcome};
 use crate::{now_us, ReviewStore};
-
-/// Where a finding belongs: its app and the units of its accounts, read
-/// from its evidence (`app_id`, `scope.apps`, `scope.regions`; the
-/// detection pipeline adds `scope` from the events).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FindingScope {
-    pub app_id: String,
-    /// Region code → accounts of the finding in it.
-    pub regions: BTreeMap<String, i64>,
-    /// Account → its region, where the pipeline wrote it.
-    pub accounts: BTreeMap<String, String>,
-}
-
-impl FindingScope {
-    pub fn of(f: &Finding) -> FindingScope {
-        let scope = f.evidence.get("scope");
-        let apps: Vec<&str> = scope
-            .and_then(|s| s.get("apps"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let app_id = match f.evidence.get("app_id").and_then(Value::as_str) {
-            Some(a) => a.to_string(),
-            None => {
-                let mut apps = apps;
-                apps.sort_unstable();
-                apps.dedup();
-                apps.join(",")
-            }
-        };
-        let mut regions = BTreeMap::new();
-        match scope.and_then(|s| s.get("regions")) {
-            Some(Value::Object(m)) => {
-                for (r, n) in m {
-                    if valid_region(r) {
-                        regions.insert(r.clone(), n.as_i64().unwrap_or(1).max(1));
-                    }
-                }
-            }
-            Some(Value::Array(a)) => {
-                for r in a.iter().filter_map(Value::as_str) {
-                    if valid_region(r) {
-                        regions.insert(r.to_string(), 1);
-                    }
-                }
-            }
-            _ => {}
-        }
-        let accounts = scope
-            .and_then(|s| s.get("accounts"))
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(a, r)| {
-                        let r = r.as_str().filter(|r| valid_region(r))?;
-                        Some((a.clone(), r.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        FindingScope {
-            app_id,
-            regions,
-            accounts,
-        }
-    }
-
-    /// The region most of its accounts are in.
-    fn primary(&self) -> String {
-        self.regions
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(r, _)| r.clone())
-            .unwrap_or_default()
-    }
-}
-
-fn valid_region(r: &str) -> bool {
-    r.len() == 6 && r.bytes().all(|b| b.is_ascii_digit())
-}
 
 fn hash_parts(parts: &[&str]) -> String {
     let mut buf = Vec::with_capacity(64);
@@ -387,7 +308,7 @@ impl ReviewStore {
     ) -> Result<FindingRecord, StoreError> {
         let mut p = crate::db::Params::default();
         let id = p.text(finding_id);
-        let vis = crate::cases::visible("f.case_id", scope, &mut p);
+        let vis = crate::case_regions::visible("f.case_id", scope, &mut p);
         let sql = format!(
             "SELECT f.case_id, f.raised, f.decided_by, f.body, f.first_seen_us, f.updated_us FROM findings f WHERE f.finding_id = {id}{vis}"
         );
@@ -604,7 +525,7 @@ pub(crate) async fn refresh_case(
     .execute(&mut *conn)
     .await
     .map_err(&get)?;
-    crate::cases::sync_case_regions(conn, case_id).await?;
+    crate::case_regions::sync_case_regions(conn, case_id).await?;
     if reopen {
         record(
             conn,

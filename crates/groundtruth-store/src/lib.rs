@@ -13,10 +13,12 @@
 
 pub mod access;
 mod audit;
+mod case_regions;
 mod cases;
 pub mod db;
 mod error;
 mod export;
+mod finding_scope;
 mod findings;
 mod mask;
 pub mod model;
@@ -29,8 +31,9 @@ pub use audit::AuditQuery;
 pub use db::{Backend, StoreOptions};
 pub use error::{ErrorKind, StoreError};
 pub use export::{FindingRow, VerdictRow};
-pub use findings::{case_key, evidence_key, FindingScope};
-pub use mask::{is_withheld, OutsideScope};
+pub use finding_scope::FindingScope;
+pub use findings::{case_key, evidence_key};
+pub use mask::is_withheld;
 pub use model::*;
 pub use tokens::{AuthError, NewToken};
 

@@ -14,26 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use groundtruth_finding::Finding;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
-use utoipa::ToSchema;
 
 use crate::access::Scope;
 use crate::error::{db, StoreError};
-use crate::findings::FindingScope;
-use crate::model::CaseSummary;
+use crate::finding_scope::FindingScope;
+use crate::model::{CaseSummary, OutsideScope};
 use crate::ReviewStore;
-
-/// The part of a case outside the caller's scope, not shown to them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct OutsideScope {
-    /// The case's regions the caller's scope does not cover.
-    pub regions: Vec<String>,
-    /// Accounts of the case not shown (in those regions, or of no known
-    /// region).
-    pub hidden_accounts: i64,
-}
 
 /// The regions of `regions` that `scope` does not cover.
 fn outside<'a>(scope: &Scope, regions: impl IntoIterator<Item = &'a String>) -> Vec<String> {

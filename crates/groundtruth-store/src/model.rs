@@ -127,7 +127,7 @@ pub struct CaseSummary {
     /// What is not shown to a caller whose scope covers only some of the
     /// case's regions (absent when the scope covers them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outside_scope: Option<crate::mask::OutsideScope>,
+    pub outside_scope: Option<OutsideScope>,
     /// A confirmation waiting for a second inspector's sign-off (four
     /// eyes); the case stays open until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,4 +404,14 @@ pub struct DetectorCount {
 /// RFC 3339 (UTC, milliseconds) of epoch microseconds.
 pub fn rfc3339_us(us: i64) -> String {
     groundtruth_finding::rfc3339_ms(us.div_euclid(1000))
+}
+
+/// The part of a case outside the caller's scope, not shown to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutsideScope {
+    /// The case's regions the caller's scope does not cover.
+    pub regions: Vec<String>,
+    /// Accounts of the case not shown (in those regions, or of no known
+    /// region).
+    pub hidden_accounts: i64,
 }

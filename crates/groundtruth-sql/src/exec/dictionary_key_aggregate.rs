@@ -232,7 +232,7 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(DictionaryKeyAggregateExec::new(
-            crate::session::only_child(children, "DictionaryKeyAggregateExec")?,
+            crate::plan::only_child(children, "DictionaryKeyAggregateExec")?,
             self.keys.clone(),
             self.aggregates.clone(),
             Arc::clone(&self.parts),
@@ -258,7 +258,7 @@ impl ExecutionPlan for DictionaryKeyAggregateExec {
         )?;
         let schema = Arc::clone(&self.schema);
         let batch_size = context.session_config().batch_size();
-        Ok(crate::session::stream_of_batches(
+        Ok(crate::plan::stream_of_batches(
             Arc::clone(&self.schema),
             async move {
                 while let Some(batch) = input.next().await {

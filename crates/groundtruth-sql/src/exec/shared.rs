@@ -256,7 +256,7 @@ impl ExecutionPlan for SharedExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(SharedExec::new(
-            crate::session::only_child(children, "SharedExec")?,
+            crate::plan::only_child(children, "SharedExec")?,
             Arc::clone(&self.runtime),
         )))
     }
@@ -302,7 +302,7 @@ impl ExecutionPlan for SharedExec {
         let readers = runtime.readers;
         let name = format!("SharedExec[{}]", runtime.id);
         let schema = self.schema();
-        Ok(crate::session::stream_of_batches(schema, async move {
+        Ok(crate::plan::stream_of_batches(schema, async move {
             let mut slot = slot.lock().await;
             match &mut *slot {
                 Partition::Kept {

@@ -65,10 +65,10 @@ impl PhysicalOptimizerRule for AggregateBelowJoin {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !crate::rule_options(config).aggregate_below_join {
+        if !crate::options::rule_options(config).aggregate_below_join {
             return Ok(plan);
         }
-        crate::rewrite_nodes(plan, rewrite)
+        crate::plan::rewrite_nodes(plan, rewrite)
     }
 
     fn name(&self) -> &str {

@@ -59,10 +59,10 @@ impl PhysicalOptimizerRule for CountsFromFooters {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !crate::rule_options(config).footer_counts {
+        if !crate::options::rule_options(config).footer_counts {
             return Ok(plan);
         }
-        crate::rewrite_nodes(plan, from_footers)
+        crate::plan::rewrite_nodes(plan, from_footers)
     }
 
     fn name(&self) -> &str {

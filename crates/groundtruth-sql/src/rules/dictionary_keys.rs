@@ -80,10 +80,10 @@ impl PhysicalOptimizerRule for DictionaryKeys {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !crate::rule_options(config).dictionary_keys {
+        if !crate::options::rule_options(config).dictionary_keys {
             return Ok(plan);
         }
-        crate::rewrite_nodes(plan, rewrite)
+        crate::plan::rewrite_nodes(plan, rewrite)
     }
 
     fn name(&self) -> &str {

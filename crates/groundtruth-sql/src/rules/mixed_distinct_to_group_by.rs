@@ -96,7 +96,7 @@ impl OptimizerRule for MixedDistinctToGroupBy {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        if !crate::rule_options(&config.options()).distinct_to_group_by {
+        if !crate::options::rule_options(&config.options()).distinct_to_group_by {
             return Ok(Transformed::no(plan));
         }
         let LogicalPlan::Aggregate(agg) = &plan else {

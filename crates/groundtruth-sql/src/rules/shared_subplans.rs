@@ -48,7 +48,7 @@ pub struct SharedSubplans;
 
 impl AnalyzerRule for SharedSubplans {
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
-        if !crate::rule_options(config).shared_subplans {
+        if !crate::options::rule_options(config).shared_subplans {
             return Ok(plan);
         }
         let mut all = HashMap::new();
