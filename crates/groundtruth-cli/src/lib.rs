@@ -1,7 +1,7 @@
 //! The `groundtruth` command line.
 
+mod cmd;
 mod commands;
-mod review;
 mod runtime;
 mod setup;
 
