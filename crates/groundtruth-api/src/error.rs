@@ -84,17 +84,17 @@ impl From<StoreError> for ApiError {
     /// A 4xx when the request is at fault ([`ErrorDomain::User`], the kind
     /// says which), else a 500 with the details in the log only.
     fn from(e: StoreError) -> ApiError {
-        if e.domain() != ErrorDomain::User {
-            tracing::error!(error = %e, "review store failed");
-            return ApiError::Internal(
-                "the review store failed; the details are in the server log".into(),
-            );
-        }
-        match e.kind() {
-            ErrorKind::NotFound => ApiError::NotFound(e.to_string()),
-            ErrorKind::Conflict => ApiError::Conflict(e.to_string()),
-            ErrorKind::Forbidden => ApiError::Forbidden(e.to_string()),
-            ErrorKind::Invalid | ErrorKind::Backend => ApiError::BadRequest(e.to_string()),
+        match (e.domain(), e.kind()) {
+            (ErrorDomain::User, ErrorKind::NotFound) => ApiError::NotFound(e.to_string()),
+            (ErrorDomain::User, ErrorKind::Conflict) => ApiError::Conflict(e.to_string()),
+            (ErrorDomain::User, ErrorKind::Forbidden) => ApiError::Forbidden(e.to_string()),
+            (ErrorDomain::User, _) => ApiError::BadRequest(e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "review store failed");
+                ApiError::Internal(
+                    "the review store failed; the details are in the server log".into(),
+                )
+            }
         }
     }
 }

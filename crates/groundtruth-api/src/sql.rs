@@ -84,43 +84,38 @@ impl From<QueryError> for ApiError {
     /// caller's, the error says which 4xx.
     fn from(e: QueryError) -> ApiError {
         let message = e.to_string();
-        match e.domain() {
-            ErrorDomain::User => {}
-            // The server's state, not the query alone: try again later.
-            ErrorDomain::External => {
-                return ApiError::Rejected {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message,
-                }
-            }
-            ErrorDomain::Internal => {
+        match (e.domain(), e.kind(), &e) {
+            (ErrorDomain::Internal, ..) => {
                 tracing::error!(error = %message, "an analyst query failed inside the server");
-                return ApiError::Internal(
+                ApiError::Internal(
                     "the query failed inside the server; the details are in the server log".into(),
-                );
+                )
             }
-        }
-        match (e.kind(), &e) {
-            (_, QueryError::TooLong { .. }) => ApiError::Rejected {
+            // The server's state, not the query alone: try again later.
+            (ErrorDomain::External, ..) => ApiError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+            },
+            (_, _, QueryError::TooLong { .. }) => ApiError::Rejected {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 message,
             },
-            (_, QueryError::Busy(_)) => ApiError::Rejected {
+            (_, _, QueryError::Busy(_)) => ApiError::Rejected {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message,
             },
-            (_, QueryError::Timeout { .. }) => ApiError::Rejected {
+            (_, _, QueryError::Timeout { .. }) => ApiError::Rejected {
                 status: StatusCode::REQUEST_TIMEOUT,
                 message,
             },
-            (QueryErrorKind::Limit, _) => ApiError::Rejected {
+            (_, QueryErrorKind::Limit, _) => ApiError::Rejected {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 message,
             },
-            (QueryErrorKind::Refused, _) => ApiError::Forbidden(message),
-            (QueryErrorKind::Invalid, _) => ApiError::BadRequest(message),
-            // (The server's own failures were answered above.)
-            (QueryErrorKind::Internal, _) => ApiError::BadRequest(message),
+            (_, QueryErrorKind::Refused, _) => ApiError::Forbidden(message),
+            (_, QueryErrorKind::Invalid | QueryErrorKind::Internal, _) => {
+                ApiError::BadRequest(message)
+            }
         }
     }
 }

@@ -674,10 +674,7 @@ impl ReviewStore {
         .await
         .and_then(|r| r.try_get("verdict_id"))
         .map_err(db("record a verdict"))?;
-        let assignee = before
-            .assignee
-            .clone()
-            .unwrap_or_else(|| actor.subject.clone());
+        let assignee = decider(&before, actor);
         update_case(
             &mut tx,
             case_id,
@@ -735,10 +732,7 @@ impl ReviewStore {
             .execute(&mut *tx)
             .await
             .map_err(db("propose a confirmation"))?;
-        let assignee = before
-            .assignee
-            .clone()
-            .unwrap_or_else(|| actor.subject.clone());
+        let assignee = decider(&before, actor);
         update_case(
             &mut tx,
             case_id,
@@ -1267,4 +1261,13 @@ async fn update_case(
         )));
     }
     sync_case_regions(conn, case_id).await
+}
+
+/// Who a decision leaves the case with: its assignee, or the inspector
+/// deciding it when nobody had claimed it.
+fn decider(before: &CaseSummary, actor: &Principal) -> String {
+    before
+        .assignee
+        .clone()
+        .unwrap_or_else(|| actor.subject.clone())
 }
