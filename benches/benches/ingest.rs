@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use groundtruth_benches::{plain_consumer, simulate_ndjson, Figure};
 use groundtruth_event::{decode, DayZone, DecodeOptions, EventBatchBuilder};
-use groundtruth_ingest::{
-    ingest_files, ingest_kafka, FlushPolicy, Ingestor, KafkaOptions, KafkaProducerSink,
-};
+use groundtruth_ingest::{ingest_files, FlushPolicy, Ingestor};
+use groundtruth_kafka::{ingest_kafka, KafkaOptions, TopicProducer};
 use groundtruth_lake::{LakeOptions, LakeWriter};
 use groundtruth_tests::peak_rss_mb;
 
@@ -121,7 +120,7 @@ fn main() -> Result<()> {
         let broker =
             groundtruth_tests::Broker::start().context("BENCH_KAFKA=0 skips the Kafka part")?;
         broker.create_topic("bench-events", 3)?;
-        let mut sink = KafkaProducerSink::new(&broker.bootstrap(), "bench-events", &[])?;
+        let mut sink = TopicProducer::new(&broker.bootstrap(), "bench-events", &[])?;
         let t = Instant::now();
         for line in BufReader::new(std::fs::File::open(&input)?).split(b'\n') {
             let line = line?;

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use groundtruth_benches::{env_num, plain_consumer, simulate_ndjson};
 use groundtruth_event::DecodeOptions;
-use groundtruth_ingest::{FlushPolicy, Ingestor, KafkaOptions, KafkaProducerSink};
+use groundtruth_ingest::{FlushPolicy, Ingestor};
+use groundtruth_kafka::{KafkaOptions, TopicProducer};
 use groundtruth_lake::{LakeOptions, LakeWriter};
 use groundtruth_live::{run_live, LiveOptions};
 use groundtruth_tests::rss_mb;
@@ -75,7 +76,7 @@ fn main() -> Result<()> {
     simulate_ndjson(n + tail_days * EVENTS_PER_DAY, &input)?;
     let broker = groundtruth_tests::Broker::start()?;
     broker.create_topic(TOPIC, 3)?;
-    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, &[])?;
+    let mut sink = TopicProducer::new(&broker.bootstrap(), TOPIC, &[])?;
     let t = Instant::now();
     // The first n events are the backlog; the rest come at the live edge.
     let mut tail: Vec<Vec<u8>> = Vec::new();
@@ -155,6 +156,7 @@ fn main() -> Result<()> {
         ))?,
         runtime: rt.handle().clone(),
         window_memory_rows: cfg.live.window_memory_rows,
+        close_cache: cfg.detect.close_cache,
     };
     let s = run_live(&mut ing, &opts, &AtomicBool::new(false))?;
     drop(ing);
@@ -165,7 +167,7 @@ fn main() -> Result<()> {
     let producer = {
         let bootstrap = broker.bootstrap();
         std::thread::spawn(move || -> Result<f64> {
-            let mut sink = KafkaProducerSink::new(&bootstrap, TOPIC, &[])?;
+            let mut sink = TopicProducer::new(&bootstrap, TOPIC, &[])?;
             let t = Instant::now();
             for (i, chunk) in tail.chunks(1000).enumerate() {
                 for line in chunk {

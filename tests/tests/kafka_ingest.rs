@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use groundtruth_ingest::KafkaProducerSink;
+use groundtruth_kafka::TopicProducer;
 use groundtruth_sim::{simulate, Scenario, VecSink};
 use groundtruth_tests::{
     fill_disk, groundtruth_bin, send_signal, wait_out_session, Broker, ChildGuard, Tmpfs,
@@ -84,7 +84,7 @@ fn produce_with(
     bad: &[(Vec<u8>, &str)],
     cfg: &[(String, String)],
 ) -> Result<()> {
-    let mut sink = KafkaProducerSink::new(&broker.bootstrap(), TOPIC, cfg)?;
+    let mut sink = TopicProducer::new(&broker.bootstrap(), TOPIC, cfg)?;
     let every = if bad.is_empty() {
         usize::MAX
     } else {

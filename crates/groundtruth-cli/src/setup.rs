@@ -32,6 +32,12 @@ pub(crate) fn load_config(g: &GlobalArgs, extra: Vec<String>) -> Result<Config> 
     Ok(Config::load(&src)?)
 }
 
+/// The detection's cache between closes as the settings say
+/// (`live.window_memory_rows`, `detect.close_cache`).
+pub(crate) fn close_cache(cfg: &Config) -> groundtruth_detect::CloseCache {
+    groundtruth_detect::CloseCache::new(cfg.live.window_memory_rows, cfg.detect.close_cache)
+}
+
 /// Quotes a value for a `--set` override.
 pub(crate) fn toml_string(s: &str) -> String {
     let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");

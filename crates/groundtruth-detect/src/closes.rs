@@ -70,8 +70,8 @@ pub const DEFAULT_MEMORY_ROWS: usize = 2_000_000;
 ///   close is not prepared again; patrols the latest close did not see are
 ///   dropped, so the cache holds at most one window's patrols.
 ///
-/// `GROUNDTRUTH_CLOSE_CACHE=off` in the environment turns both off (to
-/// compare timings with and without it in one sitting).
+/// `detect.close_cache = false` turns both off (to compare timings with
+/// and without it).
 #[derive(Debug)]
 pub struct CloseCache {
     memory_rows: usize,
@@ -115,7 +115,13 @@ impl CloseCache {
     /// A cache holding a window's events in memory when there are at most
     /// `memory_rows` of them (0: never).
     pub fn with_memory_rows(memory_rows: usize) -> Self {
-        let on = !groundtruth_sql::switched_off("GROUNDTRUTH_CLOSE_CACHE");
+        CloseCache::new(memory_rows, true)
+    }
+
+    /// A cache as [`CloseCache::with_memory_rows`] when `on`; otherwise one
+    /// that keeps nothing (every close reads the files and prepares every
+    /// patrol), to compare timings.
+    pub fn new(memory_rows: usize, on: bool) -> Self {
         CloseCache {
             memory_rows: if on { memory_rows } else { 0 },
             reuse_patrols: on,
@@ -385,15 +391,15 @@ pub async fn run_all_closes(
     schedule: &Schedule,
     zone: DayZone,
     calibration: &Calibration,
+    cache: &CloseCache,
 ) -> Result<(FindingSet, Vec<CloseRun>), DetectError> {
     let mut set = FindingSet::default();
     let mut runs = Vec::new();
     let Some((first, last)) = event_span(lake).await? else {
         return Ok((set, runs));
     };
-    let cache = CloseCache::default();
     for close in schedule.due(&Progress::new(), first, last, i64::MAX) {
-        let run = run_close(lake, schedule, &close, zone, calibration, &cache).await?;
+        let run = run_close(lake, schedule, &close, zone, calibration, cache).await?;
         for f in &run.findings {
             set.upsert(close.span.end_us, f.clone());
         }
@@ -459,9 +465,6 @@ mod tests {
             ..Patrol::default()
         };
         let cache = CloseCache::default();
-        if !cache.reuse_patrols {
-            return; // GROUNDTRUTH_CLOSE_CACHE=off
-        }
         let stats = |prepared, reused, held| CacheStats {
             prepared,
             reused,
@@ -516,7 +519,7 @@ mod tests {
         );
         let stats = warm.stats();
         assert!(
-            !warm.reuse_patrols || (stats.reused > stats.prepared / 2 && stats.held > 0),
+            stats.reused > stats.prepared / 2 && stats.held > 0,
             "later windows reuse the week's patrols: {stats:?}"
         );
     }

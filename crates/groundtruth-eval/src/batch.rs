@@ -15,7 +15,7 @@ use groundtruth_window::Schedule;
 use serde_json::json;
 
 use crate::error::EvalError;
-use groundtruth_detect::{run_all_closes, CloseRun, FindingSet};
+use groundtruth_detect::{run_all_closes, CloseCache, CloseRun, FindingSet};
 
 /// What `detect_files` did.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// absent), judges every window of `schedule` in event time as the live
 /// service does (see [`crate::closes`]), writes findings to `output` and
 /// the bad events to `dead_letters` (NDJSON each), scores calibrated by
-/// `calibration`.
+/// `calibration`, reusing work between windows as `cache` allows.
 #[allow(clippy::too_many_arguments)]
 pub async fn detect_files(
     inputs: &[PathBuf],
@@ -51,6 +51,7 @@ pub async fn detect_files(
     decode: DecodeOptions,
     schedule: &Schedule,
     calibration: &Calibration,
+    cache: &CloseCache,
     progress: bool,
 ) -> Result<DetectFilesSummary, EvalError> {
     let (counts, set, closes) = judge_files(
@@ -60,6 +61,7 @@ pub async fn detect_files(
         decode,
         schedule,
         calibration,
+        cache,
         progress,
     )
     .await?;
@@ -78,6 +80,7 @@ pub async fn detect_files(
 /// Ingests `inputs` into a scratch lake at `scratch` (empty or absent) and
 /// judges every window of `schedule` in event time: what was read, the
 /// findings upserted across the windows, and each window's run.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge_files(
     inputs: &[PathBuf],
     scratch: &Path,
@@ -85,6 +88,7 @@ pub(crate) async fn judge_files(
     decode: DecodeOptions,
     schedule: &Schedule,
     calibration: &Calibration,
+    cache: &CloseCache,
     progress: bool,
 ) -> Result<(IngestCounts, FindingSet, Vec<CloseRun>), EvalError> {
     let zone = lake.zone;
@@ -93,7 +97,7 @@ pub(crate) async fn judge_files(
     ingest_files(&mut ing, inputs, progress)?;
     let counts = ing.totals();
     drop(ing);
-    let (set, closes) = run_all_closes(scratch, schedule, zone, calibration).await?;
+    let (set, closes) = run_all_closes(scratch, schedule, zone, calibration, cache).await?;
     Ok((counts, set, closes))
 }
 

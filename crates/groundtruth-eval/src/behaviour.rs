@@ -524,8 +524,14 @@ pub async fn evaluate_behaviour(
     for (i, sc) in scenarios.iter().enumerate() {
         let dir = scratch.join(format!("lake-{i}"));
         let summary = simulate_into(sc, &dir)?;
-        let (set, closes) =
-            run_all_closes(&dir, schedule, LakeOptions::default().zone, calibration).await?;
+        let (set, closes) = run_all_closes(
+            &dir,
+            schedule,
+            LakeOptions::default().zone,
+            calibration,
+            &groundtruth_detect::CloseCache::default(),
+        )
+        .await?;
         let findings = set.into_findings();
         samples.extend(Truth::of_sim(&summary.labels).samples(&findings));
         rows.extend(score_accounts(

@@ -108,8 +108,14 @@ pub async fn evaluate_tracks(
     let sim_dir = scratch.join("sim");
     let summary = simulate_into(scenario, &sim_dir)?;
     let started = std::time::Instant::now();
-    let (set, closes) =
-        run_all_closes(&sim_dir, schedule, LakeOptions::default().zone, calibration).await?;
+    let (set, closes) = run_all_closes(
+        &sim_dir,
+        schedule,
+        LakeOptions::default().zone,
+        calibration,
+        &groundtruth_detect::CloseCache::default(),
+    )
+    .await?;
     let samples = Truth::of_sim(&summary.labels).samples(
         &set.into_findings()
             .into_iter()
@@ -231,6 +237,7 @@ pub async fn patrol_details_of_files(
         DecodeOptions::default(),
         schedule,
         calibration,
+        &groundtruth_detect::CloseCache::default(),
         false,
     )
     .await?;

@@ -14,12 +14,6 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("Kafka {action} failed: {source}; check that the broker at `{brokers}` is reachable and the settings under [kafka] are right")]
-    Kafka {
-        action: &'static str,
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
     #[error("simulation failed: {0}")]
     Sim(#[from] groundtruth_sim::SimError),
 }
@@ -28,19 +22,18 @@ impl Classified for IngestError {
     fn domain(&self) -> ErrorDomain {
         match self {
             IngestError::Lake(e) => e.domain(),
-            // A file that is missing or unreadable, a broker that cannot
-            // be reached: the operator's input or the world outside.
+            // A file that is missing or unreadable, the operator's
+            // input or the world outside.
             IngestError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorDomain::User
             }
-            IngestError::Read { .. } | IngestError::Kafka { .. } => ErrorDomain::External,
+            IngestError::Read { .. } => ErrorDomain::External,
             IngestError::Sim(_) => ErrorDomain::User,
         }
     }
 
-    /// A lake write that can be tried again (the consumer pauses and
-    /// retries; nothing is committed meanwhile). A Kafka error that stops
-    /// a run is one the client did not recover from itself.
+    /// A lake write that can be tried again (a Kafka consumer pauses and
+    /// retries; nothing is committed meanwhile).
     fn retry_hint(&self) -> RetryHint {
         match self {
             IngestError::Lake(e) => e.retry_hint(),

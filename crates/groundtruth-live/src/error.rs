@@ -27,6 +27,8 @@ pub enum LiveError {
     #[error(transparent)]
     Ingest(#[from] groundtruth_ingest::IngestError),
     #[error(transparent)]
+    Kafka(#[from] groundtruth_kafka::SourceError),
+    #[error(transparent)]
     Detect(#[from] groundtruth_detect::DetectError),
     #[error("findings could not be stored: {0}")]
     Store(#[from] groundtruth_store::StoreError),
@@ -40,6 +42,7 @@ impl Classified for LiveError {
             LiveError::Io { .. } | LiveError::Runtime(_) => ErrorDomain::External,
             LiveError::Checkpoint { .. } | LiveError::Handover { .. } => ErrorDomain::Internal,
             LiveError::Ingest(e) => e.domain(),
+            LiveError::Kafka(e) => e.domain(),
             LiveError::Detect(e) => e.domain(),
             LiveError::Store(e) => e.domain(),
         }
@@ -55,6 +58,7 @@ impl Classified for LiveError {
                 RetryHint::NoRetry
             }
             LiveError::Ingest(e) => e.retry_hint(),
+            LiveError::Kafka(e) => e.retry_hint(),
             LiveError::Detect(e) => e.retry_hint(),
             LiveError::Store(e) => e.retry_hint(),
         }

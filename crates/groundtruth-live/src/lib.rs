@@ -35,10 +35,15 @@ pub mod checkpoint;
 pub mod clock;
 mod error;
 pub mod handover;
+mod options;
 mod service;
+mod state;
 mod telemetry;
+mod worker;
+mod writes;
 
 pub use checkpoint::Checkpoint;
 pub use clock::PartitionClock;
 pub use error::LiveError;
-pub use service::{run_live, LiveOptions, LiveStats};
+pub use options::{LiveOptions, LiveStats};
+pub use service::run_live;

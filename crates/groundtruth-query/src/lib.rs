@@ -241,6 +241,9 @@ pub struct QueryService {
     running: Arc<std::sync::Mutex<HashMap<String, CallerTurns>>>,
     /// See [`Self::lake_text`].
     lake_text: std::sync::OnceLock<String>,
+    /// Whether join planning uses measured distinct counts
+    /// ([`Self::join_statistics`]).
+    join_statistics: bool,
 }
 
 /// A hook run on every base session after its tables are registered.
@@ -278,8 +281,16 @@ impl QueryService {
             turns: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             running: Default::default(),
             lake_text: std::sync::OnceLock::new(),
+            join_statistics: true,
             limits,
         }
+    }
+
+    /// Plans joins without measured distinct counts (`query.join_statistics
+    /// = false`; to compare timings).
+    pub fn without_join_statistics(mut self) -> QueryService {
+        self.join_statistics = false;
+        self
     }
 
     /// Runs `setup` on every session built from now on.
@@ -434,13 +445,13 @@ impl QueryService {
     /// The distinct counts of `scope`'s events last measured, if any; when
     /// they are missing or older than [`STATISTICS_MAX_AGE`], they are
     /// measured again in the background (one scan; the query asking does
-    /// not wait). `GROUNDTRUTH_JOIN_STATISTICS=off` turns them off.
+    /// not wait); none when turned off ([`Self::without_join_statistics`]).
     fn join_statistics(
         &self,
         scope: &Scope,
         base: &SessionState,
     ) -> Option<groundtruth_sql::ndv::DistinctCounts> {
-        if groundtruth_sql::switched_off("GROUNDTRUTH_JOIN_STATISTICS") {
+        if !self.join_statistics {
             return None;
         }
         let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);

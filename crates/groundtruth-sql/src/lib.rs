@@ -39,6 +39,6 @@ pub use plan::rewrite_nodes;
 pub use session::{
     dead_letters_table, events_table, events_table_with_schema, format_batches, is_vanished_file,
     lake_context, open_range_session, open_session, read_only_options, retry_vanished, run_sql,
-    switched_off, vanished_backoff, without_rules, OutputFormat, CATALOG, GROUNDTRUTH_RULES,
+    vanished_backoff, without_rules, OutputFormat, CATALOG, GROUNDTRUTH_RULES,
 };
 pub use views::{attr_text, haversine_m, register_all_views, register_event_views, View, VIEWS};

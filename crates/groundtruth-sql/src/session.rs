@@ -238,13 +238,6 @@ pub fn lake_context() -> SessionContext {
     SessionContext::new_with_state(builder.build())
 }
 
-/// Whether the environment variable `var` turns a speed-up off (its value
-/// is `off`): the detection's close cache has such a switch, to compare
-/// timings with and without it in one sitting.
-pub fn switched_off(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "off")
-}
-
 /// The catalog the lake's tables are in: what `information_schema` and
 /// the wire protocol's `current_database()` and `\l` call the database.
 pub const CATALOG: &str = "groundtruth";

@@ -12,6 +12,13 @@
 //! Names: `groundtruth_<component>_<what>_<unit>`, counters end in
 //! `_total`; labels are low-cardinality (a source, an outcome, a detector,
 //! a route), never an account or a region.
+//!
+//! Also [`LogThrottle`]: a failure that repeats on every try is logged at
+//! once, then at most every [`REPEAT_LOG_EVERY`].
+
+mod throttle;
+
+pub use throttle::{LogThrottle, REPEAT_LOG_EVERY};
 
 /// What kind of Prometheus metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

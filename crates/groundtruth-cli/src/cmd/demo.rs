@@ -75,6 +75,7 @@ pub(crate) fn demo(cfg: &Config, args: &DemoArgs) -> Result<()> {
             &cfg.schedule(),
             cfg.lake.day_zone,
             &cfg.detect.calibration,
+            &crate::setup::close_cache(cfg),
         )
         .await?;
         let versioned = set.versioned();

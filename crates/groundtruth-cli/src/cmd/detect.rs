@@ -38,6 +38,7 @@ pub(crate) fn detect(cfg: &Config, args: &DetectArgs) -> Result<()> {
         crate::setup::decode_options(cfg),
         &cfg.schedule(),
         &cfg.detect.calibration,
+        &crate::setup::close_cache(cfg),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     ))?;
     let mut by: std::collections::BTreeMap<&str, usize> = Default::default();

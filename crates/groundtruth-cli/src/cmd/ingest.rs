@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use groundtruth_config::Config;
-use groundtruth_ingest::{ingest_files, ingest_kafka, ingest_simulation};
+use groundtruth_ingest::{ingest_files, ingest_simulation};
+use groundtruth_kafka::ingest_kafka;
 
 use crate::cmd::kafka::kafka_options;
 use crate::cmd::simulate::load_scenario;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use groundtruth_config::Config;
-use groundtruth_ingest::{create_topics, KafkaOptions, KafkaProducerSink};
+use groundtruth_kafka::{create_topics, KafkaOptions, TopicProducer};
 
 use crate::setup::toml_string;
 
@@ -51,7 +51,7 @@ pub(crate) fn publish_findings(
 ) -> Result<usize> {
     create_topics(&cfg.kafka.brokers, &[(topic.to_string(), 3)])?;
     let extra = kafka_properties(cfg);
-    let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
+    let mut sink = TopicProducer::new(&cfg.kafka.brokers, topic, &extra)?;
     for f in findings {
         sink.send_finding(f)?;
     }

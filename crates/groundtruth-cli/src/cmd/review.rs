@@ -101,6 +101,11 @@ pub(crate) fn query_service(cfg: &Config, store: ReviewStore) -> Result<Arc<Quer
         catalog,
         limits,
     );
+    let service = if cfg.query.join_statistics {
+        service
+    } else {
+        service.without_join_statistics()
+    };
     Ok(Arc::new(groundtruth_pgwire::with_pg_catalog(service)))
 }
 

@@ -55,6 +55,7 @@ pub(crate) fn run_service(cfg: &Config, args: &RunArgs) -> Result<()> {
         store,
         runtime: rt.handle().clone(),
         window_memory_rows: cfg.live.window_memory_rows,
+        close_cache: cfg.detect.close_cache,
     };
     tracing::info!(brokers = %opts.kafka.brokers, topics = ?opts.kafka.topics, lake = %cfg.lake.dir.display(), state = %opts.state_dir.display(), store = %opts.store.url(), "consuming");
     let result = groundtruth_live::run_live(&mut ing, &opts, &stop);

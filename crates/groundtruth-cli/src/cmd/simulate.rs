@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use groundtruth_config::Config;
-use groundtruth_ingest::{create_topics, KafkaProducerSink};
+use groundtruth_kafka::{create_topics, TopicProducer};
 use groundtruth_sim::{simulate, NdjsonSink, Scenario, SimSummary};
 
 use crate::cmd::kafka::kafka_properties;
@@ -58,15 +58,25 @@ pub(crate) fn write_labels(dir: &Path, summary: &SimSummary) -> Result<()> {
     Ok(())
 }
 
+/// The simulator's events to a topic, keyed by account.
+struct KafkaSink(TopicProducer);
+
+impl groundtruth_sim::SimSink for KafkaSink {
+    fn event(&mut self, key: &str, json: &[u8]) -> Result<(), groundtruth_sim::SimError> {
+        self.0.send_raw(key.as_bytes(), json);
+        Ok(())
+    }
+}
+
 pub(crate) fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
     let scenario = load_scenario(args.scenario.as_deref(), args.seed, args.days)?;
     let started = std::time::Instant::now();
     let summary = if let Some(topic) = &args.kafka_topic {
         create_topics(&cfg.kafka.brokers, &[(topic.clone(), args.partitions)])?;
         let extra = kafka_properties(cfg);
-        let mut sink = KafkaProducerSink::new(&cfg.kafka.brokers, topic, &extra)?;
+        let mut sink = KafkaSink(TopicProducer::new(&cfg.kafka.brokers, topic, &extra)?);
         let summary = simulate(&scenario, &mut sink)?;
-        sink.flush(Duration::from_secs(300))?;
+        sink.0.flush(Duration::from_secs(300))?;
         summary
     } else {
         let out = args.output.as_deref().unwrap_or(Path::new("-"));

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use groundtruth_lake::FlushStats;
 use rdkafka::consumer::Consumer;
 
-use crate::context::IngestConsumer;
-use crate::error::IngestError;
-use crate::ingestor::Ingestor;
+use groundtruth_ingest::{IngestError, Ingestor};
+use groundtruth_telemetry::LogThrottle;
+
+use crate::context::SourceConsumer;
 use crate::telemetry::{LakeWriteResumed, LakeWriteStalled};
 
 /// The longest pause between two flush attempts while the lake cannot be
@@ -31,32 +32,6 @@ pub struct FlushRetry {
     next_try: Instant,
     failures: u32,
     log: LogThrottle,
-}
-
-/// How often a failure that goes on is logged again.
-pub const REPEAT_LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// Logs of a failure that repeats on every try: the first at once, then at
-/// most one per [`REPEAT_LOG_EVERY`] until the failure is over.
-#[derive(Debug, Default)]
-pub struct LogThrottle {
-    last: Option<Instant>,
-}
-
-impl LogThrottle {
-    /// Whether to log this failure now (and, if so, counts it as logged).
-    pub fn due(&mut self) -> bool {
-        let due = self.last.is_none_or(|t| t.elapsed() >= REPEAT_LOG_EVERY);
-        if due {
-            self.last = Some(Instant::now());
-        }
-        due
-    }
-
-    /// The failure is over: the next one is logged at once.
-    pub fn clear(&mut self) {
-        self.last = None;
-    }
 }
 
 impl Default for FlushRetry {
@@ -100,7 +75,7 @@ impl FlushRetry {
     pub fn flush(
         &mut self,
         ing: &mut Ingestor,
-        consumer: &IngestConsumer,
+        consumer: &SourceConsumer,
     ) -> Result<Option<FlushStats>, IngestError> {
         match ing.flush() {
             Ok(stats) => {
@@ -147,7 +122,7 @@ fn retry_pause(failures: u32) -> Duration {
         .min(MAX_FLUSH_RETRY)
 }
 
-fn set_paused(consumer: &IngestConsumer, pause: bool) {
+fn set_paused(consumer: &SourceConsumer, pause: bool) {
     let Ok(assignment) = consumer.assignment() else {
         return;
     };
@@ -173,21 +148,5 @@ mod tests {
         assert_eq!(retry_pause(5), Duration::from_secs(8));
         assert_eq!(retry_pause(6), MAX_FLUSH_RETRY);
         assert_eq!(retry_pause(u32::MAX), MAX_FLUSH_RETRY);
-    }
-
-    #[test]
-    fn a_repeating_failure_is_logged_at_once_then_not_until_the_period_is_over() {
-        let mut log = LogThrottle::default();
-        assert!(log.due(), "the first failure is logged at once");
-        assert!(!log.due(), "the next try, right after, is not");
-        assert!(!log.due());
-        log.clear();
-        assert!(
-            log.due(),
-            "after the failure is over, a new one is logged at once"
-        );
-        log.last = Some(Instant::now() - REPEAT_LOG_EVERY);
-        assert!(log.due(), "once the period is over it is logged again");
-        assert!(!log.due());
     }
 }

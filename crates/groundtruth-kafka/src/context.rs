@@ -5,16 +5,16 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-/// The consumers' librdkafka context: errors go to the log, except the
-/// end-of-partition notices the live service asks for (they are how it
-/// knows a partition is caught up, not a fault).
-/// Logs librdkafka's errors and counts the group's rebalances.
+/// The consumers' librdkafka context: counts the group's rebalances and
+/// logs librdkafka's errors, except the end-of-partition notices the live
+/// service asks for (they are how it knows a partition is caught up, not a
+/// fault).
 #[derive(Default)]
-pub struct IngestContext {
+pub struct SourceContext {
     rebalances: std::sync::atomic::AtomicU64,
 }
 
-impl IngestContext {
+impl SourceContext {
     /// Partition revocations and assignments seen so far: when it changes,
     /// the consumer's positions were reset to the committed offsets (the
     /// eager protocol, which [`subscribed_consumer`](crate::subscribed_consumer) sets).
@@ -23,7 +23,7 @@ impl IngestContext {
     }
 }
 
-impl ClientContext for IngestContext {
+impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(
             error,
@@ -35,7 +35,7 @@ impl ClientContext for IngestContext {
     }
 }
 
-impl ConsumerContext for IngestContext {
+impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!(partitions = tpl.count(), "Kafka partitions revoked");
@@ -58,4 +58,4 @@ impl ConsumerContext for IngestContext {
 }
 
 /// The consumer type of every ingest path.
-pub type IngestConsumer = BaseConsumer<IngestContext>;
+pub type SourceConsumer = BaseConsumer<SourceContext>;
