@@ -4,6 +4,8 @@
 //! either). Tests inside a module (`#[cfg(test)]` and after) may use
 //! anything.
 //!
+//! And no function of library code is longer than [`MAX_FN_LINES`].
+//!
 //! A module's imports are its `crate::a::b` paths (the longest prefix that
 //! is a module) and its `pub use child::...` re-exports.
 
@@ -195,6 +197,104 @@ fn no_module_imports_one_that_imports_it() {
     assert!(
         found.is_empty(),
         "import circles inside crates (move what both need into a module of its own):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The longest a function in library code may be: past this a reader
+/// cannot hold it, and its sections want names (a helper, a method).
+const MAX_FN_LINES: usize = 150;
+
+/// Functions of `code` longer than `max` lines: (name, lines). A function
+/// runs from its `fn` line to the first line after it that closes a brace
+/// at the `fn` line's indentation (rustfmt's layout).
+fn long_functions(code: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let head = ["pub(crate) ", "pub ", "async ", "const ", "unsafe "]
+            .iter()
+            .fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let Some(rest) = head.strip_prefix("fn ") else {
+            i += 1;
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // A declaration without a body (a trait's) ends with `;`.
+        let mut j = i;
+        while j < lines.len() && !lines[j].trim_end().ends_with('{') {
+            if lines[j].trim_end().ends_with(';') {
+                break;
+            }
+            j += 1;
+        }
+        if j >= lines.len() || lines[j].trim_end().ends_with(';') {
+            i = j + 1;
+            continue;
+        }
+        let close = format!("{}}}", " ".repeat(indent));
+        let end = (j + 1..lines.len())
+            .find(|&k| lines[k].starts_with(&close))
+            .unwrap_or(lines.len() - 1);
+        let n = end - i + 1;
+        if n > max {
+            out.push((name, n));
+        }
+        i = end + 1;
+    }
+    out
+}
+
+#[test]
+fn the_function_length_checker_counts_from_fn_to_its_closing_brace() {
+    let long = format!(
+        "pub fn short() {{\n    x();\n}}\n\nimpl A {{\n    async fn long(&self) {{\n{}    }}\n}}\n",
+        "        y();\n".repeat(10)
+    );
+    assert_eq!(long_functions(&long, 5), [("long".to_string(), 12)]);
+    assert!(long_functions(&long, 12).is_empty());
+    assert!(long_functions("trait T {\n    fn f(&self);\n}\n", 0).is_empty());
+}
+
+#[test]
+fn no_library_function_is_longer_than_a_reader_can_hold() {
+    let crates = repo().join("crates");
+    let mut found = Vec::new();
+    let mut files = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(&crates)
+        .expect("crates/")
+        .flatten()
+        .map(|e| e.path().join("src"))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        for (name, n) in long_functions(&code(&file), MAX_FN_LINES) {
+            found.push(format!(
+                "{}: fn {name} is {n} lines",
+                file.strip_prefix(&crates).unwrap_or(&file).display()
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "functions over {MAX_FN_LINES} lines in library code (name their sections: helpers, methods):\n{}",
         found.join("\n")
     );
 }

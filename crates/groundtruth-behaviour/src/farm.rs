@@ -274,32 +274,7 @@ fn group_finding(
     if !group_beyond_chance(&chains, sessions.len(), on_net[net_key.as_str()]) {
         return None;
     }
-    // Days each account was in the group's chains (a sweep broken by an
-    // interruption leaves two chains on one day).
-    let mut account_days: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
-    let mut chain_days: BTreeSet<i32> = BTreeSet::new();
-    for c in &chains {
-        for &i in &c.sessions {
-            let s = &sessions[i];
-            account_days
-                .entry(s.account_id.as_str())
-                .or_default()
-                .insert(s.event_date);
-            chain_days.insert(s.event_date);
-        }
-    }
-    if chain_days.len() < MIN_GROUP_DAYS {
-        return None;
-    }
-    let need = chain_days.len().div_ceil(3);
-    let members: Vec<String> = account_days
-        .iter()
-        .filter(|(_, d)| d.len() >= need)
-        .map(|(a, _)| a.to_string())
-        .collect();
-    if members.len() < MIN_PHONES {
-        return None;
-    }
+    let members = members(&chains, sessions)?;
     let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
     let mut devs: BTreeSet<String> = BTreeSet::new();
     let mut apps: BTreeSet<&str> = BTreeSet::new();
@@ -330,21 +305,7 @@ fn group_finding(
             durations.push((s.end_us - s.start_us) as f64 / 1e6);
         }
     }
-    // Order across days: τ between consecutive chains.
-    let orders: Vec<Vec<&str>> = chains
-        .iter()
-        .map(|c| {
-            c.sessions
-                .iter()
-                .map(|&i| sessions[i].account_id.as_str())
-                .collect()
-        })
-        .collect();
-    let taus: Vec<f64> = orders
-        .windows(2)
-        .filter_map(|w| kendall_tau(&w[0], &w[1]))
-        .collect();
-    let order_tau = (!taus.is_empty()).then(|| taus.iter().sum::<f64>() / taus.len() as f64);
+    let order_tau = order_tau(&chains, sessions);
     let known: Vec<&&DeviceProfile> = devs
         .iter()
         .filter_map(|d| profiles.get(d.as_str()))
@@ -410,7 +371,77 @@ fn group_finding(
     ev.insert("static_phones".into(), json!(static_phones));
     ev.insert("phones_with_profile".into(), json!(known.len()));
     ev.insert("chance_log10".into(), json!(round2(log10_p)));
-    // The serial timeline, chain by chain (for the case page).
+    ev.insert("timeline".into(), timeline(&chains, sessions));
+    Some(
+        Draft {
+            accounts: members,
+            devices: devs.into_iter().collect(),
+            span_us: (start, end),
+            score,
+            reason,
+            evidence: ev,
+        }
+        // Keyed by where and when the farm was first seen: stable while
+        // later days add chains (a live pipeline upserts the same finding).
+        .finding(
+            DETECTOR,
+            &[&net_key, "serial", &rfc3339_ms(first_start_us / 1000)],
+        ),
+    )
+}
+
+/// The group's accounts: those in its chains on at least a third of the
+/// chains' days (a sweep broken by an interruption leaves two chains on
+/// one day). `None` when the chains span too few days or name too few
+/// accounts.
+fn members(chains: &[&Chain], sessions: &[ChainSession]) -> Option<Vec<String>> {
+    // Days each account was in the group's chains (a sweep broken by an
+    // interruption leaves two chains on one day).
+    let mut account_days: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
+    let mut chain_days: BTreeSet<i32> = BTreeSet::new();
+    for c in chains {
+        for &i in &c.sessions {
+            let s = &sessions[i];
+            account_days
+                .entry(s.account_id.as_str())
+                .or_default()
+                .insert(s.event_date);
+            chain_days.insert(s.event_date);
+        }
+    }
+    if chain_days.len() < MIN_GROUP_DAYS {
+        return None;
+    }
+    let need = chain_days.len().div_ceil(3);
+    let members: Vec<String> = account_days
+        .iter()
+        .filter(|(_, d)| d.len() >= need)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    (members.len() >= MIN_PHONES).then_some(members)
+}
+
+/// Order across days: the mean Kendall τ between consecutive chains'
+/// orders of accounts.
+fn order_tau(chains: &[&Chain], sessions: &[ChainSession]) -> Option<f64> {
+    let orders: Vec<Vec<&str>> = chains
+        .iter()
+        .map(|c| {
+            c.sessions
+                .iter()
+                .map(|&i| sessions[i].account_id.as_str())
+                .collect()
+        })
+        .collect();
+    let taus: Vec<f64> = orders
+        .windows(2)
+        .filter_map(|w| kendall_tau(&w[0], &w[1]))
+        .collect();
+    (!taus.is_empty()).then(|| taus.iter().sum::<f64>() / taus.len() as f64)
+}
+
+/// The serial timeline, chain by chain (for the case page).
+fn timeline(chains: &[&Chain], sessions: &[ChainSession]) -> Value {
     const MAX_CHAINS: usize = 31;
     let timeline: Vec<Value> = chains
         .iter()
@@ -432,23 +463,7 @@ fn group_finding(
             )
         })
         .collect();
-    ev.insert("timeline".into(), Value::Array(timeline));
-    Some(
-        Draft {
-            accounts: members,
-            devices: devs.into_iter().collect(),
-            span_us: (start, end),
-            score,
-            reason,
-            evidence: ev,
-        }
-        // Keyed by where and when the farm was first seen: stable while
-        // later days add chains (a live pipeline upserts the same finding).
-        .finding(
-            DETECTOR,
-            &[&net_key, "serial", &rfc3339_ms(first_start_us / 1000)],
-        ),
-    )
+    Value::Array(timeline)
 }
 
 #[cfg(test)]

@@ -559,12 +559,75 @@ fn finding(
     days: &BTreeMap<Unit, BTreeMap<i32, UnitDay>>,
     ln_budget: f64,
 ) -> Option<Finding> {
-    let first = episode.first()?;
+    if episode.is_empty() {
+        return None;
+    }
     let ud = &days[unit];
     // Accounts: their reports on the flagged days against their usual.
     let flagged_days = episode.len() as f64;
-    // Per account: reports, and per fired sign its filler (observed,
-    // expected of an honest account writing as much).
+    let per_account = fillers(episode, ud, ln_budget);
+    let named = named_accounts(&per_account, episode, ud, flagged_days);
+    if named.is_empty() {
+        return None;
+    }
+    let reports: u64 = episode.iter().map(|j| ud[&j.date].reports).sum();
+    let repeats: u64 = episode.iter().map(|j| ud[&j.date].repeats).sum();
+    let with_text: u64 = episode.iter().map(|j| ud[&j.date].with_text).sum();
+    let copies: u64 = episode.iter().map(|j| ud[&j.date].copies).sum();
+    let expected: f64 = episode.iter().map(|j| j.expected).sum();
+    let mut all_signs: BTreeSet<&str> = BTreeSet::new();
+    for j in episode {
+        all_signs.extend(fired(j, ln_budget));
+    }
+    let dates: Vec<String> = episode.iter().map(|j| date_string(j.date)).collect();
+    let start = episode.iter().map(|j| ud[&j.date].first_us).min()?;
+    let end = episode.iter().map(|j| ud[&j.date].last_us).max()?;
+    let (app, region) = (unit.0.as_str(), unit.1.as_str());
+
+    let reason = reason(
+        unit,
+        episode,
+        ud,
+        &all_signs,
+        (reports, repeats, with_text, copies),
+        expected,
+        &dates,
+    );
+    let score =
+        (0.7 + 0.1 * (all_signs.len() as f64 - 1.0) + 0.05 * (episode.len().min(3) as f64 - 1.0))
+            .min(0.97);
+
+    let ev = evidence(
+        unit,
+        episode,
+        ud,
+        &all_signs,
+        (reports, repeats, with_text, copies),
+        expected,
+        &named,
+        ln_budget,
+    );
+    Some(
+        Draft {
+            accounts: named.into_iter().map(|a| a.0).collect(),
+            devices: Vec::new(),
+            span_us: (start, end),
+            score,
+            reason,
+            evidence: ev,
+        }
+        .finding(DETECTOR, &[app, region, &dates[0]]),
+    )
+}
+
+/// Per account of the unit: its reports on the episode's days, and per
+/// sign that fired its filler (observed, expected of an honest account
+/// writing as much).
+fn fillers<'u>(
+    episode: &[Judged],
+    ud: &'u BTreeMap<i32, UnitDay>,
+    ln_budget: f64,
+) -> BTreeMap<&'u str, (u64, Filler<'static>)> {
     let mut per_account: BTreeMap<&str, (u64, Filler<'_>)> = BTreeMap::new();
     for j in episode {
         let d = &ud[&j.date];
@@ -599,10 +662,25 @@ fn finding(
             }
         }
     }
+    per_account
+}
+
+/// The accounts named: filler beyond chance by a sign that fired, and more
+/// reports than their usual (own week before, or their share of the
+/// unit's expected day). (account, reports, usual).
+fn named_accounts(
+    per_account: &BTreeMap<&str, (u64, Filler<'static>)>,
+    episode: &[Judged],
+    ud: &BTreeMap<i32, UnitDay>,
+    flagged_days: f64,
+) -> Vec<(String, u64, f64)> {
+    let Some(first) = episode.first() else {
+        return Vec::new();
+    };
     let history_days: Vec<i32> = ((first.date - LOOKBACK_DAYS + 1)..first.date).collect();
     let n_accounts = per_account.len().max(1) as f64;
     let mut named: Vec<(String, u64, f64)> = Vec::new();
-    for (a, (n, filler)) in &per_account {
+    for (a, (n, filler)) in per_account {
         // Its filler is beyond chance by a sign that fired (at least two).
         let filler_beyond_chance = filler.values().any(|&(obs, exp)| {
             obs >= 2 && poisson_ln_sf(obs, exp.max(1e-9)) + n_accounts.ln() < ALPHA.ln()
@@ -637,23 +715,23 @@ fn finding(
             named.push((a.to_string(), *n, usual));
         }
     }
-    if named.is_empty() {
-        return None;
-    }
-    let reports: u64 = episode.iter().map(|j| ud[&j.date].reports).sum();
-    let repeats: u64 = episode.iter().map(|j| ud[&j.date].repeats).sum();
-    let with_text: u64 = episode.iter().map(|j| ud[&j.date].with_text).sum();
-    let copies: u64 = episode.iter().map(|j| ud[&j.date].copies).sum();
-    let expected: f64 = episode.iter().map(|j| j.expected).sum();
-    let mut all_signs: BTreeSet<&str> = BTreeSet::new();
-    for j in episode {
-        all_signs.extend(fired(j, ln_budget));
-    }
-    let dates: Vec<String> = episode.iter().map(|j| date_string(j.date)).collect();
-    let start = episode.iter().map(|j| ud[&j.date].first_us).min()?;
-    let end = episode.iter().map(|j| ud[&j.date].last_us).max()?;
-    let (app, region) = (unit.0.as_str(), unit.1.as_str());
+    named
+}
 
+/// The finding's sentence: the surplus, then what fills it.
+fn reason(
+    unit: &Unit,
+    episode: &[Judged],
+    ud: &BTreeMap<i32, UnitDay>,
+    all_signs: &BTreeSet<&str>,
+    (reports, repeats, with_text, copies): (u64, u64, u64, u64),
+    expected: f64,
+    dates: &[String],
+) -> String {
+    let (app, region) = (unit.0.as_str(), unit.1.as_str());
+    let Some(first) = episode.first() else {
+        return String::new();
+    };
     let mut reason = format!(
         "Unit {region} filed {reports} reports in {app} on {} day{} ({}), against {:.0} expected from its own week before and its peers.",
         episode.len(),
@@ -693,10 +771,23 @@ fn finding(
         " {}; a genuinely bad week raises every category and says different things.",
         capitalise(&parts.join("; "))
     ));
-    let score =
-        (0.7 + 0.1 * (all_signs.len() as f64 - 1.0) + 0.05 * (episode.len().min(3) as f64 - 1.0))
-            .min(0.97);
+    reason
+}
 
+/// The finding's evidence: totals, each day's figures and signs, the
+/// accounts named.
+#[allow(clippy::too_many_arguments)]
+fn evidence(
+    unit: &Unit,
+    episode: &[Judged],
+    ud: &BTreeMap<i32, UnitDay>,
+    all_signs: &BTreeSet<&str>,
+    (reports, repeats, with_text, copies): (u64, u64, u64, u64),
+    expected: f64,
+    named: &[(String, u64, f64)],
+    ln_budget: f64,
+) -> Map<String, Value> {
+    let (app, region) = (unit.0.as_str(), unit.1.as_str());
     let mut ev = Map::new();
     ev.insert("app_id".into(), json!(app));
     ev.insert("region".into(), json!(region));
@@ -740,17 +831,7 @@ fn finding(
                 .collect(),
         ),
     );
-    Some(
-        Draft {
-            accounts: named.into_iter().map(|a| a.0).collect(),
-            devices: Vec::new(),
-            span_us: (start, end),
-            score,
-            reason,
-            evidence: ev,
-        }
-        .finding(DETECTOR, &[app, region, &dates[0]]),
-    )
+    ev
 }
 
 fn capitalise(s: &str) -> String {

@@ -162,201 +162,14 @@ impl ReviewTable {
         let schema = self.kind.schema();
         let cols: Vec<ArrayRef> = match self.kind {
             ReviewKind::Findings => {
-                let rows = self.store.export_findings(&self.scope).await?;
-                let mut id = StringBuilder::new();
-                let mut case = Int64Builder::new();
-                let mut det = StringBuilder::new();
-                let mut app = StringBuilder::new();
-                let mut region = StringBuilder::new();
-                let mut score = Float64Builder::new();
-                let mut ws = ts_builder();
-                let mut we = ts_builder();
-                let mut d0 = Date32Builder::new();
-                let mut d1 = Date32Builder::new();
-                let mut n = Int64Builder::new();
-                let mut accounts = ListBuilder::new(StringBuilder::new());
-                let mut devices = ListBuilder::new(StringBuilder::new());
-                let mut patrols = ListBuilder::new(StringBuilder::new());
-                let mut reason = StringBuilder::new();
-                let mut evidence = StringBuilder::new();
-                let mut raised = BooleanBuilder::new();
-                let mut review = StringBuilder::new();
-                for r in &rows {
-                    let (s, e) = (
-                        micros(&r.finding.window_start),
-                        micros(&r.finding.window_end),
-                    );
-                    id.append_value(&r.finding.finding_id);
-                    case.append_value(r.case_id);
-                    det.append_value(&r.finding.detector);
-                    app.append_value(&r.app_id);
-                    region.append_value(&r.region);
-                    score.append_value(r.finding.score);
-                    ws.append_value(s);
-                    we.append_value(e);
-                    d0.append_value(local_date(s, self.zone));
-                    d1.append_value(local_date(e, self.zone));
-                    n.append_value(r.finding.accounts.len() as i64);
-                    strings(&mut accounts, &r.finding.accounts);
-                    strings(&mut devices, &r.finding.devices);
-                    strings(&mut patrols, &r.finding.patrol_ids);
-                    reason.append_value(&r.finding.reason);
-                    evidence.append_value(
-                        serde_json::Value::Object(r.finding.evidence.clone()).to_string(),
-                    );
-                    raised.append_value(r.raised);
-                    review.append_value(&r.review);
-                }
-                vec![
-                    Arc::new(id.finish()),
-                    Arc::new(case.finish()),
-                    Arc::new(det.finish()),
-                    Arc::new(app.finish()),
-                    Arc::new(region.finish()),
-                    Arc::new(score.finish()),
-                    Arc::new(ws.finish()),
-                    Arc::new(we.finish()),
-                    Arc::new(d0.finish()),
-                    Arc::new(d1.finish()),
-                    Arc::new(n.finish()),
-                    Arc::new(accounts.finish()),
-                    Arc::new(devices.finish()),
-                    Arc::new(patrols.finish()),
-                    Arc::new(reason.finish()),
-                    Arc::new(evidence.finish()),
-                    Arc::new(raised.finish()),
-                    Arc::new(review.finish()),
-                ]
+                findings_columns(&self.store.export_findings(&self.scope).await?, self.zone)
             }
             ReviewKind::FindingAccounts => {
-                let rows = self.store.export_findings(&self.scope).await?;
-                let mut id = StringBuilder::new();
-                let mut det = StringBuilder::new();
-                let mut app = StringBuilder::new();
-                let mut acc = StringBuilder::new();
-                let mut region = StringBuilder::new();
-                let mut d0 = Date32Builder::new();
-                let mut d1 = Date32Builder::new();
-                let mut review = StringBuilder::new();
-                for r in &rows {
-                    let (s, e) = (
-                        micros(&r.finding.window_start),
-                        micros(&r.finding.window_end),
-                    );
-                    // A finding about several apps (a farm) names its
-                    // accounts in each.
-                    for a in r.app_id.split(',') {
-                        for account in &r.finding.accounts {
-                            id.append_value(&r.finding.finding_id);
-                            det.append_value(&r.finding.detector);
-                            app.append_value(a);
-                            acc.append_value(account);
-                            region.append_value(&r.region);
-                            d0.append_value(local_date(s, self.zone));
-                            d1.append_value(local_date(e, self.zone));
-                            review.append_value(&r.review);
-                        }
-                    }
-                }
-                vec![
-                    Arc::new(id.finish()),
-                    Arc::new(det.finish()),
-                    Arc::new(app.finish()),
-                    Arc::new(acc.finish()),
-                    Arc::new(region.finish()),
-                    Arc::new(d0.finish()),
-                    Arc::new(d1.finish()),
-                    Arc::new(review.finish()),
-                ]
+                finding_accounts_columns(&self.store.export_findings(&self.scope).await?, self.zone)
             }
-            ReviewKind::Cases => {
-                let rows = self.store.export_cases(&self.scope).await?;
-                let mut id = Int64Builder::new();
-                let mut app = StringBuilder::new();
-                let mut region = StringBuilder::new();
-                let mut regions = ListBuilder::new(StringBuilder::new());
-                let mut status = StringBuilder::new();
-                let mut verdict = StringBuilder::new();
-                let mut assignee = StringBuilder::new();
-                let mut score = Float64Builder::new();
-                let mut dets = ListBuilder::new(StringBuilder::new());
-                let mut n_acc = Int64Builder::new();
-                let mut accounts = ListBuilder::new(StringBuilder::new());
-                let mut n_f = Int64Builder::new();
-                let mut n_r = Int64Builder::new();
-                let mut ws = ts_builder();
-                let mut we = ts_builder();
-                let mut ca = ts_builder();
-                let mut ua = ts_builder();
-                for c in &rows {
-                    id.append_value(c.case_id);
-                    app.append_value(&c.app_id);
-                    region.append_value(&c.region);
-                    strings(&mut regions, &c.regions);
-                    status.append_value(c.status.as_str());
-                    verdict.append_option(c.verdict.map(|v| v.as_str()));
-                    assignee.append_option(c.assignee.as_deref());
-                    score.append_value(c.score);
-                    strings(&mut dets, &c.detectors);
-                    n_acc.append_value(c.n_accounts);
-                    strings(&mut accounts, &c.accounts);
-                    n_f.append_value(c.n_findings);
-                    n_r.append_value(c.n_raised);
-                    ws.append_value(micros(&c.window_start));
-                    we.append_value(micros(&c.window_end));
-                    ca.append_value(micros(&c.created_at));
-                    ua.append_value(micros(&c.updated_at));
-                }
-                vec![
-                    Arc::new(id.finish()),
-                    Arc::new(app.finish()),
-                    Arc::new(region.finish()),
-                    Arc::new(regions.finish()),
-                    Arc::new(status.finish()),
-                    Arc::new(verdict.finish()),
-                    Arc::new(assignee.finish()),
-                    Arc::new(score.finish()),
-                    Arc::new(dets.finish()),
-                    Arc::new(n_acc.finish()),
-                    Arc::new(accounts.finish()),
-                    Arc::new(n_f.finish()),
-                    Arc::new(n_r.finish()),
-                    Arc::new(ws.finish()),
-                    Arc::new(we.finish()),
-                    Arc::new(ca.finish()),
-                    Arc::new(ua.finish()),
-                ]
-            }
+            ReviewKind::Cases => cases_columns(&self.store.export_cases(&self.scope).await?),
             ReviewKind::Verdicts => {
-                let rows = self.store.export_verdicts(&self.scope).await?;
-                let mut id = Int64Builder::new();
-                let mut case = Int64Builder::new();
-                let mut region = StringBuilder::new();
-                let mut verdict = StringBuilder::new();
-                let mut note = StringBuilder::new();
-                let mut author = StringBuilder::new();
-                let mut at = ts_builder();
-                let mut dets = ListBuilder::new(StringBuilder::new());
-                for v in &rows {
-                    id.append_value(v.verdict_id);
-                    case.append_value(v.case_id);
-                    region.append_value(&v.region);
-                    verdict.append_value(&v.verdict);
-                    note.append_value(&v.note);
-                    author.append_value(&v.author);
-                    at.append_value(v.at_us);
-                    strings(&mut dets, &v.detectors);
-                }
-                vec![
-                    Arc::new(id.finish()),
-                    Arc::new(case.finish()),
-                    Arc::new(region.finish()),
-                    Arc::new(verdict.finish()),
-                    Arc::new(note.finish()),
-                    Arc::new(author.finish()),
-                    Arc::new(at.finish()),
-                    Arc::new(dets.finish()),
-                ]
+                verdicts_columns(&self.store.export_verdicts(&self.scope).await?)
             }
         };
         RecordBatch::try_new(schema, cols).map_err(|e| groundtruth_store::StoreError::Corrupt {
@@ -364,6 +177,208 @@ impl ReviewTable {
             problem: e.to_string(),
         })
     }
+}
+
+/// `review_findings`: one row per finding.
+fn findings_columns(rows: &[groundtruth_store::FindingRow], zone: DayZone) -> Vec<ArrayRef> {
+    let mut id = StringBuilder::new();
+    let mut case = Int64Builder::new();
+    let mut det = StringBuilder::new();
+    let mut app = StringBuilder::new();
+    let mut region = StringBuilder::new();
+    let mut score = Float64Builder::new();
+    let mut ws = ts_builder();
+    let mut we = ts_builder();
+    let mut d0 = Date32Builder::new();
+    let mut d1 = Date32Builder::new();
+    let mut n = Int64Builder::new();
+    let mut accounts = ListBuilder::new(StringBuilder::new());
+    let mut devices = ListBuilder::new(StringBuilder::new());
+    let mut patrols = ListBuilder::new(StringBuilder::new());
+    let mut reason = StringBuilder::new();
+    let mut evidence = StringBuilder::new();
+    let mut raised = BooleanBuilder::new();
+    let mut review = StringBuilder::new();
+    for r in rows {
+        let (s, e) = (
+            micros(&r.finding.window_start),
+            micros(&r.finding.window_end),
+        );
+        id.append_value(&r.finding.finding_id);
+        case.append_value(r.case_id);
+        det.append_value(&r.finding.detector);
+        app.append_value(&r.app_id);
+        region.append_value(&r.region);
+        score.append_value(r.finding.score);
+        ws.append_value(s);
+        we.append_value(e);
+        d0.append_value(local_date(s, zone));
+        d1.append_value(local_date(e, zone));
+        n.append_value(r.finding.accounts.len() as i64);
+        strings(&mut accounts, &r.finding.accounts);
+        strings(&mut devices, &r.finding.devices);
+        strings(&mut patrols, &r.finding.patrol_ids);
+        reason.append_value(&r.finding.reason);
+        evidence.append_value(serde_json::Value::Object(r.finding.evidence.clone()).to_string());
+        raised.append_value(r.raised);
+        review.append_value(&r.review);
+    }
+    vec![
+        Arc::new(id.finish()),
+        Arc::new(case.finish()),
+        Arc::new(det.finish()),
+        Arc::new(app.finish()),
+        Arc::new(region.finish()),
+        Arc::new(score.finish()),
+        Arc::new(ws.finish()),
+        Arc::new(we.finish()),
+        Arc::new(d0.finish()),
+        Arc::new(d1.finish()),
+        Arc::new(n.finish()),
+        Arc::new(accounts.finish()),
+        Arc::new(devices.finish()),
+        Arc::new(patrols.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(evidence.finish()),
+        Arc::new(raised.finish()),
+        Arc::new(review.finish()),
+    ]
+}
+
+/// `review_finding_accounts`: one row per finding, app and account.
+fn finding_accounts_columns(
+    rows: &[groundtruth_store::FindingRow],
+    zone: DayZone,
+) -> Vec<ArrayRef> {
+    let mut id = StringBuilder::new();
+    let mut det = StringBuilder::new();
+    let mut app = StringBuilder::new();
+    let mut acc = StringBuilder::new();
+    let mut region = StringBuilder::new();
+    let mut d0 = Date32Builder::new();
+    let mut d1 = Date32Builder::new();
+    let mut review = StringBuilder::new();
+    for r in rows {
+        let (s, e) = (
+            micros(&r.finding.window_start),
+            micros(&r.finding.window_end),
+        );
+        // A finding about several apps (a farm) names its
+        // accounts in each.
+        for a in r.app_id.split(',') {
+            for account in &r.finding.accounts {
+                id.append_value(&r.finding.finding_id);
+                det.append_value(&r.finding.detector);
+                app.append_value(a);
+                acc.append_value(account);
+                region.append_value(&r.region);
+                d0.append_value(local_date(s, zone));
+                d1.append_value(local_date(e, zone));
+                review.append_value(&r.review);
+            }
+        }
+    }
+    vec![
+        Arc::new(id.finish()),
+        Arc::new(det.finish()),
+        Arc::new(app.finish()),
+        Arc::new(acc.finish()),
+        Arc::new(region.finish()),
+        Arc::new(d0.finish()),
+        Arc::new(d1.finish()),
+        Arc::new(review.finish()),
+    ]
+}
+
+/// `review_cases`: one row per case.
+fn cases_columns(rows: &[groundtruth_store::CaseSummary]) -> Vec<ArrayRef> {
+    let mut id = Int64Builder::new();
+    let mut app = StringBuilder::new();
+    let mut region = StringBuilder::new();
+    let mut regions = ListBuilder::new(StringBuilder::new());
+    let mut status = StringBuilder::new();
+    let mut verdict = StringBuilder::new();
+    let mut assignee = StringBuilder::new();
+    let mut score = Float64Builder::new();
+    let mut dets = ListBuilder::new(StringBuilder::new());
+    let mut n_acc = Int64Builder::new();
+    let mut accounts = ListBuilder::new(StringBuilder::new());
+    let mut n_f = Int64Builder::new();
+    let mut n_r = Int64Builder::new();
+    let mut ws = ts_builder();
+    let mut we = ts_builder();
+    let mut ca = ts_builder();
+    let mut ua = ts_builder();
+    for c in rows {
+        id.append_value(c.case_id);
+        app.append_value(&c.app_id);
+        region.append_value(&c.region);
+        strings(&mut regions, &c.regions);
+        status.append_value(c.status.as_str());
+        verdict.append_option(c.verdict.map(|v| v.as_str()));
+        assignee.append_option(c.assignee.as_deref());
+        score.append_value(c.score);
+        strings(&mut dets, &c.detectors);
+        n_acc.append_value(c.n_accounts);
+        strings(&mut accounts, &c.accounts);
+        n_f.append_value(c.n_findings);
+        n_r.append_value(c.n_raised);
+        ws.append_value(micros(&c.window_start));
+        we.append_value(micros(&c.window_end));
+        ca.append_value(micros(&c.created_at));
+        ua.append_value(micros(&c.updated_at));
+    }
+    vec![
+        Arc::new(id.finish()),
+        Arc::new(app.finish()),
+        Arc::new(region.finish()),
+        Arc::new(regions.finish()),
+        Arc::new(status.finish()),
+        Arc::new(verdict.finish()),
+        Arc::new(assignee.finish()),
+        Arc::new(score.finish()),
+        Arc::new(dets.finish()),
+        Arc::new(n_acc.finish()),
+        Arc::new(accounts.finish()),
+        Arc::new(n_f.finish()),
+        Arc::new(n_r.finish()),
+        Arc::new(ws.finish()),
+        Arc::new(we.finish()),
+        Arc::new(ca.finish()),
+        Arc::new(ua.finish()),
+    ]
+}
+
+/// `review_verdicts`: one row per verdict.
+fn verdicts_columns(rows: &[groundtruth_store::VerdictRow]) -> Vec<ArrayRef> {
+    let mut id = Int64Builder::new();
+    let mut case = Int64Builder::new();
+    let mut region = StringBuilder::new();
+    let mut verdict = StringBuilder::new();
+    let mut note = StringBuilder::new();
+    let mut author = StringBuilder::new();
+    let mut at = ts_builder();
+    let mut dets = ListBuilder::new(StringBuilder::new());
+    for v in rows {
+        id.append_value(v.verdict_id);
+        case.append_value(v.case_id);
+        region.append_value(&v.region);
+        verdict.append_value(&v.verdict);
+        note.append_value(&v.note);
+        author.append_value(&v.author);
+        at.append_value(v.at_us);
+        strings(&mut dets, &v.detectors);
+    }
+    vec![
+        Arc::new(id.finish()),
+        Arc::new(case.finish()),
+        Arc::new(region.finish()),
+        Arc::new(verdict.finish()),
+        Arc::new(note.finish()),
+        Arc::new(author.finish()),
+        Arc::new(at.finish()),
+        Arc::new(dets.finish()),
+    ]
 }
 
 #[async_trait]

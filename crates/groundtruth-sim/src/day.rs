@@ -381,26 +381,7 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
     let mut integrity = None;
     let mut src_idx = None;
     if fake == Some(Fake::Replay) {
-        // Only patrols of earlier days: a replay is shifted by days.
-        let older: Vec<usize> = w
-            .stored
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.day < d.day)
-            .map(|(i, _)| i)
-            .collect();
-        let own: Vec<usize> = older
-            .iter()
-            .copied()
-            .filter(|&i| w.stored[i].official == o)
-            .collect();
-        src_idx = if !own.is_empty() && rng.random::<bool>() {
-            Some(own[rng.random_range(0..own.len())])
-        } else if !older.is_empty() {
-            Some(older[rng.random_range(0..older.len())])
-        } else {
-            None
-        };
+        src_idx = replay_source(w, d.day, o, rng);
         if src_idx.is_none() {
             fake = None;
         }
@@ -460,6 +441,51 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
         integrity,
         ..official_ctx(w, o)
     };
+    emit_patrol(w, d, c, &fixes, app, pidx, route_id, rng);
+
+    // Keep honest walk/bike patrols as material for replays.
+    if fake.is_none() && !phone.poor_gps && matches!(mode, Mode::Walk | Mode::Bike) {
+        keep_for_replays(w, d.day, o, route, fixes, rng);
+    }
+}
+
+/// The stored patrol a replay copies: one of the official's own earlier
+/// patrols half the time, else anyone's; only patrols of earlier days (a
+/// replay is shifted by days).
+fn replay_source(w: &World, day: u32, o: u32, rng: &mut ChaCha8Rng) -> Option<usize> {
+    let older: Vec<usize> = w
+        .stored
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.day < day)
+        .map(|(i, _)| i)
+        .collect();
+    let own: Vec<usize> = older
+        .iter()
+        .copied()
+        .filter(|&i| w.stored[i].official == o)
+        .collect();
+    if !own.is_empty() && rng.random::<bool>() {
+        Some(own[rng.random_range(0..own.len())])
+    } else if !older.is_empty() {
+        Some(older[rng.random_range(0..older.len())])
+    } else {
+        None
+    }
+}
+
+/// The events of a patrol: its session, the start, every fix, the end.
+#[allow(clippy::too_many_arguments)]
+fn emit_patrol(
+    w: &mut World,
+    d: &mut Day<'_>,
+    c: Ctx,
+    fixes: &[Fix],
+    app: &'static str,
+    pidx: u32,
+    route_id: u32,
+    rng: &mut ChaCha8Rng,
+) {
     let first = fixes[0];
     let last = fixes[fixes.len() - 1];
     let s0 = first.t - rng.random_range(20_000..90_000);
@@ -480,7 +506,7 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
         patrol: pidx,
         route: route_id,
     };
-    for f in &fixes {
+    for f in fixes {
         let i = push(w, d, c, f.t, Kind::TrackPoint, app, "patrol");
         let e = &mut d.evs[i];
         e.session = sid;
@@ -509,22 +535,30 @@ fn patrol(w: &mut World, d: &mut Day<'_>, o: u32, start: Ms, rng: &mut ChaCha8Rn
         app,
         "patrol",
     );
+}
 
-    // Keep honest walk/bike patrols as material for replays.
-    if fake.is_none() && !phone.poor_gps && matches!(mode, Mode::Walk | Mode::Bike) {
-        let st = StoredTrack {
-            day: d.day,
-            official: o,
-            route,
-            fixes,
-        };
-        const CAP: usize = 64;
-        if w.stored.len() < CAP {
-            w.stored.push(st);
-        } else {
-            let k = rng.random_range(0..CAP);
-            w.stored[k] = st;
-        }
+/// Keeps an honest patrol as material for later replays (at most 64, a
+/// random one replaced when full).
+fn keep_for_replays(
+    w: &mut World,
+    day: u32,
+    o: u32,
+    route: u32,
+    fixes: Vec<Fix>,
+    rng: &mut ChaCha8Rng,
+) {
+    let st = StoredTrack {
+        day,
+        official: o,
+        route,
+        fixes,
+    };
+    const CAP: usize = 64;
+    if w.stored.len() < CAP {
+        w.stored.push(st);
+    } else {
+        let k = rng.random_range(0..CAP);
+        w.stored[k] = st;
     }
 }
 

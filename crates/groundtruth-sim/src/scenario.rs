@@ -605,6 +605,35 @@ impl Scenario {
         c.min("days", self.days, 1);
         c.max("days", self.days, 366);
 
+        self.check_population(&mut c);
+        self.check_honest(&mut c);
+        self.check_confounders(&mut c);
+        self.check_phone_farm(&mut c);
+        self.check_bulk_check_in(&mut c);
+        self.check_registration_farm(&mut c);
+        self.check_record_churn(&mut c);
+        self.check_report_inflation(&mut c);
+        self.check_non_human_track(&mut c);
+        let p = &self.population;
+        // Enough officials for every special role?
+        let need = self.special_officials();
+        if need > p.officials as u64 {
+            c.problems.push(format!(
+                "population.officials must be >= {need} to staff the confounders and fraud blocks, got {}",
+                p.officials
+            ));
+        }
+        if c.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SimError::InvalidScenario {
+                problems: c.problems,
+            })
+        }
+    }
+
+    /// `[population]`: regions, shares, address blocks.
+    fn check_population(&self, c: &mut Check) {
         let p = &self.population;
         if p.regions.is_empty() {
             c.problems
@@ -638,7 +667,10 @@ impl Scenario {
                 p.patrol_share + p.registry_share + p.grid_share
             ));
         }
+    }
 
+    /// `[honest]`: the routines of honest people.
+    fn check_honest(&self, c: &mut Check) {
         let h = &self.honest;
         c.prob("honest.checkin_prob_weekday", h.checkin_prob_weekday);
         c.prob("honest.checkin_prob_weekend", h.checkin_prob_weekend);
@@ -682,7 +714,10 @@ impl Scenario {
         c.prob("honest.gps_gap_prob", h.gps_gap_prob);
         c.range("honest.record_ops_per_day", h.record_ops_per_day);
         c.range("honest.reports_per_day", h.reports_per_day);
+    }
 
+    /// `[confounders]`: honest look-alikes.
+    fn check_confounders(&self, c: &mut Check) {
         let k = &self.confounders;
         c.range("confounders.help_desk_per_day", k.help_desk_per_day);
         if k.census_cleanup && k.census_day >= self.days {
@@ -697,7 +732,10 @@ impl Scenario {
                 k.bad_week_factor
             ));
         }
+    }
 
+    /// `[fraud.phone_farm]`, when enabled.
+    fn check_phone_farm(&self, c: &mut Check) {
         let f = &self.fraud;
         if f.phone_farm.enabled {
             c.min("fraud.phone_farm.farms", f.phone_farm.farms, 1);
@@ -740,6 +778,11 @@ impl Scenario {
                 f.phone_farm.farms,
             );
         }
+    }
+
+    /// `[fraud.bulk_check_in]`, when enabled.
+    fn check_bulk_check_in(&self, c: &mut Check) {
+        let f = &self.fraud;
         if f.bulk_check_in.enabled {
             c.min(
                 "fraud.bulk_check_in.operators",
@@ -752,6 +795,11 @@ impl Scenario {
             c.max("fraud.bulk_check_in.step_s", f.bulk_check_in.step_s, 600);
             c.prob("fraud.bulk_check_in.far_share", f.bulk_check_in.far_share);
         }
+    }
+
+    /// `[fraud.registration_farm]`, when enabled.
+    fn check_registration_farm(&self, c: &mut Check) {
+        let f = &self.fraud;
         let r = &f.registration_farm;
         if r.enabled {
             c.min("fraud.registration_farm.farms", r.farms, 1);
@@ -777,6 +825,11 @@ impl Scenario {
             c.time("fraud.registration_farm.start_time", &r.start_time, false);
             c.ip("fraud.registration_farm.ip_prefix", &r.ip_prefix);
         }
+    }
+
+    /// `[fraud.record_churn]`, when enabled.
+    fn check_record_churn(&self, c: &mut Check) {
+        let f = &self.fraud;
         let rc = &f.record_churn;
         if rc.enabled {
             c.min("fraud.record_churn.workers", rc.workers, 1);
@@ -788,6 +841,11 @@ impl Scenario {
                 5000,
             );
         }
+    }
+
+    /// `[fraud.report_inflation]`, when enabled.
+    fn check_report_inflation(&self, c: &mut Check) {
+        let f = &self.fraud;
         let ri = &f.report_inflation;
         if ri.enabled {
             c.min("fraud.report_inflation.units", ri.units, 1);
@@ -807,27 +865,16 @@ impl Scenario {
                 500,
             );
         }
+    }
+
+    /// `[fraud.non_human_track]`, when enabled.
+    fn check_non_human_track(&self, c: &mut Check) {
+        let f = &self.fraud;
         let n = &f.non_human_track;
         if n.enabled {
             c.prob("fraud.non_human_track.fake_day_share", n.fake_day_share);
             c.prob("fraud.non_human_track.mock_flag_share", n.mock_flag_share);
             c.prob("fraud.non_human_track.slow_dog_share", n.slow_dog_share);
-        }
-
-        // Enough officials for every special role?
-        let need = self.special_officials();
-        if need > p.officials as u64 {
-            c.problems.push(format!(
-                "population.officials must be >= {need} to staff the confounders and fraud blocks, got {}",
-                p.officials
-            ));
-        }
-        if c.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SimError::InvalidScenario {
-                problems: c.problems,
-            })
         }
     }
 

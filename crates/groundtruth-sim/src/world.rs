@@ -470,39 +470,72 @@ impl World {
                 normal_units.push(w.new_unit(rng, r));
             }
         }
-        let k = &sc.confounders;
-        let f = &sc.fraud;
+        // Dedicated units first, then the normal officials who fill the
+        // normal units, some of whom become specials (the order of the
+        // draws is the world: keep it).
+        w.add_office_wifi_study(sc, rng);
+        w.add_phone_farms(sc, rng, nreg);
+        w.add_inflating_units(sc, rng, nreg);
+        w.add_bad_week(sc, rng, nreg);
+        w.add_bulk_check_ins(sc, rng, nreg, &normal_units);
+        let mut pool = w.fill_normal_units(sc, rng, &normal_units);
+        w.convert_confounders(sc, rng, &mut pool);
+        w.convert_fraud(sc, rng, &mut pool);
+        w.give_registry_pools(rng);
+        for _ in 0..sc.population.residents {
+            let region = rng.random_range(0..nreg);
+            w.add_resident(
+                rng,
+                region,
+                0,
+                "honest",
+                "resident",
+                sc.population.resident_active_prob,
+            );
+        }
+        w.add_registration_farms(sc, rng, nreg);
+        w
+    }
 
-        // Dedicated units first.
+    /// Office workers who study on the office Wi-Fi (a unit of their own).
+    fn add_office_wifi_study(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng) {
+        let k = &sc.confounders;
         if k.office_wifi_study > 0 {
-            let u = w.new_unit(rng, 0);
+            let u = self.new_unit(rng, 0);
             for _ in 0..k.office_wifi_study {
                 let role = if rng.random::<f64>() < 0.15 {
                     Role::Grid
                 } else {
                     Role::Office
                 };
-                let o = w.new_official(rng, sc, u, role, "honest", "office_wifi_study");
-                w.officials[o as usize].office_study = true;
+                let o = self.new_official(rng, sc, u, role, "honest", "office_wifi_study");
+                self.officials[o as usize].office_study = true;
             }
         }
+    }
+
+    /// Phone farms: an operator, phones on one network carrying colleagues'
+    /// accounts.
+    fn add_phone_farms(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, nreg: u32) {
+        let f = &sc.fraud;
         if f.phone_farm.enabled {
             for _ in 0..f.phone_farm.farms {
                 let region = rng.random_range(0..nreg);
-                let u = w.new_unit(rng, region);
+                let u = self.new_unit(rng, region);
                 let operator =
-                    w.new_official(rng, sc, u, Role::Office, "phone_farm", "farm_operator");
-                let net = w.new_net(rng, true);
-                let ip = w.region_ip(region, rng);
-                let spot = w.officials[operator as usize].home;
+                    self.new_official(rng, sc, u, Role::Office, "phone_farm", "farm_operator");
+                let net = self.new_net(rng, true);
+                let ip = self.region_ip(region, rng);
+                let spot = self.officials[operator as usize].home;
                 let model = PHONES[rng.random_range(0..PHONES.len())];
                 let mut phones = Vec::new();
                 // (device, position, accounts it still takes)
                 let mut phone: Option<(u32, (f64, f64), u32)> = None;
                 for _ in 0..f.phone_farm.phones {
-                    let o = w.new_official(rng, sc, u, Role::Office, "phone_farm", "farm_account");
+                    let o =
+                        self.new_official(rng, sc, u, Role::Office, "phone_farm", "farm_account");
                     let camo = rng.random::<f64>() < f.phone_farm.camouflage_share;
-                    w.officials[o as usize].own_activity = if camo { 0.5 } else { 0.0 };
+                    self.officials[o as usize].own_activity = if camo { 0.5 } else { 0.0 };
                     let (dev, pos, left) = match phone {
                         Some(p) if p.2 > 0 => p,
                         _ => {
@@ -511,11 +544,11 @@ impl World {
                             } else {
                                 "basic"
                             };
-                            let dev = w.new_device(rng, Some(integ));
-                            w.devices[dev as usize].model = model.0;
-                            w.devices[dev as usize].os = model.1[0];
-                            w.devices[dev as usize].ver = 0;
-                            w.devices[dev as usize].shares_location = true;
+                            let dev = self.new_device(rng, Some(integ));
+                            self.devices[dev as usize].model = model.0;
+                            self.devices[dev as usize].os = model.1[0];
+                            self.devices[dev as usize].ver = 0;
+                            self.devices[dev as usize].shares_location = true;
                             let pos = geo::offset(
                                 spot.0,
                                 spot.1,
@@ -534,7 +567,7 @@ impl World {
                     phone = Some((dev, pos, left - 1));
                     phones.push((o, dev, pos));
                 }
-                w.farms.push(Farm {
+                self.farms.push(Farm {
                     operator,
                     phones,
                     net,
@@ -542,12 +575,17 @@ impl World {
                 });
             }
         }
+    }
+
+    /// Units whose grid workers inflate their reports.
+    fn add_inflating_units(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, nreg: u32) {
+        let f = &sc.fraud;
         if f.report_inflation.enabled {
             for _ in 0..f.report_inflation.units {
                 let region = rng.random_range(0..nreg);
-                let u = w.new_unit(rng, region);
+                let u = self.new_unit(rng, region);
                 for _ in 0..f.report_inflation.workers {
-                    let o = w.new_official(
+                    let o = self.new_official(
                         rng,
                         sc,
                         u,
@@ -555,24 +593,41 @@ impl World {
                         "report_inflation",
                         "inflating_worker",
                     );
-                    w.officials[o as usize].inflating = true;
+                    self.officials[o as usize].inflating = true;
                 }
             }
         }
+    }
+
+    /// A unit with a genuinely bad week (the honest look-alike of
+    /// inflation).
+    fn add_bad_week(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, nreg: u32) {
+        let k = &sc.confounders;
         if k.bad_week {
             let region = rng.random_range(0..nreg);
-            let u = w.new_unit(rng, region);
-            w.bad_week_unit = Some(u);
+            let u = self.new_unit(rng, region);
+            self.bad_week_unit = Some(u);
             for _ in 0..6 {
-                let o = w.new_official(rng, sc, u, Role::Grid, "honest", "bad_week");
-                w.officials[o as usize].report_factor = k.bad_week_factor;
+                let o = self.new_official(rng, sc, u, Role::Grid, "honest", "bad_week");
+                self.officials[o as usize].report_factor = k.bad_week_factor;
             }
         }
+    }
+
+    /// Bulk check-in operators and the accounts they clock in.
+    fn add_bulk_check_ins(
+        &mut self,
+        sc: &Scenario,
+        rng: &mut ChaCha8Rng,
+        nreg: u32,
+        normal_units: &[u32],
+    ) {
+        let f = &sc.fraud;
         if f.bulk_check_in.enabled {
             for _ in 0..f.bulk_check_in.operators {
                 let region = rng.random_range(0..nreg);
-                let u = w.new_unit(rng, region);
-                let operator = w.new_official(
+                let u = self.new_unit(rng, region);
+                let operator = self.new_official(
                     rng,
                     sc,
                     u,
@@ -580,8 +635,8 @@ impl World {
                     "bulk_check_in",
                     "checkin_operator",
                 );
-                w.officials[operator as usize].checks_in_self = false;
-                let office = w.units[u as usize].office;
+                self.officials[operator as usize].checks_in_self = false;
+                let office = self.units[u as usize].office;
                 let spot = geo::offset(
                     office.0,
                     office.1,
@@ -597,7 +652,7 @@ impl World {
                     } else {
                         u
                     };
-                    let o = w.new_official(
+                    let o = self.new_official(
                         rng,
                         sc,
                         unit,
@@ -605,10 +660,10 @@ impl World {
                         "bulk_check_in",
                         "checkin_account",
                     );
-                    w.officials[o as usize].checks_in_self = false;
+                    self.officials[o as usize].checks_in_self = false;
                     accounts.push(o);
                 }
-                w.bulk.push(BulkOp {
+                self.bulk.push(BulkOp {
                     operator,
                     accounts,
                     spot,
@@ -616,36 +671,46 @@ impl World {
                 });
             }
         }
+    }
 
-        // Normal officials fill the normal units.
-        let dedicated = w.officials.len() as u32;
-        let converted = sc.special_officials() as u32; // upper bound on conversions; keeps the pool large enough
-        let _ = converted;
+    /// The normal officials of the normal units; returns them shuffled: the
+    /// pool specials are converted from.
+    fn fill_normal_units(
+        &mut self,
+        sc: &Scenario,
+        rng: &mut ChaCha8Rng,
+        normal_units: &[u32],
+    ) -> Vec<u32> {
+        let dedicated = self.officials.len() as u32;
         let n_normal = sc.population.officials.saturating_sub(dedicated);
         for _ in 0..n_normal {
             let u = normal_units[rng.random_range(0..normal_units.len())];
-            let role = w.random_role(rng, sc, u);
-            w.new_official(rng, sc, u, role, "honest", "routine");
+            let role = self.random_role(rng, sc, u);
+            self.new_official(rng, sc, u, role, "honest", "routine");
         }
-        let mut pool: Vec<u32> = (dedicated..w.officials.len() as u32).collect();
+        let mut pool: Vec<u32> = (dedicated..self.officials.len() as u32).collect();
         pool.shuffle(rng);
-        let mut take = || pool.pop();
+        pool
+    }
 
-        // Converted specials.
+    /// Honest officials converted to confounders: shared family phones,
+    /// help desks, a census clean-up, boats, poor GPS, site surveys, trains.
+    fn convert_confounders(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, pool: &mut Vec<u32>) {
+        let k = &sc.confounders;
         for _ in 0..k.family_shared_phone {
-            let Some(o) = take() else { break };
-            let acct = w.officials[o as usize].account;
-            w.accounts[acct as usize].scenario = "family_shared_phone";
-            let dev = w.officials[o as usize].device;
-            let home = w.officials[o as usize].home;
-            let net = w.officials[o as usize].home_net;
-            let ip = w.officials[o as usize].home_ip;
-            let region = w.accounts[acct as usize].region;
+            let Some(o) = pool.pop() else { break };
+            let acct = self.officials[o as usize].account;
+            self.accounts[acct as usize].scenario = "family_shared_phone";
+            let dev = self.officials[o as usize].device;
+            let home = self.officials[o as usize].home;
+            let net = self.officials[o as usize].home_net;
+            let ip = self.officials[o as usize].home_ip;
+            let region = self.accounts[acct as usize].region;
             for _ in 0..rng.random_range(1..=2) {
-                let id = w.new_resident_id(rng);
-                let a = w.new_account(id, region, "honest", "family_shared_phone");
-                w.officials[o as usize].family.push(a);
-                w.residents.push(Resident {
+                let id = self.new_resident_id(rng);
+                let a = self.new_account(id, region, "honest", "family_shared_phone");
+                self.officials[o as usize].family.push(a);
+                self.residents.push(Resident {
                     account: a,
                     region,
                     device: dev,
@@ -659,78 +724,83 @@ impl World {
             }
         }
         for i in 0..k.help_desk_workers {
-            let Some(o) = take() else { break };
-            let ofc = &mut w.officials[o as usize];
+            let Some(o) = pool.pop() else { break };
+            let ofc = &mut self.officials[o as usize];
             ofc.help_desk = true;
             ofc.role = Role::Grid;
             let acct = ofc.account;
-            w.accounts[acct as usize].scenario = "help_desk_registration";
-            w.referrers.push(format!("staff-{:04}", 1000 + i));
-            w.officials[o as usize].referrer = (w.referrers.len() - 1) as u32;
+            self.accounts[acct as usize].scenario = "help_desk_registration";
+            self.referrers.push(format!("staff-{:04}", 1000 + i));
+            self.officials[o as usize].referrer = (self.referrers.len() - 1) as u32;
         }
         if k.census_cleanup {
-            if let Some(o) = take() {
-                let ofc = &mut w.officials[o as usize];
+            if let Some(o) = pool.pop() {
+                let ofc = &mut self.officials[o as usize];
                 ofc.census = true;
                 ofc.role = Role::Registry {
                     registry: "population",
                 };
-                w.accounts[ofc.account as usize].scenario = "census_cleanup";
+                self.accounts[ofc.account as usize].scenario = "census_cleanup";
             }
         }
         for _ in 0..k.boat_patrollers {
-            let Some(o) = take() else { break };
-            let unit = w.officials[o as usize].unit;
-            let route = w.units[unit as usize].routes[0];
-            let ofc = &mut w.officials[o as usize];
+            let Some(o) = pool.pop() else { break };
+            let unit = self.officials[o as usize].unit;
+            let route = self.units[unit as usize].routes[0];
+            let ofc = &mut self.officials[o as usize];
             ofc.role = Role::Patrol {
                 route,
                 mode: Mode::Boat,
                 app: "river-chief",
             };
             ofc.phone.acc_base = rng.random_range(3.0..7.0);
-            w.accounts[ofc.account as usize].scenario = "boat_patrol";
+            self.accounts[ofc.account as usize].scenario = "boat_patrol";
         }
         for _ in 0..k.poor_gps_patrollers {
-            let Some(o) = take() else { break };
-            let unit = w.officials[o as usize].unit;
-            let role = w.walk_patrol_role(unit, rng.random::<bool>());
-            let ofc = &mut w.officials[o as usize];
+            let Some(o) = pool.pop() else { break };
+            let unit = self.officials[o as usize].unit;
+            let role = self.walk_patrol_role(unit, rng.random::<bool>());
+            let ofc = &mut self.officials[o as usize];
             ofc.role = role;
             ofc.phone.poor_gps = true;
             ofc.phone.acc_base = rng.random_range(55.0..90.0);
-            w.accounts[ofc.account as usize].scenario = "poor_gps";
+            self.accounts[ofc.account as usize].scenario = "poor_gps";
         }
         for (mode, n, scenario) in [
             (Mode::Site, k.site_surveyors, "site_survey"),
             (Mode::Train, k.train_riders, "train_rider"),
         ] {
             for _ in 0..n {
-                let Some(o) = take() else { break };
-                let unit = w.officials[o as usize].unit;
+                let Some(o) = pool.pop() else { break };
+                let unit = self.officials[o as usize].unit;
                 let Role::Patrol { route, app, .. } =
-                    w.walk_patrol_role(unit, rng.random::<bool>())
+                    self.walk_patrol_role(unit, rng.random::<bool>())
                 else {
                     continue;
                 };
-                let ofc = &mut w.officials[o as usize];
+                let ofc = &mut self.officials[o as usize];
                 ofc.role = Role::Patrol { route, mode, app };
-                w.accounts[ofc.account as usize].scenario = scenario;
+                self.accounts[ofc.account as usize].scenario = scenario;
             }
         }
+    }
+
+    /// Officials converted to fraud: record churners and fake patrols.
+    fn convert_fraud(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, pool: &mut Vec<u32>) {
+        let f = &sc.fraud;
         if f.record_churn.enabled {
             for _ in 0..f.record_churn.workers {
-                let Some(o) = take() else { break };
+                let Some(o) = pool.pop() else { break };
                 let keys: Vec<u64> = (0..f.record_churn.churn_keys)
                     .map(|_| rng.random())
                     .collect();
-                let ofc = &mut w.officials[o as usize];
+                let ofc = &mut self.officials[o as usize];
                 ofc.role = Role::Registry {
                     registry: "population",
                 };
                 ofc.churn_keys = keys;
-                w.accounts[ofc.account as usize].label = "record_churn";
-                w.accounts[ofc.account as usize].scenario = "churn_worker";
+                self.accounts[ofc.account as usize].label = "record_churn";
+                self.accounts[ofc.account as usize].scenario = "churn_worker";
             }
         }
         if f.non_human_track.enabled {
@@ -743,52 +813,44 @@ impl World {
             ];
             for (fake, n) in kinds {
                 for _ in 0..n {
-                    let Some(o) = take() else { break };
-                    let unit = w.officials[o as usize].unit;
-                    let role = w.walk_patrol_role(unit, rng.random::<bool>());
-                    let ofc = &mut w.officials[o as usize];
+                    let Some(o) = pool.pop() else { break };
+                    let unit = self.officials[o as usize].unit;
+                    let role = self.walk_patrol_role(unit, rng.random::<bool>());
+                    let ofc = &mut self.officials[o as usize];
                     ofc.role = role;
                     ofc.fake = Some(fake);
-                    w.accounts[ofc.account as usize].label = "non_human_track";
-                    w.accounts[ofc.account as usize].scenario = fake.name();
+                    self.accounts[ofc.account as usize].label = "non_human_track";
+                    self.accounts[ofc.account as usize].scenario = fake.name();
                 }
             }
         }
+    }
 
-        // Registry workers get their record pools.
-        for o in w.officials.iter_mut() {
+    /// Registry workers get their record pools.
+    fn give_registry_pools(&mut self, rng: &mut ChaCha8Rng) {
+        for o in self.officials.iter_mut() {
             if matches!(o.role, Role::Registry { .. }) {
                 o.keys = (0..rng.random_range(200..400))
                     .map(|_| rng.random())
                     .collect();
             }
         }
+    }
 
-        // Residents.
-        for _ in 0..sc.population.residents {
-            let region = rng.random_range(0..nreg);
-            w.add_resident(
-                rng,
-                region,
-                0,
-                "honest",
-                "resident",
-                sc.population.resident_active_prob,
-            );
-        }
-
-        // Registration farms.
+    /// Registration farms: a referrer, devices, foreign IPs.
+    fn add_registration_farms(&mut self, sc: &Scenario, rng: &mut ChaCha8Rng, nreg: u32) {
+        let f = &sc.fraud;
         if f.registration_farm.enabled {
             let rf = &f.registration_farm;
             let foreign = ip_prefix(&rf.ip_prefix);
             for i in 0..rf.farms {
-                w.referrers
+                self.referrers
                     .push(format!("PR{:05}", 31000 + i * 17 + rng.random_range(0..17)));
-                let referrer = (w.referrers.len() - 1) as u32;
+                let referrer = (self.referrers.len() - 1) as u32;
                 let devices = (0..rf.devices)
                     .map(|_| {
                         let r: f64 = rng.random();
-                        w.new_device(
+                        self.new_device(
                             rng,
                             Some(if r < 0.4 {
                                 "virtual"
@@ -801,7 +863,7 @@ impl World {
                     })
                     .collect();
                 let ips = (0..rf.ips).map(|_| ip_in(foreign, rng)).collect();
-                w.regfarms.push(RegFarm {
+                self.regfarms.push(RegFarm {
                     referrer,
                     devices,
                     ips,
@@ -809,7 +871,6 @@ impl World {
                 });
             }
         }
-        w
     }
 
     pub(crate) fn add_resident(
@@ -908,6 +969,12 @@ impl World {
             event::push_u64(buf, ev.session);
             buf.push(b'"');
         }
+        self.encode_attrs(ev, day_strs, buf);
+        buf.push(b'}');
+    }
+
+    /// The event's `attrs` object, if it has one (with its leading comma).
+    fn encode_attrs(&self, ev: &Ev, day_strs: &[String], buf: &mut Vec<u8>) {
         match ev.attrs {
             Attrs::None => {}
             Attrs::Duration(d) => {
@@ -994,7 +1061,6 @@ impl World {
                 buf.push(b'}');
             }
         }
-        buf.push(b'}');
     }
 }
 

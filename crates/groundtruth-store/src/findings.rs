@@ -87,7 +87,6 @@ impl ReviewStore {
                 .map_err(|e| StoreError::invalid("finding", e.to_string()))?;
         }
         let now = now_us();
-        let system = Principal::system();
         let mut out = UpsertOutcome::default();
         let mut tx = self
             .write
@@ -127,117 +126,18 @@ impl ReviewStore {
                     id
                 }
             };
-            let summary = |raised: bool, score: f64, we: i64| json!({"detector": f.detector, "score": score, "window_end": rfc3339_us(we), "accounts": f.accounts.len(), "raised": raised});
-            match &existing {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO findings (finding_id, case_id, detector, score, window_start_us, window_end_us, evidence_key, raised, decided_by, version_us, body, first_seen_us, updated_us) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
-                    )
-                    .bind(f.finding_id.as_str())
-                    .bind(case_id)
-                    .bind(f.detector.as_str())
-                    .bind(f.score)
-                    .bind(ws)
-                    .bind(we)
-                    .bind(key.as_str())
-                    .bind(i64::from(raised))
-                    .bind(decided_by)
-                    .bind(version_us)
-                    .bind(body.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("insert a finding"))?;
-                    record(
-                        &mut tx,
-                        now,
-                        Change {
-                            actor: &system,
-                            action: if raised {
-                                "finding.created"
-                            } else {
-                                "finding.suppressed"
-                            },
-                            entity: "finding",
-                            entity_id: f.finding_id.clone(),
-                            case_id: Some(case_id),
-                            region: None,
-                            before: None,
-                            after: Some(summary(raised, f.score, we)),
-                        },
-                    )
-                    .await?;
-                }
-                Some(e) if e.body == body => {
-                    // The same version again (a window re-run after a crash).
-                    sqlx::query("UPDATE findings SET version_us = $1 WHERE finding_id = $2")
-                        .bind(version_us)
-                        .bind(f.finding_id.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("update a finding"))?;
-                }
-                Some(e) => {
-                    sqlx::query(
-                        "UPDATE findings SET detector = $1, score = $2, window_start_us = $3, window_end_us = $4, evidence_key = $5, raised = $6, decided_by = $7, version_us = $8, body = $9, updated_us = $10 \
-                         WHERE finding_id = $11",
-                    )
-                    .bind(f.detector.as_str())
-                    .bind(f.score)
-                    .bind(ws)
-                    .bind(we)
-                    .bind(key.as_str())
-                    .bind(i64::from(raised))
-                    .bind(decided_by)
-                    .bind(version_us)
-                    .bind(body.as_str())
-                    .bind(now)
-                    .bind(f.finding_id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("update a finding"))?;
-                    record(
-                        &mut tx,
-                        now,
-                        Change {
-                            actor: &system,
-                            action: "finding.updated",
-                            entity: "finding",
-                            entity_id: f.finding_id.clone(),
-                            case_id: Some(case_id),
-                            region: None,
-                            before: Some(summary(e.raised, e.score, e.window_end_us)),
-                            after: Some(summary(raised, f.score, we)),
-                        },
-                    )
-                    .await?;
-                }
-            }
-            for a in &f.accounts {
-                sqlx::query(
-                    "INSERT INTO case_accounts (case_id, account_id, region) VALUES ($1, $2, $3) \
-                     ON CONFLICT (case_id, account_id) DO UPDATE SET region = COALESCE(case_accounts.region, excluded.region)",
-                )
-                    .bind(case_id)
-                    .bind(a.as_str())
-                    .bind(scope.accounts.get(a).map(String::as_str))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("record a case's accounts"))?;
-            }
-            for (r, n) in &scope.regions {
-                sqlx::query(
-                    "INSERT INTO case_regions (case_id, region, accounts) VALUES ($1, $2, $3) \
-                     ON CONFLICT (case_id, region) DO UPDATE SET accounts = CASE WHEN excluded.accounts > case_regions.accounts THEN excluded.accounts ELSE case_regions.accounts END",
-                )
-                .bind(case_id)
-                .bind(r.as_str())
-                .bind(*n)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record a case's regions"))?;
-            }
+            let row = FindingRow {
+                case_id,
+                ws,
+                we,
+                key: &key,
+                raised,
+                decided_by,
+                version_us,
+                body: &body,
+            };
+            write_row(&mut tx, f, existing.as_ref(), &row, now).await?;
+            record_scope(&mut tx, case_id, f, &scope).await?;
             let fresh = existing.is_none() || !same_evidence;
             if raised && fresh {
                 new_evidence
@@ -546,4 +446,153 @@ pub(crate) async fn refresh_case(
         .await?;
     }
     Ok(reopen)
+}
+/// What a finding's row is set to.
+struct FindingRow<'a> {
+    case_id: i64,
+    ws: i64,
+    we: i64,
+    key: &'a str,
+    raised: bool,
+    decided_by: Option<i64>,
+    version_us: i64,
+    body: &'a str,
+}
+
+/// The audit summary of a finding's row.
+fn summary(f: &Finding, raised: bool, score: f64, we: i64) -> serde_json::Value {
+    json!({"detector": f.detector, "score": score, "window_end": rfc3339_us(we), "accounts": f.accounts.len(), "raised": raised})
+}
+
+/// Inserts or updates finding `f`'s row (`existing`: what is stored), with
+/// its audit record; the same version again only moves `version_us`.
+async fn write_row(
+    tx: &mut AnyConnection,
+    f: &Finding,
+    existing: Option<&Existing>,
+    row: &FindingRow<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let system = Principal::system();
+    match existing {
+        None => {
+            sqlx::query(
+                "INSERT INTO findings (finding_id, case_id, detector, score, window_start_us, window_end_us, evidence_key, raised, decided_by, version_us, body, first_seen_us, updated_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(f.finding_id.as_str())
+            .bind(row.case_id)
+            .bind(f.detector.as_str())
+            .bind(f.score)
+            .bind(row.ws)
+            .bind(row.we)
+            .bind(row.key)
+            .bind(i64::from(row.raised))
+            .bind(row.decided_by)
+            .bind(row.version_us)
+            .bind(row.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("insert a finding"))?;
+            record(
+                tx,
+                now,
+                Change {
+                    actor: &system,
+                    action: if row.raised {
+                        "finding.created"
+                    } else {
+                        "finding.suppressed"
+                    },
+                    entity: "finding",
+                    entity_id: f.finding_id.clone(),
+                    case_id: Some(row.case_id),
+                    region: None,
+                    before: None,
+                    after: Some(summary(f, row.raised, f.score, row.we)),
+                },
+            )
+            .await?;
+        }
+        Some(e) if e.body == row.body => {
+            // The same version again (a window re-run after a crash).
+            sqlx::query("UPDATE findings SET version_us = $1 WHERE finding_id = $2")
+                .bind(row.version_us)
+                .bind(f.finding_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("update a finding"))?;
+        }
+        Some(e) => {
+            sqlx::query(
+                "UPDATE findings SET detector = $1, score = $2, window_start_us = $3, window_end_us = $4, evidence_key = $5, raised = $6, decided_by = $7, version_us = $8, body = $9, updated_us = $10 \
+                 WHERE finding_id = $11",
+            )
+            .bind(f.detector.as_str())
+            .bind(f.score)
+            .bind(row.ws)
+            .bind(row.we)
+            .bind(row.key)
+            .bind(i64::from(row.raised))
+            .bind(row.decided_by)
+            .bind(row.version_us)
+            .bind(row.body)
+            .bind(now)
+            .bind(f.finding_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db("update a finding"))?;
+            record(
+                tx,
+                now,
+                Change {
+                    actor: &system,
+                    action: "finding.updated",
+                    entity: "finding",
+                    entity_id: f.finding_id.clone(),
+                    case_id: Some(row.case_id),
+                    region: None,
+                    before: Some(summary(f, e.raised, e.score, e.window_end_us)),
+                    after: Some(summary(f, row.raised, f.score, row.we)),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records the case's accounts (with their regions) and regions.
+async fn record_scope(
+    tx: &mut AnyConnection,
+    case_id: i64,
+    f: &Finding,
+    scope: &FindingScope,
+) -> Result<(), StoreError> {
+    for a in &f.accounts {
+        sqlx::query(
+            "INSERT INTO case_accounts (case_id, account_id, region) VALUES ($1, $2, $3) \
+             ON CONFLICT (case_id, account_id) DO UPDATE SET region = COALESCE(case_accounts.region, excluded.region)",
+        )
+            .bind(case_id)
+            .bind(a.as_str())
+            .bind(scope.accounts.get(a).map(String::as_str))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record a case's accounts"))?;
+    }
+    for (r, n) in &scope.regions {
+        sqlx::query(
+            "INSERT INTO case_regions (case_id, region, accounts) VALUES ($1, $2, $3) \
+             ON CONFLICT (case_id, region) DO UPDATE SET accounts = CASE WHEN excluded.accounts > case_regions.accounts THEN excluded.accounts ELSE case_regions.accounts END",
+        )
+        .bind(case_id)
+        .bind(r.as_str())
+        .bind(*n)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("record a case's regions"))?;
+    }
+    Ok(())
 }

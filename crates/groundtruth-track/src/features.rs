@@ -155,14 +155,7 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         0.0
     };
 
-    // Fix intervals.
-    let dts: Vec<f64> = pts.iter().skip(1).map(|p| p.dt_s).collect();
-    let in_track: Vec<f64> = dts.iter().copied().filter(|&d| d <= th::GAP_S).collect();
-    let fix_interval_median_s = quantile(&mut in_track.clone(), 0.5).unwrap_or(0.0);
-    let (m, sd) = mean_sd(&in_track);
-    let fix_interval_cv = if m > 0.0 { sd / m } else { 0.0 };
-    let gaps = dts.iter().filter(|&&d| d > th::GAP_S).count();
-    let gap_s = dts.iter().filter(|&&d| d > th::GAP_S).sum();
+    let (fix_interval_median_s, fix_interval_cv, gaps, gap_s) = fix_intervals(&pts);
 
     // Stops.
     let stop_r = th::stop_radius(acc_med);
@@ -186,58 +179,11 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
                 && !tele_at.contains(&pts[i].t_ms)
         })
         .collect();
-    let speeds: Vec<f64> = moving.iter().map(|&i| pts[i].speed()).collect();
-    let mut sp = speeds.clone();
-    let speed_median = quantile(&mut sp, 0.5).unwrap_or(0.0);
-    let speed_p95 = quantile(&mut sp, 0.95).unwrap_or(0.0);
-    let speed_max = sp.last().copied().unwrap_or(0.0);
-    let mut dev: Vec<f64> = speeds.iter().map(|v| (v - speed_median).abs()).collect();
-    let speed_mad_ratio = if speed_median > 0.0 {
-        quantile(&mut dev, 0.5).unwrap_or(0.0) / speed_median
-    } else {
-        0.0
-    };
-    let mut accel: Vec<f64> = moving
-        .windows(2)
-        .filter(|w| w[1] == w[0] + 1)
-        .map(|w| {
-            let (a, b) = (pts[w[0]], pts[w[1]]);
-            (b.speed() - a.speed()).abs() / ((a.dt_s + b.dt_s) / 2.0)
-        })
-        .collect();
-    let accel_p95 = quantile(&mut accel, 0.95).unwrap_or(0.0);
+    let sp = speeds(&pts, &moving);
 
     // Path over moving steps; shape.
     let path_m: f64 = moving.iter().map(|&i| pts[i].step_m).sum();
-    let net_m = if n > 1 {
-        dist((pts[0].x, pts[0].y), (pts[n - 1].x, pts[n - 1].y))
-    } else {
-        0.0
-    };
-    let straightness = if path_m > 0.0 {
-        (net_m / path_m).min(1.0)
-    } else {
-        0.0
-    };
-    let (cx, cy) = centroid(&pts);
-    let radius_of_gyration_m = if n > 0 {
-        (pts.iter()
-            .map(|p| (p.x - cx).powi(2) + (p.y - cy).powi(2))
-            .sum::<f64>()
-            / n as f64)
-            .sqrt()
-    } else {
-        0.0
-    };
-    let max_excursion_m = pts
-        .iter()
-        .map(|p| dist((pts[0].x, pts[0].y), (p.x, p.y)))
-        .fold(0.0, f64::max);
-    let return_ratio = if max_excursion_m > 0.0 {
-        net_m / max_excursion_m
-    } else {
-        0.0
-    };
+    let shape = shape(&pts, path_m);
 
     // Turning and sinuosity on the rediscretised moving path.
     let poly = moving_polyline(&pts, &stops, &in_stop, &tele_at);
@@ -267,20 +213,7 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
     let runs = bursts(&pts, &moving, &in_stop, acc_med);
     let burst_speed_median =
         quantile(&mut runs.iter().map(|r| r.2).collect::<Vec<_>>(), 0.5).unwrap_or(0.0);
-    let (home_returns, home_dashes) = match home(&pts) {
-        Some(h) => {
-            let (r_in, r_out) = th::home_radii(acc_med);
-            let dashes = runs
-                .iter()
-                .filter(|r| {
-                    let (a, b) = (pts[r.0], pts[r.1]);
-                    dist(h, (a.x, a.y)) >= r_out - r_in && dist(h, (b.x, b.y)) <= r_in
-                })
-                .count();
-            (home_returns(&pts, h, acc_med), dashes)
-        }
-        None => (0, 0),
-    };
+    let (home_returns, home_dashes) = home_figures(&pts, &runs, acc_med);
     let bursts = runs.len();
 
     Features {
@@ -293,17 +226,17 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         gaps,
         gap_s,
         path_m,
-        net_m,
-        straightness,
-        radius_of_gyration_m,
-        max_excursion_m,
-        return_ratio,
+        net_m: shape.net_m,
+        straightness: shape.straightness,
+        radius_of_gyration_m: shape.radius_of_gyration_m,
+        max_excursion_m: shape.max_excursion_m,
+        return_ratio: shape.return_ratio,
         moving_steps: moving.len(),
-        speed_median,
-        speed_p95,
-        speed_max,
-        speed_mad_ratio,
-        accel_p95,
+        speed_median: sp.median,
+        speed_p95: sp.p95,
+        speed_max: sp.max,
+        speed_mad_ratio: sp.mad_ratio,
+        accel_p95: sp.accel_p95,
         stops: stops.len(),
         stop_s,
         stop_median_s,
@@ -338,6 +271,127 @@ pub fn compute(fixes: &[Fix], points: &[Point]) -> Features {
         home_dashes,
         mock_share,
     }
+}
+
+/// Fix intervals within the track (gaps excluded): their median and
+/// coefficient of variation; and the gaps: how many, how long in all.
+fn fix_intervals(pts: &[Point]) -> (f64, f64, usize, f64) {
+    let dts: Vec<f64> = pts.iter().skip(1).map(|p| p.dt_s).collect();
+    let in_track: Vec<f64> = dts.iter().copied().filter(|&d| d <= th::GAP_S).collect();
+    let median = quantile(&mut in_track.clone(), 0.5).unwrap_or(0.0);
+    let (m, sd) = mean_sd(&in_track);
+    let cv = if m > 0.0 { sd / m } else { 0.0 };
+    let gaps = dts.iter().filter(|&&d| d > th::GAP_S).count();
+    let gap_s = dts.iter().filter(|&&d| d > th::GAP_S).sum();
+    (median, cv, gaps, gap_s)
+}
+
+/// Speeds over the moving steps.
+struct Speeds {
+    median: f64,
+    p95: f64,
+    max: f64,
+    /// Median absolute deviation over the median.
+    mad_ratio: f64,
+    /// 95th percentile of the change of speed between consecutive moving
+    /// steps, per second.
+    accel_p95: f64,
+}
+
+fn speeds(pts: &[Point], moving: &[usize]) -> Speeds {
+    let speeds: Vec<f64> = moving.iter().map(|&i| pts[i].speed()).collect();
+    let mut sp = speeds.clone();
+    let median = quantile(&mut sp, 0.5).unwrap_or(0.0);
+    let p95 = quantile(&mut sp, 0.95).unwrap_or(0.0);
+    let max = sp.last().copied().unwrap_or(0.0);
+    let mut dev: Vec<f64> = speeds.iter().map(|v| (v - median).abs()).collect();
+    let mad_ratio = if median > 0.0 {
+        quantile(&mut dev, 0.5).unwrap_or(0.0) / median
+    } else {
+        0.0
+    };
+    let mut accel: Vec<f64> = moving
+        .windows(2)
+        .filter(|w| w[1] == w[0] + 1)
+        .map(|w| {
+            let (a, b) = (pts[w[0]], pts[w[1]]);
+            (b.speed() - a.speed()).abs() / ((a.dt_s + b.dt_s) / 2.0)
+        })
+        .collect();
+    let accel_p95 = quantile(&mut accel, 0.95).unwrap_or(0.0);
+    Speeds {
+        median,
+        p95,
+        max,
+        mad_ratio,
+        accel_p95,
+    }
+}
+
+/// The track's shape: start to end against the path, spread, reach.
+struct Shape {
+    net_m: f64,
+    straightness: f64,
+    radius_of_gyration_m: f64,
+    max_excursion_m: f64,
+    return_ratio: f64,
+}
+
+fn shape(pts: &[Point], path_m: f64) -> Shape {
+    let n = pts.len();
+    let net_m = if n > 1 {
+        dist((pts[0].x, pts[0].y), (pts[n - 1].x, pts[n - 1].y))
+    } else {
+        0.0
+    };
+    let straightness = if path_m > 0.0 {
+        (net_m / path_m).min(1.0)
+    } else {
+        0.0
+    };
+    let (cx, cy) = centroid(pts);
+    let radius_of_gyration_m = if n > 0 {
+        (pts.iter()
+            .map(|p| (p.x - cx).powi(2) + (p.y - cy).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt()
+    } else {
+        0.0
+    };
+    let max_excursion_m = pts
+        .iter()
+        .map(|p| dist((pts[0].x, pts[0].y), (p.x, p.y)))
+        .fold(0.0, f64::max);
+    let return_ratio = if max_excursion_m > 0.0 {
+        net_m / max_excursion_m
+    } else {
+        0.0
+    };
+    Shape {
+        net_m,
+        straightness,
+        radius_of_gyration_m,
+        max_excursion_m,
+        return_ratio,
+    }
+}
+
+/// Returns to the most visited spot, and the bursts (`runs`) that end there
+/// coming from well away (dashes home).
+fn home_figures(pts: &[Point], runs: &[(usize, usize, f64)], acc_med: f64) -> (usize, usize) {
+    let Some(h) = home(pts) else {
+        return (0, 0);
+    };
+    let (r_in, r_out) = th::home_radii(acc_med);
+    let dashes = runs
+        .iter()
+        .filter(|r| {
+            let (a, b) = (pts[r.0], pts[r.1]);
+            dist(h, (a.x, a.y)) >= r_out - r_in && dist(h, (b.x, b.y)) <= r_in
+        })
+        .count();
+    (home_returns(pts, h, acc_med), dashes)
 }
 
 fn centroid(pts: &[Point]) -> (f64, f64) {

@@ -53,6 +53,7 @@ use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::{Column, IsNotNullExpr, IsNullExpr};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::PhysicalExpr;
@@ -181,14 +182,90 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     };
 
     let out_schema = agg.schema();
+    let Some((keys, mut as_dictionary)) = group_keys(agg, &below, &scanned, file_schema)? else {
+        return Ok(None);
+    };
+    if as_dictionary.is_empty() {
+        return Ok(None);
+    }
+    let predicate = filter.as_ref().map(|(_, p)| p);
+    let Some(derivable) = derivable(
+        agg,
+        predicate,
+        &below,
+        &scanned,
+        file_schema,
+        &as_dictionary,
+    ) else {
+        return Ok(None);
+    };
+    let Some((aggregates, parts)) =
+        moved_aggregates(agg, &derivable, &below, &scanned, &mut as_dictionary)?
+    else {
+        return Ok(None);
+    };
+    let is_dictionary = |c: &Column| {
+        scanned
+            .get(c.index())
+            .is_none_or(|t| as_dictionary.contains(t))
+    };
+    if filter
+        .as_ref()
+        .is_some_and(|(_, predicate)| !filter_keeps(predicate, &is_dictionary))
+    {
+        return Ok(None);
+    }
+    // The scan's predicate (a copy of the filter, or a join's dynamic
+    // filter) is over the table's columns. One that reads a dictionary
+    // column other than to test it for null is left out when it only
+    // skips row groups (fewer skipped, same rows), and refuses the rule
+    // when it filters rows.
+    let table_is_dictionary = |c: &Column| as_dictionary.contains(&c.index());
+    let predicate = match source.filter() {
+        Some(p) if filter_keeps(&p, &table_is_dictionary) => Some(p),
+        Some(_) if row_filtering => return Ok(None),
+        _ => None,
+    };
+
+    let new_scan = dictionary_scan(config, parquet, &as_dictionary, predicate, scanned)?;
+    let input = match filter {
+        Some((f, _)) => f.replace_children(
+            vec![new_scan],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )?,
+        None => new_scan,
+    };
+    Ok(Some(Arc::new(DictionaryKeyAggregateExec::new(
+        input,
+        keys,
+        aggregates,
+        parts,
+        out_schema,
+        agg.group_expr()
+            .expr()
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect(),
+    ))))
+}
+
+/// The aggregate's group keys as the node keys them: a dictionary column
+/// (or a key computed from one), or an integer column; and the table
+/// columns to read as dictionaries. `None` when a key is neither.
+fn group_keys(
+    agg: &AggregateExec,
+    below: &[usize],
+    scanned: &[usize],
+    file_schema: &SchemaRef,
+) -> Result<Option<(Vec<Key>, HashSet<usize>)>> {
+    let out_schema = agg.schema();
     let mut keys = Vec::new();
     let mut as_dictionary = HashSet::new();
     for (i, (expr, _)) in agg.group_expr().expr().iter().enumerate() {
         let output = out_schema.field(i).data_type().clone();
         if expr.downcast_ref::<Column>().is_none() {
             // A key computed from one dictionary column.
-            let Some((input, map)) = mapped_key(expr, &output, &below, &scanned, file_schema)?
-            else {
+            let Some((input, map)) = mapped_key(expr, &output, below, scanned, file_schema)? else {
                 return Ok(None);
             };
             as_dictionary.insert(scanned[below[input]]);
@@ -225,9 +302,21 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             map: None,
         });
     }
-    if as_dictionary.is_empty() {
-        return Ok(None);
-    }
+    Ok(Some((keys, as_dictionary)))
+}
+
+/// The aggregates' input columns whose parts can be computed per
+/// dictionary value: read inside a part of one dictionary column, never
+/// whole, and not read by the filter `predicate`. `None` when an aggregate
+/// reads a key column whole.
+fn derivable(
+    agg: &AggregateExec,
+    predicate: Option<&Arc<dyn PhysicalExpr>>,
+    below: &[usize],
+    scanned: &[usize],
+    file_schema: &SchemaRef,
+    as_dictionary: &HashSet<usize>,
+) -> Option<HashSet<usize>> {
     // The aggregates' arguments: a part that reads one dictionary column
     // alone (`kind = 'session_end'` in `sum(CASE WHEN kind = 'session_end'
     // THEN ... END)`) is computed once per dictionary and taken per row
@@ -245,12 +334,11 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         .iter()
         .any(|&i| table_of(i).is_none_or(|t| as_dictionary.contains(&t)))
     {
-        return Ok(None);
+        return None;
     }
     let filter_reads = |i: usize| {
-        filter.as_ref().is_some_and(|(_, predicate)| {
-            !filter_keeps(predicate, &|c: &Column| c.index() == below[i])
-        })
+        predicate
+            .is_some_and(|predicate| !filter_keeps(predicate, &|c: &Column| c.index() == below[i]))
     };
     let derivable: HashSet<usize> = parts_of
         .into_iter()
@@ -264,6 +352,24 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
                 })
         })
         .collect();
+    Some(derivable)
+}
+
+/// The aggregates with their parts taken out, and the parts.
+type MovedAggregates = (Vec<Arc<AggregateFunctionExpr>>, Arc<Parts>);
+
+/// The aggregates with their dictionary parts taken out (computed once per
+/// dictionary value, see [`derive`]), and those parts; the columns the
+/// parts read join `as_dictionary`. `None` when an aggregate cannot take
+/// its new arguments.
+fn moved_aggregates(
+    agg: &AggregateExec,
+    derivable: &HashSet<usize>,
+    below: &[usize],
+    scanned: &[usize],
+    as_dictionary: &mut HashSet<usize>,
+) -> Result<Option<MovedAggregates>> {
+    let table_of = |i: usize| below.get(i).and_then(|&b| scanned.get(b)).copied();
     let input_schema = agg.input().schema();
     let mut derived = Vec::new();
     let mut aggregates = Vec::new();
@@ -271,7 +377,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         let args = a
             .expressions()
             .iter()
-            .map(|e| derive(e, &derivable, &mut derived, input_schema.fields().len()))
+            .map(|e| derive(e, derivable, &mut derived, input_schema.fields().len()))
             .collect::<Result<Vec<_>>>()?;
         let Some(moved) = a.with_new_expressions(args, Vec::new()) else {
             return Ok(None);
@@ -294,29 +400,19 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     }
     let parts = Arc::new(Parts { derived, fields });
 
-    let is_dictionary = |c: &Column| {
-        scanned
-            .get(c.index())
-            .is_none_or(|t| as_dictionary.contains(t))
-    };
-    if filter
-        .as_ref()
-        .is_some_and(|(_, predicate)| !filter_keeps(predicate, &is_dictionary))
-    {
-        return Ok(None);
-    }
-    // The scan's predicate (a copy of the filter, or a join's dynamic
-    // filter) is over the table's columns. One that reads a dictionary
-    // column other than to test it for null is left out when it only
-    // skips row groups (fewer skipped, same rows), and refuses the rule
-    // when it filters rows.
-    let table_is_dictionary = |c: &Column| as_dictionary.contains(&c.index());
-    let predicate = match source.filter() {
-        Some(p) if filter_keeps(&p, &table_is_dictionary) => Some(p),
-        Some(_) if row_filtering => return Ok(None),
-        _ => None,
-    };
+    Ok(Some((aggregates, parts)))
+}
 
+/// The scan again, reading the `as_dictionary` columns as dictionaries
+/// (each file's read schema too), with `predicate`.
+fn dictionary_scan(
+    config: &FileScanConfig,
+    parquet: &ParquetSource,
+    as_dictionary: &HashSet<usize>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    scanned: Vec<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let file_schema = config.file_schema();
     let read_schema: SchemaRef = Arc::new(Schema::new_with_metadata(
         file_schema
             .fields()
@@ -360,26 +456,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         .with_projection_indices(Some(scanned))?
         .with_file_groups(groups)
         .build();
-    let new_scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(new_config);
-    let input = match filter {
-        Some((f, _)) => f.replace_children(
-            vec![new_scan],
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )?,
-        None => new_scan,
-    };
-    Ok(Some(Arc::new(DictionaryKeyAggregateExec::new(
-        input,
-        keys,
-        aggregates,
-        parts,
-        out_schema,
-        agg.group_expr()
-            .expr()
-            .iter()
-            .map(|(_, name)| name.clone())
-            .collect(),
-    ))))
+    Ok(DataSourceExec::from_data_source(new_config))
 }
 
 /// Notes in `whole` the columns `expr` reads as they are, in `parts_of`
