@@ -689,6 +689,7 @@ impl ReviewStore {
             now,
         )
         .await?;
+        clear_proposal_time(&mut tx, case_id).await?;
         if verdict.is_final() {
             sqlx::query(
                 "INSERT INTO decided_evidence (evidence_key, verdict, verdict_id, case_id, at_us) \
@@ -778,6 +779,7 @@ impl ReviewStore {
             now,
         )
         .await?;
+        clear_proposal_time(&mut tx, case_id).await?;
         let case = finish(
             tx,
             actor,
@@ -1261,6 +1263,17 @@ async fn update_case(
         )));
     }
     sync_case_regions(conn, case_id).await
+}
+
+/// A proposal decided (signed off, refused or overtaken by a verdict)
+/// leaves no time behind: `proposed_us` goes with `proposed_by`.
+async fn clear_proposal_time(conn: &mut AnyConnection, case_id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET proposed_us = NULL WHERE case_id = $1")
+        .bind(case_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("clear a decided proposal"))?;
+    Ok(())
 }
 
 /// Who a decision leaves the case with: its assignee, or the inspector

@@ -1230,3 +1230,66 @@ async fn a_city_sees_only_its_own_accounts_and_evidence_of_a_case_across_regions
         .unwrap();
     assert_eq!(claimed.accounts, vec!["nn-1", "nn-2"]);
 }
+
+/// A proposal (four eyes) that is sent back or signed off leaves nothing
+/// of itself on the case: not its author, note or time.
+#[tokio::test]
+async fn a_decided_proposal_leaves_no_time_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("review.db").display().to_string();
+    let opts = StoreOptions {
+        four_eyes: vec!["phone_farm".into()],
+        ..StoreOptions::default()
+    };
+    let s = ReviewStore::open(&url, &opts).await.unwrap();
+    let f = finding("f1", "phone_farm", &["a1", "a2", "a3"], "450102", 0.9, 2);
+    s.upsert_findings(day_us(2), &[f]).await.unwrap();
+    let case_id = s
+        .list_cases(
+            &Scope::nationwide(),
+            &CaseQuery {
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items[0]
+        .case_id;
+    let li = token(&s, "li", Role::Inspector, "45").await;
+    let wang = token(&s, "wang", Role::Inspector, "45").await;
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&format!("sqlite:{url}"))
+        .await
+        .unwrap();
+    let proposed_us = || async {
+        let row = sqlx::query("SELECT proposed_us FROM cases WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        sqlx::Row::try_get::<Option<i64>, _>(&row, "proposed_us").unwrap()
+    };
+
+    let c = s
+        .record_verdict(&li, case_id, Verdict::Confirmed, "eight phones", None)
+        .await
+        .unwrap();
+    assert!(c.proposal.is_some() && proposed_us().await.is_some());
+    let c = s
+        .record_verdict(&wang, case_id, Verdict::Dismissed, "a handover", None)
+        .await
+        .unwrap();
+    assert!(c.proposal.is_none(), "{c:?}");
+    assert_eq!(proposed_us().await, None, "sent back");
+
+    s.record_verdict(&li, case_id, Verdict::Confirmed, "five mornings", None)
+        .await
+        .unwrap();
+    let c = s
+        .record_verdict(&wang, case_id, Verdict::Confirmed, "agreed", None)
+        .await
+        .unwrap();
+    assert_eq!(c.verdict, Some(Verdict::Confirmed), "{c:?}");
+    assert_eq!(proposed_us().await, None, "signed off");
+}
