@@ -24,7 +24,7 @@
 //!    code, not a promotion code), that account is named too: the bought
 //!    registrations fill its quota, and it is who an inspector must ask.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use groundtruth_finding::{rfc3339_ms, Finding};
 use serde_json::{json, Map};
@@ -48,6 +48,10 @@ pub const EMULATOR_SHARE: f64 = 0.2;
 
 /// Chance threshold of the "never came back" test.
 pub const NO_RETURN_P: f64 = 1e-4;
+
+/// The span of a source's "busiest hour" (the evidence's normal rate beside
+/// a burst), microseconds.
+const HOUR_US: i64 = 3_600_000_000;
 
 /// Time after registration before "did not come back" is read, seconds.
 pub const RETURN_HORIZON_S: f64 = 86_400.0;
@@ -118,6 +122,7 @@ pub fn detect(rows: &[Registration]) -> Vec<Finding> {
             start = i;
         }
     }
+    let busiest = busiest_hours(rows);
     let observed = rows.iter().filter(|r| r.observed()).count();
     let returned = rows
         .iter()
@@ -126,11 +131,60 @@ pub fn detect(rows: &[Registration]) -> Vec<Finding> {
     bursts
         .into_iter()
         .filter(|b| b.len() >= MIN_BURST)
-        .filter_map(|b| judge(b, observed, returned))
+        .filter_map(|b| judge(b, observed, returned, &busiest))
         .collect()
 }
 
-fn judge(b: &[Registration], all_observed: usize, all_returned: usize) -> Option<Finding> {
+/// Per (app, source): the most registrations it made within one hour.
+/// `rows` ordered by (app_id, source, t_us).
+fn busiest_hours(rows: &[Registration]) -> BTreeMap<(&str, &str), usize> {
+    let mut out: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut from = 0;
+    for (i, r) in rows.iter().enumerate() {
+        let key = (r.app_id.as_str(), r.source.as_str());
+        while from < i
+            && ((rows[from].app_id.as_str(), rows[from].source.as_str()) != key
+                || r.t_us - rows[from].t_us >= HOUR_US)
+        {
+            from += 1;
+        }
+        let e = out.entry(key).or_default();
+        *e = (*e).max(i - from + 1);
+    }
+    out
+}
+
+/// The median of the other sources' busiest hours in `app` (`None` when
+/// there is no other source): the normal pace of registering beside a
+/// burst. A help desk registers a few residents an hour at its busiest.
+fn others_busiest_hour(
+    busiest: &BTreeMap<(&str, &str), usize>,
+    app: &str,
+    source: &str,
+) -> Option<f64> {
+    let mut v: Vec<usize> = busiest
+        .iter()
+        .filter(|((a, s), _)| *a == app && *s != source)
+        .map(|(_, n)| *n)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m] as f64
+    } else {
+        (v[m - 1] + v[m]) as f64 / 2.0
+    })
+}
+
+fn judge(
+    b: &[Registration],
+    all_observed: usize,
+    all_returned: usize,
+    busiest: &BTreeMap<(&str, &str), usize>,
+) -> Option<Finding> {
     let n = b.len();
     let devices: BTreeSet<&str> = b.iter().filter_map(|r| r.device_id.as_deref()).collect();
     let no_device = b.iter().filter(|r| r.device_id.is_none()).count();
@@ -204,6 +258,16 @@ fn judge(b: &[Registration], all_observed: usize, all_returned: usize) -> Option
     ev.insert("observed".into(), json!(seen.len()));
     ev.insert("came_back".into(), json!(came_back));
     ev.insert("others_return_rate".into(), json!(round2(base_rate)));
+    // The normal pace beside the burst: its own busiest hour against the
+    // other sources' (median) in the same app.
+    ev.insert(
+        "busiest_hour".into(),
+        json!(busiest_hours(b).values().max().copied().unwrap_or(n)),
+    );
+    ev.insert(
+        "others_busiest_hour".into(),
+        json!(others_busiest_hour(busiest, &first.app_id, &first.source).map(round2)),
+    );
     ev.insert(
         "claimed_regions".into(),
         json!(b
@@ -319,6 +383,11 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].accounts.len(), 40);
         assert!(f[0].evidence["signals"].as_array().unwrap().len() >= 2);
+        // Beside the burst, the normal pace: 40 within its busiest hour;
+        // the other sources' busiest hours (the help desk's 2, 60
+        // residents' 1 each) have a median of 1.
+        assert_eq!(f[0].evidence["busiest_hour"], 40);
+        assert_eq!(f[0].evidence["others_busiest_hour"], 1.0);
         f[0].validate().unwrap();
 
         // The same farm through an official's own referral code (an

@@ -806,8 +806,14 @@ function evidenceSection(rec) {
       break;
     }
     case 'registration_farm': {
-      if (Array.isArray(ev.times) && ev.times.length) parts.push(figure(t('ev.registrations'), C.histogram(ev.times, { labels: { title: t('ev.registrations') } })));
-      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'referrer', 'signals', 'registrations', 'minutes', 'devices', 'ips', 'per_device', 'per_ip', 'emulated', 'observed', 'came_back', 'others_return_rate', 'claimed_regions'])));
+      // The burst per minute, beside the normal pace: the other sources'
+      // busiest hour (median) spread over its minutes.
+      const usual = ev.others_busiest_hour != null ? ev.others_busiest_hour / 60 : null;
+      if (Array.isArray(ev.times) && ev.times.length) {
+        parts.push(figure(t('ev.registrations'), C.histogram(ev.times, { usual, labels: { title: t('ev.registrations') } }),
+          usual != null ? legend([['#d62728', t('ev.legend.registrations')], ['#7f7f7f', t('ev.legend.usual_registrations', { n: fmtValue(ev.others_busiest_hour) }), true]]) : null));
+      }
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['app_id', 'referrer', 'signals', 'registrations', 'minutes', 'busiest_hour', 'others_busiest_hour', 'devices', 'ips', 'per_device', 'per_ip', 'emulated', 'observed', 'came_back', 'others_return_rate', 'claimed_regions'])));
       break;
     }
     case 'record_churn': {

@@ -323,7 +323,7 @@ export function checkinScatter(checkIns, { labels }) {
 }
 
 /** Counts per bin of `minutes` for a list of timestamps. */
-export function histogram(times, { labels, minutes = 1 }) {
+export function histogram(times, { labels, minutes = 1, usual = null }) {
   const ms = times.map((x) => Date.parse(x)).filter(Number.isFinite).sort((a, b) => a - b);
   const w = 640, h = 220, l = 40, r = 10, t = 12, b = 28;
   const svg = root('histogram', w, h, labels.title);
@@ -334,7 +334,7 @@ export function histogram(times, { labels, minutes = 1 }) {
   const counts = new Array(n).fill(0);
   for (const v of ms) { const i = Math.floor((v - start) / bin); if (i < n) counts[i]++; }
   const x = scale(0, n, l, w - r);
-  const ymax = Math.max(...counts, 1);
+  const ymax = Math.max(...counts, Number(usual) || 0, 1);
   const y = scale(0, ymax, h - b, t);
   const g = s('g', {});
   axisY(g, y, ticks(0, ymax, 4), l, w - r);
@@ -345,6 +345,12 @@ export function histogram(times, { labels, minutes = 1 }) {
       s('title', {}, `${hhmm(start + i * bin)} · ${c}`)));
   });
   svg.append(bars);
+  // The normal pace per bin (the other sources' busiest hour spread over
+  // it), dashed, drawn over the bars.
+  if (Number.isFinite(usual) && usual >= 0) {
+    svg.append(s('line', { x1: l, x2: w - r, y1: y(usual), y2: y(usual), stroke: '#7f7f7f', 'stroke-width': 2, 'stroke-dasharray': '6 4', class: 'usual' },
+      s('title', {}, String(Math.round(usual * 100) / 100))));
+  }
   for (const tv of ticks(0, n, 6)) svg.append(s('text', { x: x(tv), y: h - 8, 'text-anchor': 'middle', class: 'tick' }, hhmm(start + tv * bin)));
   return svg;
 }
