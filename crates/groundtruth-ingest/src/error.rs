@@ -14,6 +14,7 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[cfg(feature = "simulator")]
     #[error("simulation failed: {0}")]
     Sim(#[from] groundtruth_sim::SimError),
 }
@@ -28,6 +29,7 @@ impl Classified for IngestError {
                 ErrorDomain::User
             }
             IngestError::Read { .. } => ErrorDomain::External,
+            #[cfg(feature = "simulator")]
             IngestError::Sim(_) => ErrorDomain::User,
         }
     }

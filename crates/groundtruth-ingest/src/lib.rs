@@ -13,6 +13,7 @@ mod error;
 mod file;
 mod ingestor;
 mod scratch;
+#[cfg(feature = "simulator")]
 mod sim;
 mod telemetry;
 
@@ -20,5 +21,8 @@ pub use counts::IngestCounts;
 pub use error::IngestError;
 pub use file::{ingest_files, FileIngestStats};
 pub use ingestor::{FlushPolicy, Ingestor, Outcome};
-pub use scratch::{ingest_lines, simulate_into};
+pub use scratch::ingest_lines;
+#[cfg(feature = "simulator")]
+pub use scratch::simulate_into;
+#[cfg(feature = "simulator")]
 pub use sim::{ingest_simulation, LakeSink};

@@ -6,14 +6,17 @@ use std::path::Path;
 
 use groundtruth_event::{DecodeOptions, SourcePosition};
 use groundtruth_lake::{LakeOptions, LakeWriter};
-use groundtruth_sim::{Scenario, SimSummary};
 
-use crate::{ingest_simulation, FlushPolicy, IngestError, Ingestor};
+use crate::{FlushPolicy, IngestError, Ingestor};
 
 /// Simulates `scenario` into a new lake at `dir`; returns the labels.
-pub fn simulate_into(scenario: &Scenario, dir: &Path) -> Result<SimSummary, IngestError> {
+#[cfg(feature = "simulator")]
+pub fn simulate_into(
+    scenario: &groundtruth_sim::Scenario,
+    dir: &Path,
+) -> Result<groundtruth_sim::SimSummary, IngestError> {
     let mut ing = new_lake_ingestor(dir, "simulator")?;
-    ingest_simulation(&mut ing, scenario)
+    crate::ingest_simulation(&mut ing, scenario)
 }
 
 /// An ingestor with default options into a new lake at `dir`, its input
