@@ -138,20 +138,25 @@ pub fn detect(rows: &[Registration]) -> Vec<Finding> {
 /// Per (app, source): the most registrations it made within one hour.
 /// `rows` ordered by (app_id, source, t_us).
 fn busiest_hours(rows: &[Registration]) -> BTreeMap<(&str, &str), usize> {
-    let mut out: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    rows.chunk_by(|a, b| a.app_id == b.app_id && a.source == b.source)
+        .map(|run| {
+            let key = (run[0].app_id.as_str(), run[0].source.as_str());
+            (key, busiest_hour(run))
+        })
+        .collect()
+}
+
+/// The most of `rows` (one source's, by time) within one hour.
+fn busiest_hour(rows: &[Registration]) -> usize {
     let mut from = 0;
+    let mut most = 0;
     for (i, r) in rows.iter().enumerate() {
-        let key = (r.app_id.as_str(), r.source.as_str());
-        while from < i
-            && ((rows[from].app_id.as_str(), rows[from].source.as_str()) != key
-                || r.t_us - rows[from].t_us >= HOUR_US)
-        {
+        while r.t_us - rows[from].t_us >= HOUR_US {
             from += 1;
         }
-        let e = out.entry(key).or_default();
-        *e = (*e).max(i - from + 1);
+        most = most.max(i - from + 1);
     }
-    out
+    most
 }
 
 /// The median of the other sources' busiest hours in `app` (`None` when
@@ -260,10 +265,7 @@ fn judge(
     ev.insert("others_return_rate".into(), json!(round2(base_rate)));
     // The normal pace beside the burst: its own busiest hour against the
     // other sources' (median) in the same app.
-    ev.insert(
-        "busiest_hour".into(),
-        json!(busiest_hours(b).values().max().copied().unwrap_or(n)),
-    );
+    ev.insert("busiest_hour".into(), json!(busiest_hour(b)));
     ev.insert(
         "others_busiest_hour".into(),
         json!(others_busiest_hour(busiest, &first.app_id, &first.source).map(round2)),

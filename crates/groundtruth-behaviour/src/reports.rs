@@ -570,11 +570,7 @@ fn finding(
     if named.is_empty() {
         return None;
     }
-    let reports: u64 = episode.iter().map(|j| ud[&j.date].reports).sum();
-    let repeats: u64 = episode.iter().map(|j| ud[&j.date].repeats).sum();
-    let with_text: u64 = episode.iter().map(|j| ud[&j.date].with_text).sum();
-    let copies: u64 = episode.iter().map(|j| ud[&j.date].copies).sum();
-    let expected: f64 = episode.iter().map(|j| j.expected).sum();
+    let totals = Totals::of(episode, ud);
     let mut all_signs: BTreeSet<&str> = BTreeSet::new();
     for j in episode {
         all_signs.extend(fired(j, ln_budget));
@@ -584,29 +580,12 @@ fn finding(
     let end = episode.iter().map(|j| ud[&j.date].last_us).max()?;
     let (app, region) = (unit.0.as_str(), unit.1.as_str());
 
-    let reason = reason(
-        unit,
-        episode,
-        ud,
-        &all_signs,
-        (reports, repeats, with_text, copies),
-        expected,
-        &dates,
-    );
+    let reason = reason(unit, episode, ud, &all_signs, &totals, &dates);
     let score =
         (0.7 + 0.1 * (all_signs.len() as f64 - 1.0) + 0.05 * (episode.len().min(3) as f64 - 1.0))
             .min(0.97);
 
-    let ev = evidence(
-        unit,
-        episode,
-        ud,
-        &all_signs,
-        (reports, repeats, with_text, copies),
-        expected,
-        &named,
-        ln_budget,
-    );
+    let ev = evidence(unit, episode, ud, &all_signs, &totals, &named, ln_budget);
     Some(
         Draft {
             accounts: named.into_iter().map(|a| a.0).collect(),
@@ -618,6 +597,30 @@ fn finding(
         }
         .finding(DETECTOR, &[app, region, &dates[0]]),
     )
+}
+
+/// What an episode's days add up to.
+#[derive(Debug, Clone, Copy)]
+struct Totals {
+    reports: u64,
+    repeats: u64,
+    with_text: u64,
+    copies: u64,
+    /// Reports expected of the unit those days.
+    expected: f64,
+}
+
+impl Totals {
+    fn of(episode: &[Judged], ud: &BTreeMap<i32, UnitDay>) -> Totals {
+        let sum = |f: fn(&UnitDay) -> u64| episode.iter().map(|j| f(&ud[&j.date])).sum();
+        Totals {
+            reports: sum(|d| d.reports),
+            repeats: sum(|d| d.repeats),
+            with_text: sum(|d| d.with_text),
+            copies: sum(|d| d.copies),
+            expected: episode.iter().map(|j| j.expected).sum(),
+        }
+    }
 }
 
 /// Per account of the unit: its reports on the episode's days, and per
@@ -724,10 +727,16 @@ fn reason(
     episode: &[Judged],
     ud: &BTreeMap<i32, UnitDay>,
     all_signs: &BTreeSet<&str>,
-    (reports, repeats, with_text, copies): (u64, u64, u64, u64),
-    expected: f64,
+    totals: &Totals,
     dates: &[String],
 ) -> String {
+    let Totals {
+        reports,
+        repeats,
+        with_text,
+        copies,
+        expected,
+    } = *totals;
     let (app, region) = (unit.0.as_str(), unit.1.as_str());
     let Some(first) = episode.first() else {
         return String::new();
@@ -782,11 +791,17 @@ fn evidence(
     episode: &[Judged],
     ud: &BTreeMap<i32, UnitDay>,
     all_signs: &BTreeSet<&str>,
-    (reports, repeats, with_text, copies): (u64, u64, u64, u64),
-    expected: f64,
+    totals: &Totals,
     named: &[(String, u64, f64)],
     ln_budget: f64,
 ) -> Map<String, Value> {
+    let Totals {
+        reports,
+        repeats,
+        with_text,
+        copies,
+        expected,
+    } = *totals;
     let (app, region) = (unit.0.as_str(), unit.1.as_str());
     let mut ev = Map::new();
     ev.insert("app_id".into(), json!(app));

@@ -30,33 +30,37 @@ pub(crate) fn extract<T: DeserializeOwned>(l: &mut Layered, defaults: &Table) ->
             .map_or(message.as_str(), |(m, _)| m)
             .trim_end()
             .to_string();
-        let (path, fixed) = if let Some(key) = quoted(&message, "unknown field `") {
-            let path = join(&at, key);
+        // Each kind of error is set aside its own way: an unknown key
+        // dropped, a table missing a key (made by an override of one of its
+        // keys only) dropped, a bad value put back to its default (or
+        // dropped when it has none).
+        // (path reported, problem, path set aside, whether to its default)
+        let (path, problem, aside, restore) = if let Some(key) = quoted(&message, "unknown field `")
+        {
             let known = message
                 .split_once(", expected ")
                 .map(|(_, k)| format!("; expected {k}"))
                 .unwrap_or_default();
-            l.problem(&path, format!("unknown setting{known}"));
-            let removed = l.remove(&path);
-            (path, removed)
-        } else if let Some(key) = quoted(&message, "missing field `") {
             let path = join(&at, key);
-            l.problem(&path, "missing");
-            // A table made by an override of one of its keys only: drop it.
-            let removed = l.remove(&at);
-            (path, removed)
+            (path.clone(), format!("unknown setting{known}"), path, false)
+        } else if let Some(key) = quoted(&message, "missing field `") {
+            (join(&at, key), "missing".to_string(), at, false)
         } else {
-            l.problem(&at, &message);
-            let fixed = match default_at(defaults, &at) {
-                Some(v) if !seen.contains(&at) => {
-                    l.replace(&at, v.clone());
-                    true
-                }
-                _ => l.remove(&at),
-            };
-            (at, fixed)
+            (at.clone(), message, at, true)
         };
-        if !fixed || seen.contains(&path) && !l.remove(&path) {
+        // The same key failing again could not be set aside.
+        if seen.contains(&path) {
+            return None;
+        }
+        l.problem(&path, problem);
+        let fixed = match default_at(defaults, &aside).filter(|_| restore) {
+            Some(v) => {
+                l.set(&aside, v.clone());
+                true
+            }
+            None => l.remove(&aside),
+        };
+        if !fixed {
             return None;
         }
         seen.push(path);

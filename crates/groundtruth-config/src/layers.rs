@@ -180,7 +180,8 @@ impl Layered {
         t
     }
 
-    fn set(&mut self, path: &str, v: Value) {
+    /// Sets the value at `path` (its origin kept).
+    pub fn set(&mut self, path: &str, v: Value) {
         let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
         let t = if parent.is_empty() {
             &mut self.table
@@ -203,11 +204,6 @@ impl Layered {
             t
         };
         t.is_some_and(|t| t.remove(last).is_some())
-    }
-
-    /// Replaces the value at `path` by `v` (its origin kept).
-    pub fn replace(&mut self, path: &str, v: Value) {
-        self.set(path, v);
     }
 
     /// Where the value at `path` came from (for a table, where its first

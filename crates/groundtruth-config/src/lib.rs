@@ -427,12 +427,12 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// The longest window, its longest context and its longest delay a
-/// detector may have, seconds.
-const MAX_WINDOW_S: [(&str, i64); 3] = [
-    ("size_s", 7 * 86_400),
-    ("lookback_s", 90 * 86_400),
-    ("delay_s", 30 * 86_400),
+/// The range of a detector's window, its context and its delay, seconds:
+/// (key, least, most).
+const WINDOW_RANGES_S: [(&str, i64, i64); 3] = [
+    ("size_s", 1, 7 * 86_400),
+    ("lookback_s", 0, 90 * 86_400),
+    ("delay_s", 0, 30 * 86_400),
 ];
 
 impl Config {
@@ -561,9 +561,12 @@ fn check_windows(windows: &BTreeMap<String, DetectorWindow>, l: &mut Layered) {
             continue;
         }
         let mut in_range = true;
-        for ((key, max), value) in MAX_WINDOW_S.iter().zip([w.size_s, w.lookback_s, w.delay_s]) {
-            let min = i64::from(*key == "size_s");
-            if !(min..=*max).contains(&value) {
+        for ((key, min, max), value) in
+            WINDOW_RANGES_S
+                .into_iter()
+                .zip([w.size_s, w.lookback_s, w.delay_s])
+        {
+            if !(min..=max).contains(&value) {
                 l.problem(
                     &format!("{path}.{key}"),
                     format!("{value} is outside {min}..={max}"),

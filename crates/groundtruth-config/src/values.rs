@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use groundtruth_event::DayZone;
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use toml::Value;
 
@@ -174,9 +173,7 @@ pub(crate) fn properties<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     let Value::Table(t) = value(d)? else {
-        return Err(D::Error::custom(
-            "expected a table of librdkafka properties",
-        ));
+        return Err(fail("expected a table of librdkafka properties"));
     };
     t.into_iter()
         .map(|(k, v)| match v {

@@ -217,6 +217,17 @@ impl Source {
             first_message: None,
             stats: SourceStats::default(),
         };
+        // What the operator is lent at each call.
+        macro_rules! cx {
+            ($stopping:expr) => {
+                Cx {
+                    ing: &mut *ing,
+                    consumer: &self.consumer,
+                    uncommitted: &p.uncommitted,
+                    stopping: $stopping,
+                }
+            };
+        }
         loop {
             let stopping = shutdown.load(Ordering::Relaxed);
             // Once stopping, read nothing more: only make what was read
@@ -226,25 +237,15 @@ impl Source {
             } else {
                 self.consumer.poll(op.poll_timeout())
             };
-            macro_rules! cx {
-                () => {
-                    &mut Cx {
-                        ing: &mut *ing,
-                        consumer: &self.consumer,
-                        uncommitted: &p.uncommitted,
-                        stopping,
-                    }
-                };
-            }
             let rebalances = self.consumer.context().rebalances();
             if rebalances != p.rebalances {
                 p.rebalances = rebalances;
                 ing.resync().map_err(SourceError::from)?;
                 p.uncommitted.clear();
                 p.retry.reset();
-                op.on_rebalance(cx!())?;
+                op.on_rebalance(&mut cx!(stopping))?;
             }
-            op.on_tick(cx!())?;
+            op.on_tick(&mut cx!(stopping))?;
             match polled {
                 Some(Ok(m)) => {
                     p.stats.messages += 1;
@@ -265,7 +266,7 @@ impl Source {
                         d.send(&m, reject);
                         p.stats.dlq_produced += 1;
                     }
-                    op.on_message(cx!(), at, &outcome, event_us)?;
+                    op.on_message(&mut cx!(stopping), at, &outcome, event_us)?;
                     p.uncommitted
                         .insert((at.topic.to_string(), at.partition), at.offset + 1);
                 }
@@ -283,7 +284,7 @@ impl Source {
                 Some(Err(_)) | None => {}
             }
 
-            let turn = op.plan(cx!())?;
+            let turn = op.plan(&mut cx!(stopping))?;
             // Make durable what was read: by size, by time, or when asked
             // (windows due, a run ending). A lake that cannot be written
             // pauses the partitions; nothing is committed while rows are
@@ -300,18 +301,9 @@ impl Source {
                     .map_err(SourceError::from)?
                     .is_some();
             }
-            op.on_flush(cx!(), flushed)?;
-            let due = !ing.has_buffered()
-                && op.commit_due(
-                    &Cx {
-                        ing: &mut *ing,
-                        consumer: &self.consumer,
-                        uncommitted: &p.uncommitted,
-                        stopping,
-                    },
-                    flushed,
-                );
-            if due && op.before_commit(cx!())? {
+            op.on_flush(&mut cx!(stopping), flushed)?;
+            let due = !ing.has_buffered() && op.commit_due(&cx!(stopping), flushed);
+            if due && op.before_commit(&mut cx!(stopping))? {
                 let timeout = Duration::from_secs(if stopping { 30 } else { 5 });
                 let acknowledged = self
                     .dead_letters
@@ -324,7 +316,7 @@ impl Source {
                     p.stats.commits += 1;
                 }
             }
-            op.on_turn_end(cx!(), &turn)?;
+            op.on_turn_end(&mut cx!(stopping), &turn)?;
 
             let settled = !ing.has_buffered() && p.uncommitted.is_empty() && op.is_settled();
             if settled && (stopping || turn.finished) {
@@ -339,13 +331,7 @@ impl Source {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        let stopping = shutdown.load(Ordering::Relaxed);
-        op.on_close(&mut Cx {
-            ing: &mut *ing,
-            consumer: &self.consumer,
-            uncommitted: &p.uncommitted,
-            stopping,
-        })?;
+        op.on_close(&mut cx!(shutdown.load(Ordering::Relaxed)))?;
         p.stats.seconds = started.elapsed().as_secs_f64();
         Ok(p.stats)
     }

@@ -473,8 +473,8 @@ async fn write_row(
     row: &FindingRow<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let system = Principal::system();
-    match existing {
+    // What the audit log says of it: the action and the row before.
+    let (action, before) = match existing {
         None => {
             sqlx::query(
                 "INSERT INTO findings (finding_id, case_id, detector, score, window_start_us, window_end_us, evidence_key, raised, decided_by, version_us, body, first_seen_us, updated_us) \
@@ -495,25 +495,12 @@ async fn write_row(
             .execute(&mut *tx)
             .await
             .map_err(db("insert a finding"))?;
-            record(
-                tx,
-                now,
-                Change {
-                    actor: &system,
-                    action: if row.raised {
-                        "finding.created"
-                    } else {
-                        "finding.suppressed"
-                    },
-                    entity: "finding",
-                    entity_id: f.finding_id.clone(),
-                    case_id: Some(row.case_id),
-                    region: None,
-                    before: None,
-                    after: Some(summary(f, row.raised, f.score, row.we)),
-                },
-            )
-            .await?;
+            let action = if row.raised {
+                "finding.created"
+            } else {
+                "finding.suppressed"
+            };
+            (action, None)
         }
         Some(e) if e.body == row.body => {
             // The same version again (a window re-run after a crash).
@@ -523,6 +510,7 @@ async fn write_row(
                 .execute(&mut *tx)
                 .await
                 .map_err(db("update a finding"))?;
+            return Ok(());
         }
         Some(e) => {
             sqlx::query(
@@ -543,24 +531,27 @@ async fn write_row(
             .execute(&mut *tx)
             .await
             .map_err(db("update a finding"))?;
-            record(
-                tx,
-                now,
-                Change {
-                    actor: &system,
-                    action: "finding.updated",
-                    entity: "finding",
-                    entity_id: f.finding_id.clone(),
-                    case_id: Some(row.case_id),
-                    region: None,
-                    before: Some(summary(f, e.raised, e.score, e.window_end_us)),
-                    after: Some(summary(f, row.raised, f.score, row.we)),
-                },
+            (
+                "finding.updated",
+                Some(summary(f, e.raised, e.score, e.window_end_us)),
             )
-            .await?;
         }
-    }
-    Ok(())
+    };
+    record(
+        tx,
+        now,
+        Change {
+            actor: &Principal::system(),
+            action,
+            entity: "finding",
+            entity_id: f.finding_id.clone(),
+            case_id: Some(row.case_id),
+            region: None,
+            before,
+            after: Some(summary(f, row.raised, f.score, row.we)),
+        },
+    )
+    .await
 }
 
 /// Records the case's accounts (with their regions) and regions.
