@@ -3,36 +3,62 @@
 
 A labelled world scores what the detectors find; it does not say whether
 they found it for the right reasons. Each transform below changes something
-a detector must not depend on (the order lines arrive in, the weekday, how
-a timestamp is written) or thins the honest population (the peers' own
-baselines must hold with fewer peers). The world is rewritten, `groundtruth
-detect` runs on it, and the validation world's own scorer scores it against
-the same labels.
+a detector must not depend on, or thins the population the peers' own
+baselines come from. The world is rewritten (and its labels with it, where
+ids change or people leave), `groundtruth detect` runs on it, and the
+validation world's own scorer scores it.
+
+Changes that must not matter (judged: any changed figure fails the run):
+  shuffle   lines in another order (a topic's partitions interleave)
+  shift1d   a day later (other weekdays)
+  shift7d   a week later
+  weeks     11 weeks later: another month and year (2027)
+  utc       times written in UTC instead of +08:00
+  move      the whole world moved 1,900 km north-west and turned 137
+            degrees about its centre, in a local metric frame: distances,
+            speeds and shapes kept, degrees and headings changed
+  rename    every id renamed by a keyed hash (accounts, devices, networks,
+            sessions, apps, patrols, points, routes, referrers, records,
+            events), region codes mapped level by level (a city stays one
+            city), IP addresses renamed by their /24 with the host kept
+  dupes     3% of events sent twice (same event_id)
+Changes to the population (reported, not judged):
+  thin30    30% of honest people removed
+  regions   3 of the world's districts left out (labels follow)
+  lostfix   8% of GPS fixes lost
 
     python3 pipelines/invariance.py [--groundtruth BIN] [--validation DIR]
                                     [--work DIR] [--only NAME,...]
 
 Prints one table: per transform, each detector's precision and recall at the
 account level, the patrols', and the honest accounts and patrols flagged.
-Exits 1 if a transform that changes nothing a detector may use (shuffle,
-shift, utc) changes any figure; thinning may lose a replay whose source
-account was removed, and is reported, not judged.
+Exits 1 if a transform that must not matter changes any figure.
 """
 
 import argparse
 import csv
 import datetime as dt
 import gzip
+import hashlib
 import json
+import math
 import os
 import random
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRANSFORMS = ["none", "shuffle", "shift1d", "shift7d", "utc", "thin30"]
+TRANSFORMS = ["none", "shuffle", "shift1d", "shift7d", "weeks", "utc", "move", "rename", "dupes",
+              "thin30", "regions", "lostfix"]
 # Transforms that keep every fact a detector may use.
-NEUTRAL = {"shuffle", "shift1d", "shift7d", "utc"}
+NEUTRAL = {"shuffle", "shift1d", "shift7d", "weeks", "utc", "move", "rename", "dupes"}
+EARTH_M = 6_371_000.0
+# Top-level and attrs id fields renamed by `rename`, with their new prefix.
+ID_FIELDS = {"event_id": "e", "account_id": "a", "device_id": "d", "network_id": "n",
+             "session_id": "s", "app_id": "app-"}
+# A referrer may be an account (an official's own code): renamed as one.
+ATTR_IDS = {"patrol_id": "p", "route_id": "r", "point_id": "pt", "referrer": "a",
+            "record_key": "k", "task_id": "t", "target_id": "g"}
 
 
 def honest_accounts(validation):
@@ -51,8 +77,89 @@ def as_utc(ts):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 
 
-def transform(kind, lines, honest, rng):
-    drop = {a for a in sorted(honest) if rng.random() < 0.3} if kind == "thin30" else set()
+def new_id(prefix, value):
+    return prefix + hashlib.sha256(f"{prefix}|{value}".encode()).hexdigest()[:12]
+
+
+def new_region(code):
+    """Province, city and district each mapped by a keyed permutation of
+    their level, so codes never merge and a city stays one city."""
+    if len(code) != 6 or not code.isdigit():
+        return new_id("region", code)
+    def perm(level, lo):
+        pairs = list(range(lo, 100))
+        shuffled = pairs[:]
+        random.Random(f"region-{level}").shuffle(shuffled)
+        return dict(zip(pairs, shuffled))
+    p, c, d = perm("province", 11), perm("city", 1), perm("district", 1)
+    a, b, e = int(code[0:2]), int(code[2:4]), int(code[4:6])
+    return f"{p.get(a, a):02d}{c.get(b, b):02d}{d.get(e, e):02d}"
+
+
+def new_ip(ip):
+    if ":" in ip:
+        head = ip.split(":")
+        return "fd00:" + new_id("", ":".join(head[:4]))[:4] + ":" + ":".join(head[4:] or ["1"])
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return new_id("ip", ip)
+    h = int(hashlib.sha256(".".join(parts[:3]).encode()).hexdigest()[:4], 16)
+    return f"10.{h >> 8}.{h & 255}.{parts[3]}"
+
+
+def renamed(e):
+    for k, prefix in ID_FIELDS.items():
+        if isinstance(e.get(k), str):
+            e[k] = new_id(prefix, e[k])
+    if isinstance(e.get("region"), str):
+        e["region"] = new_region(e["region"])
+    if isinstance(e.get("ip"), str):
+        e["ip"] = new_ip(e["ip"])
+    attrs = e.get("attrs")
+    if isinstance(attrs, dict):
+        for k, prefix in ATTR_IDS.items():
+            if isinstance(attrs.get(k), str):
+                attrs[k] = new_id(prefix, attrs[k])
+        if isinstance(attrs.get("claimed_region"), str):
+            attrs["claimed_region"] = new_region(attrs["claimed_region"])
+    return e
+
+
+class Mover:
+    """Positions moved in a local metric frame: metres east and north of the
+    old centre, turned, laid down around the new centre."""
+
+    def __init__(self, lines, dlat=17.0, dlon=-20.0, turn_deg=137.0):
+        pts = [(e["lat"], e["lon"]) for e in map(json.loads, lines[::50]) if "lat" in e]
+        self.lat0 = sum(p[0] for p in pts) / len(pts)
+        self.lon0 = sum(p[1] for p in pts) / len(pts)
+        self.lat1, self.lon1 = self.lat0 + dlat, self.lon0 + dlon
+        self.c, self.s = math.cos(math.radians(turn_deg)), math.sin(math.radians(turn_deg))
+
+    def __call__(self, e):
+        if "lat" not in e or "lon" not in e:
+            return e
+        north = math.radians(e["lat"] - self.lat0) * EARTH_M
+        east = math.radians(e["lon"] - self.lon0) * EARTH_M * math.cos(math.radians(e["lat"]))
+        east, north = east * self.c - north * self.s, east * self.s + north * self.c
+        lat = self.lat1 + math.degrees(north / EARTH_M)
+        lon = self.lon1 + math.degrees(east / (EARTH_M * math.cos(math.radians(lat))))
+        e["lat"], e["lon"] = round(lat, 8), round(lon, 8)
+        return e
+
+
+def account_regions(lines):
+    out = {}
+    for line in lines:
+        e = json.loads(line)
+        if e.get("region") and e.get("account_id"):
+            out.setdefault(e["account_id"], e["region"])
+    return out
+
+
+def transform(kind, lines, honest, rng, gone=frozenset()):
+    drop = {a for a in sorted(honest) if rng.random() < 0.3} if kind == "thin30" else set(gone)
+    move = Mover(lines) if kind == "move" else None
     out = []
     for line in lines:
         if kind == "none":
@@ -63,23 +170,55 @@ def transform(kind, lines, honest, rng):
             e["ts"] = shifted(e["ts"], dt.timedelta(days=1))
         elif kind == "shift7d":
             e["ts"] = shifted(e["ts"], dt.timedelta(days=7))
+        elif kind == "weeks":
+            e["ts"] = shifted(e["ts"], dt.timedelta(weeks=11))
+        elif kind == "move":
+            move(e)
+        elif kind == "rename":
+            renamed(e)
+        elif kind == "lostfix" and e.get("kind") == "track_point" and rng.random() < 0.08:
+            continue
         elif kind == "utc":
             e["ts"] = as_utc(e["ts"])
-        elif kind == "thin30" and e.get("account_id") in drop:
+        elif kind in ("thin30", "regions") and e.get("account_id") in drop:
             continue
         out.append(json.dumps(e, ensure_ascii=False, separators=(",", ":")))
+        if kind == "dupes" and rng.random() < 0.03:
+            out.append(out[-1])
     if kind == "shuffle":
         rng.shuffle(out)
     return out
 
 
-def score(validation, findings):
+def labels_for(kind, validation, work, gone, patrol_owner):
+    """The labels and groups files a transform is scored against: the world's
+    own, renamed for `rename`, without the people left out for `regions`."""
+    if kind not in ("rename", "regions"):
+        return os.path.join(validation, "labels.csv"), os.path.join(validation, "groups.csv")
+    out = []
+    for name in ("labels.csv", "groups.csv"):
+        path = os.path.join(work, f"{kind}.{name}")
+        with open(os.path.join(validation, name), newline="") as f, open(path, "w", newline="") as g:
+            rows = csv.reader(f)
+            w = csv.writer(g)
+            w.writerow(next(rows))
+            for kind_, ident, value in rows:
+                owner = ident if kind_ == "account" else patrol_owner.get(ident)
+                if kind == "regions" and owner in gone:
+                    continue
+                if kind == "rename":
+                    ident = new_id("a" if kind_ == "account" else "p", ident)
+                w.writerow([kind_, ident, value])
+        out.append(path)
+    return tuple(out)
+
+
+def score(validation, findings, labels, groups):
     """The scorer's summary rows: {(detector, level): (prec, recall)} and
     the honest lines."""
     out = subprocess.run(
         [sys.executable, os.path.join(validation, "score.py"),
-         "--labels", os.path.join(validation, "labels.csv"),
-         "--groups", os.path.join(validation, "groups.csv"),
+         "--labels", labels, "--groups", groups,
          "--findings", findings],
         capture_output=True, text=True, check=True).stdout
     figures, honest = {}, []
@@ -104,15 +243,30 @@ def main():
     lines = gzip.open(os.path.join(args.validation, "events.ndjson.gz"), "rt").read().splitlines()
     honest = honest_accounts(args.validation)
     kinds = [k for k in TRANSFORMS if not args.only or k in args.only.split(",")]
+    # `regions`: three districts, drawn, left out with everyone in them.
+    regions = account_regions(lines)
+    districts = sorted(set(regions.values()))
+    left_out = set(random.Random(7).sample(districts, min(3, max(len(districts) - 2, 0))))
+    gone = frozenset(a for a, r in regions.items() if r in left_out)
+    patrol_owner = {}
+    for line in lines:
+        e = json.loads(line)
+        p = (e.get("attrs") or {}).get("patrol_id")
+        if p:
+            patrol_owner.setdefault(p, e.get("account_id"))
     results = {}
     for kind in kinds:
         events = os.path.join(args.work, f"{kind}.ndjson.gz")
         with gzip.open(events, "wt") as f:
-            f.write("\n".join(transform(kind, lines, honest, random.Random(7))) + "\n")
+            f.write("\n".join(transform(kind, lines, honest, random.Random(7),
+                                        gone if kind == "regions" else frozenset())) + "\n")
         findings = os.path.join(args.work, f"{kind}.findings.ndjson")
         subprocess.run([args.groundtruth, "detect", "--input", events, "--output", findings],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results[kind] = score(args.validation, findings)
+        labels, groups = labels_for(kind, args.validation, args.work, gone, patrol_owner)
+        results[kind] = score(args.validation, findings, labels, groups)
+    if "regions" in kinds:
+        print(f"regions: left out {', '.join(sorted(left_out))} ({len(gone)} accounts)")
     keys = sorted({k for figures, _ in results.values() for k in figures})
     print(f"{'detector':18} {'level':8} " + " ".join(f"{k:>13}" for k in kinds))
     for key in keys:

@@ -201,7 +201,13 @@ async fn env_with(b: &Backend, opts: StoreOptions) -> Env {
         }),
         metrics: None,
         limits: ApiLimits::default(),
-        query: None,
+        query: Some(std::sync::Arc::new(groundtruth_query::QueryService::new(
+            fixture_lake(),
+            Default::default(),
+            store.clone(),
+            Default::default(),
+            Default::default(),
+        ))),
     };
     Env {
         app: groundtruth_api::router(state),
@@ -1069,6 +1075,7 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         "GET /api/v1/findings/{finding_id}",
         "GET /api/v1/detectors/precision",
         "GET /api/v1/regions/{region}/summary",
+        "GET /api/v1/regions/{region}/report",
         "GET /api/v1/audit",
         "POST /api/v1/tokens",
         "POST /api/v1/sql",
@@ -1469,6 +1476,124 @@ async fn a_confirmation_needs_a_second_inspector_where_configured() {
         assert!(
             actions.contains(&"case.confirmation_sent_back"),
             "{n}: {log}"
+        );
+    }
+}
+
+/// Data back to units: a unit's month (its apps' reported and real
+/// activity, what the apps cost its people, its cases) as JSON and as an
+/// xlsx workbook, in its own region only.
+#[tokio::test]
+async fn a_unit_gets_its_month_back_as_figures_and_a_workbook() {
+    for b in Backend::all() {
+        let e = env(&b).await;
+        let (t, n) = (&e.t, e.name);
+        let (s, r) = e
+            .get("/api/v1/regions/450102/report?month=2026-11", &t.unit)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {r}");
+        assert_eq!(
+            (
+                r["region"].as_str(),
+                r["first_day"].as_str(),
+                r["last_day"].as_str()
+            ),
+            (Some("450102"), Some("2026-11-01"), Some("2026-11-30")),
+            "{n}: {r}"
+        );
+        // The district's five accounts used one app on one day, and a
+        // phone-farm finding (not dismissed) covers that day for all five.
+        let app = &r["apps"][0];
+        assert_eq!(app["app_id"], APP, "{n}: {r}");
+        assert_eq!(app["active_accounts"], 5, "{n}: {r}");
+        assert_eq!(app["real_active_accounts"], 0, "{n}: {r}");
+        assert_eq!(app["events"], 30, "{n}: {r}");
+        assert_eq!(app["faked_share"], 1.0, "{n}: {r}");
+        assert_eq!(r["burden"]["people"], 5, "{n}: {r}");
+        assert_eq!(r["burden"]["median_apps_used"], 1.0, "{n}: {r}");
+        let people = r["people"].as_array().unwrap();
+        assert_eq!(people.len(), 5, "{n}: {r}");
+        for p in people {
+            assert!(
+                p["account_id"].as_str().unwrap().starts_with("o450102"),
+                "{n}: {p}"
+            );
+            assert_eq!(
+                (p["days_active"].as_i64(), p["flagged_days"].as_i64()),
+                (Some(1), Some(1)),
+                "{n}: {p}"
+            );
+        }
+        // Another month has nothing; the default is the lake's latest month.
+        let (s, oct) = e
+            .get("/api/v1/regions/450102/report?month=2026-10", &t.unit)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {oct}");
+        assert_eq!(
+            oct["people"].as_array().map(Vec::len),
+            Some(0),
+            "{n}: {oct}"
+        );
+        let (_, latest) = e.get("/api/v1/regions/450102/report", &t.unit).await;
+        assert_eq!(latest["month"], "2026-11", "{n}: {latest}");
+
+        // The workbook: an xlsx (a zip) named for the region and month.
+        let req = Request::builder()
+            .uri("/api/v1/regions/450102/report?month=2026-11&format=xlsx")
+            .header("authorization", format!("Bearer {}", t.unit))
+            .header("accept-language", "en-GB,en;q=0.9")
+            .body(Body::empty())
+            .unwrap();
+        let resp = e.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{n}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        );
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("groundtruth-450102-2026-11.xlsx"),
+            "{n}"
+        );
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            bytes.starts_with(b"PK\x03\x04") && bytes.len() > 1000,
+            "{n}: not an xlsx"
+        );
+
+        // Only its own region, only real months and formats.
+        let (s, _) = e.get("/api/v1/regions/450103/report", &t.unit).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{n}: a unit reads only its own region"
+        );
+        let (s, _) = e.get("/api/v1/regions/4501/report", &t.guilin).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{n}: a 4503 inspector cannot read 4501"
+        );
+        let (s, v) = e
+            .get("/api/v1/regions/450102/report?month=2026-13", &t.unit)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("YYYY-MM"),
+            "{n}: {v}"
+        );
+        let (s, v) = e
+            .get("/api/v1/regions/450102/report?format=pdf", &t.unit)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("json or xlsx"),
+            "{n}: {v}"
         );
     }
 }

@@ -10,6 +10,7 @@
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const URL0 = need('GT_URL');
@@ -536,6 +537,26 @@ try {
     await page.waitForSelector('#decided');
     check(await page.isVisible('#open-counted'), 'the region page says open cases are counted only');
     check(!(await page.textContent('main')).includes('得分最高的待审案件'), 'no open cases are listed for a unit');
+    // Data back to the unit: its month, downloadable and printable.
+    await page.waitForSelector('#report-burden');
+    const monthly = await page.textContent('#monthly');
+    check(monthly.includes('月度报告') && monthly.includes('真实活跃账号'), 'the unit sees its monthly report in Chinese');
+    check((await page.locator('#monthly table tbody tr').count()) >= 2, 'the report lists apps and people');
+    const [xlsx] = await Promise.all([page.waitForEvent('download'), page.click('#report-xlsx')]);
+    check(xlsx.suggestedFilename().startsWith(`groundtruth-${district}-`) && xlsx.suggestedFilename().endsWith('.xlsx'), `the workbook is named for the unit and month: ${xlsx.suggestedFilename()}`);
+    const book = await xlsx.path();
+    check(book && fs.readFileSync(book).subarray(0, 2).toString() === 'PK', 'the download is an xlsx workbook');
+    // Read back as an office would: pandas (openpyxl) opens every sheet.
+    const sheets = JSON.parse(execFileSync('python3', ['-c',
+      'import json,sys,pandas; b=pandas.read_excel(sys.argv[1], sheet_name=None); print(json.dumps({k: [list(map(str, v.columns)), len(v)] for k, v in b.items()}, ensure_ascii=False))',
+      book], { encoding: 'utf8' }));
+    check(JSON.stringify(Object.keys(sheets)) === JSON.stringify(['概况', '各应用', '人员负担']), `the workbook's sheets: ${JSON.stringify(sheets)}`);
+    check(sheets['各应用'][0].includes('真实活跃账号') && sheets['各应用'][1] >= 1 && sheets['人员负担'][1] >= 1, `the workbook holds apps and people: ${JSON.stringify(sheets)}`);
+    await page.emulateMedia({ media: 'print' });
+    await page.pdf({ path: path.join(ARTIFACTS, 'unit-monthly-report.pdf'), format: 'A4', printBackground: true });
+    await page.emulateMedia({ media: 'screen' });
+    await page.locator('#monthly').scrollIntoViewIfNeeded();
+    await shot(page, 'unit-monthly-report');
     await page.click(`#decided a[href="#/case/${decided.case_id}"]`);
     await page.waitForSelector('#reply-text');
     await page.fill('#reply-text', '这五个账号属于本社区网格员，已要求各自本人使用。');

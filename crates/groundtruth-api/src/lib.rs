@@ -11,9 +11,11 @@ mod error;
 mod extract;
 pub mod lake;
 mod params;
+mod report;
 mod routes;
 mod sql;
 mod telemetry;
+mod workbook;
 
 use std::time::Duration;
 
@@ -121,6 +123,7 @@ pub fn routes_and_spec() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::finding))
         .routes(routes!(routes::precision))
         .routes(routes!(routes::region_summary))
+        .routes(routes!(report::region_report))
         .routes(routes!(sql::sql))
         .routes(routes!(routes::audit))
         .routes(routes!(routes::create_token, routes::list_tokens))

@@ -562,7 +562,7 @@ pub async fn metrics(
 }
 
 impl ApiState {
-    fn lake(&self) -> Result<&lake::LakeAccess, ApiError> {
+    pub(crate) fn lake(&self) -> Result<&lake::LakeAccess, ApiError> {
         self.lake.as_ref().ok_or_else(|| {
             ApiError::Unavailable("this server has no lake configured (lake.dir)".into())
         })

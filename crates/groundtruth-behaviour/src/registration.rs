@@ -123,16 +123,54 @@ pub fn detect(rows: &[Registration]) -> Vec<Finding> {
         }
     }
     let busiest = busiest_hours(rows);
-    let observed = rows.iter().filter(|r| r.observed()).count();
-    let returned = rows
-        .iter()
-        .filter(|r| r.observed() && r.returned == Some(true))
-        .count();
+    let all = Returns::of(rows.iter());
+    let sources: BTreeMap<(&str, &str), Returns> = rows
+        .chunk_by(|a, b| a.app_id == b.app_id && a.source == b.source)
+        .map(|run| {
+            (
+                (run[0].app_id.as_str(), run[0].source.as_str()),
+                Returns::of(run.iter()),
+            )
+        })
+        .collect();
     bursts
         .into_iter()
         .filter(|b| b.len() >= MIN_BURST)
-        .filter_map(|b| judge(b, observed, returned, &busiest))
+        .filter_map(|b| {
+            let source = sources
+                .get(&(b[0].app_id.as_str(), b[0].source.as_str()))
+                .copied()
+                .unwrap_or_default();
+            judge(b, all, source, &busiest)
+        })
         .collect()
+}
+
+/// Registrations the data saw long enough to know whether they came back,
+/// and how many did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Returns {
+    observed: usize,
+    returned: usize,
+}
+
+impl Returns {
+    fn of<'a>(rows: impl Iterator<Item = &'a Registration>) -> Returns {
+        let mut r = Returns::default();
+        for x in rows.filter(|x| x.observed()) {
+            r.observed += 1;
+            r.returned += usize::from(x.returned == Some(true));
+        }
+        r
+    }
+
+    /// The return rate of `all` but `self` (smoothed), and the chance
+    /// (ln) of so few of `self` returning at that rate.
+    fn against(self, all: Returns) -> (f64, f64) {
+        let (n, back) = (all.observed - self.observed, all.returned - self.returned);
+        let rate = (back as f64 + 1.0) / (n as f64 + 2.0);
+        (rate, binomial_ln_cdf(self.returned, self.observed, rate))
+    }
 }
 
 /// Per (app, source): the most registrations it made within one hour.
@@ -186,8 +224,8 @@ fn others_busiest_hour(
 
 fn judge(
     b: &[Registration],
-    all_observed: usize,
-    all_returned: usize,
+    all: Returns,
+    source: Returns,
     busiest: &BTreeMap<(&str, &str), usize>,
 ) -> Option<Finding> {
     let n = b.len();
@@ -204,11 +242,21 @@ fn judge(
     let emulated_share = emulated as f64 / n as f64;
     let seen: Vec<&Registration> = b.iter().filter(|r| r.observed()).collect();
     let came_back = seen.iter().filter(|r| r.returned == Some(true)).count();
-    // Return rate of everyone else.
-    let (others_n, others_back) = (all_observed - seen.len(), all_returned - came_back);
-    let base_rate = (others_back as f64 + 1.0) / (others_n as f64 + 2.0);
-    let ln_p_return = binomial_ln_cdf(came_back, seen.len(), base_rate);
-    let no_return = !seen.is_empty() && ln_p_return < NO_RETURN_P.ln();
+    // Against the return rate of everyone else: the burst's own, and its
+    // source's as a whole. A promoter works in sessions hours apart, and
+    // what he sells never comes back from any of them: a short session is
+    // judged with the rest of its source, provided its own accounts came
+    // back no more often than everyone else's.
+    let burst = Returns {
+        observed: seen.len(),
+        returned: came_back,
+    };
+    let (base_rate, ln_p_return) = burst.against(all);
+    let (_, ln_p_source) = source.against(all);
+    let source_wide = source.observed > burst.observed
+        && ln_p_source < NO_RETURN_P.ln()
+        && (came_back as f64) <= base_rate * seen.len() as f64;
+    let no_return = !seen.is_empty() && (ln_p_return < NO_RETURN_P.ln() || source_wide);
 
     let signals = [
         (per_device >= REUSE, "reused phones"),
@@ -242,9 +290,17 @@ fn judge(
     }
     if !seen.is_empty() {
         reason.push_str(&format!(
-            " {came_back} of {} came back on a later day (others: {:.0}%).",
+            " {came_back} of {} came back on a later day (others: {:.0}%){}.",
             seen.len(),
-            base_rate * 100.0
+            base_rate * 100.0,
+            if source_wide && ln_p_return >= NO_RETURN_P.ln() {
+                format!(
+                    "; of all {} registered through this source, {} did",
+                    source.observed, source.returned
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     let score = (0.6 + 0.1 * hits.len() as f64).min(0.99);
@@ -263,6 +319,8 @@ fn judge(
     ev.insert("observed".into(), json!(seen.len()));
     ev.insert("came_back".into(), json!(came_back));
     ev.insert("others_return_rate".into(), json!(round2(base_rate)));
+    ev.insert("source_observed".into(), json!(source.observed));
+    ev.insert("source_came_back".into(), json!(source.returned));
     // The normal pace beside the burst: its own busiest hour against the
     // other sources' (median) in the same app.
     ev.insert("busiest_hour".into(), json!(busiest_hour(b)));
@@ -403,6 +461,70 @@ mod tests {
         assert!(f[0].accounts.contains(&"PR1".to_string()));
         assert_eq!(f[0].evidence["referrer_account"], "PR1");
         assert!(f[0].reason.contains("account PR1's own"), "{}", f[0].reason);
+    }
+
+    /// A promoter's second session, hours after the first: a dozen
+    /// accounts on four phones from a dozen addresses. Alone, 0 of 12 not
+    /// coming back at the others' 50% is not beyond chance (1 in 4,096);
+    /// with the first session's 20 it is, and the session is found.
+    #[test]
+    fn a_promoters_short_second_session_is_judged_with_the_first() {
+        let mut rows = Vec::new();
+        let mut session =
+            |from: usize, n: usize, t0: i64, phones: usize, first_prev: Option<f64>| {
+                for k in 0..n {
+                    let mut r = reg(
+                        from + k,
+                        "PR2",
+                        &format!("fd{}", k % phones),
+                        t0 + k as i64 * 240,
+                        if k == 0 { first_prev } else { Some(240.0) },
+                        false,
+                    );
+                    r.ip = Some(format!("10.9.0.{}", from + k));
+                    rows.push(r);
+                }
+            };
+        session(0, 20, 30_000, 5, None);
+        session(100, 12, 50_000, 4, Some(15_000.0));
+        // Everyone else: one each, half come back.
+        for k in 0..80 {
+            rows.push(reg(
+                300 + k,
+                &format!("device:h{k}"),
+                &format!("h{k}"),
+                20_000 + k as i64 * 600,
+                None,
+                k % 2 == 0,
+            ));
+        }
+        rows.sort_by(|a, b| (&a.app_id, &a.source, a.t_us).cmp(&(&b.app_id, &b.source, b.t_us)));
+        let f = detect(&rows);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let second = f
+            .iter()
+            .find(|f| f.accounts.len() == 12)
+            .expect("the second session");
+        assert!(
+            second
+                .reason
+                .contains("of all 32 registered through this source, 0 did"),
+            "{}",
+            second.reason
+        );
+        assert_eq!(second.evidence["source_observed"], 32);
+
+        // A help desk's honest afternoon after a farm's morning through
+        // the same code: its residents came back, and it is not named.
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.source == "PR2" && r.t_us >= 50_000_000_000)
+        {
+            r.returned = Some(true);
+        }
+        let f = detect(&rows);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts.len(), 20);
     }
 
     #[test]

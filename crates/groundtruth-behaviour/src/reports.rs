@@ -15,8 +15,10 @@
 //!    shows in the make-up of the day: (a) summaries that repeat an earlier
 //!    summary of the unit that week word for word (digits, spaces and
 //!    punctuation aside), against the peers' repeat share; (b) reports
-//!    crowded into two categories, against those categories' share among
-//!    the peers' reports (corrected for the choice of the two); (c) reports
+//!    crowded into two categories, against the larger of those categories'
+//!    share among the peers' reports and among the unit's own over its
+//!    week before (a unit's mix of cases is its own; corrected for the
+//!    choice of the two); (c) reports
 //!    of the same category from the same spot within the hour of the
 //!    author's previous one (`near_copy`), against the peers' share.
 //!    Binomial tails.
@@ -127,6 +129,11 @@ struct Judged {
     signs: Vec<(&'static str, f64)>,
     top_categories: Vec<String>,
     peer_top_share: f64,
+    /// The same two categories' share of the unit's own reports over its
+    /// week before (when it filed any with a category).
+    own_top_share: Option<f64>,
+    /// The share the day is tested against: the larger of the two.
+    top_share: f64,
     /// Repeats expected of an honest unit writing as many texts.
     expected_repeats: Option<f64>,
     /// The chance two honest texts of the unit read the same.
@@ -488,12 +495,43 @@ fn judge(
     let peer_cat_total: u64 = p.categories.values().sum();
     let peer_top: u64 = top.iter().filter_map(|c| p.categories.get(c)).sum();
     let peer_top_share = (peer_top as f64 + 1.0) / (peer_cat_total as f64 + k_all as f64);
+    // A unit's own mix of cases is its own (land disputes in the country,
+    // noise in town): the two categories are crowded only beyond both the
+    // peers' share and the unit's own usual share, over its ordinary days
+    // of the week before (days with at most twice its median day's
+    // reports, so that the first days of a campaign do not become its
+    // usual for the next), when it has [`MIN_HISTORY_DAYS`] of them.
+    // Filler crowds categories the unit itself rarely used.
+    let before: Vec<&UnitDay> = active
+        .range((date - LOOKBACK_DAYS + 1)..date)
+        .filter_map(|day| ud.get(day))
+        .collect();
+    let per_day: Vec<(u64, u64)> = before
+        .iter()
+        .map(|x| {
+            let n: u64 = x.categories.values().sum();
+            let in_top: u64 = top.iter().filter_map(|c| x.categories.get(c)).sum();
+            (n, in_top)
+        })
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    let usual_day = Robust::of(per_day.iter().map(|(n, _)| *n as f64)).map_or(0.0, |r| r.median);
+    let ordinary: Vec<&(u64, u64)> = per_day
+        .iter()
+        .filter(|(n, _)| *n as f64 <= 2.0 * usual_day)
+        .collect();
+    let own_top_share = (ordinary.len() >= MIN_HISTORY_DAYS).then(|| {
+        let n: u64 = ordinary.iter().map(|d| d.0).sum();
+        let in_top: u64 = ordinary.iter().map(|d| d.1).sum();
+        (in_top as f64 + 1.0) / (n as f64 + k_all as f64)
+    });
+    let top_share = peer_top_share.max(own_top_share.unwrap_or(0.0));
     if k_all >= 4 && peer_cat_total > 0 {
         let in_top: u64 = cats.iter().take(2).map(|c| *c.1).sum();
         let categorised: u64 = d.categories.values().sum();
         signs.push((
             "two_categories",
-            binomial_ln_sf(in_top, categorised, peer_top_share) + ln_choose(k_all, 2),
+            binomial_ln_sf(in_top, categorised, top_share) + ln_choose(k_all, 2),
         ));
     }
     // (c) Same-spot copies.
@@ -506,10 +544,6 @@ fn judge(
     }
     // The same repeats and copies against the unit's own week before.
     let mut own_signs = Vec::new();
-    let before: Vec<&UnitDay> = active
-        .range((date - LOOKBACK_DAYS + 1)..date)
-        .filter_map(|day| ud.get(day))
-        .collect();
     if !before.is_empty() {
         let sum = |f: fn(&UnitDay) -> u64| before.iter().map(|x| f(x)).sum::<u64>() as f64;
         let repeat_share = (sum(|x| x.repeats) + 1.0) / (sum(|x| x.with_text) + 2.0);
@@ -535,6 +569,8 @@ fn judge(
         signs,
         top_categories: top,
         peer_top_share,
+        own_top_share,
+        top_share,
         expected_repeats,
         collision,
         peer_copy_share,
@@ -655,7 +691,7 @@ fn fillers<'u>(
                                 .iter()
                                 .filter_map(|c| ad.categories.get(c))
                                 .sum(),
-                            k as f64 * j.peer_top_share,
+                            k as f64 * j.top_share,
                         )
                     }
                 };
@@ -766,9 +802,13 @@ fn reason(
             })
             .sum();
         parts.push(format!(
-            "{in_top} fall in two categories ({}) that make {:.0}% of the peers' reports",
+            "{in_top} fall in two categories ({}) that make {:.0}% of the peers' reports{}",
             top.join(", "),
-            100.0 * first.peer_top_share
+            100.0 * first.peer_top_share,
+            first
+                .own_top_share
+                .map(|o| format!(" and {:.0}% of its own the week before", 100.0 * o))
+                .unwrap_or_default()
         ));
     }
     if all_signs.contains("same_spot_copies") {
@@ -830,6 +870,7 @@ fn evidence(
                         "top_categories": j.top_categories,
                         "top_categories_reports": j.top_categories.iter().filter_map(|c| d.categories.get(c)).sum::<u64>(),
                         "peer_top_share": round2(j.peer_top_share),
+                        "own_top_share": j.own_top_share.map(round2),
                         "same_spot_copies": d.copies,
                         "signs": fired(j, ln_budget),
                     })
@@ -944,6 +985,43 @@ mod tests {
                         k,
                         77 + a as u64,
                     ));
+                }
+            }
+        }
+        assert_eq!(detect(&v), Vec::new());
+    }
+
+    /// A rural unit whose cases are mostly land and marriage disputes,
+    /// which the town's units hardly ever see, has a bad week: more of
+    /// its usual cases, varied text. Its two categories are beyond the
+    /// peers' share, not beyond its own, and it is not flagged.
+    #[test]
+    fn a_unit_with_its_own_mix_of_cases_has_a_bad_week_unflagged() {
+        let mut v: Vec<Report> = world()
+            .into_iter()
+            .filter(|r| r.region.as_deref() != Some("450107"))
+            .map(|mut r| {
+                // The town: no land or marriage cases at all.
+                if matches!(r.category.as_deref(), Some("land" | "marriage")) {
+                    r.category = Some("noise".into());
+                }
+                r
+            })
+            .collect();
+        for a in 0..4 {
+            for d in 0..14 {
+                let n = if (7..10).contains(&d) {
+                    8
+                } else {
+                    1 + (a + d) % 3
+                };
+                for k in 0..n as u64 {
+                    let mut r = varied("450107", &format!("u7a{a}"), MON + d, k, 700 + a as u64);
+                    // Half its cases are land and marriage, every week.
+                    if k % 2 == 0 {
+                        r.category = Some(["land", "marriage"][((k / 2) % 2) as usize].into());
+                    }
+                    v.push(r);
                 }
             }
         }

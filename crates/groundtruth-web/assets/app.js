@@ -710,7 +710,7 @@ function reasonZh(f) {
       if (ev.repeated_text) s += `有文字的 ${ev.with_text ?? ev.reports} 份中 ${ev.repeated_text} 份与之前的报告逐字相同。`;
       if (ev.same_spot_copies) s += `${ev.same_spot_copies} 份在同一地点重复提交。`;
       const cats = Array.isArray(ev.days) ? [...new Set(ev.days.flatMap((d) => d.top_categories || []))] : [];
-      if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.join('、')}），远超同类单位的比例。`;
+      if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.join('、')}），远超同类单位的比例${(ev.days || []).some((d) => d.own_top_share != null) ? '，也超出本单位前一周的比例' : ''}。`;
       return s;
     }
     case 'non_human_track': {
@@ -1076,12 +1076,66 @@ async function renderRegion(params) {
   show(h('h1', {}, t('region.title')), form,
     h('p', { class: 'meta' }, `${sum.region} · ${fmtTime(sum.from)} → ${fmtTime(sum.to)}`),
     figure(t('region.activity'), C.bars(days, { kind: 'region-activity', stacks, labels: { title: t('region.activity') } }), legend(apps.map((a) => [C.colorOf(a, apps), a]))),
-    h('section', { class: 'panel' }, h('h2', {}, t('region.cases')), h('dl', { class: 'facts' }, cases.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))])),
+    h('section', { class: 'panel' }, h('h2', {}, t('region.cases')), h('dl', { class: 'facts' }, cases.flatMap(([k, v]) => [h('dt', {}, label('region.case', k)), h('dd', {}, String(v))])),
       state.me.role === 'unit' ? h('p', { class: 'hint', id: 'open-counted' }, t('region.open_counted')) : null),
     state.me.role === 'unit' ? null : h('section', { class: 'panel' }, h('h2', {}, t('region.top')), caseTable(sum.top_open_cases)),
     h('section', { class: 'panel', id: 'decided' }, h('h2', {}, t('region.decided')),
-      (sum.decided_cases || []).length ? caseTable(sum.decided_cases, true) : h('p', { class: 'hint' }, t('region.decided.none'))));
+      (sum.decided_cases || []).length ? caseTable(sum.decided_cases, true) : h('p', { class: 'hint' }, t('region.decided.none'))),
+    monthlyReport(sum.region, params.get('month')));
   paintSwatches(main());
+}
+
+/** A unit's month handed back to it: the apps' reported and real activity,
+ * what the apps cost its people, its cases; downloadable as xlsx and
+ * printable to PDF, in place of a manual monthly return. */
+function monthlyReport(code, month) {
+  const box = h('section', { class: 'panel', id: 'monthly' }, h('h2', {}, t('report.title')), notice(t('loading')));
+  const q = month ? `?month=${encodeURIComponent(month)}` : '';
+  const base = `/api/v1/regions/${encodeURIComponent(code)}/report`;
+  api(base + q).then((r) => {
+    const pick = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); go(`/region?code=${encodeURIComponent(code)}&month=${encodeURIComponent(new FormData(e.target).get('month') || '')}`); } },
+      h('div', { class: 'field' }, h('label', { for: 'r-month' }, t('report.month')), h('input', { id: 'r-month', name: 'month', type: 'month', value: r.month, required: true })),
+      h('div', { class: 'buttons' }, h('button', { type: 'submit' }, t('region.show'))));
+    const xlsx = async () => {
+      try {
+        const res = await api(`${base}?month=${encodeURIComponent(r.month)}&format=xlsx&lang=${lang()}`, { accept: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', raw: true });
+        const a = h('a', { href: URL.createObjectURL(await res.blob()), download: `groundtruth-${r.region}-${r.month}.xlsx` });
+        document.body.append(a); a.click(); a.remove();
+      } catch (e) { box.append(alertBox(e)); }
+    };
+    const b = r.burden;
+    const fmtShare = (x) => `${(100 * Number(x || 0)).toFixed(1)}%`;
+    put(box, h('h2', {}, t('report.title')), pick,
+      h('p', { class: 'meta' }, t('report.span', { region: r.region, first: r.first_day, last: r.last_day })),
+      h('div', { class: 'buttons' },
+        h('button', { type: 'button', id: 'report-xlsx', class: 'primary', onclick: xlsx }, t('report.xlsx')),
+        h('button', { type: 'button', id: 'report-print', onclick: () => window.print() }, t('report.print'))),
+      h('dl', { class: 'facts', id: 'report-burden' },
+        h('dt', {}, t('report.people')), h('dd', {}, String(b.people)),
+        h('dt', {}, t('report.median_apps')), h('dd', {}, String(b.median_apps_used)),
+        h('dt', {}, t('report.max_apps')), h('dd', {}, String(b.max_apps_used)),
+        h('dt', {}, t('report.five_apps')), h('dd', {}, String(b.people_5_or_more_apps)),
+        h('dt', {}, t('report.median_minutes')), h('dd', {}, String(b.median_minutes_in_apps))),
+      h('h3', {}, t('report.apps')),
+      table([
+        { name: 'app_id', label: t('queue.col.app') },
+        { name: 'active_accounts', label: t('report.col.active') },
+        { name: 'real_active_accounts', label: t('report.col.real') },
+        { name: 'events', label: t('report.col.events') },
+        { name: 'faked_share', label: t('report.col.faked'), render: (a) => fmtShare(a.faked_share) },
+        { name: 'minutes', label: t('report.col.minutes') },
+      ], r.apps),
+      h('h3', {}, t('report.people_top')),
+      table([
+        { name: 'account_id', label: t('report.col.account') },
+        { name: 'apps_used', label: t('report.col.apps') },
+        { name: 'days_active', label: t('report.col.days') },
+        { name: 'minutes_in_apps', label: t('report.col.minutes') },
+        { name: 'flagged_days', label: t('report.col.flagged_days') },
+      ], r.people.slice(0, 20)),
+      h('p', { class: 'hint' }, t('report.hint')));
+  }).catch((e) => put(box, h('h2', {}, t('report.title')), alertBox(e)));
+  return box;
 }
 
 function caseTable(cases, decided = false) {
