@@ -32,7 +32,10 @@ Changes to the population (reported, not judged):
 
 Prints one table: per transform, each detector's precision and recall at the
 account level, the patrols', and the honest accounts and patrols flagged.
-Exits 1 if a transform that must not matter changes any figure.
+Exits 1 if a transform that must not matter changes any figure, or if a
+change to the population takes any detector below issue 26's bar
+(precision 0.95, recall 0.90; honest accounts and patrols flagged at most
+1%). CI runs it (tests/tests/truth.rs) when the shared folder is there.
 """
 
 import argparse
@@ -278,7 +281,30 @@ def main():
     changed = [k for k in kinds if k in NEUTRAL and base and results[k] != base]
     if changed:
         print(f"changed by a transform that must not change anything: {', '.join(changed)}")
+    below = [f"{k}: {why}" for k in kinds if k not in NEUTRAL for why in under_bar(results[k])]
+    if below:
+        print("below the bar after a change to the population:\n  " + "\n  ".join(below))
+    if changed or below:
         sys.exit(1)
+
+
+def under_bar(result):
+    """Where a scored transform misses the bar: P >= 0.95 and R >= 0.90 per
+    detector and level, at most 1% of honest accounts and patrols flagged."""
+    figures, honest = result
+    out = []
+    for (det, level), (p, r) in sorted(figures.items()):
+        for name, value, bar in (("precision", p, 0.95), ("recall", r, 0.90)):
+            try:
+                if float(value) < bar:
+                    out.append(f"{det} {level} {name} {value} < {bar}")
+            except ValueError:
+                pass  # "-": nothing to find or nothing flagged
+    for line in honest:
+        for share in line.replace("(", " ").replace(")", " ").split():
+            if share.endswith("%") and float(share[:-1]) > 1.0:
+                out.append(f"honest flagged {line}")
+    return out
 
 
 if __name__ == "__main__":
