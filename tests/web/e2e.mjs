@@ -133,6 +133,8 @@ try {
   const chineseReason = async (det) => {
     const r = await page.textContent(`section.finding[data-detector="${det}"] p.reason-text`);
     check(han.test(r), `the ${det} reason is in Chinese: ${r}`);
+    // Report categories are named in Chinese, not by their ids.
+    check(!/\b[a-z]+_[a-z]+\b/.test(r), `the ${det} reason names no raw category id: ${r}`);
   };
   await chineseReason('phone_farm');
   // A farm works on several days: each chain can be shown, with its day.

@@ -640,6 +640,12 @@ async function loadHistory(id, box) {
 }
 
 /** The label of `prefix.key`, or the key itself when there is none. */
+/** A report category in the page's language where it is a common one
+ * (`neighbour-noise`, `road_damage`, ...); any other id as it came. */
+function categoryName(id) {
+  return label('category', String(id).toLowerCase().replace(/_/g, '-'));
+}
+
 function label(prefix, key) {
   const k = `${prefix}.${key}`;
   const v = t(k);
@@ -710,7 +716,7 @@ function reasonZh(f) {
       if (ev.repeated_text) s += `有文字的 ${ev.with_text ?? ev.reports} 份中 ${ev.repeated_text} 份与之前的报告逐字相同。`;
       if (ev.same_spot_copies) s += `${ev.same_spot_copies} 份在同一地点重复提交。`;
       const cats = Array.isArray(ev.days) ? [...new Set(ev.days.flatMap((d) => d.top_categories || []))] : [];
-      if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.join('、')}），远超同类单位的比例${(ev.days || []).some((d) => d.own_top_share != null) ? '，也超出本单位前一周的比例' : ''}。`;
+      if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.map(categoryName).join('、')}），远超同类单位的比例${(ev.days || []).some((d) => d.own_top_share != null) ? '，也超出本单位前一周的比例' : ''}。`;
       return s;
     }
     case 'non_human_track': {
