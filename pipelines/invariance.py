@@ -84,19 +84,26 @@ def new_id(prefix, value):
     return prefix + hashlib.sha256(f"{prefix}|{value}".encode()).hexdigest()[:12]
 
 
+def level_permutation(level, lo):
+    """The pairs lo..99 of one level of a division code, shuffled by a key."""
+    pairs = list(range(lo, 100))
+    shuffled = pairs[:]
+    random.Random(f"region-{level}").shuffle(shuffled)
+    return dict(zip(pairs, shuffled))
+
+
+# Province, city and district, each drawn once.
+REGION_LEVELS = (level_permutation("province", 11), level_permutation("city", 1),
+                 level_permutation("district", 1))
+
+
 def new_region(code):
     """Province, city and district each mapped by a keyed permutation of
     their level, so codes never merge and a city stays one city."""
     if len(code) != 6 or not code.isdigit():
         return new_id("region", code)
-    def perm(level, lo):
-        pairs = list(range(lo, 100))
-        shuffled = pairs[:]
-        random.Random(f"region-{level}").shuffle(shuffled)
-        return dict(zip(pairs, shuffled))
-    p, c, d = perm("province", 11), perm("city", 1), perm("district", 1)
-    a, b, e = int(code[0:2]), int(code[2:4]), int(code[4:6])
-    return f"{p.get(a, a):02d}{c.get(b, b):02d}{d.get(e, e):02d}"
+    pairs = (int(code[0:2]), int(code[2:4]), int(code[4:6]))
+    return "".join(f"{perm.get(x, x):02d}" for perm, x in zip(REGION_LEVELS, pairs))
 
 
 def new_ip(ip):
@@ -151,13 +158,18 @@ class Mover:
         return e
 
 
-def account_regions(lines):
-    out = {}
+def owners(lines):
+    """Each account's region (its first event with one) and each patrol's
+    account, in one pass over the events."""
+    regions, patrols = {}, {}
     for line in lines:
         e = json.loads(line)
         if e.get("region") and e.get("account_id"):
-            out.setdefault(e["account_id"], e["region"])
-    return out
+            regions.setdefault(e["account_id"], e["region"])
+        p = (e.get("attrs") or {}).get("patrol_id")
+        if p:
+            patrols.setdefault(p, e.get("account_id"))
+    return regions, patrols
 
 
 def transform(kind, lines, honest, rng, gone=frozenset()):
@@ -210,7 +222,8 @@ def labels_for(kind, validation, work, gone, patrol_owner):
                 if kind == "regions" and owner in gone:
                     continue
                 if kind == "rename":
-                    ident = new_id("a" if kind_ == "account" else "p", ident)
+                    prefix = ID_FIELDS["account_id"] if kind_ == "account" else ATTR_IDS["patrol_id"]
+                    ident = new_id(prefix, ident)
                 w.writerow([kind_, ident, value])
         out.append(path)
     return tuple(out)
@@ -247,16 +260,10 @@ def main():
     honest = honest_accounts(args.validation)
     kinds = [k for k in TRANSFORMS if not args.only or k in args.only.split(",")]
     # `regions`: three districts, drawn, left out with everyone in them.
-    regions = account_regions(lines)
+    regions, patrol_owner = owners(lines)
     districts = sorted(set(regions.values()))
     left_out = set(random.Random(7).sample(districts, min(3, max(len(districts) - 2, 0))))
     gone = frozenset(a for a, r in regions.items() if r in left_out)
-    patrol_owner = {}
-    for line in lines:
-        e = json.loads(line)
-        p = (e.get("attrs") or {}).get("patrol_id")
-        if p:
-            patrol_owner.setdefault(p, e.get("account_id"))
     results = {}
     for kind in kinds:
         events = os.path.join(args.work, f"{kind}.ndjson.gz")

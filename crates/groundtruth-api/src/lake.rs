@@ -21,7 +21,9 @@ pub struct LakeAccess {
     pub zone: DayZone,
 }
 
-fn query_failed(what: &str) -> impl Fn(datafusion::error::DataFusionError) -> ApiError + '_ {
+pub(crate) fn query_failed(
+    what: &str,
+) -> impl Fn(datafusion::error::DataFusionError) -> ApiError + '_ {
     move |e| {
         tracing::error!(error = %e, what, "lake query failed");
         ApiError::Internal(format!(

@@ -93,6 +93,16 @@ pub fn parse_region(field: &str, s: &str) -> Result<Scope, ApiError> {
     })
 }
 
+/// The region of a path, which must lie inside the caller's `scope`; one
+/// outside it answers as if it did not exist.
+pub fn region_in_scope(scope: &Scope, s: &str) -> Result<Scope, ApiError> {
+    let region = parse_region("region", s)?;
+    if !scope.contains(&region) {
+        return Err(ApiError::NotFound(format!("region {region} not found")));
+    }
+    Ok(region)
+}
+
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_PAGE),

@@ -17,22 +17,22 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{Datelike, NaiveDate};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, median, sum};
 use datafusion::prelude::{cast, col, lit, when, DataFrame, Expr, SessionContext};
 use datafusion::scalar::ScalarValue;
-use groundtruth_store::{RegionCases, Role, Scope};
+use groundtruth_event::{date32_to_string, string_to_date32};
+use groundtruth_store::{RegionCases, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, Caller};
-use crate::params::parse_region;
+use crate::lake::{query_failed, rows_json};
+use crate::params::region_in_scope;
+use crate::routes::READERS;
 use crate::workbook::{self, Cell, Lang, Sheet};
 use crate::ApiState;
-
-const REPORT_READERS: &[Role] = &[Role::Unit, Role::Inspector, Role::Admin, Role::Analyst];
 
 /// Most people listed (the biggest burden first); a unit is a few hundred.
 const MAX_PEOPLE: usize = 2_000;
@@ -108,57 +108,54 @@ pub struct MonthlyReport {
     pub cases: RegionCases,
 }
 
-fn month_days(month: &str) -> Result<(NaiveDate, NaiveDate), ApiError> {
+/// The first and last local day of `YYYY-MM`, as Arrow `Date32` values.
+fn month_days(month: &str) -> Result<(i32, i32), ApiError> {
     let bad = || {
         ApiError::bad(
             "month",
             format!("`{month}` is not a month; give it as YYYY-MM, e.g. 2026-11"),
         )
     };
-    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").map_err(|_| bad())?;
-    if month.len() != 7 {
-        return Err(bad());
-    }
-    let next = if first.month() == 12 {
-        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
-    }
-    .ok_or_else(bad)?;
-    Ok((first, next.pred_opt().ok_or_else(bad)?))
+    let (y, m) = month
+        .split_once('-')
+        .filter(|(y, m)| {
+            y.len() == 4 && m.len() == 2 && (y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        })
+        .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
+        .ok_or_else(bad)?;
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let first = string_to_date32(&format!("{y:04}-{m:02}-01")).ok_or_else(bad)?;
+    let next = string_to_date32(&format!("{ny:04}-{nm:02}-01")).ok_or_else(bad)?;
+    Ok((first, next - 1))
 }
 
-fn date32(d: NaiveDate) -> Expr {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    lit(ScalarValue::Date32(Some(
-        (d - epoch)
-            .num_days()
-            .clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-    )))
-}
-
-fn failed(what: &'static str) -> impl Fn(datafusion::error::DataFusionError) -> ApiError {
-    move |e| {
-        tracing::error!(error = %e, what, "monthly report query failed");
-        ApiError::Internal(format!(
-            "computing the report's {what} failed; the details are in the server log"
-        ))
-    }
+fn date32(d: i32) -> Expr {
+    lit(ScalarValue::Date32(Some(d)))
 }
 
 async fn rows(df: DataFrame, what: &'static str) -> Result<Vec<Value>, ApiError> {
-    let batches: Vec<RecordBatch> = df.collect().await.map_err(failed(what))?;
-    crate::lake::rows_json(&batches)
+    let batches: Vec<RecordBatch> = df.collect().await.map_err(query_failed(what))?;
+    rows_json(&batches)
+}
+
+/// An integer column of a JSON row (0 when absent).
+fn int(r: &Value, k: &str) -> i64 {
+    r.get(k).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Seconds as minutes, to one decimal.
+fn minutes(seconds: f64) -> f64 {
+    (seconds / 6.0).round() / 10.0
 }
 
 /// The month's `account_days` rows of `region`.
 async fn month_rows(
     ctx: &SessionContext,
     region: &Scope,
-    first: NaiveDate,
-    last: NaiveDate,
+    first: i32,
+    last: i32,
 ) -> Result<DataFrame, ApiError> {
-    let f = failed("activity");
+    let f = query_failed("the report's activity");
     let mut cond = col("day")
         .gt_eq(date32(first))
         .and(col("day").lt_eq(date32(last)));
@@ -179,7 +176,7 @@ fn flagged_then(then: Expr) -> Expr {
 }
 
 async fn apps(days: DataFrame) -> Result<Vec<AppMonth>, ApiError> {
-    let f = failed("apps");
+    let f = query_failed("the report's apps");
     let unflagged_account = when(col("flagged"), lit(ScalarValue::Utf8(None)))
         .otherwise(col("account_id"))
         .map_err(&f)?;
@@ -197,8 +194,7 @@ async fn apps(days: DataFrame) -> Result<Vec<AppMonth>, ApiError> {
         .map_err(&f)?
         .sort(vec![col("app_id").sort(true, false)])
         .map_err(&f)?;
-    let int = |r: &Value, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
-    Ok(rows(df, "apps")
+    Ok(rows(df, "the report's apps")
         .await?
         .iter()
         .map(|r| {
@@ -215,7 +211,7 @@ async fn apps(days: DataFrame) -> Result<Vec<AppMonth>, ApiError> {
                 } else {
                     0.0
                 },
-                minutes: (int(r, "seconds") as f64 / 6.0).round() / 10.0,
+                minutes: minutes(int(r, "seconds") as f64),
             }
         })
         .collect())
@@ -223,7 +219,7 @@ async fn apps(days: DataFrame) -> Result<Vec<AppMonth>, ApiError> {
 
 /// One row per person: apps used, days, seconds, events, flagged days.
 fn per_person(days: DataFrame) -> Result<DataFrame, ApiError> {
-    let f = failed("people");
+    let f = query_failed("the report's people");
     let flagged_day = flagged_then(col("day"));
     days.aggregate(
         vec![col("account_id")],
@@ -240,7 +236,7 @@ fn per_person(days: DataFrame) -> Result<DataFrame, ApiError> {
 
 /// The burden over every person of the month (not only those listed).
 async fn burden(people: DataFrame) -> Result<Burden, ApiError> {
-    let f = failed("burden");
+    let f = query_failed("the report's burden");
     let five = when(col("apps_used").gt_eq(lit(5i64)), lit(1i64))
         .otherwise(lit(0i64))
         .map_err(&f)?;
@@ -256,7 +252,7 @@ async fn burden(people: DataFrame) -> Result<Burden, ApiError> {
             ],
         )
         .map_err(&f)?;
-    let r = rows(df, "burden")
+    let r = rows(df, "the report's burden")
         .await?
         .into_iter()
         .next()
@@ -266,13 +262,13 @@ async fn burden(people: DataFrame) -> Result<Burden, ApiError> {
         people: num("people") as usize,
         median_apps_used: num("median_apps"),
         max_apps_used: num("max_apps") as i64,
-        median_minutes_in_apps: (num("median_seconds") / 6.0).round() / 10.0,
+        median_minutes_in_apps: minutes(num("median_seconds")),
         people_5_or_more_apps: num("five_or_more") as usize,
     })
 }
 
 async fn people(people: DataFrame) -> Result<Vec<PersonMonth>, ApiError> {
-    let f = failed("people");
+    let f = query_failed("the report's people");
     let df = people
         .sort(vec![
             col("apps_used").sort(false, false),
@@ -282,15 +278,14 @@ async fn people(people: DataFrame) -> Result<Vec<PersonMonth>, ApiError> {
         .map_err(&f)?
         .limit(0, Some(MAX_PEOPLE + 1))
         .map_err(&f)?;
-    let int = |r: &Value, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
-    Ok(rows(df, "people")
+    Ok(rows(df, "the report's people")
         .await?
         .iter()
         .map(|r| PersonMonth {
             account_id: r["account_id"].as_str().unwrap_or_default().to_string(),
             apps_used: int(r, "apps_used"),
             days_active: int(r, "days_active"),
-            minutes_in_apps: (int(r, "seconds") as f64 / 6.0).round() / 10.0,
+            minutes_in_apps: minutes(int(r, "seconds") as f64),
             events: int(r, "events"),
             flagged_days: int(r, "flagged_days"),
         })
@@ -303,7 +298,7 @@ async fn latest_month(s: &ApiState, scope: &Scope) -> Result<String, ApiError> {
     let latest = crate::lake::latest_event_us(lake, scope).await?;
     let us = latest.unwrap_or_else(crate::now_us);
     let day = groundtruth_event::local_date(us, lake.zone);
-    let text = groundtruth_event::date32_to_string(day);
+    let text = date32_to_string(day);
     Ok(text.get(..7).unwrap_or(&text).to_string())
 }
 
@@ -317,11 +312,8 @@ pub async fn region_report(
     ApiPath(region): ApiPath<String>,
     ApiQuery(params): ApiQuery<ReportParams>,
 ) -> Result<Response, ApiError> {
-    let p = caller.require(REPORT_READERS, "read a region's monthly report")?;
-    let region = parse_region("region", &region)?;
-    if !p.scope.contains(&region) {
-        return Err(ApiError::NotFound(format!("region {region} not found")));
-    }
+    let p = caller.require(READERS, "read a region's monthly report")?;
+    let region = region_in_scope(&p.scope, &region)?;
     let xlsx = match params.format.as_deref() {
         None | Some("json") => false,
         Some("xlsx") => true,
@@ -353,9 +345,9 @@ pub async fn region_report(
     people.truncate(MAX_PEOPLE);
     let report = MonthlyReport {
         region: region.as_str().to_string(),
-        month: month.clone(),
-        first_day: first.to_string(),
-        last_day: last.to_string(),
+        month,
+        first_day: date32_to_string(first),
+        last_day: date32_to_string(last),
         apps,
         burden,
         people,
@@ -490,19 +482,23 @@ mod tests {
 
     #[test]
     fn months_are_whole_months() {
-        let (a, b) = month_days("2026-11").unwrap();
-        assert_eq!(
-            (a.to_string(), b.to_string()),
-            ("2026-11-01".into(), "2026-11-30".into())
-        );
-        let (a, b) = month_days("2026-12").unwrap();
-        assert_eq!(
-            (a.to_string(), b.to_string()),
-            ("2026-12-01".into(), "2026-12-31".into())
-        );
-        let (_, b) = month_days("2028-02").unwrap();
-        assert_eq!(b.to_string(), "2028-02-29");
-        for bad in ["2026-13", "2026-1", "26-11", "2026-11-01", "november", ""] {
+        let days = |m| {
+            let (a, b) = month_days(m).unwrap();
+            (date32_to_string(a), date32_to_string(b))
+        };
+        assert_eq!(days("2026-11"), ("2026-11-01".into(), "2026-11-30".into()));
+        assert_eq!(days("2026-12"), ("2026-12-01".into(), "2026-12-31".into()));
+        assert_eq!(days("2028-02").1, "2028-02-29");
+        for bad in [
+            "2026-13",
+            "2026-1",
+            "26-11",
+            "2026-11-01",
+            "november",
+            "",
+            "2026-+1",
+            "2026-00",
+        ] {
             assert!(month_days(bad).is_err(), "{bad}");
         }
     }

@@ -20,7 +20,7 @@ use crate::params::*;
 use crate::{lake, telemetry, ApiState};
 
 const REVIEWERS: &[Role] = &[Role::Inspector, Role::Admin];
-const READERS: &[Role] = &[Role::Inspector, Role::Admin, Role::Analyst, Role::Unit];
+pub(crate) const READERS: &[Role] = &[Role::Inspector, Role::Admin, Role::Analyst, Role::Unit];
 const CASE_READERS: &[Role] = &[Role::Inspector, Role::Admin, Role::Analyst, Role::Unit];
 const ADMINS: &[Role] = &[Role::Admin];
 const REPLIERS: &[Role] = &[Role::Unit];
@@ -382,10 +382,7 @@ pub async fn region_summary(
     ApiQuery(span): ApiQuery<SpanParams>,
 ) -> Result<Json<RegionSummary>, ApiError> {
     let p = caller.require(READERS, "read region summaries")?;
-    let region = parse_region("region", &region)?;
-    if !p.scope.contains(&region) {
-        return Err(ApiError::NotFound(format!("region {region} not found")));
-    }
+    let region = region_in_scope(&p.scope, &region)?;
     let lake = s.lake()?;
     let day = 86_400_000_000;
     let to = match span.to.as_deref() {

@@ -240,23 +240,19 @@ fn judge(
         .filter(|r| matches!(r.integrity.as_deref(), Some("virtual" | "none")))
         .count();
     let emulated_share = emulated as f64 / n as f64;
-    let seen: Vec<&Registration> = b.iter().filter(|r| r.observed()).collect();
-    let came_back = seen.iter().filter(|r| r.returned == Some(true)).count();
     // Against the return rate of everyone else: the burst's own, and its
     // source's as a whole. A promoter works in sessions hours apart, and
     // what he sells never comes back from any of them: a short session is
     // judged with the rest of its source, provided its own accounts came
     // back no more often than everyone else's.
-    let burst = Returns {
-        observed: seen.len(),
-        returned: came_back,
-    };
+    let burst = Returns::of(b.iter());
+    let (seen, came_back) = (burst.observed, burst.returned);
     let (base_rate, ln_p_return) = burst.against(all);
     let (_, ln_p_source) = source.against(all);
     let source_wide = source.observed > burst.observed
         && ln_p_source < NO_RETURN_P.ln()
-        && (came_back as f64) <= base_rate * seen.len() as f64;
-    let no_return = !seen.is_empty() && (ln_p_return < NO_RETURN_P.ln() || source_wide);
+        && (came_back as f64) <= base_rate * seen as f64;
+    let no_return = seen > 0 && (ln_p_return < NO_RETURN_P.ln() || source_wide);
 
     let signals = [
         (per_device >= REUSE, "reused phones"),
@@ -288,10 +284,9 @@ fn judge(
             " {emulated} came from emulators or unattested phones."
         ));
     }
-    if !seen.is_empty() {
+    if seen > 0 {
         reason.push_str(&format!(
-            " {came_back} of {} came back on a later day (others: {:.0}%){}.",
-            seen.len(),
+            " {came_back} of {seen} came back on a later day (others: {:.0}%){}.",
             base_rate * 100.0,
             if source_wide && ln_p_return >= NO_RETURN_P.ln() {
                 format!(
@@ -316,7 +311,7 @@ fn judge(
     ev.insert("per_device".into(), json!(round2(per_device)));
     ev.insert("per_ip".into(), json!(round2(per_ip)));
     ev.insert("emulated".into(), json!(emulated));
-    ev.insert("observed".into(), json!(seen.len()));
+    ev.insert("observed".into(), json!(seen));
     ev.insert("came_back".into(), json!(came_back));
     ev.insert("others_return_rate".into(), json!(round2(base_rate)));
     ev.insert("source_observed".into(), json!(source.observed));

@@ -130,10 +130,8 @@ struct Judged {
     top_categories: Vec<String>,
     peer_top_share: f64,
     /// The same two categories' share of the unit's own reports over its
-    /// week before (when it filed any with a category).
+    /// ordinary days of the week before (when it has enough of them).
     own_top_share: Option<f64>,
-    /// The share the day is tested against: the larger of the two.
-    top_share: f64,
     /// Repeats expected of an honest unit writing as many texts.
     expected_repeats: Option<f64>,
     /// The chance two honest texts of the unit read the same.
@@ -525,13 +523,16 @@ fn judge(
         let in_top: u64 = ordinary.iter().map(|d| d.1).sum();
         (in_top as f64 + 1.0) / (n as f64 + k_all as f64)
     });
-    let top_share = peer_top_share.max(own_top_share.unwrap_or(0.0));
     if k_all >= 4 && peer_cat_total > 0 {
         let in_top: u64 = cats.iter().take(2).map(|c| *c.1).sum();
         let categorised: u64 = d.categories.values().sum();
         signs.push((
             "two_categories",
-            binomial_ln_sf(in_top, categorised, top_share) + ln_choose(k_all, 2),
+            binomial_ln_sf(
+                in_top,
+                categorised,
+                top_share(peer_top_share, own_top_share),
+            ) + ln_choose(k_all, 2),
         ));
     }
     // (c) Same-spot copies.
@@ -570,11 +571,16 @@ fn judge(
         top_categories: top,
         peer_top_share,
         own_top_share,
-        top_share,
         expected_repeats,
         collision,
         peer_copy_share,
     })
+}
+
+/// The share two categories are tested against: the larger of the peers'
+/// and the unit's own usual share.
+fn top_share(peers: f64, own: Option<f64>) -> f64 {
+    peers.max(own.unwrap_or(0.0))
 }
 
 /// The signs that fired on a judged day (after the correction).
@@ -691,7 +697,7 @@ fn fillers<'u>(
                                 .iter()
                                 .filter_map(|c| ad.categories.get(c))
                                 .sum(),
-                            k as f64 * j.top_share,
+                            k as f64 * top_share(j.peer_top_share, j.own_top_share),
                         )
                     }
                 };

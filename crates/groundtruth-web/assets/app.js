@@ -167,6 +167,12 @@ window.addEventListener('afterprint', () => {
   foldedForPrint = [];
 });
 
+/** Hands `blob` to the browser as a download named `name`. */
+function saveAs(blob, name) {
+  const a = h('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a); a.click(); a.remove();
+}
+
 function table(columns, rows, { caption } = {}) {
   return h('div', { class: 'table-wrap' }, h('table', {},
     caption ? h('caption', {}, caption) : null,
@@ -640,16 +646,16 @@ async function loadHistory(id, box) {
 }
 
 /** The label of `prefix.key`, or the key itself when there is none. */
-/** A report category in the page's language where it is a common one
- * (`neighbour-noise`, `road_damage`, ...); any other id as it came. */
-function categoryName(id) {
-  return label('category', String(id).toLowerCase().replace(/_/g, '-'));
-}
-
 function label(prefix, key) {
   const k = `${prefix}.${key}`;
   const v = t(k);
   return v === k ? key : v;
+}
+
+/** A report category in the page's language where it is a common one
+ * (`neighbour-noise`, `road_damage`, ...); any other id as it came. */
+function categoryName(id) {
+  return label('category', String(id).toLowerCase().replace(/_/g, '-'));
 }
 
 /** A value of a history line as people read it. */
@@ -1040,8 +1046,7 @@ function renderSql() {
       // the file named for when it was taken.
       const blob = new Blob(['\ufeff', await res.text()], { type: 'text/csv;charset=utf-8' });
       const stamp = new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
-      const a = h('a', { href: URL.createObjectURL(blob), download: `groundtruth-query-${stamp}.csv` });
-      document.body.append(a); a.click(); a.remove();
+      saveAs(blob, `groundtruth-query-${stamp}.csv`);
     } catch (e) {
       put(out, sqlError(e));
     }
@@ -1105,8 +1110,7 @@ function monthlyReport(code, month) {
     const xlsx = async () => {
       try {
         const res = await api(`${base}?month=${encodeURIComponent(r.month)}&format=xlsx&lang=${lang()}`, { accept: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', raw: true });
-        const a = h('a', { href: URL.createObjectURL(await res.blob()), download: `groundtruth-${r.region}-${r.month}.xlsx` });
-        document.body.append(a); a.click(); a.remove();
+        saveAs(await res.blob(), `groundtruth-${r.region}-${r.month}.xlsx`);
       } catch (e) { box.append(alertBox(e)); }
     };
     const b = r.burden;
@@ -1116,12 +1120,10 @@ function monthlyReport(code, month) {
       h('div', { class: 'buttons' },
         h('button', { type: 'button', id: 'report-xlsx', class: 'primary', onclick: xlsx }, t('report.xlsx')),
         h('button', { type: 'button', id: 'report-print', onclick: () => window.print() }, t('report.print'))),
-      h('dl', { class: 'facts', id: 'report-burden' },
-        h('dt', {}, t('report.people')), h('dd', {}, String(b.people)),
-        h('dt', {}, t('report.median_apps')), h('dd', {}, String(b.median_apps_used)),
-        h('dt', {}, t('report.max_apps')), h('dd', {}, String(b.max_apps_used)),
-        h('dt', {}, t('report.five_apps')), h('dd', {}, String(b.people_5_or_more_apps)),
-        h('dt', {}, t('report.median_minutes')), h('dd', {}, String(b.median_minutes_in_apps))),
+      h('dl', { class: 'facts', id: 'report-burden' }, [
+        ['report.people', b.people], ['report.median_apps', b.median_apps_used], ['report.max_apps', b.max_apps_used],
+        ['report.five_apps', b.people_5_or_more_apps], ['report.median_minutes', b.median_minutes_in_apps],
+      ].flatMap(([k, v]) => [h('dt', {}, t(k)), h('dd', {}, String(v))])),
       h('h3', {}, t('report.apps')),
       table([
         { name: 'app_id', label: t('queue.col.app') },
