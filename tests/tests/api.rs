@@ -1523,6 +1523,12 @@ async fn a_unit_gets_its_month_back_as_figures_and_a_workbook() {
                 (Some(1), Some(1)),
                 "{n}: {p}"
             );
+            // What the app asked of each: three check-ins, no reports.
+            assert_eq!(
+                (p["check_ins"].as_i64(), p["reports"].as_i64()),
+                (Some(3), Some(0)),
+                "{n}: {p}"
+            );
         }
         // Another month has nothing; the default is the lake's latest month.
         let (s, oct) = e

@@ -114,6 +114,48 @@ fn bad_input_gets_a_clear_error_and_exit_code() -> Result<()> {
 }
 
 #[test]
+fn a_drawn_world_is_simulated_again_by_its_name() -> Result<()> {
+    // `eval worlds` names a world world-SEED-INDEX; `simulate --world`
+    // draws the same one (the same events twice), with or without its
+    // drawn patrols, and refuses a name it cannot read.
+    let tmp = tempfile::tempdir()?;
+    let mut files = Vec::new();
+    for (i, extra) in [&[][..], &[][..], &["--drawn-patrols"][..]]
+        .iter()
+        .enumerate()
+    {
+        let out_file = tmp.path().join(format!("world-{i}.ndjson"));
+        let mut args = vec![
+            "simulate",
+            "--world",
+            "world-7-3",
+            "--days",
+            "2",
+            "-o",
+            out_file.to_str().expect("path"),
+        ];
+        args.extend_from_slice(extra);
+        let out = run_groundtruth(&args)?;
+        ensure!(out.status.success(), "{}", text(&out.stderr));
+        files.push(std::fs::read(&out_file)?);
+    }
+    ensure!(
+        !files[0].is_empty() && files[0] == files[1],
+        "one name, one world"
+    );
+    ensure!(files[0] != files[2], "the drawn patrols change the world");
+    for bad in ["world-7", "world-x-3", "seven"] {
+        let out = run_groundtruth(&["simulate", "--world", bad, "-o", "-"])?;
+        ensure!(
+            !out.status.success() && text(&out.stderr).contains("world-SEED-INDEX"),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn simulate_writes_events_and_labels_and_demo_summarises() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let scenario = repo().join("pipelines/sim-small.toml");

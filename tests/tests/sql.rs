@@ -156,6 +156,20 @@ impl Env {
         (r.status, r.json())
     }
 
+    /// `POST path` (`/api/v1/sql` with its parameters) with the query as
+    /// the body, `text/plain`.
+    fn query_text(&self, token: &str, path: &str, sql: &str) -> groundtruth_tests::http::Response {
+        request_with(
+            self.http,
+            "POST",
+            path,
+            Some(token),
+            "text/plain",
+            Some(sql.as_bytes()),
+        )
+        .unwrap()
+    }
+
     /// Rows of a JSON query answer that must succeed.
     fn rows(&self, token: &str, sql: &str) -> Vec<Value> {
         let (status, v) = self.sql(token, json!({ "sql": sql }));
@@ -222,15 +236,11 @@ fn http_answers_in_json_csv_and_arrow_with_a_row_cap() {
     assert_eq!(count(&rows, "n"), all as i64);
 
     // CSV: header + rows; the query as text/plain with ?format=csv.
-    let r = request_with(
-        e.http,
-        "POST",
+    let r = e.query_text(
+        &e.t.analyst,
         "/api/v1/sql?format=csv",
-        Some(&e.t.analyst),
-        "text/plain",
-        Some(b"SELECT app_id, count(*) AS n FROM events GROUP BY app_id ORDER BY app_id"),
-    )
-    .unwrap();
+        "SELECT app_id, count(*) AS n FROM events GROUP BY app_id ORDER BY app_id",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
     let text = r.text();
@@ -883,15 +893,7 @@ fn standing_attack_suite_over_both_channels_keeps_scope_limits_and_the_server() 
     );
     // The crashers are refused, not answered, and each is in the audit log.
     for (name, sql) in &attacks[..4] {
-        let r = request_with(
-            e.http,
-            "POST",
-            "/api/v1/sql",
-            Some(t),
-            "text/plain",
-            Some(sql.as_bytes()),
-        )
-        .unwrap();
+        let r = e.query_text(t, "/api/v1/sql", sql);
         assert_eq!(r.status, 403, "{name}: {}", r.text());
     }
     let audit = e.audit_queries();
@@ -910,17 +912,89 @@ fn standing_attack_suite_over_both_channels_keeps_scope_limits_and_the_server() 
 }
 
 #[test]
-fn csv_cells_cannot_run_as_spreadsheet_formulas() {
+fn http_answers_an_xlsx_workbook_that_pandas_reads_as_the_json() {
     let e = env();
-    let r = request_with(
+    let query = "SELECT app_id, count(*) AS n, avg(accuracy_m) AS acc, min(event_date) AS first, \
+                 CAST(NULL AS BIGINT) AS nothing, '=1+1' AS formula, '网格员' AS who \
+                 FROM events GROUP BY app_id ORDER BY app_id";
+    let (status, v) = e.sql(&e.t.analyst, json!({ "sql": query }));
+    assert_eq!(status, 200, "{v}");
+    let r = request(
         e.http,
         "POST",
-        "/api/v1/sql?format=csv",
+        "/api/v1/sql",
         Some(&e.t.analyst),
-        "text/plain",
-        Some(b"SELECT '=HYPERLINK(\"http://x\")' AS \"=evil\", '+1+1' AS b, '-3.5' AS c, '@SUM(A1)' AS d, 'plain' AS e"),
+        Some(
+            json!({ "sql": query, "format": "xlsx" })
+                .to_string()
+                .as_bytes(),
+        ),
     )
     .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("result.xlsx");
+    std::fs::write(&book, &r.body).unwrap();
+    // Read back as an office would (pandas over openpyxl): numbers are
+    // numbers, the date its text, the null empty, `=1+1` text.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,pandas; d=pandas.read_excel(sys.argv[1], sheet_name=None); \
+             (name, t), = d.items(); t=t.astype(object).where(t.notna(), None); \
+             print(json.dumps({'sheet': name, 'columns': list(t.columns), 'rows': t.to_dict('records')}, ensure_ascii=False))",
+        ])
+        .arg(&book)
+        .output()
+        .expect("python3 runs (tests/run.sh installs pandas and openpyxl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["sheet"], json!("查询结果"));
+    assert_eq!(
+        got["columns"],
+        json!(["app_id", "n", "acc", "first", "nothing", "formula", "who"])
+    );
+    let rows = got["rows"].as_array().unwrap();
+    let want = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for (g, w) in rows.iter().zip(want) {
+        assert_eq!(g["app_id"], w["app_id"]);
+        assert_eq!(g["n"], w["n"]);
+        match (g["acc"].as_f64(), w["acc"].as_f64()) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{g} {w}"),
+            (a, b) => assert_eq!(a, b, "{g} {w}"),
+        }
+        assert_eq!(g["first"], w["first"]);
+        assert_eq!(g["nothing"], Value::Null);
+        assert_eq!(g["formula"], json!("=1+1"));
+        assert_eq!(g["who"], json!("网格员"));
+    }
+    // Beyond Excel's limits a clear refusal: a cell of 40,000 characters.
+    let r = e.query_text(
+        &e.t.analyst,
+        "/api/v1/sql?format=xlsx",
+        "SELECT repeat('x', 40000) AS long_text",
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("long_text") && r.text().contains("csv"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn csv_cells_cannot_run_as_spreadsheet_formulas() {
+    let e = env();
+    let r = e.query_text(&e.t.analyst, "/api/v1/sql?format=csv", "SELECT '=HYPERLINK(\"http://x\")' AS \"=evil\", '+1+1' AS b, '-3.5' AS c, '@SUM(A1)' AS d, 'plain' AS e");
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     let mut lines = text.lines();

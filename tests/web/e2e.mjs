@@ -504,6 +504,15 @@ try {
   await download.saveAs(csvPath);
   check(fs.readFileSync(csvPath, 'utf8').startsWith('\ufeffkind,n'), 'the CSV download has a byte order mark (Excel, WPS) and the header');
   check(/^groundtruth-query-\d{8}-\d{6}\.csv$/.test(download.suggestedFilename()), `the CSV is named for when it was taken: ${download.suggestedFilename()}`);
+  // The same result as an Excel workbook, read back as an office would.
+  const [xlsxDownload] = await Promise.all([page.waitForEvent('download'), page.click('#sql-xlsx')]);
+  check(/^groundtruth-query-\d{8}-\d{6}\.xlsx$/.test(xlsxDownload.suggestedFilename()), `the workbook is named for when it was taken: ${xlsxDownload.suggestedFilename()}`);
+  const queryBook = await xlsxDownload.path();
+  const queryRows = JSON.parse(execFileSync('python3', ['-c',
+    'import json,sys,pandas; d=pandas.read_excel(sys.argv[1]); print(json.dumps({"columns": list(map(str, d.columns)), "n": [int(x) for x in d["n"]]}))',
+    queryBook], { encoding: 'utf8' }));
+  const csvRows = fs.readFileSync(csvPath, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+  check(JSON.stringify(queryRows.columns) === '["kind","n"]' && JSON.stringify(queryRows.n) === JSON.stringify(csvRows), `the workbook holds the CSV's rows, counts as numbers: ${JSON.stringify(queryRows)}`);
   await labelled(page);
   await shot(page, 'sql');
   await page.fill('#sql-text', 'DROP TABLE events');
@@ -554,6 +563,7 @@ try {
       book], { encoding: 'utf8' }));
     check(JSON.stringify(Object.keys(sheets)) === JSON.stringify(['概况', '各应用', '人员负担']), `the workbook's sheets: ${JSON.stringify(sheets)}`);
     check(sheets['各应用'][0].includes('真实活跃账号') && sheets['各应用'][1] >= 1 && sheets['人员负担'][1] >= 1, `the workbook holds apps and people: ${JSON.stringify(sheets)}`);
+    check(sheets['人员负担'][0].includes('打卡次数') && sheets['人员负担'][0].includes('上报件数'), `each person's check-ins and reports filed: ${JSON.stringify(sheets['人员负担'][0])}`);
     await page.emulateMedia({ media: 'print' });
     await page.pdf({ path: path.join(ARTIFACTS, 'unit-monthly-report.pdf'), format: 'A4', printBackground: true });
     await page.emulateMedia({ media: 'screen' });

@@ -74,6 +74,10 @@ pub struct PersonMonth {
     pub days_active: i64,
     pub minutes_in_apps: f64,
     pub events: i64,
+    /// Check-ins made, over all apps (what the apps ask of the person).
+    pub check_ins: i64,
+    /// Reports filed, over all apps.
+    pub reports: i64,
     /// Days on which a finding flags the person's activity.
     pub flagged_days: i64,
 }
@@ -228,6 +232,8 @@ fn per_person(days: DataFrame) -> Result<DataFrame, ApiError> {
             count_distinct(col("day")).alias("days_active"),
             sum(col("seconds")).alias("seconds"),
             sum(col("events")).alias("events"),
+            sum(col("check_ins")).alias("check_ins"),
+            sum(col("reports")).alias("reports"),
             count_distinct(flagged_day).alias("flagged_days"),
         ],
     )
@@ -287,6 +293,8 @@ async fn people(people: DataFrame) -> Result<Vec<PersonMonth>, ApiError> {
             days_active: int(r, "days_active"),
             minutes_in_apps: minutes(int(r, "seconds") as f64),
             events: int(r, "events"),
+            check_ins: int(r, "check_ins"),
+            reports: int(r, "reports"),
             flagged_days: int(r, "flagged_days"),
         })
         .collect())
@@ -438,6 +446,8 @@ fn sheets(r: &MonthlyReport, l: Lang) -> Vec<Sheet<'_>> {
                 Cell::Int(p.days_active),
                 Cell::Num(p.minutes_in_apps),
                 Cell::Int(p.events),
+                Cell::Int(p.check_ins),
+                Cell::Int(p.reports),
                 Cell::Int(p.flagged_days),
             ]
         })
@@ -469,6 +479,8 @@ fn sheets(r: &MonthlyReport, l: Lang) -> Vec<Sheet<'_>> {
                 l.t("活跃天数", "Days active"),
                 l.t("应用内分钟数", "Minutes in apps"),
                 l.t("事件数", "Events"),
+                l.t("打卡次数", "Check-ins"),
+                l.t("上报件数", "Reports filed"),
                 l.t("被标记天数", "Days flagged"),
             ],
             rows: people,

@@ -15,8 +15,15 @@ use groundtruth_store::Role;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::error::ArrowError;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, Caller};
+use crate::workbook::{self, Cell, Lang, Sheet};
 use crate::ApiState;
 
 const SQL_ROLES: &[Role] = &[Role::Analyst, Role::Admin];
@@ -28,17 +35,17 @@ pub enum SqlFormat {
     Json,
     Csv,
     Arrow,
+    /// A one-sheet Excel workbook.
+    Xlsx,
 }
 
-impl From<SqlFormat> for Format {
-    fn from(f: SqlFormat) -> Format {
-        match f {
-            SqlFormat::Json => Format::Json,
-            SqlFormat::Csv => Format::Csv,
-            SqlFormat::Arrow => Format::Arrow,
-        }
-    }
-}
+/// The xlsx media type.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Excel's limits: rows a worksheet holds (the header among them), and
+/// characters a cell holds.
+const XLSX_MAX_ROWS: usize = 1_048_576;
+const XLSX_MAX_CELL_CHARS: usize = 32_767;
 
 /// A query as a JSON body (`Content-Type: application/json`). The query
 /// may also be sent as the body itself (`text/plain` or `application/sql`)
@@ -48,9 +55,10 @@ impl From<SqlFormat> for Format {
 pub struct SqlRequest {
     /// One read-only statement: SELECT, WITH, VALUES or EXPLAIN.
     pub sql: String,
-    /// `json` (default), `csv` or `arrow` (an Arrow IPC stream). The
-    /// `Accept` header (`text/csv`, `application/vnd.apache.arrow.stream`)
-    /// also chooses.
+    /// `json` (default), `csv`, `arrow` (an Arrow IPC stream) or `xlsx` (a
+    /// workbook for Excel or WPS). The `Accept` header (`text/csv`,
+    /// `application/vnd.apache.arrow.stream`, the xlsx media type) also
+    /// chooses.
     pub format: Option<SqlFormat>,
     /// Fewer rows than the server's cap.
     pub max_rows: Option<usize>,
@@ -124,12 +132,12 @@ impl From<QueryError> for ApiError {
     params(SqlParams),
     request_body(content = SqlRequest, description = "or the query itself as text/plain or application/sql"),
     responses(
-        (status = 200, body = SqlResult, description = "JSON; CSV (text/csv) or an Arrow IPC stream with headers X-Groundtruth-Rows and X-Groundtruth-Truncated"),
+        (status = 200, body = SqlResult, description = "JSON; CSV (text/csv), an Arrow IPC stream or an xlsx workbook, with headers X-Groundtruth-Rows and X-Groundtruth-Truncated"),
         (status = 400, body = ErrorBody, description = "the query does not parse or plan"),
         (status = 403, body = ErrorBody, description = "not an analyst, or the statement is not a read-only query"),
         (status = 408, body = ErrorBody, description = "over the time limit"),
         (status = 413, body = ErrorBody, description = "query text too long"),
-        (status = 422, body = ErrorBody, description = "over the memory limit")))]
+        (status = 422, body = ErrorBody, description = "over the memory limit, or more than a worksheet holds")))]
 pub async fn sql(
     State(s): State<ApiState>,
     caller: Caller,
@@ -184,12 +192,12 @@ pub async fn sql(
             })
         }
     };
-    let format: Format = params
+    let format = params
         .format
         .or(req.format)
-        .map(Format::from)
         .or_else(|| accept_format(&headers))
-        .unwrap_or(Format::Json);
+        .unwrap_or(SqlFormat::Json);
+    let lang = Lang::of(None, &headers);
     if matches!(params.max_rows.or(req.max_rows), Some(0)) {
         return Err(ApiError::bad("max_rows", "must be at least 1"));
     }
@@ -205,22 +213,29 @@ pub async fn sql(
     // off the threads that serve requests.
     let body = tokio::task::spawn_blocking(move || -> Result<Response, String> {
         Ok(match format {
-            Format::Json => Json(encode::json(&result)?).into_response(),
-            Format::Csv => (
-                [(header::CONTENT_TYPE, format.content_type())],
+            SqlFormat::Json => Json(encode::json(&result)?).into_response(),
+            SqlFormat::Csv => (
+                [(header::CONTENT_TYPE, Format::Csv.content_type())],
                 encode::csv(&result)?,
             )
                 .into_response(),
-            Format::Arrow => (
-                [(header::CONTENT_TYPE, format.content_type())],
+            SqlFormat::Arrow => (
+                [(header::CONTENT_TYPE, Format::Arrow.content_type())],
                 encode::arrow_ipc(&result)?,
             )
                 .into_response(),
+            SqlFormat::Xlsx => match result_xlsx(&result, lang) {
+                Ok(bytes) => ([(header::CONTENT_TYPE, XLSX)], bytes).into_response(),
+                Err(e) => e.into_response(),
+            },
         })
     })
     .await
     .map_err(|e| encode_failed(e.to_string()))?
     .map_err(encode_failed)?;
+    if !body.status().is_success() {
+        return Ok(body);
+    }
     let mut resp = body;
     let h = resp.headers_mut();
     h.insert("x-groundtruth-rows", HeaderValue::from(rows));
@@ -231,13 +246,115 @@ pub async fn sql(
     Ok(resp)
 }
 
-fn accept_format(headers: &HeaderMap) -> Option<Format> {
+fn accept_format(headers: &HeaderMap) -> Option<SqlFormat> {
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
     if accept.contains("text/csv") {
-        Some(Format::Csv)
+        Some(SqlFormat::Csv)
     } else if accept.contains("application/vnd.apache.arrow.stream") {
-        Some(Format::Arrow)
+        Some(SqlFormat::Arrow)
+    } else if accept.contains(XLSX) {
+        Some(SqlFormat::Xlsx)
     } else {
         None
     }
+}
+
+/// One column of a result as cells.
+enum Column<'a> {
+    Int(Int64Array),
+    Float(Float64Array),
+    Text(ArrayFormatter<'a>),
+}
+
+impl<'a> Column<'a> {
+    /// Integers that fit an i64 as integers, other numbers as floats
+    /// (Excel keeps 15 digits either way), everything else as the text the
+    /// CSV has (dates YYYY-MM-DD, times RFC 3339, lists as `[...]`).
+    fn of(a: &'a ArrayRef, options: &'a FormatOptions<'a>) -> Result<Column<'a>, ArrowError> {
+        use arrow::datatypes::DataType as T;
+        Ok(match a.data_type() {
+            T::Int8 | T::Int16 | T::Int32 | T::Int64 | T::UInt8 | T::UInt16 | T::UInt32 => {
+                Column::Int(cast(a, &T::Int64)?.as_primitive::<Int64Type>().clone())
+            }
+            T::UInt64
+            | T::Float16
+            | T::Float32
+            | T::Float64
+            | T::Decimal128(..)
+            | T::Decimal256(..) => {
+                Column::Float(cast(a, &T::Float64)?.as_primitive::<Float64Type>().clone())
+            }
+            _ => Column::Text(ArrayFormatter::try_new(a.as_ref(), options)?),
+        })
+    }
+
+    fn cell(&self, i: usize) -> Cell<'static> {
+        match self {
+            Column::Int(a) if a.is_valid(i) => Cell::Int(a.value(i)),
+            Column::Float(a) if a.is_valid(i) && a.value(i).is_finite() => Cell::Float(a.value(i)),
+            // NaN and infinities have no Excel number: their text.
+            Column::Float(a) if a.is_valid(i) => Cell::Owned(a.value(i).to_string()),
+            Column::Text(f) => Cell::Owned(f.value(i).to_string()),
+            _ => Cell::Empty,
+        }
+    }
+}
+
+/// A result as a one-sheet workbook: the columns' names as the header,
+/// numbers as numbers, the rest as text (so a cell reading `=...` is text,
+/// never a formula), nulls as empty cells. Refused (422) beyond what Excel
+/// holds, saying what to do instead.
+fn result_xlsx(r: &groundtruth_query::QueryResult, lang: Lang) -> Result<Vec<u8>, ApiError> {
+    let too_big = |what: String| ApiError::Rejected {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: format!("{what}; ask for fewer rows (max_rows), or for csv or arrow"),
+    };
+    if r.rows >= XLSX_MAX_ROWS {
+        return Err(too_big(format!(
+            "{} rows do not fit a worksheet (Excel holds {} below its header)",
+            r.rows,
+            XLSX_MAX_ROWS - 1
+        )));
+    }
+    let failed = |e: ArrowError| {
+        tracing::error!(error = %e, "cannot turn a query result into cells");
+        ApiError::Internal("cannot encode the result; the details are in the server log".into())
+    };
+    let header: Vec<&str> = r
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::with_capacity(r.rows);
+    for b in &r.batches {
+        let columns = b
+            .columns()
+            .iter()
+            .map(|a| Column::of(a, &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        for i in 0..b.num_rows() {
+            let row: Vec<Cell<'static>> = columns.iter().map(|c| c.cell(i)).collect();
+            for (c, cell) in row.iter().enumerate() {
+                if let Cell::Owned(s) = cell {
+                    if s.chars().count() > XLSX_MAX_CELL_CHARS {
+                        return Err(too_big(format!(
+                            "row {}, column {} holds {} characters, more than an Excel cell holds ({XLSX_MAX_CELL_CHARS})",
+                            rows.len() + 1,
+                            header[c],
+                            s.chars().count()
+                        )));
+                    }
+                }
+            }
+            rows.push(row);
+        }
+    }
+    workbook::xlsx(&[Sheet {
+        name: lang.t("查询结果", "Result"),
+        header,
+        rows,
+    }])
 }

@@ -47,18 +47,22 @@ impl Lang {
 }
 
 fn failed(e: XlsxError) -> ApiError {
-    tracing::error!(error = %e, "cannot write the report workbook");
-    ApiError::Internal(
-        "writing the report workbook failed; the details are in the server log".into(),
-    )
+    tracing::error!(error = %e, "cannot write a workbook");
+    ApiError::Internal("writing the workbook failed; the details are in the server log".into())
 }
 
 /// A cell of a sheet.
 pub enum Cell<'a> {
     Text(&'a str),
+    /// Text made for the cell (a value formatted from a query's result).
+    Owned(String),
     Int(i64),
+    /// One decimal shown.
     Num(f64),
+    /// As many decimals as it has (Excel's General).
+    Float(f64),
     Share(f64),
+    Empty,
 }
 
 fn sheet(ws: &mut Worksheet, header: &[&str], rows: &[Vec<Cell<'_>>]) -> Result<(), XlsxError> {
@@ -75,7 +79,10 @@ fn sheet(ws: &mut Worksheet, header: &[&str], rows: &[Vec<Cell<'_>>]) -> Result<
             let c = c as u16;
             match cell {
                 Cell::Text(s) => ws.write_string(r, c, *s).map(|_| ())?,
+                Cell::Owned(s) => ws.write_string(r, c, s).map(|_| ())?,
                 Cell::Int(i) => ws.write_number(r, c, *i as f64).map(|_| ())?,
+                Cell::Float(x) => ws.write_number(r, c, *x).map(|_| ())?,
+                Cell::Empty => {}
                 Cell::Num(x) => ws.write_number_with_format(r, c, *x, &one).map(|_| ())?,
                 Cell::Share(x) => ws.write_number_with_format(r, c, *x, &share).map(|_| ())?,
             }
@@ -88,7 +95,7 @@ fn sheet(ws: &mut Worksheet, header: &[&str], rows: &[Vec<Cell<'_>>]) -> Result<
 /// One sheet: its name, the header row, the rows.
 pub struct Sheet<'a> {
     pub name: &'static str,
-    pub header: Vec<&'static str>,
+    pub header: Vec<&'a str>,
     pub rows: Vec<Vec<Cell<'a>>>,
 }
 

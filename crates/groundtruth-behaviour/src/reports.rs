@@ -9,7 +9,9 @@
 //!    the larger of its own median day over the week before (when it has
 //!    [`MIN_HISTORY_DAYS`] of them) and its peers' median rate per account
 //!    that week times its accounts (when other units have
-//!    [`MIN_PEER_ACCOUNTS`]), never below one report a day. Poisson tail.
+//!    [`MIN_PEER_ACCOUNTS`]), times the day's level among the peers (a
+//!    weekend, a holiday, a city-wide emergency), never below one report
+//!    a day. Poisson tail.
 //! 2. **Filler, not work.** A genuinely bad week also raises the count; it
 //!    raises every category and its reports say different things. Filler
 //!    shows in the make-up of the day: (a) summaries that repeat an earlier
@@ -20,21 +22,26 @@
 //!    week before (a unit's mix of cases is its own; corrected for the
 //!    choice of the two); (c) reports
 //!    of the same category from the same spot within the hour of the
-//!    author's previous one (`near_copy`), against the peers' share.
-//!    Binomial tails.
+//!    author's previous one (`near_copy`), against the peers' share;
+//!    (d) reports filed within [`RAPID_S`] of the same author's previous
+//!    report, one after another from a desk, against the runs the peers'
+//!    rate predicts for authors filing as many. Binomial and Poisson tails.
 //!
 //! A day is flagged when both hold after a Bonferroni correction over every
 //! unit-day judged ([`ALPHA`]), or, without a significant surge, when the
-//! day is above its expected count and its repeats or same-spot copies are
-//! beyond the peers' *and* beyond the unit's own week before (a few
-//! accounts' filler inflates a large unit's day by less than its spread;
-//! a unit whose honest way of working repeats spots or texts does so every
-//! day, so its own week explains it). A unit's flagged days within a week
-//! of each other make one finding; it names the unit's accounts that filed more
-//! than their usual those days (their own week before, or their share of
-//! the unit's expected day) and whose filler by a sign that fired is beyond
-//! chance for an honest account writing as much (corrected for the unit's
-//! accounts).
+//! day is above its expected count and its repeats, same-spot copies or
+//! runs are beyond the peers' *and* beyond the unit's own week before (a
+//! few accounts' filler inflates a large unit's day by less than its
+//! spread; a unit whose honest way of working repeats spots or texts does
+//! so every day, so its own week explains it), or, on the unit's first
+//! days (too few of its own days before to know its way of working), when
+//! a few accounts whose filler is beyond chance filed more of its day than
+//! their share of its accounts (`few_accounts_surplus`). A unit's flagged
+//! days within a week of each other make one finding; it names the unit's
+//! accounts that filed more than their usual those days (their own week
+//! before, or their share of the unit's expected day) and whose filler by
+//! a sign that fired is beyond chance for an honest account writing as
+//! much (corrected for the unit's accounts).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -59,6 +66,40 @@ pub const MIN_PEER_UNITS: usize = 3;
 
 /// Accounts of other units a peer rate needs.
 pub const MIN_PEER_ACCOUNTS: usize = 5;
+
+/// A report filed within this many seconds of its author's previous one
+/// was filed one after another: less than it takes to get to another case
+/// and write it up (a report names a case, a category, a place, often a
+/// photo). Filler is typed in runs at a desk; a person reporting what
+/// they found files as they go. No threshold of its own: the count of such
+/// reports is tested against what the peers' own runs predict for authors
+/// filing as many (see `rapid_room`), so an app whose honest users batch
+/// their reports (offline, then synced) sets its own baseline.
+pub const RAPID_S: i64 = 120;
+
+/// How many reports of an author's day may follow the previous one within
+/// [`RAPID_S`] by chance, up to a rate: reports spread over a working day
+/// at random fall that close about (n - 1) x (n - 1) x [`RAPID_S`] / (the
+/// day's length) times, so an author filing three times as many has about
+/// nine times the runs by chance. The rate is the peers' (their runs over
+/// their `(n - 1)^2`), never the length of a working day assumed.
+fn rapid_room(n: u64) -> f64 {
+    let k = n.saturating_sub(1) as f64;
+    k * k
+}
+
+/// The rate of `runs` in `room` (see `rapid_room`): the posterior mean
+/// under Jeffreys' prior for a Poisson rate, so that a handful of peers'
+/// runs, or none, still gives a rate, without a guess of ours pulling it.
+fn rapid_rate(runs: u64, room: f64) -> f64 {
+    (runs as f64 + 0.5) / room.max(1.0)
+}
+
+/// Runs expected of an author filing `n` reports a day at `rate` runs per
+/// [`rapid_room`] (never more than `n - 1`).
+fn rapid_expected(n: u64, rate: f64) -> f64 {
+    (rate * rapid_room(n)).min(n.saturating_sub(1) as f64)
+}
 
 /// Fewest reports a day of inflation holds (a handful of reports is no
 /// campaign, whatever the rates say).
@@ -101,6 +142,8 @@ struct UnitDay {
     prior_texts: Vec<u64>,
     located: u64,
     copies: u64,
+    /// Filed within [`RAPID_S`] of the author's previous report.
+    rapid: u64,
     categories: BTreeMap<String, u64>,
     /// Per account: (reports, repeats, copies, per category).
     accounts: BTreeMap<String, AccountDay>,
@@ -116,6 +159,7 @@ struct AccountDay {
     prior_texts: Vec<u64>,
     located: u64,
     copies: u64,
+    rapid: u64,
     categories: BTreeMap<String, u64>,
 }
 
@@ -138,9 +182,15 @@ struct Judged {
     collision: Option<f64>,
     /// The peers' share of same-spot copies among located reports.
     peer_copy_share: f64,
-    /// The signs against the unit's own week before (repeats and copies;
-    /// only when it has a week before), with their ln p.
+    /// The peers' runs per [`rapid_room`] of their author-days.
+    peer_rapid_rate: f64,
+    /// Runs expected of the unit's authors that day at that rate.
+    expected_rapid: f64,
+    /// The signs against the unit's own week before (repeats, copies and
+    /// runs; only when it has a week before), with their ln p.
     own_signs: Vec<(&'static str, f64)>,
+    /// Days of the week before on which the unit reported.
+    own_days: usize,
 }
 
 /// (app, region), or (app, "account …") for reports without a region.
@@ -177,8 +227,12 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
     let mut recent: HashMap<String, VecDeque<i32>> = HashMap::new();
     let mut texts: BTreeMap<String, HashMap<String, u64>> = BTreeMap::new();
     let mut active: BTreeSet<i32> = BTreeSet::new();
+    let mut last_filed: HashMap<&str, i64> = HashMap::new();
     for r in rs {
         let unit = unit_of(r);
+        let rapid = last_filed
+            .insert(r.account_id.as_str(), r.t_us)
+            .is_some_and(|t| r.t_us - t <= RAPID_S * 1_000_000);
         active.insert(r.event_date);
         let key = r.summary.as_deref().map(text_key).filter(|k| !k.is_empty());
         let mut prior = None;
@@ -223,6 +277,7 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
         d.repeats += u64::from(repeat);
         d.located += u64::from(r.located);
         d.copies += u64::from(r.near_copy);
+        d.rapid += u64::from(rapid);
         d.first_us = d.first_us.min(r.t_us);
         d.last_us = d.last_us.max(r.t_us);
         let a = d.accounts.entry(r.account_id.clone()).or_default();
@@ -231,6 +286,7 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
         a.prior_texts.extend(prior);
         a.located += u64::from(r.located);
         a.copies += u64::from(r.near_copy);
+        a.rapid += u64::from(rapid);
         if let Some(c) = &r.category {
             *d.categories.entry(c.clone()).or_default() += 1;
             *a.categories.entry(c.clone()).or_default() += 1;
@@ -266,7 +322,13 @@ fn detect_app(app: &str, rs: &[&Report]) -> Vec<Finding> {
                 && j.own_signs.iter().any(|(sign, ln_p)| {
                     signs.contains(sign) && ln_p + ln_budget + 3f64.ln() < ln_alpha
                 });
-            if (surge || beyond_own) && !signs.is_empty() {
+            // On the unit's first days its own week cannot speak for its
+            // way of working (the data, or the unit's use of the app, has
+            // just begun): then filler shows in who filed it.
+            let first_days = j.own_days < MIN_HISTORY_DAYS
+                && d.reports as f64 > j.expected
+                && few_accounts_surplus(&j, ud, ln_budget);
+            if (surge || beyond_own || first_days) && !signs.is_empty() {
                 flagged.entry(unit).or_default().push(j);
             }
         }
@@ -347,6 +409,9 @@ struct Week {
     reports: u64,
     located: u64,
     copies: u64,
+    rapid: u64,
+    /// The sum of [`rapid_room`] over its author-days.
+    rapid_room: f64,
     categories: BTreeMap<String, u64>,
 }
 
@@ -355,6 +420,12 @@ impl Week {
         self.reports += d.reports;
         self.located += d.located;
         self.copies += d.copies;
+        self.rapid += d.rapid;
+        self.rapid_room += d
+            .accounts
+            .values()
+            .map(|a| rapid_room(a.reports))
+            .sum::<f64>();
         for (c, k) in &d.categories {
             *self.categories.entry(c.clone()).or_default() += k;
         }
@@ -365,6 +436,8 @@ impl Week {
             reports: self.reports - o.reports,
             located: self.located - o.located,
             copies: self.copies - o.copies,
+            rapid: self.rapid - o.rapid,
+            rapid_room: (self.rapid_room - o.rapid_room).max(0.0),
             categories: self
                 .categories
                 .iter()
@@ -379,6 +452,8 @@ impl Week {
 /// their sum.
 struct Weeks<'a> {
     units: BTreeMap<&'a Unit, (Week, usize)>,
+    /// Every unit's reports per day of the week.
+    per_day: BTreeMap<i32, u64>,
     /// Every account's reports per active day that week, with its unit.
     accounts: Vec<(&'a Unit, f64)>,
     total: Week,
@@ -396,13 +471,15 @@ impl<'a> Weeks<'a> {
         let mut units = BTreeMap::new();
         let mut rates = Vec::new();
         let mut total = Week::default();
+        let mut per_day: BTreeMap<i32, u64> = BTreeMap::new();
         for (u, ud) in days {
             if u.0 != app {
                 continue;
             }
             let mut w = Week::default();
             let mut accounts: BTreeMap<&str, u64> = BTreeMap::new();
-            for (_, d) in ud.range(week.clone()) {
+            for (day, d) in ud.range(week.clone()) {
+                *per_day.entry(*day).or_default() += d.reports;
                 w.add_day(d);
                 total.add_day(d);
                 for (a, x) in &d.accounts {
@@ -417,9 +494,34 @@ impl<'a> Weeks<'a> {
         }
         Weeks {
             units,
+            per_day,
             accounts: rates,
             total,
         }
+    }
+
+    /// How busy the app is on `date` for `unit`'s peers: their reports
+    /// that day over their median day of the week before (days the app was
+    /// used), when they have [`MIN_HISTORY_DAYS`] of them, else 1. A
+    /// weekend or a holiday when few file lowers it, a city-wide
+    /// emergency when everyone files raises it; a unit's expected day
+    /// follows it.
+    fn day_level(&self, date: i32, ud: &BTreeMap<i32, UnitDay>, active: &BTreeSet<i32>) -> f64 {
+        let peers_on = |day: i32| {
+            let all = self.per_day.get(&day).copied().unwrap_or(0);
+            all.saturating_sub(ud.get(&day).map_or(0, |x| x.reports)) as f64
+        };
+        let before: Vec<f64> = active
+            .range((date - LOOKBACK_DAYS + 1)..date)
+            .map(|&day| peers_on(day))
+            .collect();
+        if before.len() < MIN_HISTORY_DAYS {
+            return 1.0;
+        }
+        Robust::of(before)
+            .map(|r| r.median)
+            .filter(|m| *m > 0.0)
+            .map_or(1.0, |m| (peers_on(date) + 1.0) / (m + 1.0))
     }
 
     /// The peers of `unit`: every other unit's week, and the median rate of
@@ -467,7 +569,8 @@ fn judge(
     if own.is_none() && from_peers.is_none() {
         return None;
     }
-    let expected = own.unwrap_or(0.0).max(from_peers.unwrap_or(0.0)).max(1.0);
+    let level = weeks.day_level(date, ud, active);
+    let expected = (own.unwrap_or(0.0).max(from_peers.unwrap_or(0.0)) * level).max(1.0);
     let surge_ln_p = poisson_ln_sf(d.reports, expected);
 
     let mut signs = Vec::new();
@@ -543,7 +646,23 @@ fn judge(
             binomial_ln_sf(d.copies, d.located, peer_copy_share),
         ));
     }
-    // The same repeats and copies against the unit's own week before.
+    // (d) Reports filed one after another, against the runs the peers'
+    // rate predicts for authors filing as many as the unit's did.
+    let runs_expected = |rate: f64| -> f64 {
+        d.accounts
+            .values()
+            .map(|a| rapid_expected(a.reports, rate))
+            .sum()
+    };
+    let peer_rapid_rate = rapid_rate(p.rapid, p.rapid_room);
+    let expected_rapid = runs_expected(peer_rapid_rate);
+    if d.rapid >= 2 {
+        signs.push((
+            "rapid_succession",
+            poisson_ln_sf(d.rapid, expected_rapid.max(1e-9)),
+        ));
+    }
+    // The same repeats, copies and runs against the unit's own week before.
     let mut own_signs = Vec::new();
     if !before.is_empty() {
         let sum = |f: fn(&UnitDay) -> u64| before.iter().map(|x| f(x)).sum::<u64>() as f64;
@@ -561,12 +680,25 @@ fn judge(
                 binomial_ln_sf(d.copies, d.located, copy_share),
             ));
         }
+        let room: f64 = before
+            .iter()
+            .flat_map(|x| x.accounts.values())
+            .map(|a| rapid_room(a.reports))
+            .sum();
+        let own_rate = rapid_rate(sum(|x| x.rapid) as u64, room);
+        if d.rapid >= 2 {
+            own_signs.push((
+                "rapid_succession",
+                poisson_ln_sf(d.rapid, runs_expected(own_rate).max(1e-9)),
+            ));
+        }
     }
     Some(Judged {
         date,
         expected,
         surge_ln_p,
         own_signs,
+        own_days: before.len(),
         signs,
         top_categories: top,
         peer_top_share,
@@ -574,7 +706,42 @@ fn judge(
         expected_repeats,
         collision,
         peer_copy_share,
+        peer_rapid_rate,
+        expected_rapid,
     })
+}
+
+/// A few accounts filed far beyond their share of the unit's day, and their
+/// surplus is filler: each one's copies, repeats or runs are beyond chance
+/// for an honest account writing as much (against the peers' share, corrected for
+/// the unit's accounts), and together they filed more of the unit's
+/// reports that day than their share of its reporting accounts, beyond
+/// chance after the correction over every unit-day judged. The baseline is
+/// the unit's own other people that day: a unit whose honest way of
+/// working repeats spots, or files more than its peers, does so across its
+/// people. Two crowded categories are no sign here: a unit's mix of cases
+/// is its own, and its first days do not show it.
+fn few_accounts_surplus(j: &Judged, ud: &BTreeMap<i32, UnitDay>, ln_budget: f64) -> bool {
+    let Some(d) = ud.get(&j.date) else {
+        return false;
+    };
+    let per_account = fillers(std::slice::from_ref(j), ud, ln_budget);
+    let n_accounts = per_account.len().max(1) as f64;
+    let (mut filed, mut who) = (0u64, 0usize);
+    for (n, filler) in per_account.values() {
+        let beyond = filler
+            .iter()
+            .filter(|(sign, _)| **sign != "two_categories")
+            .any(|(_, &(obs, exp))| {
+                obs >= 2 && poisson_ln_sf(obs, exp.max(1e-9)) + n_accounts.ln() < ALPHA.ln()
+            });
+        if beyond {
+            filed += n;
+            who += 1;
+        }
+    }
+    let share = who as f64 / n_accounts;
+    who > 0 && share < 1.0 && binomial_ln_sf(filed, d.reports, share) + ln_budget < ALPHA.ln()
 }
 
 /// The share two categories are tested against: the larger of the peers'
@@ -648,6 +815,7 @@ struct Totals {
     repeats: u64,
     with_text: u64,
     copies: u64,
+    rapid: u64,
     /// Reports expected of the unit those days.
     expected: f64,
 }
@@ -660,6 +828,7 @@ impl Totals {
             repeats: sum(|d| d.repeats),
             with_text: sum(|d| d.with_text),
             copies: sum(|d| d.copies),
+            rapid: sum(|d| d.rapid),
             expected: episode.iter().map(|j| j.expected).sum(),
         }
     }
@@ -690,6 +859,7 @@ fn fillers<'u>(
                             .sum(),
                     ),
                     "same_spot_copies" => (ad.copies, ad.located as f64 * j.peer_copy_share),
+                    "rapid_succession" => (ad.rapid, rapid_expected(ad.reports, j.peer_rapid_rate)),
                     _ => {
                         let k: u64 = ad.categories.values().sum();
                         (
@@ -777,6 +947,7 @@ fn reason(
         repeats,
         with_text,
         copies,
+        rapid,
         expected,
     } = *totals;
     let (app, region) = (unit.0.as_str(), unit.1.as_str());
@@ -822,6 +993,12 @@ fn reason(
             "{copies} repeat the author's previous report from the same spot within the hour"
         ));
     }
+    if all_signs.contains("rapid_succession") {
+        parts.push(format!(
+            "{rapid} were filed within {} minutes of the same author's previous report, one after another",
+            RAPID_S / 60
+        ));
+    }
     reason.push_str(&format!(
         " {}; a genuinely bad week raises every category and says different things.",
         capitalise(&parts.join("; "))
@@ -846,6 +1023,7 @@ fn evidence(
         repeats,
         with_text,
         copies,
+        rapid,
         expected,
     } = *totals;
     let (app, region) = (unit.0.as_str(), unit.1.as_str());
@@ -858,6 +1036,7 @@ fn evidence(
     ev.insert("repeated_text".into(), json!(repeats));
     ev.insert("with_text".into(), json!(with_text));
     ev.insert("same_spot_copies".into(), json!(copies));
+    ev.insert("rapid_succession".into(), json!(rapid));
     ev.insert(
         "days".into(),
         Value::Array(
@@ -878,6 +1057,8 @@ fn evidence(
                         "peer_top_share": round2(j.peer_top_share),
                         "own_top_share": j.own_top_share.map(round2),
                         "same_spot_copies": d.copies,
+                        "rapid_succession": d.rapid,
+                        "expected_rapid": round2(j.expected_rapid),
                         "signs": fired(j, ln_budget),
                     })
                 })
@@ -1154,6 +1335,235 @@ mod tests {
         assert_eq!(f[0].accounts, vec!["big03", "big07"]);
         assert_eq!(f[0].evidence["signs"], json!(["same_spot_copies"]));
         f[0].validate().unwrap();
+    }
+
+    /// The data's first three days: `world()`'s (located, without text),
+    /// and unit 450106 of twelve
+    /// accounts filing located reports as their peers do (one to three a
+    /// day), `habit` in ten of them from the spot of the author's previous
+    /// one; `extra` more a day by big11.
+    fn first_three_days(habit: u64, extra: u64) -> Vec<Report> {
+        let mut v: Vec<Report> = world()
+            .into_iter()
+            .filter(|r| r.event_date < MON + 3)
+            .map(|mut r| {
+                r.located = true;
+                r.summary = None;
+                r
+            })
+            .collect();
+        for a in 0..12u64 {
+            for d in 0..3 {
+                let more = if a == 11 { extra } else { 0 };
+                for k in 0..1 + (a + d as u64) % 3 + more {
+                    let mut r = varied("450106", &format!("big{a:02}"), MON + d, k, 60 + a);
+                    r.located = true;
+                    r.summary = None;
+                    r.near_copy = (k + a + d as u64) % 10 < habit;
+                    v.push(r);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn inflation_from_the_data_s_first_day_is_found_by_who_filed_it() {
+        // The campaign runs on the first two days of the data: no week
+        // before to compare with, and sixteen copies on top of about 24 a
+        // day are no surge after the correction.
+        let mut v = first_three_days(0, 0);
+        for day in [0, 1] {
+            for a in ["big03", "big07"] {
+                for k in 0..8u64 {
+                    let mut r = report("450106", a, MON + day, 20 + k, "land", "宅基地纠纷".into());
+                    r.summary = None;
+                    r.located = true;
+                    r.near_copy = k > 0;
+                    v.push(r);
+                }
+            }
+        }
+        let f = detect(&v);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts, vec!["big03", "big07"]);
+        let signs = f[0].evidence["signs"].as_array().unwrap();
+        assert!(signs.contains(&json!("same_spot_copies")), "{signs:?}");
+        assert_eq!(f[0].evidence["days"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_spot_habit_or_a_heavy_reporter_on_the_data_s_first_days_is_not_inflation() {
+        // Three in ten of the unit's reports from the spot of the previous
+        // one (a market's stalls), spread over its people; one of them
+        // files six more a day, with the same habit.
+        assert_eq!(detect(&first_three_days(3, 6)), Vec::new());
+    }
+
+    /// Filler typed at a desk: `n` reports a day on days 5-7 by accounts
+    /// 0-2 of unit 450103, one a minute, each run in one category (another
+    /// each day), no text, no position.
+    fn desk_filler(v: &mut Vec<Report>, n: u64) {
+        for a in 0..3 {
+            for d in 5..8 {
+                for k in 0..n {
+                    let mut r = varied("450103", &format!("u3a{a}"), MON + d, 100 + k, 9);
+                    r.category = Some(CATS[((a + d) % 8) as usize].into());
+                    r.summary = None;
+                    r.t_us = (((MON + d) as i64 * 86_400 + 50_000 + k as i64 * 60)
+                        + a as i64 * 7_000)
+                        * 1_000_000;
+                    v.push(r);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filler_typed_one_after_another_is_found_without_text_copies_or_two_categories() {
+        let mut v: Vec<Report> = world()
+            .into_iter()
+            .map(|mut r| {
+                r.summary = None;
+                r
+            })
+            .collect();
+        desk_filler(&mut v, 8);
+        let f = detect(&v);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts, vec!["u3a0", "u3a1", "u3a2"]);
+        assert_eq!(f[0].evidence["signs"], json!(["rapid_succession"]));
+        assert!(f[0].reason.contains("within 2 minutes"), "{}", f[0].reason);
+        f[0].validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_week_filed_as_it_comes_has_runs_by_chance_and_is_unflagged() {
+        // Reports at random times of the working day (9:00-17:30); unit
+        // 450100 has a bad week of thirty a day per account, so many of
+        // its reports follow the author's previous within two minutes by
+        // chance, far more often than its peers' few a day do.
+        let at_random = |r: &mut Report, salt: u64| {
+            let h =
+                (r.t_us as u64 / 1_000_000).wrapping_mul(2_654_435_761) ^ salt.wrapping_mul(40_503);
+            let sec = 32_400 + (h % 30_600) as i64;
+            r.t_us = (r.event_date as i64 * 86_400 + sec) * 1_000_000;
+        };
+        let mut v = world();
+        for a in 0..4u64 {
+            for d in 3..8 {
+                for k in 10..40 {
+                    v.push(varied("450100", &format!("u0a{a}"), MON + d, k, 77 + a));
+                }
+            }
+        }
+        let mut runs = 0;
+        let mut last: HashMap<String, i64> = HashMap::new();
+        for (i, r) in v.iter_mut().enumerate() {
+            at_random(r, i as u64);
+            r.summary = None;
+        }
+        v.sort_by_key(|r| r.t_us);
+        for r in &v {
+            if let Some(t) = last.insert(r.account_id.clone(), r.t_us) {
+                runs += usize::from(r.t_us - t <= RAPID_S * 1_000_000);
+            }
+        }
+        assert!(runs >= 40, "the bad week has runs by chance: {runs}");
+        assert_eq!(detect(&v), Vec::new());
+    }
+
+    #[test]
+    fn filler_on_a_day_nobody_else_files_is_a_surge() {
+        // Day 12 is a Saturday: nobody files, but unit 450103's three
+        // accounts type twelve a minute apart before Monday's assessment,
+        // fewer than the unit's usual weekday.
+        let mut v: Vec<Report> = world()
+            .into_iter()
+            .filter(|r| r.event_date != MON + 12)
+            .map(|mut r| {
+                r.summary = None;
+                r
+            })
+            .collect();
+        for a in 0..3 {
+            for k in 0..4u64 {
+                let mut r = varied("450103", &format!("u3a{a}"), MON + 12, k, 9);
+                r.summary = None;
+                r.t_us =
+                    ((MON + 12) as i64 * 86_400 + 36_000 + (a * 4 + k) as i64 * 60) * 1_000_000;
+                v.push(r);
+            }
+        }
+        let f = detect(&v);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].accounts, vec!["u3a0", "u3a1", "u3a2"]);
+        assert_eq!(f[0].evidence["days"][0]["expected"], json!(1.0), "{f:#?}");
+    }
+
+    #[test]
+    fn a_city_wide_emergency_is_no_units_surge() {
+        // Day 9: a typhoon. Every unit files three times its reports, most
+        // of them flooding, one after another as the calls come in.
+        let mut v: Vec<Report> = world()
+            .into_iter()
+            .map(|mut r| {
+                r.summary = None;
+                r
+            })
+            .collect();
+        for u in 0..8 {
+            for a in 0..4 {
+                for k in 0..6u64 {
+                    let mut r = varied(
+                        &format!("4501{u:02}"),
+                        &format!("u{u}a{a}"),
+                        MON + 9,
+                        20 + k,
+                        5,
+                    );
+                    r.summary = None;
+                    if k % 3 != 0 {
+                        r.category = Some("flooding".into());
+                    }
+                    r.t_us = ((MON + 9) as i64 * 86_400
+                        + 30_000
+                        + (u * 997 + a * 3_001) as i64
+                        + k as i64 * 90)
+                        * 1_000_000;
+                    v.push(r);
+                }
+            }
+        }
+        assert_eq!(detect(&v), Vec::new());
+    }
+
+    #[test]
+    fn an_app_whose_people_file_in_batches_has_a_bad_week_unflagged() {
+        // Everyone files a day's reports in one sitting, a minute apart
+        // (offline, then synced); unit 450100 has a bad week, three times
+        // its reports, all kinds.
+        let mut v = world();
+        for a in 0..4 {
+            for d in 3..8 {
+                for k in 10..16 {
+                    v.push(varied(
+                        "450100",
+                        &format!("u0a{a}"),
+                        MON + d,
+                        k,
+                        77 + a as u64,
+                    ));
+                }
+            }
+        }
+        for r in &mut v {
+            let day_start = (r.event_date as i64 * 86_400 + 61_200) * 1_000_000;
+            let k = (r.t_us / 1_000_000 - r.event_date as i64 * 86_400 - 32_400) / 600;
+            r.t_us = day_start + k * 60_000_000;
+            r.summary = None;
+        }
+        assert_eq!(detect(&v), Vec::new());
     }
 
     #[test]

@@ -300,8 +300,17 @@ pub struct TokenRevokeArgs {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Scenario file (TOML); default: the built-in week (pipelines/sim-week.toml).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "world")]
     pub scenario: Option<PathBuf>,
+    /// One of the worlds `groundtruth eval worlds` draws, by the name it
+    /// reports (`world-SEED-INDEX`), with `--days` as given to it (default
+    /// 3): to look into a world's misses and false alarms.
+    #[arg(long, value_name = "NAME", conflicts_with = "seed")]
+    pub world: Option<String>,
+    /// With `--world`: the world as its patrols are judged (patrols drawn
+    /// from wide ranges too, as `eval worlds` does unless `--no-tracks`).
+    #[arg(long, requires = "world")]
+    pub drawn_patrols: bool,
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,

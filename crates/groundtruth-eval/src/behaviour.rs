@@ -255,7 +255,9 @@ impl Draw {
 /// colleagues with 1 to 3 accounts a phone, sessions of tens of seconds to
 /// minutes, skipped phones and pauses, morning or evening sweeps, 0-50%
 /// camouflage; bulk check-in operators; registration farms; churners;
-/// inflating units with and without report texts; check-in apps that send
+/// inflating units with and without report texts (one or a few, in one or
+/// two categories, from one spot or a neighbourhood, with or without a
+/// position); check-in apps that send
 /// the phone's fix or the post's registered coordinates; every honest
 /// look-alike in varying numbers. `days` per world (2-7).
 pub fn draw_worlds(n: u32, seed: u64, days: u32) -> Vec<Scenario> {
@@ -299,6 +301,16 @@ pub fn draw_worlds(n: u32, seed: u64, days: u32) -> Vec<Scenario> {
             let b = r.u(4, 10);
             f.report_inflation.burst_size = [b, b + r.u(0, 12)];
             f.report_inflation.days_before = r.u(1, 3).min(s.days - 1).max(1);
+            // Filler is not always same-spot copies of one text (issue 26):
+            // one or two categories, a few texts with their figures
+            // changed, spread over a neighbourhood, reports without a
+            // position. (From a stream of the world's seed, so that the
+            // draws above stay as they were for every world.)
+            let mut q = Draw(s.seed ^ 0x7265_706f_7274);
+            f.report_inflation.categories = q.u(1, 2);
+            f.report_inflation.texts = q.u(1, 3);
+            f.report_inflation.spot_spread_m = if q.coin(0.5) { 2.0 } else { q.f(50.0, 800.0) };
+            f.report_inflation.located_share = if q.coin(0.7) { 1.0 } else { q.f(0.0, 0.8) };
             f.report_inflation.assessment_date =
                 chrono::NaiveDate::parse_from_str(&s.start_date, "%Y-%m-%d")
                     .map(|d| (d + chrono::Days::new(s.days as u64 - 1)).to_string())

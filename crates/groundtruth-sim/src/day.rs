@@ -776,15 +776,17 @@ fn report(
     d: &mut Day<'_>,
     c: Ctx,
     t: Ms,
-    pos: (f64, f64, f32),
+    pos: Option<(f64, f64, f32)>,
     category: &'static str,
     text: Option<(u8, u8, u16)>,
     sid: u64,
 ) {
     let i = push(w, d, c, t, Kind::ReportSubmit, "grid-report", "report");
     d.evs[i].session = sid;
-    d.evs[i].pos = Some((pos.0, pos.1));
-    d.evs[i].acc = pos.2;
+    if let Some(pos) = pos {
+        d.evs[i].pos = Some((pos.0, pos.1));
+        d.evs[i].acc = pos.2;
+    }
     d.evs[i].attrs = Attrs::Report {
         registry: "grid_events",
         category,
@@ -827,7 +829,7 @@ fn grid_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
             let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
             let pos = noisy_pos(rng, spot, 8.0);
             let text = sc.honest.report_text.then(|| any_text(rng));
-            report(w, d, c, tr, pos, cat, text, sid);
+            report(w, d, c, tr, Some(pos), cat, text, sid);
             session_end(
                 w,
                 d,
@@ -846,7 +848,9 @@ fn grid_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
     if inflating && ri.enabled && dd < ad && dd >= ad - ri.days_before as i64 {
         for _ in 0..ri.bursts_per_day {
             let spot = geo::offset(office.0, office.1, gauss(rng, 600.0), gauss(rng, 600.0));
-            let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+            let cats: Vec<&'static str> = (0..ri.categories.max(1))
+                .map(|_| CATEGORIES[rng.random_range(0..CATEGORIES.len())])
+                .collect();
             let size = rng.random_range(ri.burst_size[0]..=ri.burst_size[1]);
             let c = Ctx {
                 net: unet,
@@ -855,12 +859,37 @@ fn grid_day(w: &mut World, d: &mut Day<'_>, o: u32, rng: &mut ChaCha8Rng) {
             };
             let t0 = d.at(rng.random_range(9.0 * 3600.0..17.0 * 3600.0));
             let sid = session_start(w, d, c, t0, "grid-report", "report", None);
-            // Filler repeats one text.
-            let text = sc.honest.report_text.then(|| any_text(rng));
+            // Filler repeats one text, or cycles a few with their figures
+            // redrawn.
+            let texts: Vec<(u8, u8, u16)> = if sc.honest.report_text {
+                (0..ri.texts.max(1)).map(|_| any_text(rng)).collect()
+            } else {
+                Vec::new()
+            };
             let mut t = t0;
-            for _ in 0..size {
+            for k in 0..size as usize {
                 t += rng.random_range(20_000..90_000);
-                let pos = noisy_pos(rng, spot, 2.0);
+                let pos = if ri.spot_spread_m <= 2.0 {
+                    noisy_pos(rng, spot, 2.0)
+                } else {
+                    let sd = ri.spot_spread_m;
+                    let p = geo::offset(spot.0, spot.1, gauss(rng, sd), gauss(rng, sd));
+                    noisy_pos(rng, p, 8.0)
+                };
+                let pos =
+                    (ri.located_share >= 1.0 || rng.random_bool(ri.located_share)).then_some(pos);
+                let cat = match cats.len() {
+                    1 => cats[0],
+                    n => cats[rng.random_range(0..n)],
+                };
+                let text = match texts.len() {
+                    0 => None,
+                    1 => Some(texts[0]),
+                    n => {
+                        let (tpl, place, _) = texts[k % n];
+                        Some((tpl, place, rng.random_range(2..300)))
+                    }
+                };
                 report(w, d, c, t, pos, cat, text, sid);
             }
             session_end(w, d, c, sid, t0, t + 10_000, "grid-report", "report");

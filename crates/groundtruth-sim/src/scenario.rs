@@ -268,6 +268,19 @@ pub struct ReportInflation {
     pub bursts_per_day: u32,
     /// Reports per burst `[min, max]`. Default `[8, 15]`.
     pub burst_size: [u32; 2],
+    /// Categories a burst's filler is spread over (each report picks one
+    /// of the burst's). Default `1`.
+    pub categories: u32,
+    /// Texts a burst's filler cycles through, each with its figure redrawn
+    /// per report (near-identical, not word for word). Default `1` (one
+    /// text, repeated as is).
+    pub texts: u32,
+    /// How far a burst's reports lie from its spot, metres (standard
+    /// deviation): `2` files them from one spot (same-spot copies); a few
+    /// hundred spreads them over a neighbourhood. Default `2.0`.
+    pub spot_spread_m: f64,
+    /// Share of filler reports that carry a position. Default `1.0`.
+    pub located_share: f64,
 }
 
 /// Patrols that are not a person walking.
@@ -470,6 +483,10 @@ impl Default for ReportInflation {
             days_before: 2,
             bursts_per_day: 3,
             burst_size: [8, 15],
+            categories: 1,
+            texts: 1,
+            spot_spread_m: 2.0,
+            located_share: 1.0,
         }
     }
 }
@@ -864,6 +881,15 @@ impl Scenario {
                 ri.burst_size[1],
                 500,
             );
+            c.min("fraud.report_inflation.categories", ri.categories, 1);
+            c.min("fraud.report_inflation.texts", ri.texts, 1);
+            if !(0.0..=5000.0).contains(&ri.spot_spread_m) {
+                c.problems.push(format!(
+                    "fraud.report_inflation.spot_spread_m must be between 0 and 5000 metres, got {}",
+                    ri.spot_spread_m
+                ));
+            }
+            c.prob("fraud.report_inflation.located_share", ri.located_share);
         }
     }
 

@@ -642,6 +642,70 @@ fn fraud_signatures_are_present() {
 }
 
 #[test]
+fn filler_varies_as_asked() {
+    // Filler in two categories, three texts with their figures redrawn,
+    // spread over a neighbourhood, half without a position.
+    let mut sc = small();
+    sc.honest.report_text = true;
+    let ri = &mut sc.fraud.report_inflation;
+    ri.categories = 2;
+    ri.texts = 3;
+    ri.spot_spread_m = 400.0;
+    ri.located_share = 0.5;
+    let (sink, summary) = run(&sc);
+    let p = parse_all(&sink);
+    let label = summary.labels.account_map();
+    // A burst is a session of an inflating worker with several reports
+    // (an honest report is a session of its own).
+    let mut sessions: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for v in &p.events {
+        if v["kind"] == "report_submit"
+            && label[v["account_id"].as_str().unwrap()].0 == "report_inflation"
+        {
+            sessions
+                .entry(v["session_id"].as_str().unwrap())
+                .or_default()
+                .push(v);
+        }
+    }
+    let bursts: Vec<&Vec<&Value>> = sessions.values().filter(|b| b.len() >= 2).collect();
+    let filler: Vec<&Value> = bursts.iter().flat_map(|b| b.iter().copied()).collect();
+    assert!(filler.len() >= 20, "{} filler reports", filler.len());
+    let located = filler.iter().filter(|v| v["lat"].is_f64()).count();
+    let share = located as f64 / filler.len() as f64;
+    assert!((0.3..0.7).contains(&share), "located share {share}");
+    let mut two_categories = false;
+    let mut spread = 0.0f64;
+    for b in &bursts {
+        let cats: HashSet<&str> = b
+            .iter()
+            .filter_map(|v| v["attrs"]["category"].as_str())
+            .collect();
+        assert!(cats.len() <= 2, "{cats:?}");
+        two_categories |= cats.len() == 2;
+        let texts: HashSet<String> = b
+            .iter()
+            .filter_map(|v| v["attrs"]["summary"].as_str())
+            .map(|t| t.chars().filter(|c| !c.is_ascii_digit()).collect())
+            .collect();
+        // Three texts, each naming the report's category.
+        assert!(texts.len() <= 3 * cats.len(), "{texts:?}");
+        let pts: Vec<(f64, f64)> = b
+            .iter()
+            .filter_map(|v| Some((v["lat"].as_f64()?, v["lon"].as_f64()?)))
+            .collect();
+        for w in pts.windows(2) {
+            spread = spread.max(haversine_m(w[0].0, w[0].1, w[1].0, w[1].1));
+        }
+    }
+    assert!(two_categories, "no burst used two categories");
+    assert!(
+        spread > 200.0,
+        "reports of a burst at most {spread} m apart"
+    );
+}
+
+#[test]
 fn validation_lists_every_problem() {
     let text = r#"
 [honest]

@@ -721,6 +721,7 @@ function reasonZh(f) {
       let s = `单位 ${ev.region || '?'} 在 ${days.length} 天（${days.join('、')}）提交了 ${ev.reports} 份报告，按其前一周和同类单位推算约为 ${num(ev.expected_reports, 0)} 份。`;
       if (ev.repeated_text) s += `有文字的 ${ev.with_text ?? ev.reports} 份中 ${ev.repeated_text} 份与之前的报告逐字相同。`;
       if (ev.same_spot_copies) s += `${ev.same_spot_copies} 份在同一地点重复提交。`;
+      if ((ev.signs || []).includes('rapid_succession') && ev.rapid_succession) s += `${ev.rapid_succession} 份是同一人在上一份提交后两分钟内接连提交的。`;
       const cats = Array.isArray(ev.days) ? [...new Set(ev.days.flatMap((d) => d.top_categories || []))] : [];
       if ((ev.signs || []).includes('two_categories') && cats.length) s += `报告集中在少数类别（${cats.map(categoryName).join('、')}），远超同类单位的比例${(ev.days || []).some((d) => d.own_top_share != null) ? '，也超出本单位前一周的比例' : ''}。`;
       return s;
@@ -843,16 +844,18 @@ function evidenceSection(rec) {
     case 'report_inflation': {
       const days = ev.days || [];
       // Each flagged day: the filler (texts repeating an earlier one word
-      // for word, same-spot copies) and the rest, beside the day's normal
-      // count (the unit's own week before and its peers).
-      const filler = (d) => Math.min(d.reports || 0, (d.repeated_text || 0) + (d.same_spot_copies || 0));
+      // for word, same-spot copies, or reports filed one after another:
+      // the largest of them, as one report may be all three) and the rest,
+      // beside the day's normal count (the unit's own week before and its
+      // peers).
+      const filler = (d) => Math.min(d.reports || 0, Math.max(d.repeated_text || 0, d.same_spot_copies || 0, (d.signs || []).includes('rapid_succession') ? d.rapid_succession || 0 : 0));
       parts.push(figure(t('ev.reports'), C.bars(days.map((d) => d.date), {
         kind: 'reports', labels: { title: t('ev.reports') },
         stacks: [{ label: t('ev.legend.near_copies'), color: '#d62728', values: days.map(filler) },
           { label: t('ev.legend.reports'), color: '#1f77b4', values: days.map((d) => Math.max((d.reports || 0) - filler(d), 0)) }],
         lines: [{ label: t('ev.legend.expected'), color: '#7f7f7f', dash: true, values: days.map((d) => d.expected) }],
       }), legend([['#1f77b4', t('ev.legend.reports')], ['#d62728', t('ev.legend.near_copies')], ['#7f7f7f', t('ev.legend.expected'), true]])));
-      const figs = pick(ev, ['app_id', 'region', 'reports', 'expected_reports', 'with_text', 'repeated_text', 'same_spot_copies', 'signs']);
+      const figs = pick(ev, ['app_id', 'region', 'reports', 'expected_reports', 'with_text', 'repeated_text', 'same_spot_copies', 'rapid_succession', 'signs']);
       if (Array.isArray(figs.signs)) figs.signs = figs.signs.map((x) => named('sign', x));
       parts.push(figureTable(t('ev.figures'), figs));
       break;
@@ -1039,14 +1042,16 @@ function renderSql() {
       put(out, sqlError(e));
     }
   };
-  const csv = async () => {
+  // Downloads: CSV with a byte order mark (so Excel and WPS read the
+  // Chinese text as UTF-8), or an xlsx workbook; the file named for when
+  // it was taken.
+  const download = (format) => async () => {
+    const type = format === 'csv' ? 'text/csv' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
     try {
-      const res = await api('/api/v1/sql', { method: 'POST', body: { sql: editor.value, format: 'csv', max_rows: Number(maxRows.value) || undefined }, accept: 'text/csv', raw: true });
-      // A byte order mark, so Excel and WPS read the Chinese text as UTF-8;
-      // the file named for when it was taken.
-      const blob = new Blob(['\ufeff', await res.text()], { type: 'text/csv;charset=utf-8' });
+      const res = await api('/api/v1/sql', { method: 'POST', body: { sql: editor.value, format, max_rows: Number(maxRows.value) || undefined }, accept: type, raw: true });
+      const blob = format === 'csv' ? new Blob(['\ufeff', await res.text()], { type: 'text/csv;charset=utf-8' }) : await res.blob();
       const stamp = new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
-      saveAs(blob, `groundtruth-query-${stamp}.csv`);
+      saveAs(blob, `groundtruth-query-${stamp}.${format}`);
     } catch (e) {
       put(out, sqlError(e));
     }
@@ -1058,7 +1063,8 @@ function renderSql() {
         h('label', { for: 'sql-text' }, t('sql.editor')), editor,
         h('div', { class: 'buttons' },
           h('button', { type: 'button', id: 'sql-run', class: 'primary', onclick: run }, t('sql.run')),
-          h('button', { type: 'button', id: 'sql-csv', onclick: csv }, t('sql.csv')),
+          h('button', { type: 'button', id: 'sql-csv', onclick: download('csv') }, t('sql.csv')),
+          h('button', { type: 'button', id: 'sql-xlsx', onclick: download('xlsx') }, t('sql.xlsx')),
           h('label', { for: 'sql-max' }, t('sql.max_rows')), maxRows)),
       h('aside', { class: 'panel' }, h('h2', {}, t('sql.tables')),
         h('ul', { class: 'tables' }, SQL_TABLES.map((n) => h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => { editor.value = `SELECT * FROM ${n} LIMIT 100`; editor.focus(); } }, n)))))),
@@ -1139,6 +1145,8 @@ function monthlyReport(code, month) {
         { name: 'apps_used', label: t('report.col.apps') },
         { name: 'days_active', label: t('report.col.days') },
         { name: 'minutes_in_apps', label: t('report.col.minutes') },
+        { name: 'check_ins', label: t('report.col.check_ins') },
+        { name: 'reports', label: t('report.col.reports') },
         { name: 'flagged_days', label: t('report.col.flagged_days') },
       ], r.people.slice(0, 20)),
       h('p', { class: 'hint' }, t('report.hint')));

@@ -68,8 +68,39 @@ impl groundtruth_sim::SimSink for KafkaSink {
     }
 }
 
+/// The world `eval worlds` names `world-SEED-INDEX` when it draws worlds
+/// of `days` days from SEED (world INDEX's draw depends only on the draws
+/// before it, not on how many are drawn).
+pub(crate) fn drawn_world(name: &str, days: u32, patrols: bool) -> Result<Scenario> {
+    let parsed = name
+        .strip_prefix("world-")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(s, i)| Some((s.parse::<u64>().ok()?, i.parse::<u32>().ok()?)));
+    let Some((seed, index)) = parsed else {
+        anyhow::bail!(
+            "--world {name:?}: expected a name as `eval worlds` reports it, world-SEED-INDEX (e.g. world-2-16)"
+        );
+    };
+    anyhow::ensure!(
+        index < 10_000,
+        "--world {name:?}: index {index} is beyond any draw (at most 9999)"
+    );
+    let mut s = groundtruth_eval::behaviour::draw_worlds(index + 1, seed, days)
+        .pop()
+        .context("no world drawn")?;
+    if patrols {
+        s = groundtruth_eval::behaviour::with_drawn_patrols(s);
+    }
+    s.validate()
+        .with_context(|| format!("drawn world {name}"))?;
+    Ok(s)
+}
+
 pub(crate) fn simulate_cmd(cfg: &Config, args: &SimulateArgs) -> Result<()> {
-    let scenario = load_scenario(args.scenario.as_deref(), args.seed, args.days)?;
+    let scenario = match &args.world {
+        Some(name) => drawn_world(name, args.days.unwrap_or(3), args.drawn_patrols)?,
+        None => load_scenario(args.scenario.as_deref(), args.seed, args.days)?,
+    };
     let started = std::time::Instant::now();
     let summary = if let Some(topic) = &args.kafka_topic {
         create_topics(&cfg.kafka.brokers, &[(topic.clone(), args.partitions)])?;
