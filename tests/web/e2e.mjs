@@ -223,6 +223,13 @@ try {
     await page.goto(`${URL0}/#/case/${list.body.items[0].case_id}`);
     await page.waitForSelector(`section.finding[data-detector="${det}"] ${selector}`);
     await chineseReason(det);
+    if (det === 'bulk_check_in') {
+      // The rhythm: a row per account, joined in the order they were
+      // clocked in on the device.
+      const sel = 'section.finding[data-detector="bulk_check_in"]';
+      check(await count(page, `${sel} .rhythm-chart svg[data-chart="sessions"] rect.session`) >= 2, 'the check-ins are drawn one after another, a row per account');
+      check(await count(page, `${sel} .rhythm-chart polyline.chain`) >= 1, 'the check-ins are joined in order');
+    }
     if (det === 'report_inflation') {
       // The surplus beside the normal count, and the filler in it.
       const sel = 'section.finding[data-detector="report_inflation"]';

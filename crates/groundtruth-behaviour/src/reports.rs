@@ -648,51 +648,15 @@ fn judge(
     }
     // (d) Reports filed one after another, against the runs the peers'
     // rate predicts for authors filing as many as the unit's did.
-    let runs_expected = |rate: f64| -> f64 {
-        d.accounts
-            .values()
-            .map(|a| rapid_expected(a.reports, rate))
-            .sum()
-    };
     let peer_rapid_rate = rapid_rate(p.rapid, p.rapid_room);
-    let expected_rapid = runs_expected(peer_rapid_rate);
+    let expected_rapid = runs_expected(d, peer_rapid_rate);
     if d.rapid >= 2 {
         signs.push((
             "rapid_succession",
             poisson_ln_sf(d.rapid, expected_rapid.max(1e-9)),
         ));
     }
-    // The same repeats, copies and runs against the unit's own week before.
-    let mut own_signs = Vec::new();
-    if !before.is_empty() {
-        let sum = |f: fn(&UnitDay) -> u64| before.iter().map(|x| f(x)).sum::<u64>() as f64;
-        let repeat_share = (sum(|x| x.repeats) + 1.0) / (sum(|x| x.with_text) + 2.0);
-        if d.repeats >= 2 {
-            own_signs.push((
-                "repeated_text",
-                binomial_ln_sf(d.repeats, d.with_text, repeat_share),
-            ));
-        }
-        let copy_share = (sum(|x| x.copies) + 1.0) / (sum(|x| x.located) + 2.0);
-        if d.copies >= 2 {
-            own_signs.push((
-                "same_spot_copies",
-                binomial_ln_sf(d.copies, d.located, copy_share),
-            ));
-        }
-        let room: f64 = before
-            .iter()
-            .flat_map(|x| x.accounts.values())
-            .map(|a| rapid_room(a.reports))
-            .sum();
-        let own_rate = rapid_rate(sum(|x| x.rapid) as u64, room);
-        if d.rapid >= 2 {
-            own_signs.push((
-                "rapid_succession",
-                poisson_ln_sf(d.rapid, runs_expected(own_rate).max(1e-9)),
-            ));
-        }
-    }
+    let own_signs = own_signs(d, &before);
     Some(Judged {
         date,
         expected,
@@ -709,6 +673,51 @@ fn judge(
         peer_rapid_rate,
         expected_rapid,
     })
+}
+
+/// Runs expected of a unit-day's authors at `rate` (see `rapid_room`).
+fn runs_expected(d: &UnitDay, rate: f64) -> f64 {
+    d.accounts
+        .values()
+        .map(|a| rapid_expected(a.reports, rate))
+        .sum()
+}
+
+/// The day's repeats, copies and runs against the unit's own week before
+/// (`before`: its days of it), with their ln p; none without a week before.
+fn own_signs(d: &UnitDay, before: &[&UnitDay]) -> Vec<(&'static str, f64)> {
+    let mut own_signs = Vec::new();
+    if before.is_empty() {
+        return own_signs;
+    }
+    let sum = |f: fn(&UnitDay) -> u64| before.iter().map(|x| f(x)).sum::<u64>() as f64;
+    let repeat_share = (sum(|x| x.repeats) + 1.0) / (sum(|x| x.with_text) + 2.0);
+    if d.repeats >= 2 {
+        own_signs.push((
+            "repeated_text",
+            binomial_ln_sf(d.repeats, d.with_text, repeat_share),
+        ));
+    }
+    let copy_share = (sum(|x| x.copies) + 1.0) / (sum(|x| x.located) + 2.0);
+    if d.copies >= 2 {
+        own_signs.push((
+            "same_spot_copies",
+            binomial_ln_sf(d.copies, d.located, copy_share),
+        ));
+    }
+    let room: f64 = before
+        .iter()
+        .flat_map(|x| x.accounts.values())
+        .map(|a| rapid_room(a.reports))
+        .sum();
+    let own_rate = rapid_rate(sum(|x| x.rapid) as u64, room);
+    if d.rapid >= 2 {
+        own_signs.push((
+            "rapid_succession",
+            poisson_ln_sf(d.rapid, runs_expected(d, own_rate).max(1e-9)),
+        ));
+    }
+    own_signs
 }
 
 /// A few accounts filed far beyond their share of the unit's day, and their

@@ -814,8 +814,35 @@ function evidenceSection(rec) {
     case 'bulk_check_in': {
       if (Array.isArray(ev.check_ins) && ev.check_ins.length) {
         parts.push(figure(t('ev.checkins'), C.checkinScatter(ev.check_ins, { labels: { title: t('ev.checkins'), scale: t('ev.track.scale'), stack: (n) => t('ev.checkins.stack', { n }) } })));
+        // The rhythm: each day's check-ins on one device, a row per
+        // account, joined in order (one account after another, seconds
+        // apart); a button per day.
+        const byDay = new Map();
+        for (const c of ev.check_ins) {
+          const at = new Date(c.ts);
+          if (Number.isNaN(at.getTime())) continue;
+          const day = `${at.getFullYear()}-${String(at.getMonth() + 1).padStart(2, '0')}-${String(at.getDate()).padStart(2, '0')}`;
+          if (!byDay.has(day)) byDay.set(day, []);
+          byDay.get(day).push({ account: c.account, device: ev.device || '', start: c.ts, end: c.ts });
+        }
+        const days = [...byDay.keys()].sort();
+        const chains = days.map((d) => byDay.get(d).sort((a, b) => Date.parse(a.start) - Date.parse(b.start)));
+        if (chains.length) {
+          const holder = h('div', { class: 'rhythm-chart' });
+          const draw = (i) => put(holder, C.sessionTimeline(chains, { labels: { title: t('ev.rhythm') }, focus: i, minPadMs: 5e3 }));
+          draw(undefined);
+          const buttons = chains.length > 1 ? chains.map((c, i) => h('button', {
+            type: 'button', dataset: { day: days[i] }, 'aria-pressed': 'false',
+            onclick: () => { draw(i); for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[i])); },
+          }, t('ev.rhythm.day', { day: days[i], n: new Set(c.map((x) => x.account)).size }))) : [];
+          const picker = buttons.length ? h('div', { class: 'chain-picker', role: 'group', 'aria-label': t('ev.rhythm.days') }, h('span', { class: 'hint' }, t('ev.rhythm.days')), buttons) : null;
+          const gaps = Array.isArray(ev.interval_s) ? ev.interval_s.filter((x) => x && x.mean != null) : [];
+          const rhythm = gaps.length ? h('p', { class: 'hint' }, t('ev.rhythm.gaps', { s: gaps.map((x) => `${num(x.mean, 0)}±${num((x.cv || 0) * x.mean, 0)}`).join('、') })) : null;
+          parts.push(figure(t('ev.rhythm'), holder, picker, rhythm));
+        }
       }
-      parts.push(figureTable(t('ev.figures'), pick(ev, ['device', 'days', 'accounts_per_day_max', 'copied_coordinates', 'regular_days', 'far_from_point', 'interval_s'])));
+      // (The intervals are under the rhythm, in words.)
+      parts.push(figureTable(t('ev.figures'), pick(ev, ['device', 'days', 'accounts_per_day_max', 'copied_coordinates', 'regular_days', 'far_from_point'])));
       break;
     }
     case 'registration_farm': {

@@ -77,9 +77,10 @@ function fmtMeters(m) {
   return m >= 1000 ? `${m / 1000} km` : `${m} m`;
 }
 
-function hhmm(ms) {
+function hhmm(ms, seconds = false) {
   const d = new Date(ms);
-  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  const two = (v) => String(v).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ''}`;
 }
 
 function axisY(g, y, values, x0, x1, fmt = fmtNum) {
@@ -217,7 +218,7 @@ export function speedProfile(points, { labels }) {
  * after another) or one flat list of sessions. Chains are joined by a thin
  * string through their sessions.
  */
-export function sessionTimeline(timeline, { labels, maxRows = 40, focus }) {
+export function sessionTimeline(timeline, { labels, maxRows = 40, focus, minPadMs = 5 * 60e3 }) {
   const chains = Array.isArray(timeline[0]) ? timeline : [timeline];
   const sessions = chains.flatMap((c, ci) => c.map((x) => ({
     ...x, chain: ci, t0: Date.parse(x.start), t1: Date.parse(x.end),
@@ -239,7 +240,7 @@ export function sessionTimeline(timeline, { labels, maxRows = 40, focus }) {
     const shown = Number.isInteger(focus) && focus >= 0 && focus < chains.length ? focus : longest;
     const mine = sessions.filter((q) => q.chain === shown);
     const a = Math.min(...mine.map((q) => q.t0)), b = Math.max(...mine.map((q) => q.t1));
-    const pad = Math.max((b - a) * 0.05, 5 * 60e3);
+    const pad = Math.max((b - a) * 0.05, minPadMs);
     tmin = a - pad; tmax = b + pad;
   } else {
     tmin = Math.min(...sessions.map((q) => q.t0));
@@ -271,8 +272,11 @@ export function sessionTimeline(timeline, { labels, maxRows = 40, focus }) {
     }, s('title', {}, `${x0.account} · ${x0.device} · ${x0.start} → ${x0.end}`)));
   }
   svg.append(beads);
+  // Seconds on the axis when the span is a few minutes (check-ins
+  // clocked in seconds apart).
+  const secs = tmax - tmin < 10 * 60e3;
   for (const tv of ticks(tmin, tmax, 6)) {
-    svg.append(s('text', { x: x(tv), y: h - 8, 'text-anchor': 'middle', class: 'tick' }, hhmm(tv)));
+    svg.append(s('text', { x: x(tv), y: h - 8, 'text-anchor': 'middle', class: 'tick' }, hhmm(tv, secs)));
   }
   // The day shown (local), under the accounts.
   const d = new Date(tmin);
