@@ -39,9 +39,6 @@ pub enum SqlFormat {
     Xlsx,
 }
 
-/// The xlsx media type.
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
 /// Excel's limits: rows a worksheet holds (the header among them), and
 /// characters a cell holds.
 const XLSX_MAX_ROWS: usize = 1_048_576;
@@ -211,32 +208,28 @@ pub async fn sql(
     let (rows, truncated) = (result.rows, result.truncated);
     // Encoding a large answer (up to the query's memory limit) is CPU work:
     // off the threads that serve requests.
-    let body = tokio::task::spawn_blocking(move || -> Result<Response, String> {
+    let mut resp = tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
         Ok(match format {
-            SqlFormat::Json => Json(encode::json(&result)?).into_response(),
+            SqlFormat::Json => Json(encode::json(&result).map_err(encode_failed)?).into_response(),
             SqlFormat::Csv => (
                 [(header::CONTENT_TYPE, Format::Csv.content_type())],
-                encode::csv(&result)?,
+                encode::csv(&result).map_err(encode_failed)?,
             )
                 .into_response(),
             SqlFormat::Arrow => (
                 [(header::CONTENT_TYPE, Format::Arrow.content_type())],
-                encode::arrow_ipc(&result)?,
+                encode::arrow_ipc(&result).map_err(encode_failed)?,
             )
                 .into_response(),
-            SqlFormat::Xlsx => match result_xlsx(&result, lang) {
-                Ok(bytes) => ([(header::CONTENT_TYPE, XLSX)], bytes).into_response(),
-                Err(e) => e.into_response(),
-            },
+            SqlFormat::Xlsx => (
+                [(header::CONTENT_TYPE, workbook::MEDIA_TYPE)],
+                result_xlsx(&result, lang)?,
+            )
+                .into_response(),
         })
     })
     .await
-    .map_err(|e| encode_failed(e.to_string()))?
-    .map_err(encode_failed)?;
-    if !body.status().is_success() {
-        return Ok(body);
-    }
-    let mut resp = body;
+    .map_err(|e| encode_failed(e.to_string()))??;
     let h = resp.headers_mut();
     h.insert("x-groundtruth-rows", HeaderValue::from(rows));
     h.insert(
@@ -252,7 +245,7 @@ fn accept_format(headers: &HeaderMap) -> Option<SqlFormat> {
         Some(SqlFormat::Csv)
     } else if accept.contains("application/vnd.apache.arrow.stream") {
         Some(SqlFormat::Arrow)
-    } else if accept.contains(XLSX) {
+    } else if accept.contains(workbook::MEDIA_TYPE) {
         Some(SqlFormat::Xlsx)
     } else {
         None

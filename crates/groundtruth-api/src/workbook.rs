@@ -7,6 +7,9 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::error::ApiError;
 
+/// The media type of an xlsx workbook.
+pub const MEDIA_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// The workbook's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {

@@ -151,6 +151,13 @@ struct UnitDay {
     last_us: i64,
 }
 
+impl UnitDay {
+    /// The sum of [`rapid_room`] over the day's authors.
+    fn rapid_room(&self) -> f64 {
+        self.accounts.values().map(|a| rapid_room(a.reports)).sum()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct AccountDay {
     reports: u64,
@@ -421,11 +428,7 @@ impl Week {
         self.located += d.located;
         self.copies += d.copies;
         self.rapid += d.rapid;
-        self.rapid_room += d
-            .accounts
-            .values()
-            .map(|a| rapid_room(a.reports))
-            .sum::<f64>();
+        self.rapid_room += d.rapid_room();
         for (c, k) in &d.categories {
             *self.categories.entry(c.clone()).or_default() += k;
         }
@@ -705,11 +708,7 @@ fn own_signs(d: &UnitDay, before: &[&UnitDay]) -> Vec<(&'static str, f64)> {
             binomial_ln_sf(d.copies, d.located, copy_share),
         ));
     }
-    let room: f64 = before
-        .iter()
-        .flat_map(|x| x.accounts.values())
-        .map(|a| rapid_room(a.reports))
-        .sum();
+    let room: f64 = before.iter().map(|x| x.rapid_room()).sum();
     let own_rate = rapid_rate(sum(|x| x.rapid) as u64, room);
     if d.rapid >= 2 {
         own_signs.push((
@@ -1116,6 +1115,21 @@ mod tests {
         "现场劝解后暂平息",
     ];
 
+    /// Microseconds of second `sec` of `day`.
+    fn at(day: i32, sec: i64) -> i64 {
+        (day as i64 * 86_400 + sec) * 1_000_000
+    }
+
+    /// `v` with no report carrying a text.
+    fn without_text(v: Vec<Report>) -> Vec<Report> {
+        v.into_iter()
+            .map(|mut r| {
+                r.summary = None;
+                r
+            })
+            .collect()
+    }
+
     fn report(unit: &str, acct: &str, day: i32, i: u64, cat: &str, text: String) -> Report {
         Report {
             app_id: "disputes".into(),
@@ -1123,7 +1137,7 @@ mod tests {
             region: Some(unit.into()),
             category: Some(cat.into()),
             summary: Some(text),
-            t_us: (day as i64 * 86_400 + 32_400 + i as i64 * 600) * 1_000_000,
+            t_us: at(day, 32_400 + i as i64 * 600),
             event_date: day,
             near_copy: false,
             located: false,
@@ -1352,15 +1366,11 @@ mod tests {
     /// day), `habit` in ten of them from the spot of the author's previous
     /// one; `extra` more a day by big11.
     fn first_three_days(habit: u64, extra: u64) -> Vec<Report> {
-        let mut v: Vec<Report> = world()
-            .into_iter()
-            .filter(|r| r.event_date < MON + 3)
-            .map(|mut r| {
-                r.located = true;
-                r.summary = None;
-                r
-            })
-            .collect();
+        let mut v = without_text(world());
+        v.retain(|r| r.event_date < MON + 3);
+        for r in &mut v {
+            r.located = true;
+        }
         for a in 0..12u64 {
             for d in 0..3 {
                 let more = if a == 11 { extra } else { 0 };
@@ -1419,9 +1429,7 @@ mod tests {
                     let mut r = varied("450103", &format!("u3a{a}"), MON + d, 100 + k, 9);
                     r.category = Some(CATS[((a + d) % 8) as usize].into());
                     r.summary = None;
-                    r.t_us = (((MON + d) as i64 * 86_400 + 50_000 + k as i64 * 60)
-                        + a as i64 * 7_000)
-                        * 1_000_000;
+                    r.t_us = at(MON + d, 50_000 + k as i64 * 60 + a as i64 * 7_000);
                     v.push(r);
                 }
             }
@@ -1430,13 +1438,7 @@ mod tests {
 
     #[test]
     fn filler_typed_one_after_another_is_found_without_text_copies_or_two_categories() {
-        let mut v: Vec<Report> = world()
-            .into_iter()
-            .map(|mut r| {
-                r.summary = None;
-                r
-            })
-            .collect();
+        let mut v = without_text(world());
         desk_filler(&mut v, 8);
         let f = detect(&v);
         assert_eq!(f.len(), 1, "{f:#?}");
@@ -1456,7 +1458,7 @@ mod tests {
             let h =
                 (r.t_us as u64 / 1_000_000).wrapping_mul(2_654_435_761) ^ salt.wrapping_mul(40_503);
             let sec = 32_400 + (h % 30_600) as i64;
-            r.t_us = (r.event_date as i64 * 86_400 + sec) * 1_000_000;
+            r.t_us = at(r.event_date, sec);
         };
         let mut v = world();
         for a in 0..4u64 {
@@ -1487,20 +1489,13 @@ mod tests {
         // Day 12 is a Saturday: nobody files, but unit 450103's three
         // accounts type twelve a minute apart before Monday's assessment,
         // fewer than the unit's usual weekday.
-        let mut v: Vec<Report> = world()
-            .into_iter()
-            .filter(|r| r.event_date != MON + 12)
-            .map(|mut r| {
-                r.summary = None;
-                r
-            })
-            .collect();
+        let mut v = without_text(world());
+        v.retain(|r| r.event_date != MON + 12);
         for a in 0..3 {
             for k in 0..4u64 {
                 let mut r = varied("450103", &format!("u3a{a}"), MON + 12, k, 9);
                 r.summary = None;
-                r.t_us =
-                    ((MON + 12) as i64 * 86_400 + 36_000 + (a * 4 + k) as i64 * 60) * 1_000_000;
+                r.t_us = at(MON + 12, 36_000 + (a * 4 + k) as i64 * 60);
                 v.push(r);
             }
         }
@@ -1514,13 +1509,7 @@ mod tests {
     fn a_city_wide_emergency_is_no_units_surge() {
         // Day 9: a typhoon. Every unit files three times its reports, most
         // of them flooding, one after another as the calls come in.
-        let mut v: Vec<Report> = world()
-            .into_iter()
-            .map(|mut r| {
-                r.summary = None;
-                r
-            })
-            .collect();
+        let mut v = without_text(world());
         for u in 0..8 {
             for a in 0..4 {
                 for k in 0..6u64 {
@@ -1535,11 +1524,10 @@ mod tests {
                     if k % 3 != 0 {
                         r.category = Some("flooding".into());
                     }
-                    r.t_us = ((MON + 9) as i64 * 86_400
-                        + 30_000
-                        + (u * 997 + a * 3_001) as i64
-                        + k as i64 * 90)
-                        * 1_000_000;
+                    r.t_us = at(
+                        MON + 9,
+                        30_000 + (u * 997 + a * 3_001) as i64 + k as i64 * 90,
+                    );
                     v.push(r);
                 }
             }
@@ -1567,9 +1555,10 @@ mod tests {
             }
         }
         for r in &mut v {
-            let day_start = (r.event_date as i64 * 86_400 + 61_200) * 1_000_000;
-            let k = (r.t_us / 1_000_000 - r.event_date as i64 * 86_400 - 32_400) / 600;
-            r.t_us = day_start + k * 60_000_000;
+            // The k-th report of a day (`report` files them 10 minutes
+            // apart from 9:00) is filed at 17:00 plus k minutes.
+            let k = (r.t_us - at(r.event_date, 32_400)) / 600_000_000;
+            r.t_us = at(r.event_date, 61_200 + k * 60);
             r.summary = None;
         }
         assert_eq!(detect(&v), Vec::new());

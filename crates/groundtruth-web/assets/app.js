@@ -9,6 +9,7 @@ import * as C from './charts.js';
 const DETECTORS = ['phone_farm', 'non_human_track', 'bulk_check_in', 'registration_farm', 'record_churn', 'report_inflation'];
 const REVIEWERS = ['inspector', 'admin'];
 const ANALYSTS = ['analyst', 'admin'];
+const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 
 const state = { token: null, me: null, after: null };
 
@@ -141,6 +142,21 @@ function legend(items) {
 /** Legend swatches take their colour from data-color (no inline styles: CSP). */
 function paintSwatches(rootEl) {
   for (const sw of rootEl.querySelectorAll('.swatch[data-color]')) sw.style.background = sw.dataset.color;
+}
+
+/** Buttons that redraw a chart for one of `n` items (a farm's chains, a
+ * device's days): `draw(i)` when pressed, the pressed one marked; `button(i)`
+ * gives its `{ attrs, text }`. None for fewer than two items. */
+function chartPicker(n, draw, groupLabel, button) {
+  if (n < 2) return null;
+  const buttons = Array.from({ length: n }, (_, i) => {
+    const { attrs, text } = button(i);
+    return h('button', {
+      type: 'button', 'aria-pressed': 'false', ...attrs,
+      onclick: () => { draw(i); for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[i])); },
+    }, text);
+  });
+  return h('div', { class: 'chain-picker', role: 'group', 'aria-label': groupLabel }, h('span', { class: 'hint' }, groupLabel), buttons);
 }
 
 function figure(title, chart, ...extra) {
@@ -797,15 +813,13 @@ function evidenceSection(rec) {
         const holder = h('div', { class: 'farm-chart' });
         const draw = (i) => put(holder, C.sessionTimeline(ev.timeline, { labels: { title: t('ev.farm') }, focus: i }));
         draw(undefined);
-        let picker = null;
-        if (chains.length > 1) {
-          const buttons = chains.map((c, i) => h('button', {
-            type: 'button', dataset: { chain: String(i) }, 'aria-pressed': 'false',
-            title: c.map((x) => x.account).filter((a, k, all) => all.indexOf(a) === k).join(' → '),
-            onclick: () => { draw(i); for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[i])); },
-          }, t('ev.farm.chain', { at: fmtTime(c[0].start), n: new Set(c.map((x) => x.account)).size })));
-          picker = h('div', { class: 'chain-picker', role: 'group', 'aria-label': t('ev.farm.chains') }, h('span', { class: 'hint' }, t('ev.farm.chains')), buttons);
-        }
+        const picker = chartPicker(chains.length, draw, t('ev.farm.chains'), (i) => {
+          const c = chains[i];
+          return {
+            attrs: { dataset: { chain: String(i) }, title: c.map((x) => x.account).filter((a, k, all) => all.indexOf(a) === k).join(' → ') },
+            text: t('ev.farm.chain', { at: fmtTime(c[0].start), n: new Set(c.map((x) => x.account)).size }),
+          };
+        });
         parts.push(figure(t('ev.farm'), holder, picker, h('p', { class: 'hint' }, t('ev.farm.row'))));
       }
       parts.push(figureTable(t('ev.figures'), pick(ev, ['pattern', 'chains', 'sessions', 'max_gap_s', 'median_session_s', 'order_tau', 'mean_similarity', 'static_phones', 'phones_with_profile', 'chance_log10', 'days'])));
@@ -819,9 +833,8 @@ function evidenceSection(rec) {
         // apart); a button per day.
         const byDay = new Map();
         for (const c of ev.check_ins) {
-          const at = new Date(c.ts);
-          if (Number.isNaN(at.getTime())) continue;
-          const day = `${at.getFullYear()}-${String(at.getMonth() + 1).padStart(2, '0')}-${String(at.getDate()).padStart(2, '0')}`;
+          if (!Number.isFinite(Date.parse(c.ts))) continue;
+          const day = C.localDay(c.ts);
           if (!byDay.has(day)) byDay.set(day, []);
           byDay.get(day).push({ account: c.account, device: ev.device || '', start: c.ts, end: c.ts });
         }
@@ -831,11 +844,10 @@ function evidenceSection(rec) {
           const holder = h('div', { class: 'rhythm-chart' });
           const draw = (i) => put(holder, C.sessionTimeline(chains, { labels: { title: t('ev.rhythm') }, focus: i, minPadMs: 5e3 }));
           draw(undefined);
-          const buttons = chains.length > 1 ? chains.map((c, i) => h('button', {
-            type: 'button', dataset: { day: days[i] }, 'aria-pressed': 'false',
-            onclick: () => { draw(i); for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[i])); },
-          }, t('ev.rhythm.day', { day: days[i], n: new Set(c.map((x) => x.account)).size }))) : [];
-          const picker = buttons.length ? h('div', { class: 'chain-picker', role: 'group', 'aria-label': t('ev.rhythm.days') }, h('span', { class: 'hint' }, t('ev.rhythm.days')), buttons) : null;
+          const picker = chartPicker(chains.length, draw, t('ev.rhythm.days'), (i) => ({
+            attrs: { dataset: { day: days[i] } },
+            text: t('ev.rhythm.day', { day: days[i], n: new Set(chains[i].map((x) => x.account)).size }),
+          }));
           const gaps = Array.isArray(ev.interval_s) ? ev.interval_s.filter((x) => x && x.mean != null) : [];
           const rhythm = gaps.length ? h('p', { class: 'hint' }, t('ev.rhythm.gaps', { s: gaps.map((x) => `${num(x.mean, 0)}±${num((x.cv || 0) * x.mean, 0)}`).join('、') })) : null;
           parts.push(figure(t('ev.rhythm'), holder, picker, rhythm));
@@ -1073,7 +1085,7 @@ function renderSql() {
   // Chinese text as UTF-8), or an xlsx workbook; the file named for when
   // it was taken.
   const download = (format) => async () => {
-    const type = format === 'csv' ? 'text/csv' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+    const type = format === 'csv' ? 'text/csv' : XLSX_TYPE;
     try {
       const res = await api('/api/v1/sql', { method: 'POST', body: { sql: editor.value, format, max_rows: Number(maxRows.value) || undefined }, accept: type, raw: true });
       const blob = format === 'csv' ? new Blob(['\ufeff', await res.text()], { type: 'text/csv;charset=utf-8' }) : await res.blob();
@@ -1142,7 +1154,7 @@ function monthlyReport(code, month) {
       h('div', { class: 'buttons' }, h('button', { type: 'submit' }, t('region.show'))));
     const xlsx = async () => {
       try {
-        const res = await api(`${base}?month=${encodeURIComponent(r.month)}&format=xlsx&lang=${lang()}`, { accept: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', raw: true });
+        const res = await api(`${base}?month=${encodeURIComponent(r.month)}&format=xlsx&lang=${lang()}`, { accept: XLSX_TYPE, raw: true });
         saveAs(await res.blob(), `groundtruth-${r.region}-${r.month}.xlsx`);
       } catch (e) { box.append(alertBox(e)); }
     };

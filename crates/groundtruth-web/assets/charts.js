@@ -77,10 +77,17 @@ function fmtMeters(m) {
   return m >= 1000 ? `${m / 1000} km` : `${m} m`;
 }
 
+const two = (v) => String(v).padStart(2, '0');
+
 function hhmm(ms, seconds = false) {
   const d = new Date(ms);
-  const two = (v) => String(v).padStart(2, '0');
   return `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ''}`;
+}
+
+/** The local day of an instant (ms or anything `Date` reads), YYYY-MM-DD. */
+export function localDay(at) {
+  const d = new Date(at);
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
 }
 
 function axisY(g, y, values, x0, x1, fmt = fmtNum) {
@@ -279,9 +286,7 @@ export function sessionTimeline(timeline, { labels, maxRows = 40, focus, minPadM
     svg.append(s('text', { x: x(tv), y: h - 8, 'text-anchor': 'middle', class: 'tick' }, hhmm(tv, secs)));
   }
   // The day shown (local), under the accounts.
-  const d = new Date(tmin);
-  svg.append(s('text', { x: l - 4, y: h - 8, 'text-anchor': 'end', class: 'tick day' },
-    `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`));
+  svg.append(s('text', { x: l - 4, y: h - 8, 'text-anchor': 'end', class: 'tick day' }, localDay(tmin)));
   return svg;
 }
 
